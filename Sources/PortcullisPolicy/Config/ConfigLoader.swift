@@ -1,0 +1,279 @@
+import Foundation
+import Yams
+
+/// Reads every `*.yaml` file of a directory (one level), merges their top-level keys and
+/// validates the result, reporting every error with its file, line and key.
+public enum ConfigLoader {
+    /// Every top-level key of the schema in DESIGN.md.
+    public static let topLevelKeys = [
+        "listen", "admin", "trusted_proxies", "upstream", "issuers", "roles", "clients", "logging", "limits",
+        "catalog",
+    ]
+    /// Keys whose sections later stages interpret; accepted and kept as they are for now.
+    static let deferredKeys: Set<String> = ["admin", "issuers", "roles", "clients", "catalog"]
+
+    public static func load(directory: String) throws(ConfigErrors) -> GatewayConfig {
+        let files: [String]
+        do {
+            files = try FileManager.default.contentsOfDirectory(atPath: directory)
+                .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }
+                .sorted()
+        } catch {
+            throw ConfigErrors([ConfigError(nil, key: "", "cannot read config directory \(directory): \(error)")])
+        }
+        guard !files.isEmpty else {
+            throw ConfigErrors([ConfigError(nil, key: "", "no *.yaml files in \(directory)")])
+        }
+        var sources: [(file: String, text: String)] = []
+        var errors: [ConfigError] = []
+        for name in files {
+            let path = (directory as NSString).appendingPathComponent(name)
+            do {
+                sources.append((path, try String(contentsOfFile: path, encoding: .utf8)))
+            } catch {
+                errors.append(ConfigError(SourceLocation(file: path, line: 1, column: 1), key: "", "cannot read: \(error)"))
+            }
+        }
+        if !errors.isEmpty { throw ConfigErrors(errors) }
+        return try self.load(sources: sources, directory: directory)
+    }
+
+    /// Loads from in-memory sources: `(file name for messages, YAML text)`.
+    public static func load(sources: [(file: String, text: String)], directory: String) throws(ConfigErrors) -> GatewayConfig {
+        var errors: [ConfigError] = []
+        var sections: [String: ConfigNode] = [:]
+        for (file, text) in sources {
+            let root: Node?
+            do {
+                root = try Yams.compose(yaml: text)
+            } catch let error as YamlError {
+                errors.append(Self.describe(error, file: file))
+                continue
+            } catch {
+                errors.append(ConfigError(SourceLocation(file: file, line: 1, column: 1), key: "", "\(error)"))
+                continue
+            }
+            guard let root else { continue }  // an empty file is allowed
+            let top = ConfigNode(node: root, file: file, keyPath: "")
+            guard let entries = top.mapping(&errors) else { continue }
+            top.checkKeys(entries, known: Self.topLevelKeys, &errors)
+            for entry in entries where Self.topLevelKeys.contains(entry.key) {
+                if let first = sections[entry.key] {
+                    let where_ = first.location.map { " (already set at \($0))" } ?? ""
+                    errors.append(ConfigError(entry.keyLocation, key: entry.key, "set in more than one file\(where_)"))
+                    continue
+                }
+                sections[entry.key] = entry.value
+            }
+        }
+
+        let listeners = sections["listen"].map { Self.listeners($0, &errors) }
+        if sections["listen"] == nil {
+            errors.append(ConfigError(nil, key: "listen", "missing: at least one listener is required"))
+        }
+        let upstream = sections["upstream"].flatMap { Self.upstream($0, &errors) }
+        if sections["upstream"] == nil {
+            errors.append(ConfigError(nil, key: "upstream", "missing: the backend to forward to is required"))
+        }
+        let trusted = sections["trusted_proxies"].map { Self.cidrList($0, &errors) } ?? .empty
+        let logging = sections["logging"].map { Self.logging($0, &errors) } ?? LoggingConfig()
+        let limits = sections["limits"].map { Self.limits($0, &errors) } ?? Limits()
+        var deferred: [String: SourceLocation] = [:]
+        for key in Self.deferredKeys {
+            if let node = sections[key], let location = node.location { deferred[key] = location }
+        }
+
+        guard errors.isEmpty, let listeners, let upstream else {
+            throw ConfigErrors(errors.sorted { ($0.location?.file ?? "", $0.location?.line ?? 0) < ($1.location?.file ?? "", $1.location?.line ?? 0) })
+        }
+        return GatewayConfig(
+            directory: directory,
+            listeners: listeners,
+            upstream: upstream,
+            trustedProxies: trusted,
+            logging: logging,
+            limits: limits,
+            deferredSections: deferred
+        )
+    }
+
+    private static func describe(_ error: YamlError, file: String) -> ConfigError {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
+            .composer(_, let problem, let mark, _):
+            return ConfigError(SourceLocation(file: file, line: mark.line, column: mark.column), key: "", "invalid YAML: \(problem)")
+        default:
+            return ConfigError(SourceLocation(file: file, line: 1, column: 1), key: "", "invalid YAML: \(error)")
+        }
+    }
+
+    // MARK: - Sections
+
+    static func listeners(_ node: ConfigNode, _ errors: inout [ConfigError]) -> [ListenerConfig] {
+        guard let items = node.sequence(&errors) else { return [] }
+        if items.isEmpty { errors.append(node.error("expected at least one listener")) }
+        var result: [ListenerConfig] = []
+        for item in items {
+            guard let entries = item.mapping(&errors) else { continue }
+            item.checkKeys(entries, known: ["address", "tls"], &errors)
+            guard let addressNode = entries.first(where: { $0.key == "address" })?.value else {
+                errors.append(item.error("missing address, e.g. \"0.0.0.0:8080\" or \"[::]:8080\""))
+                continue
+            }
+            guard let text = addressNode.string(&errors) else { continue }
+            guard let address = HostPort(parsing: text), IPAddress(parsing: address.host) != nil || address.host == "localhost"
+            else {
+                errors.append(addressNode.error("'\(text)' is not an address; expected IP:port such as \"0.0.0.0:8080\" or \"[::]:8443\""))
+                continue
+            }
+            let tls = entries.first(where: { $0.key == "tls" })?.value.location
+            result.append(ListenerConfig(address: address, tlsRequested: tls, location: addressNode.location))
+        }
+        return result
+    }
+
+    static func upstream(_ node: ConfigNode, _ errors: inout [ConfigError]) -> UpstreamConfig? {
+        guard let entries = node.mapping(&errors) else { return nil }
+        node.checkKeys(
+            entries,
+            known: ["url", "profile", "timeout", "connect_timeout", "ca_file", "auth", "keepalive_timeout", "max_idle_connections"],
+            &errors
+        )
+        guard let urlNode = entries.first(where: { $0.key == "url" })?.value else {
+            errors.append(node.error("missing url, e.g. \"https://cipp-xyz.azurewebsites.net\""))
+            return nil
+        }
+        guard let urlText = urlNode.string(&errors) else { return nil }
+        guard let (scheme, host, port) = UpstreamConfig.parseURL(urlText) else {
+            errors.append(urlNode.error("'\(urlText)' is not an upstream URL; expected http://host[:port] or https://host[:port] with no path"))
+            return nil
+        }
+        var upstream = UpstreamConfig(scheme: scheme, host: host, port: port)
+        for entry in entries {
+            let value = entry.value
+            switch entry.key {
+            case "timeout":
+                if let d = value.duration(&errors) {
+                    if d.nanoseconds <= 0 { errors.append(value.error("must be more than 0")) } else { upstream.timeout = d }
+                }
+            case "connect_timeout":
+                if let d = value.duration(&errors) {
+                    if d.nanoseconds <= 0 { errors.append(value.error("must be more than 0")) } else { upstream.connectTimeout = d }
+                }
+            case "keepalive_timeout":
+                if let d = value.duration(&errors) { upstream.keepaliveTimeout = d }
+            case "max_idle_connections":
+                if let n = value.integer(&errors, in: 0...100_000) { upstream.maxIdleConnections = n }
+            case "ca_file":
+                if let path = value.string(&errors) {
+                    if scheme != .https { errors.append(value.error("ca_file needs an https:// upstream url")) }
+                    upstream.caFile = Self.resolve(path, relativeTo: node.file)
+                }
+            case "profile":
+                if let profile = value.string(&errors) {
+                    if ["cipp", "generic"].contains(profile) {
+                        upstream.profile = profile
+                    } else {
+                        errors.append(value.error("unknown profile '\(profile)'; expected cipp or generic"))
+                    }
+                }
+            case "auth":
+                upstream.authLocation = value.location
+            default:
+                break
+            }
+        }
+        return upstream
+    }
+
+    static func cidrList(_ node: ConfigNode, _ errors: inout [ConfigError]) -> CIDRSet {
+        guard let items = node.sequence(&errors) else { return .empty }
+        var prefixes: [CIDRPrefix] = []
+        for item in items {
+            guard let text = item.string(&errors) else { continue }
+            switch CIDRPrefix.validate(Substring(text)) {
+            case .success(let prefix): prefixes.append(prefix)
+            case .failure(let error): errors.append(item.error("\(error)"))
+            }
+        }
+        return CIDRSet(prefixes)
+    }
+
+    static func logging(_ node: ConfigNode, _ errors: inout [ConfigError]) -> LoggingConfig {
+        var logging = LoggingConfig()
+        guard let entries = node.mapping(&errors) else { return logging }
+        node.checkKeys(entries, known: ["access_log", "per_client_dir", "level"], &errors)
+        for entry in entries {
+            switch entry.key {
+            case "access_log":
+                if entry.value.node.bool == false || entry.value.node.string == "off" {
+                    logging.accessLog = nil
+                } else if let text = entry.value.string(&errors) {
+                    logging.accessLog = text == "-" ? "-" : Self.resolve(text, relativeTo: node.file)
+                }
+            case "per_client_dir":
+                if let text = entry.value.string(&errors) {
+                    logging.perClientDirectory = Self.resolve(text, relativeTo: node.file)
+                }
+            case "level":
+                if let text = entry.value.string(&errors) {
+                    let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+                    if levels.contains(text) {
+                        logging.level = text
+                    } else {
+                        errors.append(entry.value.error("unknown level '\(text)'; expected one of \(levels.joined(separator: ", "))"))
+                    }
+                }
+            default:
+                break
+            }
+        }
+        return logging
+    }
+
+    static func limits(_ node: ConfigNode, _ errors: inout [ConfigError]) -> Limits {
+        var limits = Limits()
+        guard let entries = node.mapping(&errors) else { return limits }
+        node.checkKeys(
+            entries,
+            known: ["client_header_timeout", "idle_timeout", "max_connections", "max_header_bytes", "max_inspect_body", "drain_timeout"],
+            &errors
+        )
+        for entry in entries {
+            let value = entry.value
+            switch entry.key {
+            case "client_header_timeout":
+                if let d = Self.positive(value, &errors) { limits.clientHeaderTimeout = d }
+            case "idle_timeout":
+                if let d = Self.positive(value, &errors) { limits.idleTimeout = d }
+            case "drain_timeout":
+                if let d = value.duration(&errors) { limits.drainTimeout = d }
+            case "max_connections":
+                if let n = value.integer(&errors, in: 1...1_000_000) { limits.maxConnections = n }
+            case "max_header_bytes":
+                if let n = value.integer(&errors, in: 1024...1_048_576) { limits.maxHeaderBytes = n }
+            case "max_inspect_body":
+                if let n = value.integer(&errors, in: 0...1_073_741_824) { limits.maxInspectBody = n }
+            default:
+                break
+            }
+        }
+        return limits
+    }
+
+    private static func positive(_ node: ConfigNode, _ errors: inout [ConfigError]) -> ConfigDuration? {
+        guard let d = node.duration(&errors) else { return nil }
+        guard d.nanoseconds > 0 else {
+            errors.append(node.error("must be more than 0"))
+            return nil
+        }
+        return d
+    }
+
+    /// Paths in a config file are relative to the file's directory.
+    static func resolve(_ path: String, relativeTo file: String) -> String {
+        if path.hasPrefix("/") { return path }
+        let directory = (file as NSString).deletingLastPathComponent
+        return directory.isEmpty ? path : (directory as NSString).appendingPathComponent(path)
+    }
+}

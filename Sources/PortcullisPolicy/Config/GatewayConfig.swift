@@ -1,0 +1,192 @@
+/// The gateway's whole configuration after loading and validation: an immutable snapshot.
+///
+/// Sections that later stages own (`issuers`, `roles`, `clients`, `admin`, `catalog`) are
+/// recognised and their locations kept in `deferredSections`; they are not interpreted yet.
+public struct GatewayConfig: Sendable {
+    public var directory: String
+    public var listeners: [ListenerConfig]
+    public var upstream: UpstreamConfig
+    public var trustedProxies: CIDRSet
+    public var logging: LoggingConfig
+    public var limits: Limits
+    public var deferredSections: [String: SourceLocation]
+
+    public init(
+        directory: String,
+        listeners: [ListenerConfig],
+        upstream: UpstreamConfig,
+        trustedProxies: CIDRSet = .empty,
+        logging: LoggingConfig = LoggingConfig(),
+        limits: Limits = Limits(),
+        deferredSections: [String: SourceLocation] = [:]
+    ) {
+        self.directory = directory
+        self.listeners = listeners
+        self.upstream = upstream
+        self.trustedProxies = trustedProxies
+        self.logging = logging
+        self.limits = limits
+        self.deferredSections = deferredSections
+    }
+}
+
+/// A host and port as written in `listen[].address` (`0.0.0.0:8080`, `[::]:8443`).
+public struct HostPort: Hashable, Sendable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port` or `[v6]:port`; a bare IPv6 address without brackets is ambiguous.
+    public init?(parsing text: String) {
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            let host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":"), IPAddress(parsing: host) != nil else { return nil }
+            guard let port = HostPort.port(rest.dropFirst()) else { return nil }
+            self.init(host: host, port: port)
+        } else {
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, let port = HostPort.port(parts[1]) else { return nil }
+            self.init(host: String(parts[0]), port: port)
+        }
+    }
+
+    private static func port(_ text: Substring) -> Int? {
+        guard !text.isEmpty, text.count <= 5, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+            let port = Int(text), port <= 65535, text == "0" || !text.hasPrefix("0")
+        else { return nil }
+        return port
+    }
+
+    public var description: String {
+        self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)"
+    }
+}
+
+public struct ListenerConfig: Sendable {
+    public var address: HostPort
+    /// `tls:` was given; downstream TLS is not implemented yet, and `serve` refuses to start.
+    public var tlsRequested: SourceLocation?
+    public var location: SourceLocation?
+
+    public init(address: HostPort, tlsRequested: SourceLocation? = nil, location: SourceLocation? = nil) {
+        self.address = address
+        self.tlsRequested = tlsRequested
+        self.location = location
+    }
+}
+
+public struct UpstreamConfig: Sendable {
+    public enum Scheme: String, Sendable {
+        case http
+        case https
+    }
+
+    public var scheme: Scheme
+    public var host: String
+    public var port: Int
+    /// One whole exchange, from the request head to the end of the response. CIPP's limit.
+    public var timeout: ConfigDuration
+    public var connectTimeout: ConfigDuration
+    /// PEM bundle of the CAs to trust instead of the system bundle (https only).
+    public var caFile: String?
+    /// `cipp` or `generic`; interpreted by the policy stage.
+    public var profile: String
+    /// Pooled idle upstream connections are closed after this long (keep below the backend's).
+    public var keepaliveTimeout: ConfigDuration
+    /// Idle upstream connections kept per event loop.
+    public var maxIdleConnections: Int
+    public var authLocation: SourceLocation?
+
+    public init(
+        scheme: Scheme,
+        host: String,
+        port: Int,
+        timeout: ConfigDuration = .minutes(10),
+        connectTimeout: ConfigDuration = .seconds(5),
+        caFile: String? = nil,
+        profile: String = "generic",
+        keepaliveTimeout: ConfigDuration = .seconds(30),
+        maxIdleConnections: Int = 128,
+        authLocation: SourceLocation? = nil
+    ) {
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.connectTimeout = connectTimeout
+        self.caFile = caFile
+        self.profile = profile
+        self.keepaliveTimeout = keepaliveTimeout
+        self.maxIdleConnections = maxIdleConnections
+        self.authLocation = authLocation
+    }
+
+    /// What goes in the upstream request's `Host` header.
+    public var authority: String {
+        let defaultPort = self.scheme == .https ? 443 : 80
+        let host = self.host.contains(":") ? "[\(self.host)]" : self.host
+        return self.port == defaultPort ? host : "\(host):\(self.port)"
+    }
+
+    /// Parses `http://host[:port]` or `https://host[:port]`, with an optional trailing `/`.
+    public static func parseURL(_ text: String) -> (Scheme, String, Int)? {
+        let scheme: Scheme
+        var rest: Substring
+        if text.hasPrefix("http://") {
+            scheme = .http
+            rest = text.dropFirst(7)
+        } else if text.hasPrefix("https://") {
+            scheme = .https
+            rest = text.dropFirst(8)
+        } else {
+            return nil
+        }
+        if rest.hasSuffix("/") { rest = rest.dropLast() }
+        guard !rest.isEmpty, !rest.contains("/"), !rest.contains("@"), !rest.contains("?"), !rest.contains("#")
+        else { return nil }
+        let defaultPort = scheme == .https ? 443 : 80
+        if rest.hasPrefix("[") {
+            if let parsed = HostPort(parsing: String(rest)) { return (scheme, parsed.host, parsed.port) }
+            guard rest.hasSuffix("]") else { return nil }
+            let host = String(rest.dropFirst().dropLast())
+            return IPAddress(parsing: host) != nil ? (scheme, host, defaultPort) : nil
+        }
+        if rest.contains(":") {
+            guard let parsed = HostPort(parsing: String(rest)), parsed.port != 0 else { return nil }
+            return (scheme, parsed.host, parsed.port)
+        }
+        return (scheme, String(rest), defaultPort)
+    }
+}
+
+public struct LoggingConfig: Sendable {
+    /// Where the access log goes: a file path, `-` for stdout, nil when off.
+    public var accessLog: String?
+    public var perClientDirectory: String?
+    /// Diagnostic log level (swift-log names: trace, debug, info, notice, warning, error, critical).
+    public var level: String
+
+    public init(accessLog: String? = nil, perClientDirectory: String? = nil, level: String = "info") {
+        self.accessLog = accessLog
+        self.perClientDirectory = perClientDirectory
+        self.level = level
+    }
+}
+
+/// The `limits:` section; the defaults are DESIGN.md's.
+public struct Limits: Sendable {
+    public var clientHeaderTimeout: ConfigDuration = .seconds(30)
+    public var idleTimeout: ConfigDuration = .seconds(60)
+    public var maxConnections: Int = 10_000
+    public var maxHeaderBytes: Int = 65_536
+    public var maxInspectBody: Int = 1_048_576
+    public var drainTimeout: ConfigDuration = .seconds(30)
+
+    public init() {}
+}

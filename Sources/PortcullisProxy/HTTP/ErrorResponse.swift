@@ -1,0 +1,111 @@
+import NIOCore
+import NIOHTTP1
+
+/// The gateway's own responses: a JSON body `{"error","error_description","request_id"}` as
+/// DESIGN.md's HTTP contract says, built by hand (no Foundation encoder on the request path).
+struct ErrorResponse {
+    var status: HTTPResponseStatus
+    /// Stable machine-readable code, e.g. `bad_request`, `upstream_unavailable`.
+    var error: StaticString
+    var description: String
+    var extraHeaders: [(String, String)] = []
+
+    static func badRequest(_ description: String) -> ErrorResponse {
+        ErrorResponse(status: .badRequest, error: "bad_request", description: description)
+    }
+
+    static let headerTooLarge = ErrorResponse(
+        status: .requestHeaderFieldsTooLarge,
+        error: "request_header_too_large",
+        description: "the request head exceeds the configured limit"
+    )
+    static let requestTimeout = ErrorResponse(
+        status: .requestTimeout,
+        error: "request_timeout",
+        description: "the request head did not arrive in time"
+    )
+    static let badGateway = ErrorResponse(
+        status: .badGateway,
+        error: "upstream_unavailable",
+        description: "the upstream could not be reached or failed"
+    )
+    static let gatewayTimeout = ErrorResponse(
+        status: .gatewayTimeout,
+        error: "upstream_timeout",
+        description: "the upstream did not answer within the exchange timeout"
+    )
+    static let draining = ErrorResponse(
+        status: .serviceUnavailable,
+        error: "unavailable",
+        description: "the gateway is shutting down",
+        extraHeaders: [("Retry-After", "5")]
+    )
+    static let expectationFailed = ErrorResponse(
+        status: .expectationFailed,
+        error: "expectation_failed",
+        description: "only Expect: 100-continue is supported"
+    )
+
+    func body(requestID: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 96 + self.description.utf8.count + requestID.utf8.count)
+        buffer.writeStaticString("{\"error\":\"")
+        buffer.writeStaticString(self.error)
+        buffer.writeStaticString("\",\"error_description\":")
+        buffer.writeJSONString(self.description)
+        buffer.writeStaticString(",\"request_id\":")
+        buffer.writeJSONString(requestID)
+        buffer.writeStaticString("}\n")
+        return buffer
+    }
+
+    func head(version: HTTPVersion, requestID: String, bodyLength: Int, close: Bool) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(5 + self.extraHeaders.count)
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(bodyLength))
+        headers.add(name: "X-Request-Id", value: requestID)
+        headers.add(name: "Cache-Control", value: "no-store")
+        for (name, value) in self.extraHeaders { headers.add(name: name, value: value) }
+        if close { headers.add(name: "Connection", value: "close") }
+        return HTTPResponseHead(version: version, status: self.status, headers: headers)
+    }
+
+    /// The whole response as bytes, for connections that have no HTTP pipeline (over the cap).
+    func rawBytes(requestID: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let body = self.body(requestID: requestID, allocator: allocator)
+        var buffer = allocator.buffer(capacity: 256 + body.readableBytes)
+        buffer.writeString("HTTP/1.1 \(self.status.code) \(self.status.reasonPhrase)\r\n")
+        for (name, value) in self.head(version: .http1_1, requestID: requestID, bodyLength: body.readableBytes, close: true).headers {
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        buffer.writeImmutableBuffer(body)
+        return buffer
+    }
+}
+
+extension ByteBuffer {
+    /// Writes a JSON string literal, escaping quotes, backslashes and control characters.
+    mutating func writeJSONString(_ string: String) {
+        self.writeInteger(UInt8(ascii: "\""))
+        for byte in string.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): self.writeStaticString("\\\"")
+            case UInt8(ascii: "\\"): self.writeStaticString("\\\\")
+            case 0x0A: self.writeStaticString("\\n")
+            case 0x0D: self.writeStaticString("\\r")
+            case 0x09: self.writeStaticString("\\t")
+            case 0x00..<0x20, 0x7F:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                self.writeStaticString("\\u00")
+                self.writeInteger(hex[Int(byte >> 4)])
+                self.writeInteger(hex[Int(byte & 0x0F)])
+            default: self.writeInteger(byte)
+            }
+        }
+        self.writeInteger(UInt8(ascii: "\""))
+    }
+}

@@ -1,0 +1,42 @@
+/// ASCII case-insensitive header-name matching without allocating (names arrive as sent).
+enum HeaderName {
+    /// `name` equals `lowercase` ignoring ASCII case; `lowercase` must be lowercase ASCII.
+    @inline(__always)
+    static func equals(_ name: String, _ lowercase: StaticString) -> Bool {
+        let count = lowercase.utf8CodeUnitCount
+        guard name.utf8.count == count else { return false }
+        return Self.hasPrefix(name, lowercase)
+    }
+
+    @inline(__always)
+    static func hasPrefix(_ name: String, _ lowercase: StaticString) -> Bool {
+        let count = lowercase.utf8CodeUnitCount
+        guard name.utf8.count >= count else { return false }
+        let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: count)
+        var index = 0
+        for byte in name.utf8 {
+            if index == count { return true }
+            let want = expected[index]
+            if byte != want && !(byte ^ 0x20 == want && want >= 0x61 && want <= 0x7A) { return false }
+            index += 1
+        }
+        return index == count
+    }
+
+    /// Splits a comma-separated header value into lowercased tokens (`Connection: close, X-Foo`).
+    static func tokens(_ value: String) -> [String] {
+        value.split(separator: ",").compactMap {
+            let token = $0.trimmingASCIIWhitespace()
+            return token.isEmpty ? nil : token.lowercased()
+        }
+    }
+}
+
+extension Substring {
+    func trimmingASCIIWhitespace() -> Substring {
+        var s = self
+        while let first = s.utf8.first, first == 0x20 || first == 0x09 { s = s.dropFirst() }
+        while let last = s.utf8.last, last == 0x20 || last == 0x09 { s = s.dropLast() }
+        return s
+    }
+}

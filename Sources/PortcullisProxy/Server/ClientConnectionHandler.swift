@@ -1,0 +1,556 @@
+import NIOCore
+import NIOHTTP1
+import PortcullisPolicy
+
+/// One client connection: reads requests one at a time (NIOHTTP1's pipelining assistance
+/// queues the rest) and runs each through the request path of DESIGN.md, top to bottom:
+/// framing checks, canonical path, client address, header rewriting, upstream lease,
+/// streaming both ways with backpressure, timeouts.
+///
+/// An exchange is two progressions, the request (`RequestPhase`) and the response
+/// (`ResponsePhase`); it ends when both are complete. Both channels live on this loop.
+final class ClientConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    enum RequestPhase {
+        /// No exchange: waiting for the next request head.
+        case idle
+        case streamingBody
+        case complete
+    }
+
+    enum ResponsePhase {
+        case waiting
+        case streaming
+        case complete
+    }
+
+    private enum UpstreamState {
+        case none
+        case connecting
+        case attached(UpstreamConnection)
+    }
+
+    private let loop: LoopContext
+    private let activity: InboundActivityHandler
+    private let forwardedProto: String
+    private var context: ChannelHandlerContext!
+    private var peer: IPAddress = .v4(0)
+    private var peerText = ""
+    private var isOpen = true
+
+    // The exchange in flight; reset by `startExchange`.
+    private var settings: ProxySettings
+    private var request: RequestPhase = .idle
+    private var response: ResponsePhase = .complete
+    private var upstream: UpstreamState = .none
+    private var requestID = ""
+    private var requestVersion: HTTPVersion = .http1_1
+    private var upstreamHead: HTTPRequestHead?
+    /// Parts that arrived while the upstream connection was being set up.
+    private var pendingParts: CircularBuffer<HTTPClientRequestPart> = CircularBuffer(initialCapacity: 4)
+    private var requestHasBody = false
+    private var isIdempotent = false
+    private var leasedReusedConnection = false
+    private var retried = false
+    private var closeAfterResponse = false
+    private var upstreamNeedsFlush = false
+    private var readPending = false
+
+    // Timers: one scheduled task, re-armed lazily for the earliest of two deadlines.
+    private var awaitingHead = true
+    private var headStarted = false
+    private var connectionDeadline: NIODeadline?
+    private var exchangeDeadline: NIODeadline?
+    private var timerTask: Scheduled<Void>?
+    private var timerAt: NIODeadline = .distantFuture
+
+    init(loop: LoopContext, activity: InboundActivityHandler, forwardedProto: String) {
+        self.loop = loop
+        self.activity = activity
+        self.settings = loop.settings
+        self.forwardedProto = forwardedProto
+    }
+
+    // MARK: - Connection lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.activity.connection = self
+        if let remote = context.channel.remoteAddress, let text = remote.ipAddress,
+            let address = IPAddress(parsing: text)
+        {
+            self.peer = address.unmappedIPv4
+            self.peerText = self.peer.description
+        }
+        // The first request head must arrive within client_header_timeout of the accept.
+        self.connectionDeadline = .now() + self.settings.clientHeaderTimeout
+        self.rearmTimer()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.isOpen = false
+        self.timerTask?.cancel()
+        self.timerTask = nil
+        if case .attached(let connection) = self.upstream {
+            // The client left mid-exchange: the upstream connection is in an unknown state.
+            connection.close()
+        }
+        self.upstream = .none
+        self.pendingParts.removeAll()
+        context.fireChannelInactive()
+    }
+
+    /// Called by `InboundActivityHandler` for every read of raw bytes.
+    func bytesArrived() {
+        if self.awaitingHead && !self.headStarted {
+            self.headStarted = true
+            self.connectionDeadline = .now() + self.settings.clientHeaderTimeout
+            self.rearmTimer()
+        }
+    }
+
+    // MARK: - Request side
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.requestHeadReceived(head)
+        case .body(let buffer):
+            self.requestBodyReceived(.body(.byteBuffer(buffer)))
+        case .end(let trailers):
+            self.requestEndReceived(trailers)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if self.upstreamNeedsFlush, case .attached(let connection) = self.upstream {
+            self.upstreamNeedsFlush = false
+            connection.flush()
+        }
+    }
+
+    private func requestHeadReceived(_ head: HTTPRequestHead) {
+        precondition(self.request == .idle, "request head in phase \(self.request)")
+        self.startExchange(head)
+
+        if self.loop.isDraining {
+            return self.respondLocally(.draining, close: true)
+        }
+        if let problem = Self.framingProblem(head) {
+            return self.respondLocally(.badRequest(problem), close: true)
+        }
+        let target: CanonicalTarget
+        switch CanonicalPath.canonicalize(head.uri) {
+        case .success(let canonical): target = canonical
+        case .failure(let error): return self.respondLocally(.badRequest("\(error)"), close: true)
+        }
+        var expectContinue = false
+        if let expect = head.headers.first(name: "expect") {
+            guard expect.lowercased() == "100-continue" else {
+                return self.respondLocally(.expectationFailed, close: true)
+            }
+            expectContinue = true
+        }
+
+        let client = ClientAddress.resolve(
+            peer: self.peer,
+            peerText: self.peerText,
+            headers: head.headers,
+            trusted: self.settings.trustedProxies
+        )
+        let chunked = head.headers.contains(name: "transfer-encoding")
+        let forwarding = HeaderRewriter.Forwarding(
+            authority: self.settings.upstream.authority,
+            proto: self.forwardedProto,
+            forwardedFor: client.forwardedFor,
+            requestID: self.requestID,
+            chunked: chunked
+        )
+        var upstreamHead = HTTPRequestHead(
+            version: .http1_1,
+            method: head.method,
+            uri: target.uri,
+            headers: HeaderRewriter.upstreamHeaders(head.headers, forwarding)
+        )
+        upstreamHead.headers.reserveCapacity(0)
+        self.upstreamHead = upstreamHead
+        self.requestHasBody = chunked || (head.headers.first(name: "content-length").map { $0 != "0" } ?? false)
+        // The decoder stops parsing after a request that asked for an upgrade.
+        if head.headers.contains(name: "upgrade") { self.closeAfterResponse = true }
+
+        self.exchangeDeadline = .now() + self.settings.exchangeTimeout
+        self.rearmTimer()
+        if expectContinue {
+            let interim = HTTPResponseHead(version: head.version, status: .continue)
+            self.context.writeAndFlush(self.wrapOutboundOut(.head(interim)), promise: nil)
+        }
+        self.lease(fresh: false)
+    }
+
+    private func startExchange(_ head: HTTPRequestHead) {
+        self.settings = self.loop.settings
+        self.request = .streamingBody
+        self.response = .waiting
+        self.requestID = self.loop.requestIDs.make()
+        self.requestVersion = head.version
+        self.upstreamHead = nil
+        self.requestHasBody = false
+        self.isIdempotent = Self.idempotent(head.method)
+        self.leasedReusedConnection = false
+        self.retried = false
+        self.closeAfterResponse = !head.isKeepAlive
+        self.awaitingHead = false
+        self.headStarted = false
+        self.connectionDeadline = nil
+    }
+
+    private func requestBodyReceived(_ part: HTTPClientRequestPart) {
+        switch (self.response, self.upstream) {
+        case (.complete, _):
+            break  // already answered locally; the connection closes after the response
+        case (_, .attached(let connection)):
+            connection.write(part)
+            self.upstreamNeedsFlush = true
+        case (_, .connecting):
+            self.pendingParts.append(part)
+        case (_, .none):
+            break
+        }
+    }
+
+    private func requestEndReceived(_ trailers: HTTPHeaders?) {
+        self.request = .complete
+        self.requestBodyReceived(.end(trailers))
+        if self.response == .complete {
+            self.finishExchange()
+        }
+    }
+
+    /// Ambiguous framing is refused, never guessed (DESIGN.md: smuggling attempt -> 400).
+    static func framingProblem(_ head: HTTPRequestHead) -> String? {
+        let transferEncodings = head.headers["transfer-encoding"]
+        guard !transferEncodings.isEmpty else { return nil }
+        if head.version.major == 1 && head.version.minor == 0 {
+            return "Transfer-Encoding is not allowed in HTTP/1.0"
+        }
+        if transferEncodings.count != 1
+            || Substring(transferEncodings[0]).trimmingASCIIWhitespace().lowercased() != "chunked"
+        {
+            return "only Transfer-Encoding: chunked is accepted"
+        }
+        if head.headers.contains(name: "content-length") {
+            return "both Content-Length and Transfer-Encoding"
+        }
+        return nil
+    }
+
+    private static func idempotent(_ method: HTTPMethod) -> Bool {
+        switch method {
+        case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: return true
+        default: return false
+        }
+    }
+
+    // MARK: - Upstream lease
+
+    private func lease(fresh: Bool) {
+        guard let head = self.upstreamHead else { return }
+        switch self.loop.pool.acquire(fresh: fresh) {
+        case .ready(let connection):
+            self.leasedReusedConnection = true
+            self.attach(connection, head: head)
+        case .connecting(let future):
+            self.upstream = .connecting
+            self.leasedReusedConnection = false
+            let handler = NIOLoopBound(self, eventLoop: self.context.eventLoop)
+            future.whenComplete { result in
+                handler.value.connectCompleted(result)
+            }
+        }
+    }
+
+    private func connectCompleted(_ result: Result<UpstreamConnection, Error>) {
+        guard case .connecting = self.upstream, self.isOpen, self.response == .waiting else {
+            // Nobody waits for this connection any more (answered, timed out or gone).
+            if case .success(let connection) = result { self.loop.pool.release(connection) }
+            return
+        }
+        switch result {
+        case .success(let connection):
+            guard let head = self.upstreamHead else { return }
+            self.attach(connection, head: head)
+        case .failure:
+            self.upstream = .none
+            self.pendingParts.removeAll()
+            self.respondLocally(.badGateway, close: self.request != .complete)
+        }
+    }
+
+    private func attach(_ connection: UpstreamConnection, head: HTTPRequestHead) {
+        self.upstream = .attached(connection)
+        connection.lease(to: self)
+        connection.write(.head(head))
+        while let part = self.pendingParts.popFirst() {
+            connection.write(part)
+        }
+        self.upstreamNeedsFlush = false
+        connection.flush()
+        if self.readPending && connection.isWritable {
+            self.readPending = false
+            self.context.read()
+        }
+    }
+
+    /// Ends the lease: back to the pool only after a complete request and response.
+    private func releaseUpstream(reusable: Bool) {
+        guard case .attached(let connection) = self.upstream else {
+            self.upstream = .none
+            return
+        }
+        self.upstream = .none
+        connection.detach()
+        if reusable && connection.isUsable {
+            self.loop.pool.release(connection)
+        } else {
+            connection.close()
+        }
+    }
+
+    // MARK: - Response side (UpstreamExchange)
+
+    var downstreamIsWritable: Bool { self.context.channel.isWritable }
+
+    func upstreamRead(_ part: HTTPClientResponsePart) {
+        switch part {
+        case .head(let head):
+            guard self.response == .waiting else { return }
+            self.response = .streaming
+            if !head.isKeepAlive, case .attached(let connection) = self.upstream {
+                connection.markNotReusable()
+            }
+            let hasLength = head.headers.contains(name: "content-length")
+            let chunked = head.headers.contains(name: "transfer-encoding")
+            if !hasLength && !chunked && head.status.mayHaveResponseBody && self.upstreamHead?.method != .HEAD,
+                case .attached(let connection) = self.upstream
+            {
+                // EOF-framed: the connection ends with the body and is never reused.
+                connection.markNotReusable()
+            }
+            if self.requestVersion.minor == 0 && !hasLength { self.closeAfterResponse = true }
+            if self.request != .complete { self.closeAfterResponse = true }
+            let headers = HeaderRewriter.downstreamHeaders(
+                head.headers,
+                requestID: self.requestID,
+                close: self.closeAfterResponse
+            )
+            let downstream = HTTPResponseHead(version: self.requestVersion, status: head.status, headers: headers)
+            self.context.write(self.wrapOutboundOut(.head(downstream)), promise: nil)
+        case .body(let buffer):
+            guard self.response == .streaming else { return }
+            self.context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end(let trailers):
+            guard self.response == .streaming else { return }
+            self.response = .complete
+            self.releaseUpstream(reusable: self.request == .complete)
+            self.writeEnd(trailers)
+            if self.request == .complete {
+                self.finishExchange()
+            }
+        }
+    }
+
+    func upstreamReadComplete() {
+        self.context.flush()
+    }
+
+    func upstreamWritabilityChanged() {
+        guard case .attached(let connection) = self.upstream, connection.isWritable, self.readPending else { return }
+        self.readPending = false
+        self.context.read()
+    }
+
+    func upstreamClosed(_ connection: UpstreamConnection, error: Error?) {
+        guard case .attached(let current) = self.upstream, current === connection else { return }
+        self.upstream = .none
+        switch self.response {
+        case .waiting:
+            if self.leasedReusedConnection && !self.retried && !self.requestHasBody && self.isIdempotent
+                && self.request == .complete
+            {
+                // A pooled connection the upstream had already closed: retry once, on a new one.
+                self.retried = true
+                self.lease(fresh: true)
+                self.pendingParts.append(.end(nil))
+                return
+            }
+            self.respondLocally(.badGateway, close: self.request != .complete)
+        case .streaming:
+            // Mid-body there is no way to signal an error but to cut the connection.
+            self.abortConnection()
+        case .complete:
+            break
+        }
+    }
+
+    // MARK: - Ending exchanges
+
+    private func writeEnd(_ trailers: HTTPHeaders?) {
+        if self.closeAfterResponse {
+            let context = NIOLoopBound(self.context!, eventLoop: self.context.eventLoop)
+            self.context.writeAndFlush(self.wrapOutboundOut(.end(trailers))).whenComplete { _ in
+                context.value.close(promise: nil)
+            }
+        } else {
+            // The lease may already be over, so its read-complete will not flush for us.
+            self.context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
+        }
+    }
+
+    /// Both sides complete: wait for the next request on this connection.
+    private func finishExchange() {
+        self.request = .idle
+        self.response = .complete
+        self.exchangeDeadline = nil
+        self.upstreamHead = nil
+        if !self.closeAfterResponse {
+            self.awaitingHead = true
+            self.headStarted = false
+            self.connectionDeadline = .now() + self.settings.idleTimeout
+            self.rearmTimer()
+        }
+    }
+
+    /// Answers from the gateway itself; the upstream, if any, is let go.
+    private func respondLocally(_ error: ErrorResponse, close: Bool) {
+        guard self.response == .waiting else { return }
+        if case .attached = self.upstream { self.releaseUpstream(reusable: false) }
+        self.upstream = .none
+        self.pendingParts.removeAll()
+        self.response = .complete
+        if close || self.request != .complete { self.closeAfterResponse = true }
+        if self.requestID.isEmpty { self.requestID = self.loop.requestIDs.make() }
+        let body = error.body(requestID: self.requestID, allocator: self.context.channel.allocator)
+        let head = error.head(
+            version: self.requestVersion,
+            requestID: self.requestID,
+            bodyLength: body.readableBytes,
+            close: self.closeAfterResponse
+        )
+        self.context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        self.context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        self.writeEnd(nil)
+        self.context.flush()
+        if self.request == .complete {
+            self.finishExchange()
+        }
+    }
+
+    private func abortConnection() {
+        self.releaseUpstream(reusable: false)
+        self.closeAfterResponse = true
+        if self.isOpen { self.context.close(promise: nil) }
+    }
+
+    // MARK: - Timers
+
+    private func rearmTimer() {
+        let earliest = min(self.connectionDeadline ?? .distantFuture, self.exchangeDeadline ?? .distantFuture)
+        guard earliest != .distantFuture else { return }
+        if self.timerTask != nil && self.timerAt <= earliest { return }
+        self.timerTask?.cancel()
+        self.timerAt = earliest
+        let handler = NIOLoopBound(self, eventLoop: self.context.eventLoop)
+        self.timerTask = self.context.eventLoop.scheduleTask(deadline: earliest) {
+            handler.value.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        self.timerTask = nil
+        guard self.isOpen else { return }
+        let now = NIODeadline.now()
+        if let deadline = self.exchangeDeadline, deadline <= now {
+            self.exchangeDeadline = nil
+            self.exchangeTimedOut()
+        }
+        if let deadline = self.connectionDeadline, deadline <= now {
+            self.connectionDeadline = nil
+            if self.awaitingHead {
+                if self.headStarted {
+                    // No request was decoded, so the answer bypasses the HTTP handlers.
+                    let id = self.loop.requestIDs.make()
+                    self.activity.writeAndClose(ErrorResponse.requestTimeout.rawBytes(requestID: id, allocator: self.context.channel.allocator))
+                } else {
+                    self.context.close(promise: nil)
+                }
+            }
+        }
+        if self.isOpen { self.rearmTimer() }
+    }
+
+    private func exchangeTimedOut() {
+        switch self.response {
+        case .waiting:
+            self.releaseUpstream(reusable: false)
+            self.respondLocally(.gatewayTimeout, close: self.request != .complete)
+        case .streaming:
+            self.abortConnection()
+        case .complete:
+            if self.request != .idle { self.abortConnection() }
+        }
+    }
+
+    // MARK: - Backpressure and errors
+
+    func read(context: ChannelHandlerContext) {
+        if self.request == .streamingBody && self.response != .complete {
+            switch self.upstream {
+            case .connecting:
+                self.readPending = true
+                return
+            case .attached(let connection) where !connection.isWritable:
+                self.readPending = true
+                return
+            default:
+                break
+            }
+        }
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, case .attached(let connection) = self.upstream {
+            connection.resumeReading()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let parserError = error as? HTTPParserError {
+            // Nothing of a malformed request reaches the upstream: unflushed writes die with it.
+            if self.request == .idle {
+                self.requestVersion = .http1_1
+                self.request = .complete
+                self.response = .waiting
+                self.requestID = self.loop.requestIDs.make()
+            }
+            if self.response == .waiting {
+                self.releaseUpstream(reusable: false)
+                self.pendingParts.removeAll()
+                let response: ErrorResponse =
+                    parserError == .headerOverflow ? .headerTooLarge : .badRequest("malformed request: \(parserError)")
+                self.respondLocally(response, close: true)
+                return
+            }
+        }
+        self.abortConnection()
+    }
+}
+
+extension ClientConnectionHandler: UpstreamExchange {}
+
+@available(*, unavailable)
+extension ClientConnectionHandler: Sendable {}

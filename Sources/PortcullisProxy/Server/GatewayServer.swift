@@ -1,0 +1,173 @@
+import Atomics
+import Logging
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+import PortcullisPolicy
+
+/// The gateway: its listeners, the per-loop contexts (upstream pools) and graceful stop.
+public final class GatewayServer: Sendable {
+    public let boundAddresses: [SocketAddress]
+    private let group: EventLoopGroup
+    private let channels: [Channel]
+    private let contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
+    private let quiesce: ServerQuiescingHelper
+    private let openConnections: ManagedAtomic<Int>
+    private let logger: Logger
+
+    private init(
+        group: EventLoopGroup,
+        channels: [Channel],
+        contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>],
+        quiesce: ServerQuiescingHelper,
+        openConnections: ManagedAtomic<Int>,
+        logger: Logger
+    ) {
+        self.group = group
+        self.channels = channels
+        self.boundAddresses = channels.compactMap(\.localAddress)
+        self.contexts = contexts
+        self.quiesce = quiesce
+        self.openConnections = openConnections
+        self.logger = logger
+    }
+
+    /// Binds every listener of `config` on `group`, one event loop per core.
+    public static func start(config: GatewayConfig, group: EventLoopGroup, logger: Logger) async throws -> GatewayServer {
+        for listener in config.listeners where listener.tlsRequested != nil {
+            let place = listener.tlsRequested.map { "\($0): " } ?? ""
+            throw GatewayError("\(place)listen.tls: TLS listeners are not implemented in this version; terminate TLS in front of Portcullis or remove tls:")
+        }
+        let settings = try ProxySettings(config)
+        var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
+        for loop in group.makeIterator() {
+            contexts[ObjectIdentifier(loop)] = try await loop.submit {
+                NIOLoopBound(LoopContext(eventLoop: loop, settings: settings), eventLoop: loop)
+            }.get()
+        }
+        let quiesce = ServerQuiescingHelper(group: group)
+        let openConnections = ManagedAtomic(0)
+        let maxConnections = config.limits.maxConnections
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = config.limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldSize = config.limits.maxHeaderBytes
+        let frozenContexts = contexts
+
+        var channels: [Channel] = []
+        do {
+            for listener in config.listeners {
+                let bootstrap = ServerBootstrap(group: group)
+                    .serverChannelOption(.backlog, value: 1024)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .serverChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                        }
+                    }
+                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelInitializer { channel in
+                        let open = openConnections.wrappingIncrementThenLoad(ordering: .relaxed)
+                        channel.closeFuture.whenComplete { _ in
+                            openConnections.wrappingDecrement(ordering: .relaxed)
+                        }
+                        guard open <= maxConnections else {
+                            return Self.refuseOverCapacity(channel)
+                        }
+                        return channel.eventLoop.makeCompletedFuture {
+                            guard let loop = frozenContexts[ObjectIdentifier(channel.eventLoop)] else {
+                                throw GatewayError("event loop without a context")
+                            }
+                            let sync = channel.pipeline.syncOperations
+                            let activity = InboundActivityHandler()
+                            try sync.addHandler(activity)
+                            try sync.configureHTTPServerPipeline(
+                                withPipeliningAssistance: true,
+                                withErrorHandling: false,
+                                withOutboundHeaderValidation: true,
+                                withEncoderConfiguration: .init(),
+                                withDecoderLimitConfiguration: decoderLimits
+                            )
+                            try sync.addHandler(
+                                ClientConnectionHandler(loop: loop.value, activity: activity, forwardedProto: "http")
+                            )
+                        }
+                    }
+                let channel = try await bootstrap.bind(host: listener.address.host, port: listener.address.port).get()
+                channels.append(channel)
+                logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+            }
+        } catch {
+            for channel in channels { try? await channel.close() }
+            throw GatewayError("cannot listen: \(error)")
+        }
+        return GatewayServer(
+            group: group,
+            channels: channels,
+            contexts: contexts,
+            quiesce: quiesce,
+            openConnections: openConnections,
+            logger: logger
+        )
+    }
+
+    /// Over `max_connections`: a 503 with `Retry-After`, written below HTTP, then close.
+    private static func refuseOverCapacity(_ channel: Channel) -> EventLoopFuture<Void> {
+        var response = ErrorResponse(
+            status: .serviceUnavailable,
+            error: "unavailable",
+            description: "too many open connections",
+            extraHeaders: [("Retry-After", "1")]
+        )
+        response.extraHeaders.reserveCapacity(1)
+        var ids = RequestIDGenerator()
+        let bytes = response.rawBytes(requestID: ids.make(), allocator: channel.allocator)
+        channel.writeAndFlush(bytes).whenComplete { _ in channel.close(promise: nil) }
+        return channel.eventLoop.makeSucceededVoidFuture()
+    }
+
+    public var openConnectionCount: Int { self.openConnections.load(ordering: .relaxed) }
+
+    /// Applies a new configuration to every loop; requests in flight keep their snapshot.
+    public func apply(_ config: GatewayConfig) async throws {
+        let settings = try ProxySettings(config)
+        for context in self.contexts.values {
+            try await context.eventLoop.submit { context.value.update(settings) }.get()
+        }
+    }
+
+    /// Graceful stop: stop accepting, let in-flight exchanges finish (at most `timeout`),
+    /// close idle connections at once, then close whatever is left.
+    public func drain(timeout: TimeAmount) async {
+        for context in self.contexts.values {
+            try? await context.eventLoop.submit { context.value.isDraining = true }.get()
+        }
+        let loop = self.group.any()
+        let done = loop.makePromise(of: Void.self)
+        self.quiesce.initiateShutdown(promise: done)
+        let timer = loop.scheduleTask(in: timeout) {
+            done.fail(GatewayError("drain timeout"))
+        }
+        do {
+            try await done.futureResult.get()
+            timer.cancel()
+            self.logger.info("drained: all connections finished")
+        } catch {
+            self.logger.warning(
+                "drain timeout reached; closing remaining connections",
+                metadata: ["open": "\(self.openConnectionCount)"]
+            )
+        }
+        for context in self.contexts.values {
+            try? await context.eventLoop.submit { context.value.pool.closeAll() }.get()
+        }
+    }
+}
+
+public struct GatewayError: Error, CustomStringConvertible {
+    public var description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+}

@@ -1,0 +1,125 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// The upstream connections of one event loop: an exchange and its upstream connection share
+/// the loop, so the pool needs no lock. Idle connections are reused last-in first-out and
+/// closed after `keepalive_timeout` or beyond `max_idle_connections`.
+final class UpstreamPool {
+    enum Lease {
+        case ready(UpstreamConnection)
+        case connecting(EventLoopFuture<UpstreamConnection>)
+    }
+
+    let eventLoop: EventLoop
+    private(set) var target: UpstreamTarget
+    private var idle: [UpstreamConnection] = []
+    private var sweeper: RepeatedTask?
+    private(set) var opened = 0
+    private(set) var reused = 0
+
+    init(eventLoop: EventLoop, target: UpstreamTarget) {
+        self.eventLoop = eventLoop
+        self.target = target
+    }
+
+    /// An idle connection when one is alive, else a new one. `fresh` skips the idle ones
+    /// (used to retry a request that a reused connection dropped).
+    func acquire(fresh: Bool = false) -> Lease {
+        if !fresh {
+            while let connection = self.idle.popLast() {
+                if connection.isUsable {
+                    self.reused += 1
+                    return .ready(connection)
+                }
+            }
+        }
+        return .connecting(self.connect())
+    }
+
+    func release(_ connection: UpstreamConnection) {
+        self.eventLoop.assertInEventLoop()
+        guard connection.isUsable, self.idle.count < self.target.maxIdleConnections,
+            self.target.keepaliveTimeout > .zero
+        else {
+            connection.close()
+            return
+        }
+        connection.idleSince = .now()
+        self.idle.append(connection)
+        if self.sweeper == nil { self.startSweeper() }
+    }
+
+    /// An idle connection closed by the upstream leaves the pool.
+    func connectionClosed(_ connection: UpstreamConnection) {
+        if let index = self.idle.firstIndex(where: { $0 === connection }) {
+            self.idle.remove(at: index)
+        }
+    }
+
+    func closeAll() {
+        let idle = self.idle
+        self.idle.removeAll()
+        for connection in idle { connection.close() }
+        self.sweeper?.cancel()
+        self.sweeper = nil
+    }
+
+    func update(target: UpstreamTarget) {
+        self.target = target
+        self.closeAll()
+    }
+
+    var idleCount: Int { self.idle.count }
+
+    private func startSweeper() {
+        let quarter = TimeAmount.nanoseconds(self.target.keepaliveTimeout.nanoseconds / 4)
+        let interval = max(min(quarter, .seconds(1)), .milliseconds(50))
+        let pool = NIOLoopBound(self, eventLoop: self.eventLoop)
+        self.sweeper = self.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { task in
+            pool.value.sweep(task)
+        }
+    }
+
+    private func sweep(_ task: RepeatedTask) {
+        let cutoff = NIODeadline.now() - self.target.keepaliveTimeout
+        self.idle.removeAll { connection in
+            guard connection.idleSince <= cutoff else { return false }
+            connection.close()
+            return true
+        }
+        if self.idle.isEmpty {
+            task.cancel()
+            self.sweeper = nil
+        }
+    }
+
+    private func connect() -> EventLoopFuture<UpstreamConnection> {
+        self.opened += 1
+        let target = self.target
+        let pool = NIOLoopBound(self, eventLoop: self.eventLoop)
+        return ClientBootstrap(group: self.eventLoop)
+            .connectTimeout(target.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let tls = target.tls {
+                        try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: target.serverHostname))
+                    }
+                    var encoder = HTTPRequestEncoder.Configuration()
+                    encoder.automaticallySetFramingHeaders = false
+                    try sync.addHTTPClientHandlers(encoderConfiguration: encoder)
+                    try sync.addHandler(UpstreamConnection(pool: pool.value))
+                }
+            }
+            .connect(host: target.host, port: target.port)
+            .flatMapThrowing { channel in
+                try channel.pipeline.syncOperations.handler(type: UpstreamConnection.self)
+            }
+    }
+}
+
+@available(*, unavailable)
+extension UpstreamPool: Sendable {}

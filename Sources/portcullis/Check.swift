@@ -1,0 +1,18 @@
+import ArgumentParser
+import PortcullisPolicy
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validate the policy directory DIR: print every error with file:line, or a summary."
+    )
+
+    @Argument(help: "The policy directory.")
+    var directory: String
+
+    func run() throws {
+        let config = try loadOrExit(self.directory)
+        let listeners = config.listeners.map { "\($0.address)" }.joined(separator: ", ")
+        let upstream = "\(config.upstream.scheme.rawValue)://\(config.upstream.authority)"
+        print("ok: \(self.directory): \(config.listeners.count) listener(s) (\(listeners)), upstream \(upstream), timeout \(config.upstream.timeout)")
+    }
+}

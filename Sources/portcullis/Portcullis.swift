@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Portcullis: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "portcullis",
+        abstract: "An authenticating reverse proxy for internal HTTP APIs.",
+        subcommands: [Serve.self, Check.self, Demo.self, DemoBackendCommand.self]
+    )
+}

@@ -1,0 +1,134 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PortcullisPolicy
+import PortcullisProxy
+import ServiceLifecycle
+import UnixSignals
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the gateway on the policy directory DIR.",
+        discussion: "SIGHUP reloads the configuration (a bad one keeps the running one); SIGTERM drains and exits."
+    )
+
+    @Option(name: .long, help: "The policy directory: every *.yaml file in it is read.")
+    var config: String
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    func run() async throws {
+        let config = try loadOrExit(self.config)
+        let logger = makeLogger(level: config.logging.level)
+        try await runGateway(config: config, runtime: self.runtime, logger: logger)
+    }
+}
+
+/// Options shared by `serve` and `demo`.
+struct RuntimeOptions: ParsableArguments {
+    @Option(name: .long, help: "Event-loop threads (default: PORTCULLIS_THREADS, else one per core).")
+    var threads: Int?
+
+    @Option(name: .long, help: "Write the bound listener URLs to this file (one per line) once ready.")
+    var readyFile: String?
+
+    var threadCount: Int {
+        if let threads = self.threads, threads > 0 { return threads }
+        if let env = ProcessInfo.processInfo.environment["PORTCULLIS_THREADS"], let n = Int(env), n > 0 { return n }
+        return System.coreCount
+    }
+}
+
+func loadOrExit(_ directory: String) throws -> GatewayConfig {
+    do {
+        return try ConfigLoader.load(directory: directory)
+    } catch {
+        FileHandle.standardError.write(Data("portcullis: the configuration in \(directory) is not valid:\n\(error)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+func makeLogger(level: String) -> Logger {
+    var logger = Logger(label: "portcullis") { StreamLogHandler.standardError(label: $0) }
+    logger.logLevel = Logger.Level(rawValue: level) ?? .info
+    return logger
+}
+
+/// Starts the gateway, serves until SIGTERM or SIGINT, drains, and returns.
+func runGateway(
+    config: GatewayConfig,
+    runtime: RuntimeOptions,
+    logger: Logger,
+    extraReadyLines: [String] = [],
+    onReady: (@Sendable (GatewayServer) -> Void)? = nil
+) async throws {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: runtime.threadCount)
+    let server: GatewayServer
+    do {
+        server = try await GatewayServer.start(config: config, group: group, logger: logger)
+    } catch {
+        logger.critical("\(error)")
+        try? await group.shutdownGracefully()
+        throw ExitCode(1)
+    }
+    if let readyFile = runtime.readyFile {
+        let lines = extraReadyLines + server.boundAddresses.map { "http://\(urlHost($0))" }
+        try writeAtomically(lines.joined(separator: "\n") + "\n", to: readyFile)
+    }
+    onReady?(server)
+    let service = GatewayService(server: server, directory: config.directory, drainTimeout: config.limits.drainTimeout, logger: logger)
+    let group_ = ServiceGroup(
+        configuration: ServiceGroupConfiguration(
+            services: [.init(service: service)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+    )
+    try await group_.run()
+    try await group.shutdownGracefully()
+    logger.info("stopped")
+}
+
+/// Waits for the graceful-shutdown signal, handling SIGHUP reloads meanwhile, then drains.
+struct GatewayService: Service {
+    let server: GatewayServer
+    let directory: String
+    let drainTimeout: ConfigDuration
+    let logger: Logger
+
+    func run() async throws {
+        let reloads = Task {
+            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                await self.reload()
+            }
+        }
+        try? await gracefulShutdown()
+        reloads.cancel()
+        self.logger.info("draining", metadata: ["timeout": "\(self.drainTimeout)"])
+        await self.server.drain(timeout: .nanoseconds(self.drainTimeout.nanoseconds))
+    }
+
+    private func reload() async {
+        do {
+            let config = try ConfigLoader.load(directory: self.directory)
+            try await self.server.apply(config)
+            self.logger.info("configuration reloaded", metadata: ["directory": "\(self.directory)"])
+        } catch {
+            self.logger.error("reload failed; keeping the running configuration:\n\(error)")
+        }
+    }
+}
+
+func urlHost(_ address: SocketAddress) -> String {
+    let ip = address.ipAddress ?? "?"
+    let port = address.port ?? 0
+    return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+}
+
+func writeAtomically(_ text: String, to path: String) throws {
+    let temporary = path + ".tmp"
+    try text.write(toFile: temporary, atomically: false, encoding: .utf8)
+    guard rename(temporary, path) == 0 else { throw GatewayError("cannot write \(path)") }
+}
