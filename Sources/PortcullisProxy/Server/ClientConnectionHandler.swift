@@ -40,6 +40,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var peer: IPAddress = .v4(0)
     private var peerText = ""
     private var isOpen = true
+    /// The last response is written; requests still arriving are not read.
+    private var isClosing = false
 
     // The exchange in flight; reset by `startExchange`.
     private var settings: ProxySettings
@@ -133,6 +135,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private func requestHeadReceived(_ head: HTTPRequestHead) {
+        if self.isClosing { return }
         precondition(self.request == .idle, "request head in phase \(self.request)")
         self.startExchange(head)
 
@@ -208,6 +211,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private func requestBodyReceived(_ part: HTTPClientRequestPart) {
+        if self.request == .idle { return }
         switch (self.response, self.upstream) {
         case (.complete, _):
             break  // already answered locally; the connection closes after the response
@@ -222,6 +226,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private func requestEndReceived(_ trailers: HTTPHeaders?) {
+        if self.isClosing && self.request == .idle { return }
         self.request = .complete
         self.requestBodyReceived(.end(trailers))
         if self.response == .complete {
@@ -355,10 +360,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             guard self.response == .streaming else { return }
             self.response = .complete
             self.releaseUpstream(reusable: self.request == .complete)
-            self.writeEnd(trailers)
+            // Writing the end may deliver the next pipelined request at once: finish first.
             if self.request == .complete {
                 self.finishExchange()
             }
+            self.writeEnd(trailers)
         }
     }
 
@@ -399,6 +405,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     private func writeEnd(_ trailers: HTTPHeaders?) {
         if self.closeAfterResponse {
+            self.isClosing = true
             let context = NIOLoopBound(self.context!, eventLoop: self.context.eventLoop)
             self.context.writeAndFlush(self.wrapOutboundOut(.end(trailers))).whenComplete { _ in
                 context.value.close(promise: nil)
@@ -441,11 +448,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         )
         self.context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         self.context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        self.writeEnd(nil)
-        self.context.flush()
         if self.request == .complete {
             self.finishExchange()
         }
+        self.writeEnd(nil)
     }
 
     private func abortConnection() {

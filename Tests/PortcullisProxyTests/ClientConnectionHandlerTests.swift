@@ -1,0 +1,324 @@
+import Foundation
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import PortcullisPolicy
+import Testing
+
+@testable import PortcullisProxy
+
+/// The connection handler on an `EmbeddedChannel`, in the pipeline `GatewayServer` builds.
+///
+/// Only paths that answer without the upstream can run here: leasing an upstream connection
+/// builds a `ClientBootstrap`, which cannot run on an `EmbeddedEventLoop`.
+@Suite struct ClientConnectionHandlerTests {
+    struct Harness {
+        let channel: EmbeddedChannel
+        let loop: LoopContext
+
+        init(limits: String = "") throws {
+            let config: GatewayConfig
+            do throws(ConfigErrors) {
+                config = try ConfigLoader.load(
+                    sources: [
+                        (
+                            file: "test.yaml",
+                            text: """
+                                listen:
+                                  - address: "127.0.0.1:0"
+                                upstream:
+                                  url: "http://127.0.0.1:1"
+                                  connect_timeout: 1s
+                                \(limits.isEmpty ? "" : "limits:\n" + limits)
+                                """
+                        )
+                    ],
+                    directory: "/tmp"
+                )
+            } catch {
+                Issue.record("test config failed: \(error)")
+                throw error
+            }
+            let settings = try ProxySettings(config)
+            var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+            decoderLimits.maxHeaderListSize = config.limits.maxHeaderBytes
+            decoderLimits.maxHeaderFieldSize = config.limits.maxHeaderBytes
+
+            let channel = EmbeddedChannel()
+            channel.remoteAddress = try SocketAddress(ipAddress: "203.0.113.9", port: 40_000)
+            try channel.connect(to: channel.remoteAddress!).wait()
+            let loop = LoopContext(eventLoop: channel.embeddedEventLoop, settings: settings)
+            let sync = channel.pipeline.syncOperations
+            let activity = InboundActivityHandler()
+            try sync.addHandler(activity)
+            try sync.configureHTTPServerPipeline(
+                withPipeliningAssistance: true,
+                withErrorHandling: false,
+                withOutboundHeaderValidation: true,
+                withEncoderConfiguration: .init(),
+                withDecoderLimitConfiguration: decoderLimits
+            )
+            try sync.addHandler(ClientConnectionHandler(loop: loop, activity: activity, forwardedProto: "http"))
+            self.channel = channel
+            self.loop = loop
+        }
+
+        func send(_ text: String) throws {
+            try self.channel.writeInbound(ByteBuffer(string: text))
+        }
+
+        /// Everything written to the socket so far, as one string.
+        func written() throws -> String {
+            var all = ByteBuffer()
+            while let buffer = try self.channel.readOutbound(as: ByteBuffer.self) {
+                all.writeImmutableBuffer(buffer)
+            }
+            return String(buffer: all)
+        }
+
+        func response() throws -> RawResponse {
+            try RawResponse(try self.written())
+        }
+
+        /// The handler's timers run on the wall clock, so let it pass the deadline, then
+        /// bring the embedded loop's clock up to it.
+        func waitPast(_ amount: TimeAmount) {
+            Thread.sleep(forTimeInterval: Double(amount.nanoseconds) / 1e9 + 0.02)
+            self.channel.embeddedEventLoop.advanceTime(to: .now())
+        }
+
+        func finish() throws {
+            _ = try self.channel.finish(acceptAlreadyClosed: true)
+        }
+    }
+
+    /// A response as the client reads it from the socket.
+    struct RawResponse {
+        var statusLine: String
+        var headers: [(String, String)]
+        var body: String
+        var rest: String
+
+        init(_ text: String) throws {
+            let split = try #require(text.range(of: "\r\n\r\n"), "no complete head in \(text.debugDescription)")
+            var lines = text[..<split.lowerBound].components(separatedBy: "\r\n")
+            self.statusLine = lines.removeFirst()
+            self.headers = lines.map { line in
+                let colon = line.firstIndex(of: ":") ?? line.endIndex
+                return (
+                    String(line[..<colon]),
+                    String(line[colon...].dropFirst()).trimmingCharacters(in: .whitespaces)
+                )
+            }
+            let remainder = text[split.upperBound...]
+            let length = Int(self.headers.first { $0.0.lowercased() == "content-length" }?.1 ?? "") ?? 0
+            let body = remainder.utf8.prefix(length)
+            self.body = String(decoding: body, as: UTF8.self)
+            self.rest = String(decoding: remainder.utf8.dropFirst(length), as: UTF8.self)
+        }
+
+        func header(_ name: String) -> [String] {
+            self.headers.filter { $0.0.lowercased() == name.lowercased() }.map(\.1)
+        }
+
+        func json() throws -> [String: Any] {
+            let object = try JSONSerialization.jsonObject(with: Data(self.body.utf8))
+            return try #require(object as? [String: Any])
+        }
+
+        /// The shape every answer of the gateway has: JSON error, request id in body and header.
+        func expectGatewayError(
+            _ status: String,
+            error: String,
+            close: Bool = true,
+            sourceLocation: Testing.SourceLocation = #_sourceLocation
+        ) throws {
+            #expect(self.statusLine == "HTTP/1.1 \(status)", sourceLocation: sourceLocation)
+            let object = try self.json()
+            #expect(object["error"] as? String == error, "\(self.body)", sourceLocation: sourceLocation)
+            #expect(object["error_description"] is String, sourceLocation: sourceLocation)
+            let id = try #require(object["request_id"] as? String, sourceLocation: sourceLocation)
+            #expect(id.count == 32, sourceLocation: sourceLocation)
+            #expect(self.header("X-Request-Id") == [id], sourceLocation: sourceLocation)
+            #expect(self.header("Content-Type") == ["application/json"], sourceLocation: sourceLocation)
+            #expect(self.header("Content-Length") == [String(self.body.utf8.count)], sourceLocation: sourceLocation)
+            #expect(self.header("Connection") == (close ? ["close"] : []), sourceLocation: sourceLocation)
+            #expect(self.rest.isEmpty, "bytes after the response: \(self.rest.debugDescription)", sourceLocation: sourceLocation)
+        }
+    }
+
+    // MARK: - Requests refused before the upstream
+
+    @Test(arguments: ["/../etc/passwd", "/api/../../etc/passwd", "/a/%2e%2e/%2E%2E/b", "/.."])
+    func pathClimbingAboveRootIs400AndCloses(path: String) throws {
+        let harness = try Harness()
+        try harness.send("GET \(path) HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
+        let response = try harness.response()
+        try response.expectGatewayError("400 Bad Request", error: "bad_request")
+        #expect(try response.json()["error_description"] as? String == "path climbs above /")
+        #expect(!harness.channel.isActive)
+        try harness.finish()
+    }
+
+    @Test func relativeRequestTargetIs400() throws {
+        let harness = try Harness()
+        try harness.send("GET api/ListUsers HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
+        try harness.response().expectGatewayError("400 Bad Request", error: "bad_request")
+        #expect(!harness.channel.isActive)
+        try harness.finish()
+    }
+
+    @Test(arguments: ["gzip, chunked", "chunked, chunked", "identity"])
+    func transferEncodingOtherThanChunkedIs400(encoding: String) throws {
+        let harness = try Harness()
+        try harness.send(
+            "POST /api/ExecResetPass HTTP/1.1\r\nHost: api.example.com\r\nTransfer-Encoding: \(encoding)\r\n\r\n0\r\n\r\n"
+        )
+        let response = try harness.response()
+        try response.expectGatewayError("400 Bad Request", error: "bad_request")
+        #expect(try response.json()["error_description"] as? String == "only Transfer-Encoding: chunked is accepted")
+        #expect(!harness.channel.isActive)
+        try harness.finish()
+    }
+
+    @Test func transferEncodingInHTTP10Is400() throws {
+        let harness = try Harness()
+        try harness.send("POST /api/x HTTP/1.0\r\nHost: api.example.com\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        let written = try harness.written()
+        // Either llhttp refuses it or the gateway does; both must answer 400 and close.
+        #expect(written.hasPrefix("HTTP/1.0 400 Bad Request\r\n") || written.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(written)")
+        #expect(!harness.channel.isActive)
+        try harness.finish()
+    }
+
+    @Test(arguments: ["something", "100-continue, something", "200-ok"])
+    func unsupportedExpectationIs417(expect: String) throws {
+        let harness = try Harness()
+        try harness.send(
+            "POST /api/x HTTP/1.1\r\nHost: api.example.com\r\nExpect: \(expect)\r\nContent-Length: 2\r\n\r\n{}"
+        )
+        let response = try harness.response()
+        try response.expectGatewayError("417 Expectation Failed", error: "expectation_failed")
+        #expect(!harness.channel.isActive)
+        try harness.finish()
+    }
+
+    @Test func garbageIs400() throws {
+        let harness = try Harness()
+        try harness.send("GARBAGE\r\n\r\n")
+        let response = try harness.response()
+        try response.expectGatewayError("400 Bad Request", error: "bad_request")
+        #expect(((try response.json()["error_description"] as? String) ?? "").hasPrefix("malformed request"))
+        #expect(!harness.channel.isActive)
+        try harness.finish()
+    }
+
+    @Test func contentLengthWithChunkedIs400() throws {
+        let harness = try Harness()
+        try harness.send(
+            "POST /api/x HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        )
+        let response = try harness.response()
+        try response.expectGatewayError("400 Bad Request", error: "bad_request")
+        #expect(!harness.channel.isActive)
+        try harness.finish()
+    }
+
+    @Test func overlongHeaderBlockIs431() throws {
+        let harness = try Harness(limits: "  max_header_bytes: 1024\n")
+        let filler = (0..<40).map { "X-Filler-\($0): \(String(repeating: "a", count: 40))\r\n" }.joined()
+        try harness.send("GET /api/ListUsers HTTP/1.1\r\nHost: api.example.com\r\n\(filler)\r\n")
+        let response = try harness.response()
+        try response.expectGatewayError("431 Request Header Fields Too Large", error: "request_header_too_large")
+        #expect(!harness.channel.isActive)
+        try harness.finish()
+    }
+
+    @Test func overlongSingleHeaderIs431() throws {
+        let harness = try Harness(limits: "  max_header_bytes: 1024\n")
+        try harness.send("GET / HTTP/1.1\r\nHost: api.example.com\r\nCookie: \(String(repeating: "c", count: 2000))\r\n\r\n")
+        try harness.response().expectGatewayError("431 Request Header Fields Too Large", error: "request_header_too_large")
+        #expect(!harness.channel.isActive)
+        try harness.finish()
+    }
+
+    @Test func requestHeadArrivingInPiecesIsStillAnswered() throws {
+        let harness = try Harness()
+        for piece in ["GET /../x HT", "TP/1.1\r\nHo", "st: api.example.com\r", "\n\r\n"] {
+            try harness.send(piece)
+        }
+        try harness.response().expectGatewayError("400 Bad Request", error: "bad_request")
+        try harness.finish()
+    }
+
+    @Test func eachLocalAnswerHasItsOwnRequestID() throws {
+        var ids: Set<String> = []
+        for _ in 0..<3 {
+            let harness = try Harness()
+            try harness.send("GET /.. HTTP/1.1\r\nHost: x\r\n\r\n")
+            ids.formUnion(try harness.response().header("X-Request-Id"))
+            try harness.finish()
+        }
+        #expect(ids.count == 3)
+    }
+
+    @Test func drainingAnswers503WithRetryAfter() throws {
+        let harness = try Harness()
+        harness.loop.isDraining = true
+        try harness.send("GET /api/ListUsers HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
+        let response = try harness.response()
+        try response.expectGatewayError("503 Service Unavailable", error: "unavailable")
+        #expect(response.header("Retry-After") == ["5"])
+        #expect(!harness.channel.isActive)
+        try harness.finish()
+    }
+
+    @Test func http10RequestIsAnsweredInHTTP10() throws {
+        let harness = try Harness()
+        try harness.send("GET /.. HTTP/1.0\r\nHost: api.example.com\r\n\r\n")
+        let response = try harness.response()
+        #expect(response.statusLine == "HTTP/1.0 400 Bad Request")
+        #expect(!harness.channel.isActive)
+        try harness.finish()
+    }
+
+    // MARK: - Header timeout
+
+    @Test func idleConnectionIsClosedQuietlyAfterTheHeaderTimeout() throws {
+        let harness = try Harness(limits: "  client_header_timeout: 50ms\n")
+        harness.channel.embeddedEventLoop.run()
+        #expect(harness.channel.isActive)
+        harness.waitPast(.milliseconds(50))
+        #expect(!harness.channel.isActive)
+        #expect(try harness.written().isEmpty)
+        try harness.finish()
+    }
+
+    @Test func connectionIsNotClosedBeforeTheHeaderTimeout() throws {
+        let harness = try Harness(limits: "  client_header_timeout: 10s\n")
+        harness.channel.embeddedEventLoop.advanceTime(to: .now())
+        #expect(harness.channel.isActive)
+        try harness.finish()
+    }
+
+    @Test func partialRequestHeadIs408AfterTheHeaderTimeout() throws {
+        let harness = try Harness(limits: "  client_header_timeout: 50ms\n")
+        try harness.send("GET /api/ListUsers HTTP/1.1\r\nHost: api.exa")
+        #expect(try harness.written().isEmpty)
+        #expect(harness.channel.isActive)
+        harness.waitPast(.milliseconds(50))
+        let response = try harness.response()
+        try response.expectGatewayError("408 Request Timeout", error: "request_timeout")
+        #expect(!harness.channel.isActive)
+        try harness.finish()
+    }
+
+    @Test func partialRequestLineIs408AfterTheHeaderTimeout() throws {
+        let harness = try Harness(limits: "  client_header_timeout: 50ms\n")
+        try harness.send("G")
+        harness.waitPast(.milliseconds(50))
+        try harness.response().expectGatewayError("408 Request Timeout", error: "request_timeout")
+        #expect(!harness.channel.isActive)
+        try harness.finish()
+    }
+}

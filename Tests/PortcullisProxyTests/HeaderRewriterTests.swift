@@ -1,0 +1,202 @@
+import NIOHTTP1
+import Testing
+
+@testable import PortcullisProxy
+
+@Suite struct HeaderRewriterTests {
+    static func forwarding(chunked: Bool = false) -> HeaderRewriter.Forwarding {
+        HeaderRewriter.Forwarding(
+            authority: "backend.internal:9000",
+            proto: "https",
+            forwardedFor: "203.0.113.5, 10.0.0.1",
+            requestID: "0123456789abcdef0123456789abcdef",
+            chunked: chunked
+        )
+    }
+
+    static func upstream(_ pairs: [(String, String)], chunked: Bool = false) -> [(String, String)] {
+        let out = HeaderRewriter.upstreamHeaders(HTTPHeaders(pairs), Self.forwarding(chunked: chunked))
+        return out.map { ($0.name, $0.value) }
+    }
+
+    /// The headers Portcullis adds to every upstream request, after the caller's.
+    static let added: [(String, String)] = [
+        ("X-Forwarded-For", "203.0.113.5, 10.0.0.1"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "api.example.com"),
+        ("X-Request-Id", "0123456789abcdef0123456789abcdef"),
+    ]
+
+    static func same(_ a: [(String, String)], _ b: [(String, String)]) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+    }
+
+    // MARK: - Upstream
+
+    @Test func endToEndHeadersKeepTheirOrderAndGatewayHeadersAreAdded() {
+        let out = Self.upstream([
+            ("Host", "api.example.com"),
+            ("Accept", "application/json"),
+            ("User-Agent", "curl/8.5.0"),
+            ("Content-Type", "application/json"),
+            ("Content-Length", "17"),
+            ("Cookie", "a=1"),
+            ("Cookie", "b=2"),
+            ("X-Custom", "kept"),
+        ])
+        let expected: [(String, String)] =
+            [
+                ("Host", "backend.internal:9000"),
+                ("Accept", "application/json"),
+                ("User-Agent", "curl/8.5.0"),
+                ("Content-Type", "application/json"),
+                ("Content-Length", "17"),
+                ("Cookie", "a=1"),
+                ("Cookie", "b=2"),
+                ("X-Custom", "kept"),
+            ] + Self.added
+        #expect(Self.same(out, expected), "\(out)")
+    }
+
+    @Test(arguments: [
+        "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+        "Proxy-Authorization", "Authorization", "Expect", "X-Forwarded-For", "X-Forwarded-Proto",
+        "X-Forwarded-Host", "Forwarded", "X-Real-IP", "X-Request-Id", "X-Portcullis-Client-Id",
+        "X-Portcullis-Client-Name", "X-Portcullis-Anything", "x-ms-client-principal",
+        "x-ms-client-principal-id", "x-ms-client-principal-name", "X-MS-CLIENT-PRINCIPAL-IDP",
+    ])
+    func clientSentHeaderIsDropped(name: String) {
+        for spelling in [name, name.lowercased(), name.uppercased()] {
+            let out = Self.upstream([("Host", "api.example.com"), (spelling, "from-client"), ("Accept", "*/*")])
+            #expect(!out.contains { $0.1 == "from-client" }, "\(spelling) survived: \(out)")
+            #expect(Self.same(out, [("Host", "backend.internal:9000"), ("Accept", "*/*")] + Self.added), "\(out)")
+        }
+    }
+
+    @Test(arguments: [
+        "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Portcullis", "X-Portcullisx", "x-ms-client", "X-Request",
+        "X-Real-IPs", "Authorization2", "Proxy-Authenticate", "Tea", "Host2", "Content-Length-X",
+    ])
+    func lookalikeHeaderIsKept(name: String) {
+        let out = Self.upstream([("Host", "api.example.com"), (name, "kept")])
+        #expect(out.contains { $0.0 == name && $0.1 == "kept" }, "\(name) was dropped: \(out)")
+    }
+
+    @Test func headersNamedInConnectionAreRemovedCaseInsensitively() {
+        let out = Self.upstream([
+            ("Host", "api.example.com"),
+            ("Connection", "X-Hop-One, x-HOP-two ,"),
+            ("X-Hop-One", "1"),
+            ("x-hop-two", "2"),
+            ("X-HOP-TWO", "2b"),
+            ("connection", "  x-hop-three\t"),
+            ("X-Hop-Three", "3"),
+            ("X-Hop-Four", "4"),
+            ("Accept", "*/*"),
+        ])
+        #expect(Self.same(out, [("Host", "backend.internal:9000"), ("X-Hop-Four", "4"), ("Accept", "*/*")] + Self.added), "\(out)")
+    }
+
+    @Test func connectionTokensCannotRemoveFramingOrHost() {
+        let out = Self.upstream([
+            ("Host", "api.example.com"),
+            ("Content-Length", "5"),
+            ("Connection", "host, Content-Length, keep-alive, close, x-request-id, x-forwarded-for"),
+        ])
+        #expect(Self.same(out, [("Host", "backend.internal:9000"), ("Content-Length", "5")] + Self.added), "\(out)")
+    }
+
+    @Test func chunkedIsSetOnlyWhenAsked() {
+        let headers: [(String, String)] = [("Host", "api.example.com"), ("Transfer-Encoding", "gzip, chunked")]
+        let chunked = Self.upstream(headers, chunked: true)
+        #expect(Self.same(chunked, [("Host", "backend.internal:9000"), ("Transfer-Encoding", "chunked")] + Self.added), "\(chunked)")
+        let plain = Self.upstream(headers, chunked: false)
+        #expect(!plain.contains { $0.0.lowercased() == "transfer-encoding" }, "\(plain)")
+    }
+
+    @Test func withoutHostThereIsNoForwardedHost() {
+        let out = Self.upstream([("Accept", "*/*")])
+        #expect(out.first?.0 == "Host")
+        #expect(out.first?.1 == "backend.internal:9000")
+        #expect(!out.contains { $0.0 == "X-Forwarded-Host" }, "\(out)")
+        #expect(out.filter { $0.0 == "Host" }.count == 1)
+    }
+
+    @Test func forwardedHostCarriesTheOriginalHostWithPort() {
+        let out = Self.upstream([("host", "API.example.com:8443")])
+        #expect(out.contains { $0.0 == "X-Forwarded-Host" && $0.1 == "API.example.com:8443" })
+        #expect(out.filter { $0.0.lowercased() == "host" }.map(\.1) == ["backend.internal:9000"])
+    }
+
+    @Test func everyGatewayHeaderAppearsExactlyOnce() {
+        let out = Self.upstream([
+            ("Host", "api.example.com"),
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("x-forwarded-for", "7.7.7.7"),
+            ("X-Forwarded-Proto", "http"),
+            ("X-Forwarded-Host", "evil.example"),
+            ("X-Request-Id", "client-chosen"),
+            ("X-Portcullis-Client-Id", "admin"),
+        ])
+        for name in ["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id"] {
+            #expect(out.filter { $0.0.lowercased() == name }.count == 1, "\(name): \(out)")
+        }
+        #expect(!out.contains { $0.0.lowercased().hasPrefix("x-portcullis-") })
+    }
+
+    // MARK: - Downstream
+
+    static func downstream(_ pairs: [(String, String)], close: Bool) -> [(String, String)] {
+        HeaderRewriter.downstreamHeaders(HTTPHeaders(pairs), requestID: "ffffffffffffffffffffffffffffffff", close: close)
+            .map { ($0.name, $0.value) }
+    }
+
+    @Test func downstreamRemovesHopByHopAndReplacesRequestID() {
+        let out = Self.downstream(
+            [
+                ("Content-Type", "application/json"),
+                ("Connection", "keep-alive, X-Backend-Hop"),
+                ("Keep-Alive", "timeout=5"),
+                ("Transfer-Encoding", "chunked"),
+                ("Trailer", "X-Checksum"),
+                ("TE", "trailers"),
+                ("Upgrade", "h2c"),
+                ("Proxy-Connection", "keep-alive"),
+                ("Proxy-Authenticate", "Basic"),
+                ("X-Backend-Hop", "1"),
+                ("X-Request-Id", "from-backend"),
+                ("Set-Cookie", "a=1"),
+                ("Set-Cookie", "b=2"),
+                ("Content-Length", "2"),
+            ],
+            close: false
+        )
+        let expected: [(String, String)] = [
+            ("Content-Type", "application/json"),
+            ("Set-Cookie", "a=1"),
+            ("Set-Cookie", "b=2"),
+            ("Content-Length", "2"),
+            ("X-Request-Id", "ffffffffffffffffffffffffffffffff"),
+        ]
+        #expect(Self.same(out, expected), "\(out)")
+    }
+
+    @Test func downstreamAddsConnectionCloseWhenAsked() {
+        let closing = Self.downstream([("Connection", "close"), ("Content-Length", "0")], close: true)
+        #expect(
+            Self.same(
+                closing,
+                [("Content-Length", "0"), ("X-Request-Id", "ffffffffffffffffffffffffffffffff"), ("Connection", "close")]
+            ),
+            "\(closing)"
+        )
+        // The backend closing its connection does not close the client's.
+        let open = Self.downstream([("Connection", "close"), ("Content-Length", "0")], close: false)
+        #expect(!open.contains { $0.0.lowercased() == "connection" }, "\(open)")
+    }
+
+    @Test func downstreamConnectionTokensCannotRemoveFraming() {
+        let out = Self.downstream([("Connection", "Content-Length, X-Request-Id"), ("Content-Length", "3")], close: false)
+        #expect(Self.same(out, [("Content-Length", "3"), ("X-Request-Id", "ffffffffffffffffffffffffffffffff")]), "\(out)")
+    }
+}
