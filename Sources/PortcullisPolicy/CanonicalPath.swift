@@ -70,8 +70,15 @@ public enum CanonicalPath {
             previous = byte
             index += 1
         }
-        if pathEnd < bytes.count, bytes[(pathEnd + 1)...].contains(UInt8(ascii: "#")) {
-            return .failure(.fragment)
+        // The query is passed on unchanged except for bytes RFC 3986 does not allow in it,
+        // which are percent-encoded: the upstream client refuses to send them raw.
+        var queryNeedsEncoding = false
+        if pathEnd < bytes.count {
+            for byte in bytes[(pathEnd + 1)...] {
+                if byte == UInt8(ascii: "#") { return .failure(.fragment) }
+                if byte < 0x20 || byte == 0x7F { return .failure(.controlCharacter) }
+                if !isQueryByte(byte) { queryNeedsEncoding = true }
+            }
         }
 
         var rewritten: [UInt8] = []
@@ -83,12 +90,26 @@ public enum CanonicalPath {
             isCanonical = rewritten.elementsEqual(bytes[..<pathEnd])
         }
 
-        if isCanonical {
+        if isCanonical && !queryNeedsEncoding {
             let pathEndIndex = target.utf8.index(target.utf8.startIndex, offsetBy: pathEnd)
             return .success(CanonicalTarget(uri: target, pathEnd: pathEndIndex, isRewritten: false))
         }
+        if isCanonical { rewritten = Array(bytes[..<pathEnd]) }
         let pathLength = rewritten.count
-        rewritten.append(contentsOf: bytes[pathEnd...])
+        if queryNeedsEncoding {
+            rewritten.append(UInt8(ascii: "?"))
+            for byte in bytes[(pathEnd + 1)...] {
+                if isQueryByte(byte) {
+                    rewritten.append(byte)
+                } else {
+                    rewritten.append(UInt8(ascii: "%"))
+                    rewritten.append(hexDigits[Int(byte >> 4)])
+                    rewritten.append(hexDigits[Int(byte & 0x0F)])
+                }
+            }
+        } else {
+            rewritten.append(contentsOf: bytes[pathEnd...])
+        }
         let uri = String(decoding: rewritten, as: UTF8.self)
         let pathEndIndex = uri.utf8.index(uri.utf8.startIndex, offsetBy: pathLength)
         return .success(CanonicalTarget(uri: uri, pathEnd: pathEndIndex, isRewritten: true))
@@ -182,6 +203,13 @@ public enum CanonicalPath {
         if lower &- UInt8(ascii: "a") < 6 { return lower &- UInt8(ascii: "a") + 10 }
         return nil
     }
+
+    /// RFC 3986 query characters: pchar, `/`, `?`, and `%` (escapes were not rewritten).
+    static func isQueryByte(_ byte: UInt8) -> Bool {
+        isPathByte(byte) || byte == UInt8(ascii: "?") || byte == UInt8(ascii: "%")
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
 
     /// RFC 3986 pchar without escapes, plus `/`: ALPHA DIGIT - . _ ~ ! $ & ' ( ) * + , ; = : @ /.
     @inline(__always)

@@ -119,6 +119,17 @@ struct ProxyEndToEndTests {
         #expect(system.backendStats()["connections_accepted"] == 4)
     }
 
+    @Test func idlePooledConnectionsExpireAfterKeepaliveTimeout() throws {
+        let system = try GatewayUnderTest.start(upstreamExtra: "  keepalive_timeout: 200ms", threads: 1)
+        #expect(RawHTTPClient.request("GET", "/api/ListTenants", port: system.port).status == 200)
+        #expect(system.backendStats()["connections_open"] == 2)
+        usleep(700_000)
+        // The pooled connection was closed by the sweeper; the next request opens a new one.
+        #expect(system.backendStats()["connections_open"] == 1)
+        #expect(RawHTTPClient.request("GET", "/api/ListTenants", port: system.port).status == 200)
+        #expect(system.gateway.isRunning)
+    }
+
     @Test func pipelinedRequestsAreAnsweredInOrder() throws {
         let system = try GatewayUnderTest.start()
         let client = try RawHTTPClient.connect(port: system.port)

@@ -114,9 +114,17 @@ import Testing
     @Test func queryIsKeptWhenThePathIsRewritten() throws {
         let canonical = try CanonicalPath.canonicalize("/api//%4cist?tenantFilter=a%2eb&x=%zz\\").get()
         #expect(canonical.path == "/api/List")
-        #expect(canonical.query == "tenantFilter=a%2eb&x=%zz\\")
-        #expect(canonical.uri == "/api/List?tenantFilter=a%2eb&x=%zz\\")
+        // Escapes in the query are left alone; bytes not allowed there raw are encoded.
+        #expect(canonical.query == "tenantFilter=a%2eb&x=%zz%5C")
+        #expect(canonical.uri == "/api/List?tenantFilter=a%2eb&x=%zz%5C")
         #expect(canonical.isRewritten)
+    }
+
+    @Test func queryBytesTheUpstreamClientRefusesAreEncoded() throws {
+        let canonical = try CanonicalPath.canonicalize("/api/List?filter={\"a\"|b}^`").get()
+        #expect(canonical.path == "/api/List")
+        #expect(canonical.uri == "/api/List?filter=%7B%22a%22%7Cb%7D%5E%60")
+        #expect(CanonicalPath.canonicalize("/api/List?a=\u{7F}") == .failure(.controlCharacter))
     }
 
     @Test func emptyQueryKeepsItsQuestionMark() throws {

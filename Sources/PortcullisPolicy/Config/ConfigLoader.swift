@@ -42,12 +42,14 @@ public enum ConfigLoader {
     public static func load(sources: [(file: String, text: String)], directory: String) throws(ConfigErrors) -> GatewayConfig {
         var errors: [ConfigError] = []
         var sections: [String: ConfigNode] = [:]
+        var unparsedFiles = 0
         for (file, text) in sources {
             let root: Node?
             do {
                 root = try Yams.compose(yaml: text)
             } catch let error as YamlError {
-                errors.append(Self.describe(error, file: file))
+                errors.append(contentsOf: Self.describe(error, file: file, text: text))
+                unparsedFiles += 1
                 continue
             } catch {
                 errors.append(ConfigError(SourceLocation(file: file, line: 1, column: 1), key: "", "\(error)"))
@@ -68,11 +70,12 @@ public enum ConfigLoader {
         }
 
         let listeners = sections["listen"].map { Self.listeners($0, &errors) }
-        if sections["listen"] == nil {
+        // A file that did not parse may well hold the missing section: don't claim it is missing.
+        if sections["listen"] == nil && unparsedFiles == 0 {
             errors.append(ConfigError(nil, key: "listen", "missing: at least one listener is required"))
         }
         let upstream = sections["upstream"].flatMap { Self.upstream($0, &errors) }
-        if sections["upstream"] == nil {
+        if sections["upstream"] == nil && unparsedFiles == 0 {
             errors.append(ConfigError(nil, key: "upstream", "missing: the backend to forward to is required"))
         }
         let trusted = sections["trusted_proxies"].map { Self.cidrList($0, &errors) } ?? .empty
@@ -97,13 +100,31 @@ public enum ConfigLoader {
         )
     }
 
-    private static func describe(_ error: YamlError, file: String) -> ConfigError {
+    private static func describe(_ error: YamlError, file: String, text: String) -> [ConfigError] {
         switch error {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
             .composer(_, let problem, let mark, _):
-            return ConfigError(SourceLocation(file: file, line: mark.line, column: mark.column), key: "", "invalid YAML: \(problem)")
+            return [ConfigError(SourceLocation(file: file, line: mark.line, column: mark.column), key: "", "invalid YAML: \(problem)")]
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            // Yams names the mapping; point at the repeated key's own line when we can find it.
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            return duplicates.map { key in
+                var seen = 0
+                var line = context.mark.line
+                for index in max(0, context.mark.line - 1)..<lines.count {
+                    let trimmed = lines[index].drop { $0 == " " || $0 == "-" }
+                    if trimmed.hasPrefix("\(key):") || trimmed.hasPrefix("\"\(key)\":") {
+                        seen += 1
+                        if seen == 2 {
+                            line = index + 1
+                            break
+                        }
+                    }
+                }
+                return ConfigError(SourceLocation(file: file, line: line, column: 1), key: key, "duplicate key")
+            }
         default:
-            return ConfigError(SourceLocation(file: file, line: 1, column: 1), key: "", "invalid YAML: \(error)")
+            return [ConfigError(SourceLocation(file: file, line: 1, column: 1), key: "", "invalid YAML")]
         }
     }
 
@@ -124,6 +145,10 @@ public enum ConfigLoader {
             guard let address = HostPort(parsing: text), IPAddress(parsing: address.host) != nil || address.host == "localhost"
             else {
                 errors.append(addressNode.error("'\(text)' is not an address; expected IP:port such as \"0.0.0.0:8080\" or \"[::]:8443\""))
+                continue
+            }
+            if result.contains(where: { $0.address == address }) {
+                errors.append(addressNode.error("\(address) is listed twice"))
                 continue
             }
             let tls = entries.first(where: { $0.key == "tls" })?.value.location
@@ -206,10 +231,14 @@ public enum ConfigLoader {
         for entry in entries {
             switch entry.key {
             case "access_log":
-                if entry.value.node.bool == false || entry.value.node.string == "off" {
+                if entry.value.node.bool == false || entry.value.node.string == "off" || entry.value.node.null != nil {
                     logging.accessLog = nil
                 } else if let text = entry.value.string(&errors) {
-                    logging.accessLog = text == "-" ? "-" : Self.resolve(text, relativeTo: node.file)
+                    if text.isEmpty {
+                        errors.append(entry.value.error("expected a file path, \"-\" for stdout, or off"))
+                    } else {
+                        logging.accessLog = text == "-" ? "-" : Self.resolve(text, relativeTo: node.file)
+                    }
                 }
             case "per_client_dir":
                 if let text = entry.value.string(&errors) {

@@ -101,7 +101,9 @@ struct ConfigNode {
     }
 
     func integer(_ errors: inout [ConfigError], in range: ClosedRange<Int>) -> Int? {
-        guard case .scalar(let scalar) = self.node, let value = Int(scalar.string) else {
+        guard case .scalar(let scalar) = self.node, !scalar.string.isEmpty,
+            scalar.string.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let value = Int(scalar.string)
+        else {
             errors.append(self.error("expected a whole number in \(range.lowerBound)...\(range.upperBound)"))
             return nil
         }
@@ -113,11 +115,17 @@ struct ConfigNode {
     }
 
     func duration(_ errors: inout [ConfigError]) -> ConfigDuration? {
-        guard case .scalar(let scalar) = self.node, let value = ConfigDuration(parsing: scalar.string) else {
+        guard case .scalar(let scalar) = self.node else {
             errors.append(self.error("expected a duration such as 500ms, 30s, 10m or 1h"))
             return nil
         }
-        return value
+        switch ConfigDuration.validate(scalar.string) {
+        case .success(let value):
+            return value
+        case .failure(let reason):
+            errors.append(self.error("\(reason); expected a duration such as 500ms, 30s, 10m or 1h"))
+            return nil
+        }
     }
 
     var kind: String {

@@ -46,7 +46,7 @@ public struct HostPort: Hashable, Sendable, CustomStringConvertible {
             guard let close = text.firstIndex(of: "]") else { return nil }
             let host = String(text[text.index(after: text.startIndex)..<close])
             let rest = text[text.index(after: close)...]
-            guard rest.hasPrefix(":"), IPAddress(parsing: host) != nil else { return nil }
+            guard rest.hasPrefix(":"), case .v6 = IPAddress(parsing: host) else { return nil }
             guard let port = HostPort.port(rest.dropFirst()) else { return nil }
             self.init(host: host, port: port)
         } else {
@@ -155,13 +155,31 @@ public struct UpstreamConfig: Sendable {
             if let parsed = HostPort(parsing: String(rest)) { return (scheme, parsed.host, parsed.port) }
             guard rest.hasSuffix("]") else { return nil }
             let host = String(rest.dropFirst().dropLast())
-            return IPAddress(parsing: host) != nil ? (scheme, host, defaultPort) : nil
+            guard case .v6 = IPAddress(parsing: host) else { return nil }
+            return (scheme, host, defaultPort)
         }
         if rest.contains(":") {
-            guard let parsed = HostPort(parsing: String(rest)), parsed.port != 0 else { return nil }
+            guard let parsed = HostPort(parsing: String(rest)), parsed.port != 0, Self.isValidHost(parsed.host)
+            else { return nil }
             return (scheme, parsed.host, parsed.port)
         }
+        guard Self.isValidHost(String(rest)) else { return nil }
         return (scheme, String(rest), defaultPort)
+    }
+
+    /// A strict IPv4 address or a DNS name. A name made only of digits and dots (`127.1`,
+    /// `010.1.1.1`, `0`) is refused: the resolver would guess an address from it.
+    static func isValidHost(_ host: String) -> Bool {
+        if IPAddress(parsing: host) != nil { return !host.contains(":") }
+        guard !host.isEmpty, host.utf8.count <= 253 else { return false }
+        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+        if labels.last?.allSatisfy(\.isNumber) ?? true { return false }
+        return labels.allSatisfy { label in
+            guard !label.isEmpty, label.utf8.count <= 63, label.first != "-", label.last != "-" else { return false }
+            return label.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D
+            }
+        }
     }
 }
 

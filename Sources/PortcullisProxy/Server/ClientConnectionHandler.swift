@@ -40,6 +40,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var peer: IPAddress = .v4(0)
     private var peerText = ""
     private var isOpen = true
+    private var exchangesStarted = 0
     /// The last response is written; requests still arriving are not read.
     private var isClosing = false
 
@@ -59,6 +60,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var retried = false
     private var closeAfterResponse = false
     private var upstreamNeedsFlush = false
+    /// Between channelRead and channelReadComplete.
+    private var inReadBurst = false
     private var readPending = false
 
     // Timers: one scheduled task, re-armed lazily for the earliest of two deadlines.
@@ -88,7 +91,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.peerText = self.peer.description
         }
         // The first request head must arrive within client_header_timeout of the accept.
-        self.connectionDeadline = .now() + self.settings.clientHeaderTimeout
+        self.connectionDeadline = context.eventLoop.now + self.settings.clientHeaderTimeout
         self.rearmTimer()
     }
 
@@ -109,14 +112,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func bytesArrived() {
         if self.awaitingHead && !self.headStarted {
             self.headStarted = true
-            self.connectionDeadline = .now() + self.settings.clientHeaderTimeout
-            self.rearmTimer()
+            // The first head's deadline runs from the accept; later ones from their first byte.
+            if self.exchangesStarted > 0 {
+                self.connectionDeadline = self.context.eventLoop.now + self.settings.clientHeaderTimeout
+                self.rearmTimer()
+            }
         }
     }
 
     // MARK: - Request side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.inReadBurst = true
         switch self.unwrapInboundIn(data) {
         case .head(let head):
             self.requestHeadReceived(head)
@@ -128,6 +135,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        self.inReadBurst = false
         if self.upstreamNeedsFlush, case .attached(let connection) = self.upstream {
             self.upstreamNeedsFlush = false
             connection.flush()
@@ -142,6 +150,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if self.loop.isDraining {
             return self.respondLocally(.draining, close: true)
         }
+        if head.method == .CONNECT {
+            // NIO's encoder strips the body of any response to CONNECT: answer below HTTP.
+            self.isClosing = true
+            self.response = .complete
+            let error = ErrorResponse.badRequest("CONNECT is not supported")
+            return self.activity.writeAndClose(error.rawBytes(requestID: self.requestID, allocator: self.context.channel.allocator))
+        }
         if let problem = Self.framingProblem(head) {
             return self.respondLocally(.badRequest(problem), close: true)
         }
@@ -150,13 +165,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .success(let canonical): target = canonical
         case .failure(let error): return self.respondLocally(.badRequest("\(error)"), close: true)
         }
-        var expectContinue = false
-        if let expect = head.headers.first(name: "expect") {
-            guard expect.lowercased() == "100-continue" else {
-                return self.respondLocally(.expectationFailed, close: true)
-            }
-            expectContinue = true
+        let expectations = head.headers["expect"]
+        guard expectations.allSatisfy({ $0.lowercased() == "100-continue" }) else {
+            return self.respondLocally(.expectationFailed, close: true)
         }
+        // RFC 9110 10.1.1: no interim response to an HTTP/1.0 client.
+        let expectContinue = !expectations.isEmpty && head.version.minor >= 1
 
         let client = ClientAddress.resolve(
             peer: self.peer,
@@ -184,7 +198,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         // The decoder stops parsing after a request that asked for an upgrade.
         if head.headers.contains(name: "upgrade") { self.closeAfterResponse = true }
 
-        self.exchangeDeadline = .now() + self.settings.exchangeTimeout
+        self.exchangeDeadline = self.context.eventLoop.now + self.settings.exchangeTimeout
         self.rearmTimer()
         if expectContinue {
             let interim = HTTPResponseHead(version: head.version, status: .continue)
@@ -195,6 +209,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     private func startExchange(_ head: HTTPRequestHead) {
         self.settings = self.loop.settings
+        self.exchangesStarted += 1
         self.request = .streamingBody
         self.response = .waiting
         self.requestID = self.loop.requestIDs.make()
@@ -204,7 +219,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.isIdempotent = Self.idempotent(head.method)
         self.leasedReusedConnection = false
         self.retried = false
-        self.closeAfterResponse = !head.isKeepAlive
+        self.closeAfterResponse = !Self.isKeepAlive(head)
         self.awaitingHead = false
         self.headStarted = false
         self.connectionDeadline = nil
@@ -234,8 +249,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Ambiguous framing is refused, never guessed (DESIGN.md: smuggling attempt -> 400).
+    /// Ambiguous framing or routing is refused, never guessed (DESIGN.md: smuggling -> 400).
     static func framingProblem(_ head: HTTPRequestHead) -> String? {
+        let hosts = head.headers["host"]
+        if hosts.count > 1 { return "more than one Host header" }
+        if hosts.isEmpty && head.version.minor >= 1 { return "HTTP/1.1 request without Host" }
         let transferEncodings = head.headers["transfer-encoding"]
         guard !transferEncodings.isEmpty else { return nil }
         if head.version.major == 1 && head.version.minor == 0 {
@@ -250,6 +268,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             return "both Content-Length and Transfer-Encoding"
         }
         return nil
+    }
+
+    /// `HTTPRequestHead.isKeepAlive`, with tokens trimmed of tabs too (`close\t` is close).
+    static func isKeepAlive(_ head: HTTPRequestHead) -> Bool {
+        var keepAlive = head.version.major == 1 && head.version.minor >= 1
+        for value in head.headers["connection"] {
+            for token in HeaderName.tokens(value) {
+                if token == "close" { return false }
+                if token == "keep-alive" { keepAlive = true }
+            }
+        }
+        return keepAlive
     }
 
     private static func idempotent(_ method: HTTPMethod) -> Bool {
@@ -301,8 +331,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         while let part = self.pendingParts.popFirst() {
             connection.write(part)
         }
-        self.upstreamNeedsFlush = false
-        connection.flush()
+        if self.inReadBurst {
+            // A parser error later in this read must still be able to stop the request:
+            // unflushed writes die with the upstream connection, so flush at read-complete.
+            self.upstreamNeedsFlush = true
+        } else {
+            self.upstreamNeedsFlush = false
+            connection.flush()
+        }
         if self.readPending && connection.isWritable {
             self.readPending = false
             self.context.read()
@@ -425,7 +461,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if !self.closeAfterResponse {
             self.awaitingHead = true
             self.headStarted = false
-            self.connectionDeadline = .now() + self.settings.idleTimeout
+            self.connectionDeadline = self.context.eventLoop.now + self.settings.idleTimeout
             self.rearmTimer()
         }
     }
@@ -455,6 +491,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private func abortConnection() {
+        self.isClosing = true
         self.releaseUpstream(reusable: false)
         self.closeAfterResponse = true
         if self.isOpen { self.context.close(promise: nil) }
@@ -477,7 +514,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func timerFired() {
         self.timerTask = nil
         guard self.isOpen else { return }
-        let now = NIODeadline.now()
+        let now = self.context.eventLoop.now
         if let deadline = self.exchangeDeadline, deadline <= now {
             self.exchangeDeadline = nil
             self.exchangeTimedOut()
@@ -487,6 +524,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             if self.awaitingHead {
                 if self.headStarted {
                     // No request was decoded, so the answer bypasses the HTTP handlers.
+                    self.isClosing = true
                     let id = self.loop.requestIDs.make()
                     self.activity.writeAndClose(ErrorResponse.requestTimeout.rawBytes(requestID: id, allocator: self.context.channel.allocator))
                 } else {
@@ -535,6 +573,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // After the last response, e.g. a head cut off by our own close: nothing to answer.
+        guard self.isOpen && !self.isClosing else { return }
         if let parserError = error as? HTTPParserError {
             // Nothing of a malformed request reaches the upstream: unflushed writes die with it.
             if self.request == .idle {

@@ -46,7 +46,7 @@ final class UpstreamPool {
             connection.close()
             return
         }
-        connection.idleSince = .now()
+        connection.idleSince = self.eventLoop.now
         self.idle.append(connection)
         if self.sweeper == nil { self.startSweeper() }
     }
@@ -83,12 +83,11 @@ final class UpstreamPool {
     }
 
     private func sweep(_ task: RepeatedTask) {
-        let cutoff = NIODeadline.now() - self.target.keepaliveTimeout
-        self.idle.removeAll { connection in
-            guard connection.idleSince <= cutoff else { return false }
-            connection.close()
-            return true
-        }
+        let cutoff = self.eventLoop.now - self.target.keepaliveTimeout
+        // Closing calls back into `connectionClosed`: take them out of `idle` first.
+        let expired = self.idle.filter { $0.idleSince <= cutoff }
+        self.idle.removeAll { $0.idleSince <= cutoff }
+        for connection in expired { connection.close() }
         if self.idle.isEmpty {
             task.cancel()
             self.sweeper = nil

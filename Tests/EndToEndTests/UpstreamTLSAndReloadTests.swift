@@ -1,0 +1,191 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A throwaway CA and a `localhost` server certificate made with the openssl command line.
+struct ThrowawayPKI {
+    let directory: URL
+    var caCertificate: String { self.directory.appendingPathComponent("ca.crt").path }
+    var serverCertificate: String { self.directory.appendingPathComponent("server.crt").path }
+    var serverKey: String { self.directory.appendingPathComponent("server.key").path }
+
+    static func make() throws -> ThrowawayPKI {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("portcullis-pki-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let script = """
+            set -e
+            cd '\(directory.path)'
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.crt \
+              -subj '/CN=Portcullis Test CA' -days 1 \
+              -addext 'basicConstraints=critical,CA:TRUE' -addext 'keyUsage=critical,keyCertSign' 2>/dev/null
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.csr \
+              -subj '/CN=localhost' 2>/dev/null
+            printf 'subjectAltName=DNS:localhost\\nextendedKeyUsage=serverAuth\\n' > ext.cnf
+            openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 \
+              -extfile ext.cnf 2>/dev/null
+            """
+        let status = try runShell(script)
+        guard status == 0 else { throw GatewayTestError("openssl failed with status \(status)") }
+        return ThrowawayPKI(directory: directory)
+    }
+}
+
+/// An HTTPS backend process (Python's http.server over ssl) that reports the SNI it saw.
+final class HTTPSBackend {
+    let process: Process
+    let port: Int
+
+    init(pki: ThrowawayPKI) throws {
+        let script = """
+            import http.server, json, os, ssl, sys, threading
+            seen = {"sni": None}
+            class Handler(http.server.BaseHTTPRequestHandler):
+                protocol_version = "HTTP/1.1"
+                def do_GET(self):
+                    body = json.dumps({"tls": True, "sni": seen["sni"], "path": self.path,
+                                       "host": self.headers.get("Host")}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                def log_message(self, *args):
+                    pass
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(sys.argv[1], sys.argv[2])
+            def remember(sock, name, ctx):
+                seen["sni"] = name
+            context.sni_callback = remember
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+            with open(sys.argv[3] + ".tmp", "w") as f:
+                f.write(str(server.server_address[1]))
+            os.rename(sys.argv[3] + ".tmp", sys.argv[3])
+            def watch_stdin():
+                sys.stdin.read()
+                os._exit(0)
+            threading.Thread(target=watch_stdin, daemon=True).start()
+            server.serve_forever()
+            """
+        let portFile = pki.directory.appendingPathComponent("backend.port").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, pki.serverCertificate, pki.serverKey, portFile]
+        // The backend exits when this pipe closes, even if a wrapper stands between us.
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        var port: Int?
+        let deadline = Date().addingTimeInterval(10)
+        while port == nil && Date() < deadline && process.isRunning {
+            port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0) }
+            if port == nil { usleep(20_000) }
+        }
+        guard let port else {
+            process.terminate()
+            throw GatewayTestError("the HTTPS backend did not start")
+        }
+        self.process = process
+        self.input = input
+        self.port = port
+    }
+
+    private let input: Pipe
+
+    deinit {
+        try? self.input.fileHandleForWriting.close()
+        self.process.terminate()
+    }
+}
+
+@Suite("Upstream TLS and reload", .serialized)
+struct UpstreamTLSAndReloadTests {
+    @Test(.enabled(if: commandExists("openssl") && commandExists("python3"), "needs openssl and python3"))
+    func httpsUpstreamIsVerifiedWithCAFileAndSNI() throws {
+        let pki = try ThrowawayPKI.make()
+        let backend = try HTTPSBackend(pki: pki)
+        let gateway = try PortcullisProcess.serve(
+            configYAML: """
+                listen:
+                  - address: "127.0.0.1:0"
+                upstream:
+                  url: "https://localhost:\(backend.port)"
+                  ca_file: "\(pki.caCertificate)"
+                """
+        )
+        let response = RawHTTPClient.request("GET", "/api/ListTenants", port: gateway.port())
+        #expect(response.status == 200)
+        #expect(response.json?["tls"] as? Bool == true)
+        #expect(response.json?["sni"] as? String == "localhost")
+        #expect(response.json?["host"] as? String == "localhost:\(backend.port)")
+    }
+
+    @Test(.enabled(if: commandExists("openssl") && commandExists("python3"), "needs openssl and python3"))
+    func httpsUpstreamWithAnUntrustedCertificateGives502() throws {
+        let pki = try ThrowawayPKI.make()
+        let backend = try HTTPSBackend(pki: pki)
+        // The system bundle does not know the throwaway CA: the handshake must fail.
+        let gateway = try PortcullisProcess.serve(
+            configYAML: """
+                listen:
+                  - address: "127.0.0.1:0"
+                upstream:
+                  url: "https://localhost:\(backend.port)"
+                """
+        )
+        let response = RawHTTPClient.request("GET", "/api/ListTenants", port: gateway.port())
+        #expect(response.status == 502)
+        #expect(response.json?["error"] as? String == "upstream_unavailable")
+    }
+
+    @Test func sighupReloadsAndABadConfigKeepsTheRunningOne() throws {
+        let system = try GatewayUnderTest.start()
+        let directory = try #require(system.gateway.configDirectory)
+        let file = directory.appendingPathComponent("portcullis.yaml")
+        let good = try String(contentsOf: file, encoding: .utf8)
+
+        try (good + "\nupstrem: {}\n").write(to: file, atomically: true, encoding: .utf8)
+        system.gateway.signal(SIGHUP)
+        #expect(waitForOutput(system.gateway, containing: "reload failed"))
+        #expect(system.gateway.output.contains("unknown key (did you mean 'upstream'?)"))
+        #expect(RawHTTPClient.request("GET", "/api/ListTenants", port: system.port).status == 200)
+
+        try good.replacingOccurrences(of: "upstream:\n", with: "upstream:\n  timeout: 300ms\n")
+            .write(to: file, atomically: true, encoding: .utf8)
+        system.gateway.signal(SIGHUP)
+        #expect(waitForOutput(system.gateway, containing: "configuration reloaded"))
+        let response = RawHTTPClient.request("GET", "/demo/hang", port: system.port)
+        #expect(response.status == 504)
+    }
+}
+
+struct GatewayTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+func waitForOutput(_ process: PortcullisProcess, containing text: String, timeout: Double = 5) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if process.output.contains(text) { return true }
+        usleep(20_000)
+    }
+    return false
+}
+
+@discardableResult
+func runShell(_ script: String) throws -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-c", script]
+    try process.run()
+    process.waitUntilExit()
+    return process.terminationStatus
+}
+
+func commandExists(_ name: String) -> Bool {
+    (try? runShell("command -v \(name) >/dev/null 2>&1")) == 0
+}
