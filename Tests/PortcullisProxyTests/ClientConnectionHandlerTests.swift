@@ -48,17 +48,7 @@ import Testing
             channel.remoteAddress = try SocketAddress(ipAddress: "203.0.113.9", port: 40_000)
             try channel.connect(to: channel.remoteAddress!).wait()
             let loop = LoopContext(eventLoop: channel.embeddedEventLoop, settings: settings)
-            let sync = channel.pipeline.syncOperations
-            let activity = InboundActivityHandler()
-            try sync.addHandler(activity)
-            try sync.configureHTTPServerPipeline(
-                withPipeliningAssistance: true,
-                withErrorHandling: false,
-                withOutboundHeaderValidation: true,
-                withEncoderConfiguration: .init(),
-                withDecoderLimitConfiguration: decoderLimits
-            )
-            try sync.addHandler(ClientConnectionHandler(loop: loop, activity: activity, forwardedProto: "http"))
+            try GatewayServer.addClientHandlers(to: channel.pipeline.syncOperations, loop: loop, decoderLimits: decoderLimits)
             self.channel = channel
             self.loop = loop
         }

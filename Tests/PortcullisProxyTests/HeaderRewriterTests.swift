@@ -21,6 +21,7 @@ import Testing
 
     /// The headers Portcullis adds to every upstream request, after the caller's.
     static let added: [(String, String)] = [
+        ("Host", "backend.internal:9000"),
         ("X-Forwarded-For", "203.0.113.5, 10.0.0.1"),
         ("X-Forwarded-Proto", "https"),
         ("X-Forwarded-Host", "api.example.com"),
@@ -46,7 +47,6 @@ import Testing
         ])
         let expected: [(String, String)] =
             [
-                ("Host", "backend.internal:9000"),
                 ("Accept", "application/json"),
                 ("User-Agent", "curl/8.5.0"),
                 ("Content-Type", "application/json"),
@@ -69,7 +69,7 @@ import Testing
         for spelling in [name, name.lowercased(), name.uppercased()] {
             let out = Self.upstream([("Host", "api.example.com"), (spelling, "from-client"), ("Accept", "*/*")])
             #expect(!out.contains { $0.1 == "from-client" }, "\(spelling) survived: \(out)")
-            #expect(Self.same(out, [("Host", "backend.internal:9000"), ("Accept", "*/*")] + Self.added), "\(out)")
+            #expect(Self.same(out, [("Accept", "*/*")] + Self.added), "\(out)")
         }
     }
 
@@ -94,7 +94,7 @@ import Testing
             ("X-Hop-Four", "4"),
             ("Accept", "*/*"),
         ])
-        #expect(Self.same(out, [("Host", "backend.internal:9000"), ("X-Hop-Four", "4"), ("Accept", "*/*")] + Self.added), "\(out)")
+        #expect(Self.same(out, [("X-Hop-Four", "4"), ("Accept", "*/*")] + Self.added), "\(out)")
     }
 
     @Test func connectionTokensCannotRemoveFramingOrHost() {
@@ -103,21 +103,20 @@ import Testing
             ("Content-Length", "5"),
             ("Connection", "host, Content-Length, keep-alive, close, x-request-id, x-forwarded-for"),
         ])
-        #expect(Self.same(out, [("Host", "backend.internal:9000"), ("Content-Length", "5")] + Self.added), "\(out)")
+        #expect(Self.same(out, [("Content-Length", "5")] + Self.added), "\(out)")
     }
 
     @Test func chunkedIsSetOnlyWhenAsked() {
         let headers: [(String, String)] = [("Host", "api.example.com"), ("Transfer-Encoding", "gzip, chunked")]
         let chunked = Self.upstream(headers, chunked: true)
-        #expect(Self.same(chunked, [("Host", "backend.internal:9000"), ("Transfer-Encoding", "chunked")] + Self.added), "\(chunked)")
+        #expect(Self.same(chunked, [Self.added[0], ("Transfer-Encoding", "chunked")] + Self.added.dropFirst()), "\(chunked)")
         let plain = Self.upstream(headers, chunked: false)
         #expect(!plain.contains { $0.0.lowercased() == "transfer-encoding" }, "\(plain)")
     }
 
     @Test func withoutHostThereIsNoForwardedHost() {
         let out = Self.upstream([("Accept", "*/*")])
-        #expect(out.first?.0 == "Host")
-        #expect(out.first?.1 == "backend.internal:9000")
+        #expect(out.contains { $0.0 == "Host" && $0.1 == "backend.internal:9000" }, "\(out)")
         #expect(!out.contains { $0.0 == "X-Forwarded-Host" }, "\(out)")
         #expect(out.filter { $0.0 == "Host" }.count == 1)
     }

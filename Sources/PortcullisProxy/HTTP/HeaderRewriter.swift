@@ -71,9 +71,41 @@ enum HeaderRewriter {
     }
 
     static func upstreamHeaders(_ headers: HTTPHeaders, _ forwarding: Forwarding) -> HTTPHeaders {
+        // Usually nothing but Host needs to go: then edit the decoded headers in place.
+        var hosts = 0
+        var others = 0
+        for (name, _) in headers {
+            switch Self.classifyRequest(name) {
+            case .keep: break
+            case .host: hosts += 1
+            case .drop, .connection: others += 1
+            }
+        }
+        if others == 0 && hosts <= 1 {
+            var out = headers
+            var originalHost: String?
+            if hosts == 1 {
+                originalHost = out.first(name: "host")
+                out.remove(name: "host")
+            }
+            Self.addForwarding(to: &out, forwarding, originalHost: originalHost)
+            return out
+        }
+        return Self.rebuiltUpstreamHeaders(headers, forwarding)
+    }
+
+    private static func addForwarding(to out: inout HTTPHeaders, _ forwarding: Forwarding, originalHost: String?) {
+        out.add(name: "Host", value: forwarding.authority)
+        if forwarding.chunked { out.add(name: "Transfer-Encoding", value: "chunked") }
+        out.add(name: "X-Forwarded-For", value: forwarding.forwardedFor)
+        out.add(name: "X-Forwarded-Proto", value: forwarding.proto)
+        if let originalHost { out.add(name: "X-Forwarded-Host", value: originalHost) }
+        out.add(name: "X-Request-Id", value: forwarding.requestID)
+    }
+
+    private static func rebuiltUpstreamHeaders(_ headers: HTTPHeaders, _ forwarding: Forwarding) -> HTTPHeaders {
         var out = HTTPHeaders()
         out.reserveCapacity(headers.count + 6)
-        out.add(name: "Host", value: forwarding.authority)
         var originalHost: String?
         var connectionTokens: [String] = []
         for (name, value) in headers {
@@ -87,33 +119,26 @@ enum HeaderRewriter {
         if !connectionTokens.isEmpty {
             out = Self.removing(connectionTokens, from: out)
         }
-        if forwarding.chunked { out.add(name: "Transfer-Encoding", value: "chunked") }
-        out.add(name: "X-Forwarded-For", value: forwarding.forwardedFor)
-        out.add(name: "X-Forwarded-Proto", value: forwarding.proto)
-        if let originalHost { out.add(name: "X-Forwarded-Host", value: originalHost) }
-        out.add(name: "X-Request-Id", value: forwarding.requestID)
+        Self.addForwarding(to: &out, forwarding, originalHost: originalHost)
         return out
     }
 
     /// Response headers for the client: hop-by-hop headers removed (the encoder re-frames the
     /// body), `X-Request-Id` set, and `Connection: close` when the connection ends after it.
     static func downstreamHeaders(_ headers: HTTPHeaders, requestID: String, close: Bool) -> HTTPHeaders {
+        if !headers.contains(where: { Self.isHopByHopResponseHeader($0.name) }) {
+            var out = headers
+            out.add(name: "X-Request-Id", value: requestID)
+            if close { out.add(name: "Connection", value: "close") }
+            return out
+        }
         var out = HTTPHeaders()
         out.reserveCapacity(headers.count + 2)
         var connectionTokens: [String] = []
         for (name, value) in headers {
-            switch name.utf8.count {
-            case 2 where HeaderName.equals(name, "te"),
-                7 where HeaderName.equals(name, "trailer") || HeaderName.equals(name, "upgrade"),
-                10 where HeaderName.equals(name, "keep-alive"),
-                12 where HeaderName.equals(name, "x-request-id"),
-                16 where HeaderName.equals(name, "proxy-connection"),
-                17 where HeaderName.equals(name, "transfer-encoding"),
-                18 where HeaderName.equals(name, "proxy-authenticate"):
-                continue
-            case 10 where HeaderName.equals(name, "connection"):
+            if name.utf8.count == 10 && HeaderName.equals(name, "connection") {
                 connectionTokens += HeaderName.tokens(value)
-            default:
+            } else if !Self.isHopByHopResponseHeader(name) {
                 out.add(name: name, value: value)
             }
         }
@@ -123,6 +148,21 @@ enum HeaderRewriter {
         out.add(name: "X-Request-Id", value: requestID)
         if close { out.add(name: "Connection", value: "close") }
         return out
+    }
+
+    /// Response headers that never reach the client as the upstream sent them.
+    @inline(__always)
+    private static func isHopByHopResponseHeader(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2: return HeaderName.equals(name, "te")
+        case 7: return HeaderName.equals(name, "trailer") || HeaderName.equals(name, "upgrade")
+        case 10: return HeaderName.equals(name, "keep-alive") || HeaderName.equals(name, "connection")
+        case 12: return HeaderName.equals(name, "x-request-id")
+        case 16: return HeaderName.equals(name, "proxy-connection")
+        case 17: return HeaderName.equals(name, "transfer-encoding")
+        case 18: return HeaderName.equals(name, "proxy-authenticate")
+        default: return false
+        }
     }
 
     private static func removing(_ tokens: [String], from headers: HTTPHeaders) -> HTTPHeaders {

@@ -2,8 +2,8 @@ import NIOCore
 import NIOHTTP1
 import PortcullisPolicy
 
-/// One client connection: reads requests one at a time (NIOHTTP1's pipelining assistance
-/// queues the rest) and runs each through the request path of DESIGN.md, top to bottom:
+/// One client connection: runs one request at a time (pipelined ones wait in `queued`) and
+/// runs each through the request path of DESIGN.md, top to bottom:
 /// framing checks, canonical path, client address, header rewriting, upstream lease,
 /// streaming both ways with backpressure, timeouts.
 ///
@@ -62,6 +62,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var upstreamNeedsFlush = false
     /// Between channelRead and channelReadComplete.
     private var inReadBurst = false
+
+    private enum QueuedEvent {
+        case part(HTTPServerRequestPart)
+        case error(Error)
+    }
+
+    /// Pipelined requests (and parser errors after them) waiting for the exchange in flight.
+    private var queued: [QueuedEvent] = []
+    private var delivering = false
     private var readPending = false
 
     // Timers: one scheduled task, re-armed lazily for the earliest of two deadlines.
@@ -124,7 +133,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.inReadBurst = true
-        switch self.unwrapInboundIn(data) {
+        let part = self.unwrapInboundIn(data)
+        if self.request == .complete || !self.queued.isEmpty {
+            // A pipelined request: it waits until the exchange in flight has finished.
+            self.queued.append(.part(part))
+            return
+        }
+        self.handle(part)
+    }
+
+    private func handle(_ part: HTTPServerRequestPart) {
+        switch part {
         case .head(let head):
             self.requestHeadReceived(head)
         case .body(let buffer):
@@ -339,10 +358,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.upstreamNeedsFlush = false
             connection.flush()
         }
-        if self.readPending && connection.isWritable {
-            self.readPending = false
-            self.context.read()
-        }
+        self.resumeReadingIfPossible()
     }
 
     /// Ends the lease: back to the pool only after a complete request and response.
@@ -396,11 +412,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             guard self.response == .streaming else { return }
             self.response = .complete
             self.releaseUpstream(reusable: self.request == .complete)
-            // Writing the end may deliver the next pipelined request at once: finish first.
             if self.request == .complete {
                 self.finishExchange()
             }
             self.writeEnd(trailers)
+            self.deliverQueued()
         }
     }
 
@@ -409,9 +425,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func upstreamWritabilityChanged() {
-        guard case .attached(let connection) = self.upstream, connection.isWritable, self.readPending else { return }
-        self.readPending = false
-        self.context.read()
+        self.resumeReadingIfPossible()
     }
 
     func upstreamClosed(_ connection: UpstreamConnection, error: Error?) {
@@ -488,6 +502,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.finishExchange()
         }
         self.writeEnd(nil)
+        self.deliverQueued()
     }
 
     private func abortConnection() {
@@ -549,20 +564,64 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     // MARK: - Backpressure and errors
 
-    func read(context: ChannelHandlerContext) {
+    /// Reads stop while a pipelined request waits, and while the request body has nowhere to
+    /// go (upstream connecting or not writable). A client that does neither never toggles
+    /// read interest, so the usual request costs no epoll_ctl.
+    private var shouldHoldReads: Bool {
+        if !self.queued.isEmpty { return true }
         if self.request == .streamingBody && self.response != .complete {
             switch self.upstream {
-            case .connecting:
-                self.readPending = true
-                return
-            case .attached(let connection) where !connection.isWritable:
-                self.readPending = true
-                return
-            default:
-                break
+            case .connecting: return true
+            case .attached(let connection): return !connection.isWritable
+            case .none: return false
             }
         }
-        context.read()
+        return false
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.shouldHoldReads {
+            self.readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    private func resumeReadingIfPossible() {
+        if self.readPending && !self.shouldHoldReads && self.isOpen {
+            self.readPending = false
+            self.context.read()
+        }
+    }
+
+    /// Runs the pipelined requests that waited for the previous exchange.
+    private func deliverQueued() {
+        guard !self.delivering else { return }
+        self.delivering = true
+        defer { self.delivering = false }
+        while !self.queued.isEmpty && self.request != .complete && !self.isClosing && self.isOpen {
+            switch self.queued.removeFirst() {
+            case .part(let part): self.handle(part)
+            case .error(let error): self.handleError(error)
+            }
+        }
+        if self.isClosing { self.queued.removeAll() }
+        self.resumeReadingIfPossible()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            // Graceful stop: idle connections close now, busy ones after their response.
+            self.queued.removeAll()
+            if self.request == .idle {
+                self.isClosing = true
+                context.close(promise: nil)
+            } else {
+                self.closeAfterResponse = true
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -575,6 +634,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // After the last response, e.g. a head cut off by our own close: nothing to answer.
         guard self.isOpen && !self.isClosing else { return }
+        if error is HTTPParserError && (self.request == .complete || !self.queued.isEmpty) {
+            self.queued.append(.error(error))
+            return
+        }
+        self.handleError(error)
+    }
+
+    private func handleError(_ error: Error) {
         if let parserError = error as? HTTPParserError {
             // Nothing of a malformed request reaches the upstream: unflushed writes die with it.
             if self.request == .idle {

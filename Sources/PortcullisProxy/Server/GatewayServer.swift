@@ -78,19 +78,7 @@ public final class GatewayServer: Sendable {
                             guard let loop = frozenContexts[ObjectIdentifier(channel.eventLoop)] else {
                                 throw GatewayError("event loop without a context")
                             }
-                            let sync = channel.pipeline.syncOperations
-                            let activity = InboundActivityHandler()
-                            try sync.addHandler(activity)
-                            try sync.configureHTTPServerPipeline(
-                                withPipeliningAssistance: true,
-                                withErrorHandling: false,
-                                withOutboundHeaderValidation: true,
-                                withEncoderConfiguration: .init(),
-                                withDecoderLimitConfiguration: decoderLimits
-                            )
-                            try sync.addHandler(
-                                ClientConnectionHandler(loop: loop.value, activity: activity, forwardedProto: "http")
-                            )
+                            try Self.addClientHandlers(to: channel.pipeline.syncOperations, loop: loop.value, decoderLimits: decoderLimits)
                         }
                     }
                 let channel = try await bootstrap.bind(host: listener.address.host, port: listener.address.port).get()
@@ -109,6 +97,26 @@ public final class GatewayServer: Sendable {
             openConnections: openConnections,
             logger: logger
         )
+    }
+
+    /// The client side of the request path, in the order bytes meet it.
+    static func addClientHandlers(
+        to sync: ChannelPipeline.SynchronousOperations,
+        loop: LoopContext,
+        decoderLimits: NIOHTTPDecoderLimitConfiguration
+    ) throws {
+        let activity = InboundActivityHandler()
+        try sync.addHandler(activity)
+        // Pipelining is handled by ClientConnectionHandler: NIO's handler toggles read
+        // interest (two epoll_ctl calls) on every request.
+        try sync.configureHTTPServerPipeline(
+            withPipeliningAssistance: false,
+            withErrorHandling: false,
+            withOutboundHeaderValidation: false,
+            withEncoderConfiguration: .init(),
+            withDecoderLimitConfiguration: decoderLimits
+        )
+        try sync.addHandler(ClientConnectionHandler(loop: loop, activity: activity, forwardedProto: "http"))
     }
 
     /// Over `max_connections`: a 503 with `Retry-After`, written below HTTP, then close.

@@ -7,7 +7,9 @@ final class InboundActivityHandler: ChannelInboundHandler, RemovableChannelHandl
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    weak var connection: ClientConnectionHandler?
+    /// Set by the connection handler when it is added; both leave the pipeline together when the
+    /// channel closes, so an unowned reference is safe and spares a weak load per read.
+    unowned(unsafe) var connection: ClientConnectionHandler?
     private var context: ChannelHandlerContext?
 
     func handlerAdded(context: ChannelHandlerContext) {
