@@ -65,12 +65,37 @@ func runGateway(
     onReady: (@Sendable (GatewayServer) -> Void)? = nil
 ) async throws {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: runtime.threadCount)
+    do {
+        try await serveUntilStopped(
+            config: config,
+            group: group,
+            runtime: runtime,
+            logger: logger,
+            extraReadyLines: extraReadyLines,
+            onReady: onReady
+        )
+    } catch {
+        try? await group.shutdownGracefully()
+        throw error
+    }
+    // The server and its helpers are gone by now: nothing of theirs runs on a stopped loop.
+    try await group.shutdownGracefully()
+    logger.info("stopped")
+}
+
+private func serveUntilStopped(
+    config: GatewayConfig,
+    group: MultiThreadedEventLoopGroup,
+    runtime: RuntimeOptions,
+    logger: Logger,
+    extraReadyLines: [String],
+    onReady: (@Sendable (GatewayServer) -> Void)?
+) async throws {
     let server: GatewayServer
     do {
         server = try await GatewayServer.start(config: config, group: group, logger: logger)
     } catch {
         logger.critical("\(error)")
-        try? await group.shutdownGracefully()
         throw ExitCode(1)
     }
     if let readyFile = runtime.readyFile {
@@ -87,8 +112,6 @@ func runGateway(
         )
     )
     try await group_.run()
-    try await group.shutdownGracefully()
-    logger.info("stopped")
 }
 
 /// Waits for the graceful-shutdown signal, handling SIGHUP reloads meanwhile, then drains.

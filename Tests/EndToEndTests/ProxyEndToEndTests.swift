@@ -348,6 +348,29 @@ struct ProxyEndToEndTests {
         #expect(response.header("connection")?.lowercased() == "close")
         #expect(system.gateway.waitForExit(timeout: 5) == 0)
         #expect((try? RawHTTPClient.connect(port: system.port, timeout: 1)) == nil, "still accepting after SIGTERM")
+        #expect(!system.gateway.output.contains("ERROR"), "\(system.gateway.output)")
+    }
+
+    @Test func severalListenersServeAndAllDrain() throws {
+        let backend = try PortcullisProcess.demoBackend()
+        let gateway = try PortcullisProcess.serve(
+            configYAML: """
+                listen:
+                  - address: "127.0.0.1:0"
+                  - address: "127.0.0.2:0"
+                upstream:
+                  url: "http://127.0.0.1:\(backend.port())"
+                """
+        )
+        #expect(gateway.urls.count == 2)
+        for url in gateway.urls {
+            let host = url.contains("127.0.0.2") ? "127.0.0.2" : "127.0.0.1"
+            let port = try #require(PortcullisProcess.port(of: url))
+            #expect(RawHTTPClient.request("GET", "/api/ListTenants", host: host, port: port).status == 200, "\(url)")
+        }
+        gateway.signal(SIGTERM)
+        #expect(gateway.waitForExit(timeout: 5) == 0)
+        #expect(!gateway.output.contains("ERROR"), "\(gateway.output)")
     }
 
     @Test func drainIsBoundedByDrainTimeout() throws {

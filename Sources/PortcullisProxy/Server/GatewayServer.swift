@@ -12,7 +12,8 @@ public final class GatewayServer: Sendable {
     private let group: EventLoopGroup
     private let channels: [Channel]
     private let contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
-    private let quiesce: ServerQuiescingHelper
+    /// One per listener: a helper tracks the children of a single server channel.
+    private let quiescers: [ServerQuiescingHelper]
     private let openConnections: ManagedAtomic<Int>
     private let logger: Logger
 
@@ -20,7 +21,7 @@ public final class GatewayServer: Sendable {
         group: EventLoopGroup,
         channels: [Channel],
         contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>],
-        quiesce: ServerQuiescingHelper,
+        quiescers: [ServerQuiescingHelper],
         openConnections: ManagedAtomic<Int>,
         logger: Logger
     ) {
@@ -28,7 +29,7 @@ public final class GatewayServer: Sendable {
         self.channels = channels
         self.boundAddresses = channels.compactMap(\.localAddress)
         self.contexts = contexts
-        self.quiesce = quiesce
+        self.quiescers = quiescers
         self.openConnections = openConnections
         self.logger = logger
     }
@@ -46,7 +47,7 @@ public final class GatewayServer: Sendable {
                 NIOLoopBound(LoopContext(eventLoop: loop, settings: settings), eventLoop: loop)
             }.get()
         }
-        let quiesce = ServerQuiescingHelper(group: group)
+        var quiescers: [ServerQuiescingHelper] = []
         let openConnections = ManagedAtomic(0)
         let maxConnections = config.limits.maxConnections
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
@@ -57,6 +58,8 @@ public final class GatewayServer: Sendable {
         var channels: [Channel] = []
         do {
             for listener in config.listeners {
+                let quiesce = ServerQuiescingHelper(group: group)
+                quiescers.append(quiesce)
                 let bootstrap = ServerBootstrap(group: group)
                     .serverChannelOption(.backlog, value: 1024)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -93,7 +96,7 @@ public final class GatewayServer: Sendable {
             group: group,
             channels: channels,
             contexts: contexts,
-            quiesce: quiesce,
+            quiescers: quiescers,
             openConnections: openConnections,
             logger: logger
         )
@@ -152,7 +155,12 @@ public final class GatewayServer: Sendable {
         }
         let loop = self.group.any()
         let done = loop.makePromise(of: Void.self)
-        self.quiesce.initiateShutdown(promise: done)
+        let each = self.quiescers.map { quiesce in
+            let promise = loop.makePromise(of: Void.self)
+            quiesce.initiateShutdown(promise: promise)
+            return promise.futureResult
+        }
+        EventLoopFuture.andAllSucceed(each, on: loop).cascade(to: done)
         let timer = loop.scheduleTask(in: timeout) {
             done.fail(GatewayError("drain timeout"))
         }
