@@ -25,7 +25,7 @@ let package = Package(
                 .product(name: "Yams", package: "Yams")
             ]
         ),
-        // Bearer-token handling; JWS verification and the token issuer arrive with issue 3.
+        // Bearer tokens: extraction today; JWS verification and the token issuer come next.
         .target(
             name: "PortcullisAuth",
             dependencies: ["PortcullisPolicy"]
@@ -71,6 +71,10 @@ let package = Package(
         .testTarget(
             name: "PortcullisPolicyTests",
             dependencies: ["PortcullisPolicy"]
+        ),
+        .testTarget(
+            name: "PortcullisAuthTests",
+            dependencies: ["PortcullisAuth"]
         ),
         .testTarget(
             name: "PortcullisProxyTests",

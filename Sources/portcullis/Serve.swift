@@ -64,6 +64,9 @@ func runGateway(
     extraReadyLines: [String] = [],
     onReady: (@Sendable (GatewayServer) -> Void)? = nil
 ) async throws {
+    if config.logging.accessLog != nil || config.logging.perClientDirectory != nil {
+        logger.warning("logging.access_log and logging.per_client_dir are read but no access log is written yet")
+    }
     let group = MultiThreadedEventLoopGroup(numberOfThreads: runtime.threadCount)
     do {
         try await serveUntilStopped(

@@ -23,6 +23,19 @@ enum HeaderName {
         return index == count
     }
 
+    /// A `Connection` value naming no header to remove: just `keep-alive` or `close`, the
+    /// usual case, checked without splitting or allocating.
+    @inline(__always)
+    static func isPlainConnectionValue(_ value: String) -> Bool {
+        Self.equals(value, "keep-alive") || Self.equals(value, "close")
+    }
+
+    /// Connection tokens naming headers to remove (`keep-alive` and `close` dropped).
+    static func connectionTokens(_ value: String) -> [String] {
+        if Self.isPlainConnectionValue(value) { return [] }
+        return Self.tokens(value).filter { $0 != "keep-alive" && $0 != "close" }
+    }
+
     /// Splits a comma-separated header value into lowercased tokens (`Connection: close, X-Foo`).
     static func tokens(_ value: String) -> [String] {
         value.split(separator: ",").compactMap {

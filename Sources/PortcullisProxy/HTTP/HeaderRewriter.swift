@@ -113,7 +113,7 @@ enum HeaderRewriter {
             case .keep: out.add(name: name, value: value)
             case .drop: break
             case .host: originalHost = value
-            case .connection: connectionTokens += HeaderName.tokens(value)
+            case .connection: connectionTokens += HeaderName.connectionTokens(value)
             }
         }
         if !connectionTokens.isEmpty {
@@ -137,7 +137,7 @@ enum HeaderRewriter {
         var connectionTokens: [String] = []
         for (name, value) in headers {
             if name.utf8.count == 10 && HeaderName.equals(name, "connection") {
-                connectionTokens += HeaderName.tokens(value)
+                connectionTokens += HeaderName.connectionTokens(value)
             } else if !Self.isHopByHopResponseHeader(name) {
                 out.add(name: name, value: value)
             }

@@ -1,0 +1,23 @@
+import PortcullisAuth
+import Testing
+
+@Suite struct BearerTokenTests {
+    @Test(arguments: [
+        ("Bearer abc.def.ghi", "abc.def.ghi"),
+        ("bearer abc", "abc"),
+        ("BEARER a-b_c~d+e/f==", "a-b_c~d+e/f=="),
+        ("Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"),
+    ])
+    func wellFormedCredentialYieldsItsToken(header: String, token: String) {
+        #expect(BearerToken.extract(from: header) == Substring(token))
+    }
+
+    @Test(arguments: [
+        "", "Bearer", "Bearer ", "Bearer  abc", " Bearer abc", "Bearer abc ", "Bearer\tabc",
+        "Basic dXNlcjpwYXNz", "Bearerabc", "Bearer a=b", "Bearer =abc", "Bearer a,b", "Bearer a b",
+        "Bearer a\"b", "Bearer a%2Eb", "Token abc", "Bearer abc\r\n",
+    ])
+    func anythingElseIsNoToken(header: String) {
+        #expect(BearerToken.extract(from: header) == nil)
+    }
+}
