@@ -33,6 +33,7 @@ struct Demo: AsyncParsableCommand {
         try await runGateway(config: config, runtime: self.runtime, logger: logger, extraReadyLines: ["backend \(backendURL)"]) { server in
             let base = server.boundAddresses.first.map { "http://\(urlHost($0))" } ?? "http://127.0.0.1:8080"
             print(Self.banner(gateway: base, backend: backendURL, directory: directory))
+            fflush(stdout)
         }
         try await backend.close()
         try await backendGroup.shutdownGracefully()

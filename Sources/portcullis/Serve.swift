@@ -101,12 +101,21 @@ private func serveUntilStopped(
         logger.critical("\(error)")
         throw ExitCode(1)
     }
-    if let readyFile = runtime.readyFile {
-        let lines = extraReadyLines + server.boundAddresses.map { "http://\(urlHost($0))" }
-        try writeAtomically(lines.joined(separator: "\n") + "\n", to: readyFile)
-    }
-    onReady?(server)
-    let service = GatewayService(server: server, directory: config.directory, drainTimeout: config.limits.drainTimeout, logger: logger)
+    let readyLines = extraReadyLines + server.boundAddresses.map { "http://\(urlHost($0))" }
+    let service = GatewayService(
+        server: server,
+        directory: config.directory,
+        drainTimeout: config.limits.drainTimeout,
+        logger: logger,
+        ready: {
+            // Announced only once every signal is trapped: a SIGHUP or SIGTERM sent right after
+            // readiness must not find the default action (terminate) still in place.
+            if let readyFile = runtime.readyFile {
+                try writeAtomically(readyLines.joined(separator: "\n") + "\n", to: readyFile)
+            }
+            onReady?(server)
+        }
+    )
     let group_ = ServiceGroup(
         configuration: ServiceGroupConfiguration(
             services: [.init(service: service)],
@@ -123,15 +132,22 @@ struct GatewayService: Service {
     let directory: String
     let drainTimeout: ConfigDuration
     let logger: Logger
+    let ready: @Sendable () throws -> Void
 
     func run() async throws {
-        let reloads = Task {
-            for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                await self.reload()
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        // ServiceGroup traps SIGTERM and SIGINT before it runs its services.
+        try self.ready()
+        // Structured, so nothing outlives run() holding the server.
+        await withTaskGroup(of: Void.self) { tasks in
+            tasks.addTask {
+                for await _ in hangups {
+                    await self.reload()
+                }
             }
+            try? await gracefulShutdown()
+            tasks.cancelAll()
         }
-        try? await gracefulShutdown()
-        reloads.cancel()
         self.logger.info("draining", metadata: ["timeout": "\(self.drainTimeout)"])
         await self.server.drain(timeout: .nanoseconds(self.drainTimeout.nanoseconds))
     }

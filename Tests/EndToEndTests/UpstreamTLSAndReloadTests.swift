@@ -103,19 +103,23 @@ final class HTTPSBackend {
 
 @Suite("Upstream TLS and reload", .serialized)
 struct UpstreamTLSAndReloadTests {
-    @Test(.enabled(if: commandExists("openssl") && commandExists("python3"), "needs openssl and python3"))
-    func httpsUpstreamIsVerifiedWithCAFileAndSNI() throws {
-        let pki = try ThrowawayPKI.make()
-        let backend = try HTTPSBackend(pki: pki)
-        let gateway = try PortcullisProcess.serve(
+    static func gateway(to backend: HTTPSBackend, caFile: String?) throws -> PortcullisProcess {
+        try PortcullisProcess.serve(
             configYAML: """
                 listen:
                   - address: "127.0.0.1:0"
                 upstream:
                   url: "https://localhost:\(backend.port)"
-                  ca_file: "\(pki.caCertificate)"
+                \(caFile.map { "  ca_file: \"\($0)\"" } ?? "")
                 """
         )
+    }
+
+    @Test(.enabled(if: commandExists("openssl") && commandExists("python3"), "needs openssl and python3"))
+    func httpsUpstreamIsVerifiedWithCAFileAndSNI() throws {
+        let pki = try ThrowawayPKI.make()
+        let backend = try HTTPSBackend(pki: pki)
+        let gateway = try Self.gateway(to: backend, caFile: pki.caCertificate)
         let response = RawHTTPClient.request("GET", "/api/ListTenants", port: gateway.port())
         #expect(response.status == 200)
         #expect(response.json?["tls"] as? Bool == true)
@@ -128,14 +132,7 @@ struct UpstreamTLSAndReloadTests {
         let pki = try ThrowawayPKI.make()
         let backend = try HTTPSBackend(pki: pki)
         // The system bundle does not know the throwaway CA: the handshake must fail.
-        let gateway = try PortcullisProcess.serve(
-            configYAML: """
-                listen:
-                  - address: "127.0.0.1:0"
-                upstream:
-                  url: "https://localhost:\(backend.port)"
-                """
-        )
+        let gateway = try Self.gateway(to: backend, caFile: nil)
         let response = RawHTTPClient.request("GET", "/api/ListTenants", port: gateway.port())
         #expect(response.status == 502)
         #expect(response.json?["error"] as? String == "upstream_unavailable")

@@ -93,6 +93,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.activity.connection = self
+        self.loop.register(self)
         if let remote = context.channel.remoteAddress, let text = remote.ipAddress,
             let address = IPAddress(parsing: text)
         {
@@ -106,6 +107,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.isOpen = false
+        self.loop.unregister(self)
         self.timerTask?.cancel()
         self.timerTask = nil
         if case .attached(let connection) = self.upstream {
@@ -609,19 +611,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.resumeReadingIfPossible()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent {
-            // Graceful stop: idle connections close now, busy ones after their response.
-            self.queued.removeAll()
-            if self.request == .idle {
-                self.isClosing = true
-                context.close(promise: nil)
-            } else {
-                self.closeAfterResponse = true
-            }
-            return
+    /// Graceful stop: an idle connection closes now, a busy one after its response.
+    func quiesce() {
+        self.queued.removeAll()
+        if self.request == .idle {
+            self.isClosing = true
+            self.context.close(promise: nil)
+        } else {
+            self.closeAfterResponse = true
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

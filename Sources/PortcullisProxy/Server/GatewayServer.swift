@@ -1,7 +1,6 @@
 import Atomics
 import Logging
 import NIOCore
-import NIOExtras
 import NIOHTTP1
 import NIOPosix
 import PortcullisPolicy
@@ -12,8 +11,6 @@ public final class GatewayServer: Sendable {
     private let group: EventLoopGroup
     private let channels: [Channel]
     private let contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
-    /// One per listener: a helper tracks the children of a single server channel.
-    private let quiescers: [ServerQuiescingHelper]
     private let openConnections: ManagedAtomic<Int>
     private let logger: Logger
 
@@ -21,7 +18,6 @@ public final class GatewayServer: Sendable {
         group: EventLoopGroup,
         channels: [Channel],
         contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>],
-        quiescers: [ServerQuiescingHelper],
         openConnections: ManagedAtomic<Int>,
         logger: Logger
     ) {
@@ -29,7 +25,6 @@ public final class GatewayServer: Sendable {
         self.channels = channels
         self.boundAddresses = channels.compactMap(\.localAddress)
         self.contexts = contexts
-        self.quiescers = quiescers
         self.openConnections = openConnections
         self.logger = logger
     }
@@ -47,7 +42,6 @@ public final class GatewayServer: Sendable {
                 NIOLoopBound(LoopContext(eventLoop: loop, settings: settings), eventLoop: loop)
             }.get()
         }
-        var quiescers: [ServerQuiescingHelper] = []
         let openConnections = ManagedAtomic(0)
         let maxConnections = config.limits.maxConnections
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
@@ -58,16 +52,9 @@ public final class GatewayServer: Sendable {
         var channels: [Channel] = []
         do {
             for listener in config.listeners {
-                let quiesce = ServerQuiescingHelper(group: group)
-                quiescers.append(quiesce)
                 let bootstrap = ServerBootstrap(group: group)
                     .serverChannelOption(.backlog, value: 1024)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .serverChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
-                        }
-                    }
                     .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                     .childChannelInitializer { channel in
                         let open = openConnections.wrappingIncrementThenLoad(ordering: .relaxed)
@@ -96,7 +83,6 @@ public final class GatewayServer: Sendable {
             group: group,
             channels: channels,
             contexts: contexts,
-            quiescers: quiescers,
             openConnections: openConnections,
             logger: logger
         )
@@ -150,16 +136,17 @@ public final class GatewayServer: Sendable {
     /// Graceful stop: stop accepting, let in-flight exchanges finish (at most `timeout`),
     /// close idle connections at once, then close whatever is left.
     public func drain(timeout: TimeAmount) async {
-        for context in self.contexts.values {
-            try? await context.eventLoop.submit { context.value.isDraining = true }.get()
+        for channel in self.channels {
+            try? await channel.close()
         }
         let loop = self.group.any()
-        let done = loop.makePromise(of: Void.self)
-        let each = self.quiescers.map { quiesce in
-            let promise = loop.makePromise(of: Void.self)
-            quiesce.initiateShutdown(promise: promise)
-            return promise.futureResult
+        var each: [EventLoopFuture<Void>] = []
+        for context in self.contexts.values {
+            if let future = try? await context.eventLoop.submit({ context.value.startDraining() }).get() {
+                each.append(future)
+            }
         }
+        let done = loop.makePromise(of: Void.self)
         EventLoopFuture.andAllSucceed(each, on: loop).cascade(to: done)
         let timer = loop.scheduleTask(in: timeout) {
             done.fail(GatewayError("drain timeout"))

@@ -25,12 +25,40 @@ final class LoopContext {
     private(set) var settings: ProxySettings
     let pool: UpstreamPool
     var requestIDs = RequestIDGenerator()
-    var isDraining = false
+    private(set) var isDraining = false
+    /// The open client connections of this loop, for graceful stop.
+    private var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
+    private var drained: EventLoopPromise<Void>?
 
     init(eventLoop: EventLoop, settings: ProxySettings) {
         self.eventLoop = eventLoop
         self.settings = settings
         self.pool = UpstreamPool(eventLoop: eventLoop, target: settings.upstream)
+    }
+
+    func register(_ connection: ClientConnectionHandler) {
+        self.connections[ObjectIdentifier(connection)] = connection
+    }
+
+    func unregister(_ connection: ClientConnectionHandler) {
+        self.connections.removeValue(forKey: ObjectIdentifier(connection))
+        if self.connections.isEmpty, let drained = self.drained {
+            self.drained = nil
+            drained.succeed()
+        }
+    }
+
+    /// Graceful stop of this loop's connections: idle ones close now, busy ones after their
+    /// response. The future completes when the last one has closed.
+    func startDraining() -> EventLoopFuture<Void> {
+        self.isDraining = true
+        guard !self.connections.isEmpty else { return self.eventLoop.makeSucceededVoidFuture() }
+        let promise = self.eventLoop.makePromise(of: Void.self)
+        self.drained = promise
+        for connection in Array(self.connections.values) {
+            connection.quiesce()
+        }
+        return promise.futureResult
     }
 
     /// A new configuration: requests in flight keep the settings they started with.
