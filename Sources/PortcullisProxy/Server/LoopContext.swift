@@ -1,13 +1,14 @@
 import NIOCore
 import PortcullisPolicy
 
-/// The settings of one configuration load that the request path reads, as an immutable value.
-struct ProxySettings: Sendable {
-    var upstream: UpstreamTarget
-    var exchangeTimeout: TimeAmount
-    var clientHeaderTimeout: TimeAmount
-    var idleTimeout: TimeAmount
-    var trustedProxies: CIDRSet
+/// The settings of one configuration load that the request path reads: an immutable snapshot,
+/// a class so that each exchange takes it with one retain.
+final class ProxySettings: Sendable {
+    let upstream: UpstreamTarget
+    let exchangeTimeout: TimeAmount
+    let clientHeaderTimeout: TimeAmount
+    let idleTimeout: TimeAmount
+    let trustedProxies: CIDRSet
 
     init(_ config: GatewayConfig) throws {
         self.upstream = try UpstreamTarget(config.upstream)
