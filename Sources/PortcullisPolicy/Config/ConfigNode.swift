@@ -22,11 +22,6 @@ struct ConfigNode {
         ConfigNode(node: node, file: self.file, keyPath: "\(self.keyPath)[\(index)]")
     }
 
-    var isNull: Bool {
-        if case .scalar(let scalar) = self.node { return scalar.tag == .implicit && scalar.string.isEmpty || self.node.null != nil }
-        return false
-    }
-
     struct Entry {
         let key: String
         let keyLocation: SourceLocation?

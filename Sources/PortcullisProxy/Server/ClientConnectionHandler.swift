@@ -207,13 +207,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             requestID: self.requestID,
             chunked: chunked
         )
-        var upstreamHead = HTTPRequestHead(
+        let upstreamHead = HTTPRequestHead(
             version: .http1_1,
             method: head.method,
             uri: target.uri,
             headers: HeaderRewriter.upstreamHeaders(head.headers, forwarding)
         )
-        upstreamHead.headers.reserveCapacity(0)
         self.upstreamHead = upstreamHead
         self.requestHasBody = chunked || (head.headers.first(name: "content-length").map { $0 != "0" } ?? false)
         // The decoder stops parsing after a request that asked for an upgrade.

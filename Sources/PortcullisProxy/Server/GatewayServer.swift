@@ -110,13 +110,12 @@ public final class GatewayServer: Sendable {
 
     /// Over `max_connections`: a 503 with `Retry-After`, written below HTTP, then close.
     private static func refuseOverCapacity(_ channel: Channel) -> EventLoopFuture<Void> {
-        var response = ErrorResponse(
+        let response = ErrorResponse(
             status: .serviceUnavailable,
             error: "unavailable",
             description: "too many open connections",
             extraHeaders: [("Retry-After", "1")]
         )
-        response.extraHeaders.reserveCapacity(1)
         var ids = RequestIDGenerator()
         let bytes = response.rawBytes(requestID: ids.make(), allocator: channel.allocator)
         channel.writeAndFlush(bytes).whenComplete { _ in channel.close(promise: nil) }

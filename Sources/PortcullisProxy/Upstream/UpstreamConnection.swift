@@ -28,7 +28,6 @@ final class UpstreamConnection: ChannelDuplexHandler {
     private var isActive = false
     private var readPending = false
     var idleSince: NIODeadline = .now()
-    private(set) var exchangesServed = 0
 
     init(pool: UpstreamPool) {
         self.pool = pool
@@ -54,7 +53,6 @@ final class UpstreamConnection: ChannelDuplexHandler {
     /// Ends the lease; the caller decides whether the connection goes back to the pool.
     func detach() {
         self.exchange = nil
-        self.exchangesServed += 1
         if self.readPending {
             self.readPending = false
             self.context.read()

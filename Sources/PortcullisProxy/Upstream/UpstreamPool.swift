@@ -16,8 +16,6 @@ final class UpstreamPool {
     private(set) var target: UpstreamTarget
     private var idle: [UpstreamConnection] = []
     private var sweeper: RepeatedTask?
-    private(set) var opened = 0
-    private(set) var reused = 0
 
     init(eventLoop: EventLoop, target: UpstreamTarget) {
         self.eventLoop = eventLoop
@@ -30,7 +28,6 @@ final class UpstreamPool {
         if !fresh {
             while let connection = self.idle.popLast() {
                 if connection.isUsable {
-                    self.reused += 1
                     return .ready(connection)
                 }
             }
@@ -71,8 +68,6 @@ final class UpstreamPool {
         self.closeAll()
     }
 
-    var idleCount: Int { self.idle.count }
-
     private func startSweeper() {
         let quarter = TimeAmount.nanoseconds(self.target.keepaliveTimeout.nanoseconds / 4)
         let interval = max(min(quarter, .seconds(1)), .milliseconds(50))
@@ -95,7 +90,6 @@ final class UpstreamPool {
     }
 
     private func connect() -> EventLoopFuture<UpstreamConnection> {
-        self.opened += 1
         let target = self.target
         let pool = NIOLoopBound(self, eventLoop: self.eventLoop)
         return ClientBootstrap(group: self.eventLoop)
