@@ -1,24 +1,18 @@
 import Foundation
 import Testing
 
-/// A backend process that answers the first request of each connection and silently closes
-/// the connection on the second: what a pooled connection looks like when the upstream's own
+/// A backend that answers the first request of each connection and silently closes the
+/// connection on the second: what a pooled connection looks like when the upstream's own
 /// keep-alive timeout has just closed it.
-final class OneShotKeepAliveBackend {
-    let process: Process
-    let port: Int
-    private let input = Pipe()
-
-    init() throws {
-        let script = """
-            import os, socket, sys, threading
+func startOneShotKeepAliveBackend() throws -> PythonBackend {
+    try PythonBackend(
+        "oneshot",
+        script: """
+            import socket
             listener = socket.socket()
             listener.bind(("127.0.0.1", 0))
             listener.listen(64)
-            with open(sys.argv[1] + ".tmp", "w") as f:
-                f.write(str(listener.getsockname()[1]))
-            os.rename(sys.argv[1] + ".tmp", sys.argv[1])
-            threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+            announce(listener.getsockname()[1])
             def serve(conn):
                 data = b""
                 while b"\\r\\n\\r\\n" not in data:
@@ -33,35 +27,12 @@ final class OneShotKeepAliveBackend {
                 conn, _ = listener.accept()
                 threading.Thread(target=serve, args=(conn,), daemon=True).start()
             """
-        let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("oneshot-\(UUID().uuidString)").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, portFile]
-        process.standardInput = self.input
-        try process.run()
-        var port: Int?
-        let deadline = Date().addingTimeInterval(10)
-        while port == nil && Date() < deadline && process.isRunning {
-            port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0) }
-            if port == nil { usleep(20_000) }
-        }
-        guard let port else {
-            process.terminate()
-            throw GatewayTestError("the one-shot backend did not start")
-        }
-        self.process = process
-        self.port = port
-    }
-
-    deinit {
-        try? self.input.fileHandleForWriting.close()
-        self.process.terminate()
-    }
+    )
 }
 
 @Suite("Upstream retry", .serialized)
 struct UpstreamRetryTests {
-    static func gateway(for backend: OneShotKeepAliveBackend) throws -> PortcullisProcess {
+    static func gateway(for backend: PythonBackend) throws -> PortcullisProcess {
         try PortcullisProcess.serve(
             configYAML: """
                 listen:
@@ -75,7 +46,7 @@ struct UpstreamRetryTests {
 
     @Test(.enabled(if: commandExists("python3"), "needs python3"))
     func anIdempotentRequestOnADeadPooledConnectionIsRetriedOnce() throws {
-        let backend = try OneShotKeepAliveBackend()
+        let backend = try startOneShotKeepAliveBackend()
         let gateway = try Self.gateway(for: backend)
         #expect(RawHTTPClient.request("GET", "/first", port: gateway.port()).status == 200)
         // The pooled connection is closed by the backend when it sees this request.
@@ -86,7 +57,7 @@ struct UpstreamRetryTests {
 
     @Test(.enabled(if: commandExists("python3"), "needs python3"))
     func aNonIdempotentRequestIsNeverRetried() throws {
-        let backend = try OneShotKeepAliveBackend()
+        let backend = try startOneShotKeepAliveBackend()
         let gateway = try Self.gateway(for: backend)
         #expect(RawHTTPClient.request("GET", "/first", port: gateway.port()).status == 200)
         let post = RawHTTPClient.request("POST", "/api/ExecResetPass", port: gateway.port(), body: Array("{}".utf8))

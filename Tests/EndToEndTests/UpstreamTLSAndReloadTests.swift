@@ -33,14 +33,12 @@ struct ThrowawayPKI {
     }
 }
 
-/// An HTTPS backend process (Python's http.server over ssl) that reports the SNI it saw.
-final class HTTPSBackend {
-    let process: Process
-    let port: Int
-
-    init(pki: ThrowawayPKI) throws {
-        let script = """
-            import http.server, json, os, ssl, sys, threading
+/// An HTTPS backend (Python's http.server over ssl) that reports the SNI it saw.
+func startHTTPSBackend(pki: ThrowawayPKI) throws -> PythonBackend {
+    try PythonBackend(
+        "https",
+        script: """
+            import http.server, json, ssl
             seen = {"sni": None}
             class Handler(http.server.BaseHTTPRequestHandler):
                 protocol_version = "HTTP/1.1"
@@ -61,49 +59,16 @@ final class HTTPSBackend {
             context.sni_callback = remember
             server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
             server.socket = context.wrap_socket(server.socket, server_side=True)
-            with open(sys.argv[3] + ".tmp", "w") as f:
-                f.write(str(server.server_address[1]))
-            os.rename(sys.argv[3] + ".tmp", sys.argv[3])
-            def watch_stdin():
-                sys.stdin.read()
-                os._exit(0)
-            threading.Thread(target=watch_stdin, daemon=True).start()
+            announce(server.server_address[1])
             server.serve_forever()
-            """
-        let portFile = pki.directory.appendingPathComponent("backend.port").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, pki.serverCertificate, pki.serverKey, portFile]
-        // The backend exits when this pipe closes, even if a wrapper stands between us.
-        let input = Pipe()
-        process.standardInput = input
-        try process.run()
-        var port: Int?
-        let deadline = Date().addingTimeInterval(10)
-        while port == nil && Date() < deadline && process.isRunning {
-            port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0) }
-            if port == nil { usleep(20_000) }
-        }
-        guard let port else {
-            process.terminate()
-            throw GatewayTestError("the HTTPS backend did not start")
-        }
-        self.process = process
-        self.input = input
-        self.port = port
-    }
-
-    private let input: Pipe
-
-    deinit {
-        try? self.input.fileHandleForWriting.close()
-        self.process.terminate()
-    }
+            """,
+        arguments: [pki.serverCertificate, pki.serverKey]
+    )
 }
 
 @Suite("Upstream TLS and reload", .serialized)
 struct UpstreamTLSAndReloadTests {
-    static func gateway(to backend: HTTPSBackend, caFile: String?) throws -> PortcullisProcess {
+    static func gateway(to backend: PythonBackend, caFile: String?) throws -> PortcullisProcess {
         try PortcullisProcess.serve(
             configYAML: """
                 listen:
@@ -118,7 +83,7 @@ struct UpstreamTLSAndReloadTests {
     @Test(.enabled(if: commandExists("openssl") && commandExists("python3"), "needs openssl and python3"))
     func httpsUpstreamIsVerifiedWithCAFileAndSNI() throws {
         let pki = try ThrowawayPKI.make()
-        let backend = try HTTPSBackend(pki: pki)
+        let backend = try startHTTPSBackend(pki: pki)
         let gateway = try Self.gateway(to: backend, caFile: pki.caCertificate)
         let response = RawHTTPClient.request("GET", "/api/ListTenants", port: gateway.port())
         #expect(response.status == 200)
@@ -130,7 +95,7 @@ struct UpstreamTLSAndReloadTests {
     @Test(.enabled(if: commandExists("openssl") && commandExists("python3"), "needs openssl and python3"))
     func httpsUpstreamWithAnUntrustedCertificateGives502() throws {
         let pki = try ThrowawayPKI.make()
-        let backend = try HTTPSBackend(pki: pki)
+        let backend = try startHTTPSBackend(pki: pki)
         // The system bundle does not know the throwaway CA: the handshake must fail.
         let gateway = try Self.gateway(to: backend, caFile: nil)
         let response = RawHTTPClient.request("GET", "/api/ListTenants", port: gateway.port())

@@ -35,8 +35,7 @@ import Testing
     // MARK: - Upstream
 
     @Test func endToEndHeadersKeepTheirOrderAndGatewayHeadersAreAdded() {
-        let out = Self.upstream([
-            ("Host", "api.example.com"),
+        let kept: [(String, String)] = [
             ("Accept", "application/json"),
             ("User-Agent", "curl/8.5.0"),
             ("Content-Type", "application/json"),
@@ -44,17 +43,9 @@ import Testing
             ("Cookie", "a=1"),
             ("Cookie", "b=2"),
             ("X-Custom", "kept"),
-        ])
-        let expected: [(String, String)] =
-            [
-                ("Accept", "application/json"),
-                ("User-Agent", "curl/8.5.0"),
-                ("Content-Type", "application/json"),
-                ("Content-Length", "17"),
-                ("Cookie", "a=1"),
-                ("Cookie", "b=2"),
-                ("X-Custom", "kept"),
-            ] + Self.added
+        ]
+        let out = Self.upstream([("Host", "api.example.com")] + kept)
+        let expected = kept + Self.added
         #expect(Self.same(out, expected), "\(out)")
     }
 

@@ -271,9 +271,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Ambiguous framing or routing is refused, never guessed (DESIGN.md: smuggling -> 400).
     static func framingProblem(_ head: HTTPRequestHead) -> String? {
-        let hosts = head.headers["host"]
-        if hosts.count > 1 { return "more than one Host header" }
-        if hosts.isEmpty && head.version.minor >= 1 { return "HTTP/1.1 request without Host" }
+        var hosts = 0
+        for (name, _) in head.headers where name.utf8.count == 4 && HeaderName.equals(name, "host") {
+            hosts += 1
+        }
+        if hosts > 1 { return "more than one Host header" }
+        if hosts == 0 && head.version.minor >= 1 { return "HTTP/1.1 request without Host" }
         let transferEncodings = head.headers["transfer-encoding"]
         guard !transferEncodings.isEmpty else { return nil }
         if head.version.major == 1 && head.version.minor == 0 {
