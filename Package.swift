@@ -11,6 +11,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -24,10 +25,14 @@ let package = Package(
                 .product(name: "Yams", package: "Yams")
             ]
         ),
-        // Bearer tokens: extraction today; JWS verification and the token issuer come next.
+        // Bearer tokens: extraction, compact-JWS verification (swift-crypto), JWK sets, claims.
         .target(
             name: "PortcullisAuth",
-            dependencies: ["PortcullisPolicy"]
+            dependencies: [
+                "PortcullisPolicy",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ]
         ),
         // The NIO server and client pipelines, upstream pool, timeouts, header rewriting.
         .target(

@@ -52,26 +52,44 @@ import Testing
         #expect(String(buffer: buffer) == #""\"\\\n\r\t\u0000\u001f\u007fa""#)
     }
 
+    /// Splits raw bytes into the head's lines and the body.
+    static func split(_ bytes: ByteBuffer) -> (lines: [String], body: String) {
+        let parts = String(buffer: bytes).components(separatedBy: "\r\n\r\n")
+        #expect(parts.count == 2)
+        return (parts[0].components(separatedBy: "\r\n"), parts.count == 2 ? parts[1] : "")
+    }
+
     @Test(arguments: [true, false])
     func headMatchesTheBody(close: Bool) throws {
         let response = ErrorResponse.badRequest("nope")
         let body = response.body(requestID: Self.requestID, allocator: ByteBufferAllocator())
-        let head = response.head(version: .http1_1, requestID: Self.requestID, bodyLength: body.readableBytes, close: close)
-        #expect(head.status == .badRequest)
-        #expect(head.version == .http1_1)
-        #expect(head.headers["Content-Length"] == [String(body.readableBytes)])
-        #expect(head.headers["Content-Type"] == ["application/json"])
-        #expect(head.headers["X-Request-Id"] == [Self.requestID])
-        #expect(head.headers["Cache-Control"] == ["no-store"])
-        #expect(head.headers["Connection"] == (close ? ["close"] : []))
+        let (lines, text) = Self.split(response.rawBytes(requestID: Self.requestID, close: close, allocator: ByteBufferAllocator()))
+        #expect(lines.first == "HTTP/1.1 400 Bad Request")
+        #expect(text == String(buffer: body))
+        #expect(lines.contains("Content-Length: \(body.readableBytes)"))
+        #expect(lines.contains("Content-Type: application/json"))
+        #expect(lines.contains("X-Request-Id: \(Self.requestID)"))
+        #expect(lines.contains("Cache-Control: no-store"))
+        #expect(lines.contains("Connection: close") == close)
     }
 
     @Test func headKeepsTheRequestVersionAndExtraHeaders() {
-        let head = ErrorResponse.draining.head(version: .http1_0, requestID: Self.requestID, bodyLength: 10, close: true)
-        #expect(head.version == .http1_0)
-        #expect(head.status == .serviceUnavailable)
-        #expect(head.headers["Retry-After"] == ["5"])
-        #expect(head.headers["Connection"] == ["close"])
+        let (lines, _) = Self.split(
+            ErrorResponse.draining.rawBytes(requestID: Self.requestID, http10: true, allocator: ByteBufferAllocator())
+        )
+        #expect(lines.first == "HTTP/1.0 503 Service Unavailable")
+        #expect(lines.contains("Retry-After: 5"))
+        #expect(lines.contains("Connection: close"))
+    }
+
+    @Test func answerToHEADHasTheLengthButNoBody() {
+        let response = ErrorResponse.badGateway
+        let body = response.body(requestID: Self.requestID, allocator: ByteBufferAllocator())
+        let (lines, text) = Self.split(
+            response.rawBytes(requestID: Self.requestID, close: false, omitBody: true, allocator: ByteBufferAllocator())
+        )
+        #expect(text.isEmpty)
+        #expect(lines.contains("Content-Length: \(body.readableBytes)"))
     }
 
     @Test func rawBytesAreACompleteResponse() throws {

@@ -58,31 +58,35 @@ struct ErrorResponse {
         return buffer
     }
 
-    func head(version: HTTPVersion, requestID: String, bodyLength: Int, close: Bool) -> HTTPResponseHead {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(5 + self.extraHeaders.count)
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Content-Length", value: String(bodyLength))
-        headers.add(name: "X-Request-Id", value: requestID)
-        headers.add(name: "Cache-Control", value: "no-store")
-        for (name, value) in self.extraHeaders { headers.add(name: name, value: value) }
-        if close { headers.add(name: "Connection", value: "close") }
-        return HTTPResponseHead(version: version, status: self.status, headers: headers)
-    }
-
-    /// The whole response as bytes, for connections that have no HTTP pipeline (over the cap).
-    func rawBytes(requestID: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+    /// The whole response as bytes: status line, headers, and the body unless the request was
+    /// HEAD (`Content-Length` still says how long it would have been).
+    func rawBytes(
+        requestID: String,
+        http10: Bool = false,
+        close: Bool = true,
+        omitBody: Bool = false,
+        allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
         let body = self.body(requestID: requestID, allocator: allocator)
         var buffer = allocator.buffer(capacity: 256 + body.readableBytes)
-        buffer.writeString("HTTP/1.1 \(self.status.code) \(self.status.reasonPhrase)\r\n")
-        for (name, value) in self.head(version: .http1_1, requestID: requestID, bodyLength: body.readableBytes, close: true).headers {
+        buffer.writeStaticString(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        buffer.writeString(String(self.status.code))
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeString(self.status.reasonPhrase)
+        buffer.writeStaticString("\r\nContent-Type: application/json\r\nContent-Length: ")
+        buffer.writeString(String(body.readableBytes))
+        buffer.writeStaticString("\r\nX-Request-Id: ")
+        buffer.writeString(requestID)
+        buffer.writeStaticString("\r\nCache-Control: no-store\r\n")
+        for (name, value) in self.extraHeaders {
             buffer.writeString(name)
             buffer.writeStaticString(": ")
             buffer.writeString(value)
             buffer.writeStaticString("\r\n")
         }
+        if close { buffer.writeStaticString("Connection: close\r\n") }
         buffer.writeStaticString("\r\n")
-        buffer.writeImmutableBuffer(body)
+        if !omitBody { buffer.writeImmutableBuffer(body) }
         return buffer
     }
 }

@@ -23,6 +23,20 @@ enum HeaderName {
         return index == count
     }
 
+    /// `bytes` equals `lowercase` ignoring ASCII case; `lowercase` must be lowercase ASCII.
+    @inline(__always)
+    static func equals(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        let count = lowercase.utf8CodeUnitCount
+        guard bytes.count == count else { return false }
+        let expected = lowercase.utf8Start
+        for index in 0..<count {
+            let byte = bytes[index]
+            let want = expected[index]
+            if byte != want && !(byte ^ 0x20 == want && want >= 0x61 && want <= 0x7A) { return false }
+        }
+        return true
+    }
+
     /// A `Connection` value naming no header to remove: just `keep-alive` or `close`, the
     /// usual case, checked without splitting or allocating.
     @inline(__always)

@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 
 /// Header rewriting of DESIGN.md ("Headers sent upstream"), one pass over the headers.
@@ -70,90 +71,131 @@ enum HeaderRewriter {
         var chunked: Bool
     }
 
-    static func upstreamHeaders(_ headers: HTTPHeaders, _ forwarding: Forwarding) -> HTTPHeaders {
-        // Usually nothing but Host needs to go: then edit the decoded headers in place.
-        var hosts = 0
-        var others = 0
-        for (name, _) in headers {
-            switch Self.classifyRequest(name) {
-            case .keep: break
-            case .host: hosts += 1
-            case .drop, .connection: others += 1
-            }
-        }
-        if others == 0 && hosts <= 1 {
-            var out = headers
-            var originalHost: String?
-            if hosts == 1 {
-                originalHost = out.first(name: "host")
-                out.remove(name: "host")
-            }
-            Self.addForwarding(to: &out, forwarding, originalHost: originalHost)
-            return out
-        }
-        return Self.rebuiltUpstreamHeaders(headers, forwarding)
-    }
-
-    private static func addForwarding(to out: inout HTTPHeaders, _ forwarding: Forwarding, originalHost: String?) {
-        out.add(name: "Host", value: forwarding.authority)
-        if forwarding.chunked { out.add(name: "Transfer-Encoding", value: "chunked") }
-        out.add(name: "X-Forwarded-For", value: forwarding.forwardedFor)
-        out.add(name: "X-Forwarded-Proto", value: forwarding.proto)
-        if let originalHost { out.add(name: "X-Forwarded-Host", value: originalHost) }
-        out.add(name: "X-Request-Id", value: forwarding.requestID)
-    }
-
-    private static func rebuiltUpstreamHeaders(_ headers: HTTPHeaders, _ forwarding: Forwarding) -> HTTPHeaders {
-        var out = HTTPHeaders()
-        out.reserveCapacity(headers.count + 6)
+    /// Writes the upstream request head: request line, the client's headers minus those
+    /// dropped above, then the gateway's own. Header bytes are copied, never re-decoded.
+    static func writeUpstreamHead(
+        method: HTTPMethod,
+        uri: String,
+        headers: HTTPHeaders,
+        _ forwarding: Forwarding,
+        into out: inout ByteBuffer
+    ) {
+        out.writeString(method.rawValue)
+        out.writeInteger(UInt8(ascii: " "))
+        out.writeString(uri)
+        out.writeStaticString(" HTTP/1.1\r\n")
         var originalHost: String?
-        var connectionTokens: [String] = []
+        var named: Set<String> = []
+        for (name, value) in headers where name.utf8.count == 10 && HeaderName.equals(name, "connection") {
+            named.formUnion(HeaderName.connectionTokens(value))
+        }
+        named.subtract(Self.protectedFromConnection)
         for (name, value) in headers {
             switch Self.classifyRequest(name) {
-            case .keep: out.add(name: name, value: value)
-            case .drop: break
-            case .host: originalHost = value
-            case .connection: connectionTokens += HeaderName.connectionTokens(value)
+            case .keep:
+                if !named.isEmpty && named.contains(name.lowercased()) { continue }
+                Self.writeField(name, value, into: &out)
+            case .host:
+                originalHost = value
+            case .drop, .connection:
+                break
             }
         }
-        if !connectionTokens.isEmpty {
-            out = Self.removing(connectionTokens, from: out)
-        }
-        Self.addForwarding(to: &out, forwarding, originalHost: originalHost)
-        return out
+        Self.writeField("Host", forwarding.authority, into: &out)
+        if forwarding.chunked { out.writeStaticString("Transfer-Encoding: chunked\r\n") }
+        Self.writeField("X-Forwarded-For", forwarding.forwardedFor, into: &out)
+        Self.writeField("X-Forwarded-Proto", forwarding.proto, into: &out)
+        if let originalHost { Self.writeField("X-Forwarded-Host", originalHost, into: &out) }
+        Self.writeField("X-Request-Id", forwarding.requestID, into: &out)
+        out.writeStaticString("\r\n")
     }
 
-    /// Response headers for the client: hop-by-hop headers removed (the encoder re-frames the
-    /// body), `X-Request-Id` set, and `Connection: close` when the connection ends after it.
-    static func downstreamHeaders(_ headers: HTTPHeaders, requestID: String, close: Bool) -> HTTPHeaders {
-        if !headers.contains(where: { Self.isHopByHopResponseHeader($0.name) }) {
-            var out = headers
-            out.add(name: "X-Request-Id", value: requestID)
-            if close { out.add(name: "Connection", value: "close") }
-            return out
-        }
-        var out = HTTPHeaders()
-        out.reserveCapacity(headers.count + 2)
-        var connectionTokens: [String] = []
-        for (name, value) in headers {
-            if name.utf8.count == 10 && HeaderName.equals(name, "connection") {
-                connectionTokens += HeaderName.connectionTokens(value)
-            } else if !Self.isHopByHopResponseHeader(name) {
-                out.add(name: name, value: value)
+    /// Framing and the gateway's own headers are never removed by a `Connection` token.
+    private static let protectedFromConnection: Set<String> = ["host", "content-length", "transfer-encoding", "x-request-id"]
+
+    @inline(__always)
+    private static func writeField(_ name: String, _ value: String, into out: inout ByteBuffer) {
+        out.writeString(name)
+        out.writeStaticString(": ")
+        out.writeString(value)
+        out.writeStaticString("\r\n")
+    }
+
+    /// Writes the client's response head from the upstream's: the status line with the
+    /// client's HTTP version, every header line copied as received except the hop-by-hop ones
+    /// (the body is re-framed) and those named in `Connection`; then `X-Request-Id`, and the
+    /// framing and `Connection` headers of this hop.
+    static func writeDownstreamHead(
+        _ head: UpstreamResponseHead,
+        http10: Bool,
+        requestID: String,
+        chunked: Bool,
+        close: Bool,
+        into out: inout ByteBuffer
+    ) {
+        let named = head.connectionNamesHeaders ? Self.connectionNamed(head) : []
+        head.bytes.withUnsafeReadableBytes { p in
+            out.writeStaticString(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
+            var index = 9
+            var lineEnd = Self.lineEnd(p, from: index)
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: p[index..<lineEnd]))
+            index = lineEnd
+            while p[index] != 0x0D {
+                lineEnd = Self.lineEnd(p, from: index)
+                var colon = index
+                while p[colon] != UInt8(ascii: ":") { colon += 1 }
+                let name = UnsafeRawBufferPointer(rebasing: p[index..<colon])
+                if !Self.isHopByHopResponseHeader(name) && (named.isEmpty || !Self.contains(named, name)) {
+                    out.writeBytes(UnsafeRawBufferPointer(rebasing: p[index..<lineEnd]))
+                }
+                index = lineEnd
             }
         }
-        if !connectionTokens.isEmpty {
-            out = Self.removing(connectionTokens, from: out)
+        Self.writeField("X-Request-Id", requestID, into: &out)
+        if chunked { out.writeStaticString("Transfer-Encoding: chunked\r\n") }
+        if close { out.writeStaticString("Connection: close\r\n") }
+        out.writeStaticString("\r\n")
+    }
+
+    /// Offset just past the CRLF that ends the line starting at `from` (the head is validated).
+    @inline(__always)
+    private static func lineEnd(_ p: UnsafeRawBufferPointer, from: Int) -> Int {
+        var index = from
+        while p[index] != 0x0A { index += 1 }
+        return index + 1
+    }
+
+    /// Lowercased names listed in the response's `Connection` headers, minus protected ones.
+    private static func connectionNamed(_ head: UpstreamResponseHead) -> [[UInt8]] {
+        var names: Set<String> = []
+        head.bytes.withUnsafeReadableBytes { p in
+            var index = Self.lineEnd(p, from: 0)
+            while p[index] != 0x0D {
+                let lineEnd = Self.lineEnd(p, from: index)
+                var colon = index
+                while p[colon] != UInt8(ascii: ":") { colon += 1 }
+                if HeaderName.equals(UnsafeRawBufferPointer(rebasing: p[index..<colon]), "connection") {
+                    let value = String(decoding: UnsafeRawBufferPointer(rebasing: p[(colon + 1)..<(lineEnd - 2)]), as: UTF8.self)
+                    names.formUnion(HeaderName.connectionTokens(value))
+                }
+                index = lineEnd
+            }
         }
-        out.add(name: "X-Request-Id", value: requestID)
-        if close { out.add(name: "Connection", value: "close") }
-        return out
+        names.subtract(Self.protectedFromConnection)
+        return names.map { Array($0.utf8) }
+    }
+
+    private static func contains(_ names: [[UInt8]], _ name: UnsafeRawBufferPointer) -> Bool {
+        names.contains { candidate in
+            candidate.count == name.count
+                && zip(candidate, name).allSatisfy { $0 == $1 || ($1 >= 0x41 && $1 <= 0x5A && $0 == $1 | 0x20) }
+        }
     }
 
     /// Response headers that never reach the client as the upstream sent them.
     @inline(__always)
-    private static func isHopByHopResponseHeader(_ name: String) -> Bool {
-        switch name.utf8.count {
+    private static func isHopByHopResponseHeader(_ name: UnsafeRawBufferPointer) -> Bool {
+        switch name.count {
         case 2: return HeaderName.equals(name, "te")
         case 7: return HeaderName.equals(name, "trailer") || HeaderName.equals(name, "upgrade")
         case 10: return HeaderName.equals(name, "keep-alive") || HeaderName.equals(name, "connection")
@@ -163,18 +205,5 @@ enum HeaderRewriter {
         case 18: return HeaderName.equals(name, "proxy-authenticate")
         default: return false
         }
-    }
-
-    private static func removing(_ tokens: [String], from headers: HTTPHeaders) -> HTTPHeaders {
-        // Framing and the gateway's own headers are never removed by a Connection token.
-        let protected: Set<String> = ["host", "content-length", "transfer-encoding", "x-request-id"]
-        let names = Set(tokens).subtracting(protected)
-        guard !names.isEmpty else { return headers }
-        var out = HTTPHeaders()
-        out.reserveCapacity(headers.count)
-        for (name, value) in headers where !names.contains(name.lowercased()) {
-            out.add(name: name, value: value)
-        }
-        return out
     }
 }

@@ -11,8 +11,8 @@ import PortcullisPolicy
 /// (`ResponsePhase`); it ends when both are complete. Both channels live on this loop.
 final class ClientConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     enum RequestPhase {
         /// No exchange: waiting for the next request head.
@@ -25,6 +25,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case waiting
         case streaming
         case complete
+    }
+
+    /// How the response body is framed on the way to the client.
+    private enum ResponseFraming {
+        /// `Content-Length` passed through, or no body at all.
+        case asReceived
+        /// Re-chunked: an HTTP/1.1 client, and the upstream sent chunked or EOF-framed.
+        case chunked
+        /// An HTTP/1.0 client and no length: the body ends with the connection.
+        case untilClose
     }
 
     private enum UpstreamState {
@@ -51,10 +61,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var upstream: UpstreamState = .none
     private var requestID = ""
     private var requestVersion: HTTPVersion = .http1_1
-    private var upstreamHead: HTTPRequestHead?
-    /// Parts that arrived while the upstream connection was being set up.
-    private var pendingParts: CircularBuffer<HTTPClientRequestPart> = CircularBuffer(initialCapacity: 4)
+    /// The request head for the upstream, as bytes; kept until the response starts (a retry
+    /// sends it again).
+    private var upstreamHead: ByteBuffer?
+    private var isHEAD = false
+    /// Request body bytes, already framed, that arrived while the upstream was being set up.
+    private var pendingParts: CircularBuffer<ByteBuffer> = CircularBuffer(initialCapacity: 4)
     private var requestHasBody = false
+    private var requestChunked = false
+    private var responseFraming: ResponseFraming = .asReceived
     private var isIdempotent = false
     private var leasedReusedConnection = false
     private var retried = false
@@ -149,9 +164,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .head(let head):
             self.requestHeadReceived(head)
         case .body(let buffer):
-            self.requestBodyReceived(.body(.byteBuffer(buffer)))
-        case .end(let trailers):
-            self.requestEndReceived(trailers)
+            self.requestBodyReceived(buffer)
+        case .end:
+            self.requestEndReceived()
         }
     }
 
@@ -207,13 +222,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             requestID: self.requestID,
             chunked: chunked
         )
-        let upstreamHead = HTTPRequestHead(
-            version: .http1_1,
+        var upstreamHead = self.context.channel.allocator.buffer(capacity: 512)
+        HeaderRewriter.writeUpstreamHead(
             method: head.method,
             uri: target.uri,
-            headers: HeaderRewriter.upstreamHeaders(head.headers, forwarding)
+            headers: head.headers,
+            forwarding,
+            into: &upstreamHead
         )
         self.upstreamHead = upstreamHead
+        self.isHEAD = head.method == .HEAD
+        self.requestChunked = chunked
         self.requestHasBody = chunked || (head.headers.first(name: "content-length").map { $0 != "0" } ?? false)
         // The decoder stops parsing after a request that asked for an upgrade.
         if head.headers.contains(name: "upgrade") { self.closeAfterResponse = true }
@@ -221,11 +240,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.exchangeDeadline = self.context.eventLoop.now + self.settings.exchangeTimeout
         self.rearmTimer()
         if expectContinue {
-            let interim = HTTPResponseHead(version: head.version, status: .continue)
-            self.context.writeAndFlush(self.wrapOutboundOut(.head(interim)), promise: nil)
+            self.context.writeAndFlush(self.wrapOutboundOut(Self.continueResponse), promise: nil)
         }
         self.lease(fresh: false)
     }
+
+    private static let continueResponse = ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n")
 
     private func startExchange(_ head: HTTPRequestHead) {
         self.settings = self.loop.settings
@@ -235,7 +255,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.requestID = self.loop.requestIDs.make()
         self.requestVersion = head.version
         self.upstreamHead = nil
+        self.isHEAD = head.method == .HEAD
         self.requestHasBody = false
+        self.requestChunked = false
+        self.responseFraming = .asReceived
         self.isIdempotent = Self.idempotent(head.method)
         self.leasedReusedConnection = false
         self.retried = false
@@ -245,25 +268,39 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.connectionDeadline = nil
     }
 
-    private func requestBodyReceived(_ part: HTTPClientRequestPart) {
-        if self.request == .idle { return }
+    private func requestBodyReceived(_ buffer: ByteBuffer) {
+        if self.request == .idle || buffer.readableBytes == 0 { return }
+        if self.requestChunked {
+            self.sendRequestBytes(ChunkedFraming.sizeLine(buffer.readableBytes, allocator: self.context.channel.allocator))
+            self.sendRequestBytes(buffer)
+            self.sendRequestBytes(ChunkedFraming.crlf)
+        } else {
+            self.sendRequestBytes(buffer)
+        }
+    }
+
+    /// Request bytes, framed, to the upstream connection or to wait for it.
+    private func sendRequestBytes(_ bytes: ByteBuffer) {
         switch (self.response, self.upstream) {
         case (.complete, _):
             break  // already answered locally; the connection closes after the response
         case (_, .attached(let connection)):
-            connection.write(part)
+            connection.write(bytes)
             self.upstreamNeedsFlush = true
         case (_, .connecting):
-            self.pendingParts.append(part)
+            self.pendingParts.append(bytes)
         case (_, .none):
             break
         }
     }
 
-    private func requestEndReceived(_ trailers: HTTPHeaders?) {
+    /// Trailers of a chunked request body are not forwarded.
+    private func requestEndReceived() {
         if self.isClosing && self.request == .idle { return }
         self.request = .complete
-        self.requestBodyReceived(.end(trailers))
+        if self.requestChunked {
+            self.sendRequestBytes(ChunkedFraming.lastChunk)
+        }
         if self.response == .complete {
             self.finishExchange()
         }
@@ -347,10 +384,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func attach(_ connection: UpstreamConnection, head: HTTPRequestHead) {
+    private func attach(_ connection: UpstreamConnection, head: ByteBuffer) {
         self.upstream = .attached(connection)
         connection.lease(to: self)
-        connection.write(.head(head))
+        connection.writeHead(head, isHEAD: self.isHEAD)
         while let part = self.pendingParts.popFirst() {
             connection.write(part)
         }
@@ -384,44 +421,50 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     var downstreamIsWritable: Bool { self.context.channel.isWritable }
 
-    func upstreamRead(_ part: HTTPClientResponsePart) {
-        switch part {
-        case .head(let head):
-            guard self.response == .waiting else { return }
-            self.response = .streaming
-            if !head.isKeepAlive, case .attached(let connection) = self.upstream {
-                connection.markNotReusable()
-            }
-            let hasLength = head.headers.contains(name: "content-length")
-            let chunked = head.headers.contains(name: "transfer-encoding")
-            if !hasLength && !chunked && head.status.mayHaveResponseBody && self.upstreamHead?.method != .HEAD,
-                case .attached(let connection) = self.upstream
-            {
-                // EOF-framed: the connection ends with the body and is never reused.
-                connection.markNotReusable()
-            }
-            if self.requestVersion.minor == 0 && !hasLength { self.closeAfterResponse = true }
-            if self.request != .complete { self.closeAfterResponse = true }
-            let headers = HeaderRewriter.downstreamHeaders(
-                head.headers,
-                requestID: self.requestID,
-                close: self.closeAfterResponse
-            )
-            let downstream = HTTPResponseHead(version: self.requestVersion, status: head.status, headers: headers)
-            self.context.write(self.wrapOutboundOut(.head(downstream)), promise: nil)
-        case .body(let buffer):
-            guard self.response == .streaming else { return }
-            self.context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        case .end(let trailers):
-            guard self.response == .streaming else { return }
-            self.response = .complete
-            self.releaseUpstream(reusable: self.request == .complete)
-            if self.request == .complete {
-                self.finishExchange()
-            }
-            self.writeEnd(trailers)
-            self.deliverQueued()
+    func upstreamResponseHead(_ head: UpstreamResponseHead) {
+        guard self.response == .waiting else { return }
+        self.response = .streaming
+        self.upstreamHead = nil
+        let http10 = self.requestVersion.minor == 0
+        let hasBody = head.mayHaveBody && !self.isHEAD
+        if hasBody && head.contentLength == nil {
+            self.responseFraming = http10 ? .untilClose : .chunked
+        } else {
+            self.responseFraming = .asReceived
         }
+        if self.responseFraming == .untilClose || self.request != .complete { self.closeAfterResponse = true }
+        var bytes = self.context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 96)
+        HeaderRewriter.writeDownstreamHead(
+            head,
+            http10: http10,
+            requestID: self.requestID,
+            chunked: self.responseFraming == .chunked,
+            close: self.closeAfterResponse,
+            into: &bytes
+        )
+        self.context.write(self.wrapOutboundOut(bytes), promise: nil)
+    }
+
+    func upstreamResponseBody(_ buffer: ByteBuffer) {
+        guard self.response == .streaming else { return }
+        if self.responseFraming == .chunked {
+            self.context.write(self.wrapOutboundOut(ChunkedFraming.sizeLine(buffer.readableBytes, allocator: self.context.channel.allocator)), promise: nil)
+            self.context.write(self.wrapOutboundOut(buffer), promise: nil)
+            self.context.write(self.wrapOutboundOut(ChunkedFraming.crlf), promise: nil)
+        } else {
+            self.context.write(self.wrapOutboundOut(buffer), promise: nil)
+        }
+    }
+
+    func upstreamResponseEnd() {
+        guard self.response == .streaming else { return }
+        self.response = .complete
+        self.releaseUpstream(reusable: self.request == .complete)
+        if self.request == .complete {
+            self.finishExchange()
+        }
+        self.writeEnd(self.responseFraming == .chunked ? ChunkedFraming.lastChunk : nil)
+        self.deliverQueued()
     }
 
     func upstreamReadComplete() {
@@ -442,8 +485,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             {
                 // A pooled connection the upstream had already closed: retry once, on a new one.
                 self.retried = true
+                self.upstream = .none
                 self.lease(fresh: true)
-                self.pendingParts.append(.end(nil))
                 return
             }
             self.respondLocally(.badGateway, close: self.request != .complete)
@@ -457,16 +500,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     // MARK: - Ending exchanges
 
-    private func writeEnd(_ trailers: HTTPHeaders?) {
+    /// Writes the response's last bytes (if its framing has any) and flushes; closes after
+    /// them when the connection ends with this response.
+    private func writeEnd(_ last: ByteBuffer?) {
         if self.closeAfterResponse {
             self.isClosing = true
             let context = NIOLoopBound(self.context!, eventLoop: self.context.eventLoop)
-            self.context.writeAndFlush(self.wrapOutboundOut(.end(trailers))).whenComplete { _ in
+            let bytes = last ?? self.context.channel.allocator.buffer(capacity: 0)
+            self.context.writeAndFlush(self.wrapOutboundOut(bytes)).whenComplete { _ in
                 context.value.close(promise: nil)
             }
         } else {
             // The lease may already be over, so its read-complete will not flush for us.
-            self.context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
+            if let last { self.context.write(self.wrapOutboundOut(last), promise: nil) }
+            self.context.flush()
         }
     }
 
@@ -493,15 +540,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.response = .complete
         if close || self.request != .complete { self.closeAfterResponse = true }
         if self.requestID.isEmpty { self.requestID = self.loop.requestIDs.make() }
-        let body = error.body(requestID: self.requestID, allocator: self.context.channel.allocator)
-        let head = error.head(
-            version: self.requestVersion,
+        let bytes = error.rawBytes(
             requestID: self.requestID,
-            bodyLength: body.readableBytes,
-            close: self.closeAfterResponse
+            http10: self.requestVersion.minor == 0,
+            close: self.closeAfterResponse,
+            omitBody: self.isHEAD,
+            allocator: self.context.channel.allocator
         )
-        self.context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-        self.context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        self.context.write(self.wrapOutboundOut(bytes), promise: nil)
         if self.request == .complete {
             self.finishExchange()
         }

@@ -96,15 +96,15 @@ public final class GatewayServer: Sendable {
     ) throws {
         let activity = InboundActivityHandler()
         try sync.addHandler(activity)
-        // Pipelining is handled by ClientConnectionHandler: NIO's handler toggles read
-        // interest (two epoll_ctl calls) on every request.
-        try sync.configureHTTPServerPipeline(
-            withPipeliningAssistance: false,
-            withErrorHandling: false,
-            withOutboundHeaderValidation: false,
-            withEncoderConfiguration: .init(),
-            withDecoderLimitConfiguration: decoderLimits
+        // Only NIO's request decoder: responses are written as bytes by ClientConnectionHandler
+        // (upstream heads copied line by line, bodies passed through), and pipelining is
+        // handled there too (NIO's handler toggles read interest on every request).
+        let decoder = HTTPRequestDecoder(
+            leftOverBytesStrategy: .dropBytes,
+            informationalResponseStrategy: .drop,
+            limitConfiguration: decoderLimits
         )
+        try sync.addHandler(ByteToMessageHandler(decoder))
         try sync.addHandler(ClientConnectionHandler(loop: loop, activity: activity, forwardedProto: "http"))
     }
 

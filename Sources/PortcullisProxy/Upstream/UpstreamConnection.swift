@@ -1,27 +1,30 @@
 import NIOCore
-import NIOHTTP1
 
 /// What an upstream connection reports to the exchange that leases it. Both live on one loop.
 protocol UpstreamExchange: AnyObject {
     var downstreamIsWritable: Bool { get }
-    func upstreamRead(_ part: HTTPClientResponsePart)
+    func upstreamResponseHead(_ head: UpstreamResponseHead)
+    func upstreamResponseBody(_ buffer: ByteBuffer)
+    func upstreamResponseEnd()
     func upstreamReadComplete()
     func upstreamWritabilityChanged()
     /// The connection closed or failed while leased; `error` is nil for a plain close.
     func upstreamClosed(_ connection: UpstreamConnection, error: Error?)
 }
 
-/// The last handler of an upstream connection's pipeline: forwards response parts to the
-/// exchange that leases it and holds back `read()` while the client cannot take more.
+/// The only handler of an upstream connection's pipeline (after TLS, if any): writes request
+/// bytes the exchange has framed, parses the response (`UpstreamResponseParser`) and hands its
+/// parts to the exchange that leases it, holding back `read()` while the client cannot take more.
 final class UpstreamConnection: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private unowned let pool: UpstreamPool
     private var context: ChannelHandlerContext!
     /// The exchange using the connection; nil while idle in the pool.
     private weak var exchange: UpstreamExchange?
+    private var parser = UpstreamResponseParser()
     /// False once the connection saw an error, a partial exchange, an EOF-framed body or
     /// `Connection: close`: it is closed instead of pooled.
     private(set) var isReusable = true
@@ -35,6 +38,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     var isUsable: Bool { self.isActive && self.isReusable }
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
+    var allocator: ByteBufferAllocator { self.context.channel.allocator }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -53,6 +57,9 @@ final class UpstreamConnection: ChannelDuplexHandler {
     /// Ends the lease; the caller decides whether the connection goes back to the pool.
     func detach() {
         self.exchange = nil
+        if !self.parser.isIdle {
+            self.isReusable = false
+        }
         if self.readPending {
             self.readPending = false
             self.context.read()
@@ -63,8 +70,14 @@ final class UpstreamConnection: ChannelDuplexHandler {
         self.isReusable = false
     }
 
-    func write(_ part: HTTPClientRequestPart) {
-        self.context.write(self.wrapOutboundOut(part), promise: nil)
+    /// Sends a request head; its response is parsed next.
+    func writeHead(_ head: ByteBuffer, isHEAD: Bool) {
+        self.parser.expectResponse(toHEAD: isHEAD)
+        self.context.write(self.wrapOutboundOut(head), promise: nil)
+    }
+
+    func write(_ bytes: ByteBuffer) {
+        self.context.write(self.wrapOutboundOut(bytes), promise: nil)
     }
 
     func flush() {
@@ -89,12 +102,34 @@ final class UpstreamConnection: ChannelDuplexHandler {
     // MARK: - Channel events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = self.unwrapInboundIn(data)
         guard let exchange = self.exchange else {
             // An idle connection has nothing to say; bytes now would desynchronise the next exchange.
             self.close()
             return
         }
-        exchange.upstreamRead(self.unwrapInboundIn(data))
+        do {
+            while let event = try self.parser.next(&buffer) {
+                switch event {
+                case .head(let head):
+                    // EOF-framed bodies end with the connection; `Connection: close` too.
+                    if !head.isKeepAlive || self.parser.isReadingUntilClose { self.isReusable = false }
+                    exchange.upstreamResponseHead(head)
+                case .body(let part):
+                    exchange.upstreamResponseBody(part)
+                case .end:
+                    // Bytes beyond the response: the upstream is out of step, never reuse it.
+                    if buffer.readableBytes > 0 { self.isReusable = false }
+                    exchange.upstreamResponseEnd()
+                    if buffer.readableBytes > 0 { self.close() }
+                    return
+                }
+                // The exchange may have let the connection go (client gone, timed out).
+                guard self.exchange === exchange else { return }
+            }
+        } catch {
+            self.fail(error)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -109,20 +144,31 @@ final class UpstreamConnection: ChannelDuplexHandler {
         self.isActive = false
         self.isReusable = false
         if let exchange = self.exchange {
-            self.exchange = nil
-            exchange.upstreamClosed(self, error: nil)
+            // The end of an EOF-framed body is the connection's end.
+            if case .some(.end) = try? self.parser.endOfInput() {
+                exchange.upstreamResponseEnd()
+                exchange.upstreamReadComplete()
+            }
+            if self.exchange === exchange {
+                self.exchange = nil
+                exchange.upstreamClosed(self, error: nil)
+            }
         } else {
             self.pool.connectionClosed(self)
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        self.fail(error)
+    }
+
+    private func fail(_ error: Error) {
         self.isReusable = false
         if let exchange = self.exchange {
             self.exchange = nil
             exchange.upstreamClosed(self, error: error)
         }
-        context.close(promise: nil)
+        if self.isActive { self.context.close(promise: nil) }
     }
 
     func read(context: ChannelHandlerContext) {

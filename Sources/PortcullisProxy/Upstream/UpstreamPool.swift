@@ -101,9 +101,6 @@ final class UpstreamPool {
                     if let tls = target.tls {
                         try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: target.serverHostname))
                     }
-                    var encoder = HTTPRequestEncoder.Configuration()
-                    encoder.automaticallySetFramingHeaders = false
-                    try sync.addHTTPClientHandlers(encoderConfiguration: encoder)
                     try sync.addHandler(UpstreamConnection(pool: pool.value))
                 }
             }

@@ -1,0 +1,424 @@
+import NIOCore
+
+/// An upstream response head: its status, its framing, and its bytes, which the client's head
+/// is written from line by line (no header is decoded into a `String`).
+struct UpstreamResponseHead {
+    var status: Int
+    var isHTTP10: Bool
+    /// The head as received, from the status line to the empty line, validated.
+    var bytes: ByteBuffer
+    var contentLength: Int?
+    var chunked: Bool
+    var connectionClose: Bool
+    var connectionKeepAlive: Bool
+    /// A `Connection` header names other headers (rare): they are removed too.
+    var connectionNamesHeaders: Bool
+
+    var isKeepAlive: Bool {
+        !self.connectionClose && (!self.isHTTP10 || self.connectionKeepAlive)
+    }
+
+    /// 204, 304 and answers to HEAD carry no body whatever their headers say.
+    var mayHaveBody: Bool { self.status != 204 && self.status != 304 }
+}
+
+/// What the parser found; `body` buffers are slices of the bytes read (no copy).
+enum UpstreamResponseEvent {
+    case head(UpstreamResponseHead)
+    case body(ByteBuffer)
+    case end
+}
+
+struct UpstreamProtocolError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A strict, incremental HTTP/1.x response parser for the upstream side of an exchange.
+///
+/// The upstream is trusted to speak HTTP, not to be unambiguous: a response whose framing is
+/// unclear (`Transfer-Encoding` other than `chunked`, both framing headers, conflicting or
+/// malformed `Content-Length`, bare LF, obs-fold, control bytes) is a protocol error, answered
+/// 502 and the connection dropped. Interim 1xx responses are skipped; 101 is an error (the
+/// gateway never asks to upgrade). Trailers are read and dropped.
+struct UpstreamResponseParser {
+    static let maxHeadBytes = 64 * 1024
+
+    private enum State {
+        /// Between exchanges: any byte is an error.
+        case idle
+        case head
+        case fixed(remaining: Int)
+        case chunkSize(value: Int, digits: Int, inExtension: Bool, sawCR: Bool)
+        case chunkData(remaining: Int)
+        case chunkDataEnd(sawCR: Bool)
+        case trailer(lineBytes: Int, sawCR: Bool, total: Int)
+        case untilClose
+    }
+
+    private var state: State = .idle
+    private var requestWasHEAD = false
+    /// A head split across reads, gathered here (rare: most heads come in one read).
+    private var partialHead: ByteBuffer?
+
+    var isIdle: Bool {
+        if case .idle = self.state { return true }
+        return false
+    }
+
+    /// True while the body is framed by the connection's end.
+    var isReadingUntilClose: Bool {
+        if case .untilClose = self.state { return true }
+        return false
+    }
+
+    /// A request was sent: its response comes next.
+    mutating func expectResponse(toHEAD isHEAD: Bool) {
+        precondition(self.isIdle, "new request while the parser is in state \(self.state)")
+        self.state = .head
+        self.requestWasHEAD = isHEAD
+        self.partialHead = nil
+    }
+
+    /// The next event from `buffer`, or nil when more bytes are needed (or none is expected).
+    mutating func next(_ buffer: inout ByteBuffer) throws(UpstreamProtocolError) -> UpstreamResponseEvent? {
+        while true {
+            switch self.state {
+            case .idle:
+                if buffer.readableBytes > 0 { throw UpstreamProtocolError("bytes from the upstream with no request outstanding") }
+                return nil
+
+            case .head:
+                guard let head = try self.readHead(&buffer) else { return nil }
+                if head.status < 200 {
+                    if head.status == 101 { throw UpstreamProtocolError("the upstream switched protocols") }
+                    continue  // interim response: the final one follows
+                }
+                if self.requestWasHEAD || !head.mayHaveBody {
+                    self.state = .fixed(remaining: 0)
+                } else if head.chunked {
+                    self.state = .chunkSize(value: 0, digits: 0, inExtension: false, sawCR: false)
+                } else if let length = head.contentLength {
+                    self.state = .fixed(remaining: length)
+                } else {
+                    self.state = .untilClose
+                }
+                return .head(head)
+
+            case .fixed(let remaining):
+                if remaining == 0 {
+                    self.state = .idle
+                    return .end
+                }
+                let count = min(remaining, buffer.readableBytes)
+                if count == 0 { return nil }
+                self.state = .fixed(remaining: remaining - count)
+                return .body(buffer.readSlice(length: count)!)
+
+            case .untilClose:
+                if buffer.readableBytes == 0 { return nil }
+                return .body(buffer.readSlice(length: buffer.readableBytes)!)
+
+            case .chunkData(let remaining):
+                let count = min(remaining, buffer.readableBytes)
+                if count == 0 { return nil }
+                self.state = remaining == count ? .chunkDataEnd(sawCR: false) : .chunkData(remaining: remaining - count)
+                return .body(buffer.readSlice(length: count)!)
+
+            case .chunkSize, .chunkDataEnd, .trailer:
+                guard try self.readChunkFraming(&buffer) else { return nil }
+                if case .idle = self.state { return .end }
+            }
+        }
+    }
+
+    /// The connection closed: the end of an EOF-framed body, else a truncated response.
+    mutating func endOfInput() throws(UpstreamProtocolError) -> UpstreamResponseEvent? {
+        switch self.state {
+        case .idle:
+            return nil
+        case .untilClose:
+            self.state = .idle
+            return .end
+        default:
+            throw UpstreamProtocolError("the upstream closed the connection mid-response")
+        }
+    }
+
+    // MARK: - Head
+
+    private mutating func readHead(_ buffer: inout ByteBuffer) throws(UpstreamProtocolError) -> UpstreamResponseHead? {
+        if var partial = self.partialHead {
+            // Look for the end only in what is new (the LF test looks back three bytes).
+            let searchFrom = partial.readableBytes
+            partial.writeBuffer(&buffer)
+            guard let end = try Self.endOfHead(partial, from: searchFrom) else {
+                if partial.readableBytes > Self.maxHeadBytes { throw UpstreamProtocolError("response head too large") }
+                self.partialHead = partial
+                return nil
+            }
+            self.partialHead = nil
+            let bytes = partial.readSlice(length: end)!
+            buffer = partial  // what follows the head
+            return try Self.parseHead(bytes)
+        }
+        guard let end = try Self.endOfHead(buffer, from: 0) else {
+            if buffer.readableBytes > Self.maxHeadBytes { throw UpstreamProtocolError("response head too large") }
+            self.partialHead = buffer
+            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+            return nil
+        }
+        return try Self.parseHead(buffer.readSlice(length: end)!)
+    }
+
+    /// Offset just past the first CRLF CRLF at or after `from`, if any. A bare LF is refused
+    /// at once rather than waited past (a head that never has CRLF CRLF would wait for the
+    /// exchange timeout).
+    private static func endOfHead(_ buffer: ByteBuffer, from: Int) throws(UpstreamProtocolError) -> Int? {
+        let found = buffer.withUnsafeReadableBytes { bytes -> Int? in
+            var index = from
+            while index < bytes.count {
+                if bytes[index] == 0x0A {
+                    if index == 0 || bytes[index - 1] != 0x0D { return -1 }
+                    if index >= 3 && bytes[index - 2] == 0x0A && bytes[index - 3] == 0x0D { return index + 1 }
+                }
+                index += 1
+            }
+            return nil
+        }
+        if found == -1 { throw UpstreamProtocolError("bare LF in the response head") }
+        return found
+    }
+
+    static func parseHead(_ bytes: ByteBuffer) throws(UpstreamProtocolError) -> UpstreamResponseHead {
+        let result: Result<UpstreamResponseHead, UpstreamProtocolError> = bytes.withUnsafeReadableBytes { raw in
+            do throws(UpstreamProtocolError) {
+                return .success(try Self.parseHead(raw, bytes: bytes))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    private static func parseHead(_ p: UnsafeRawBufferPointer, bytes: ByteBuffer) throws(UpstreamProtocolError) -> UpstreamResponseHead {
+        // Status line: HTTP/1.x SP 3DIGIT [SP reason] CRLF
+        guard p.count >= 14,
+            p[0] == UInt8(ascii: "H"), p[1] == UInt8(ascii: "T"), p[2] == UInt8(ascii: "T"), p[3] == UInt8(ascii: "P"),
+            p[4] == UInt8(ascii: "/"), p[5] == UInt8(ascii: "1"), p[6] == UInt8(ascii: "."),
+            p[7] == UInt8(ascii: "0") || p[7] == UInt8(ascii: "1"), p[8] == 0x20,
+            Self.isDigit(p[9]), Self.isDigit(p[10]), Self.isDigit(p[11])
+        else { throw UpstreamProtocolError("malformed status line") }
+        let status = Int(p[9] &- 0x30) * 100 + Int(p[10] &- 0x30) * 10 + Int(p[11] &- 0x30)
+        guard status >= 100 && status <= 599 else { throw UpstreamProtocolError("status code out of range") }
+        var index = 12
+        if p[index] == 0x20 {
+            index += 1
+            while index < p.count && p[index] != 0x0D {
+                guard Self.isFieldByte(p[index]) else { throw UpstreamProtocolError("control byte in the reason phrase") }
+                index += 1
+            }
+        }
+        index = try Self.expectCRLF(p, index)
+
+        var head = UpstreamResponseHead(
+            status: status,
+            isHTTP10: p[7] == UInt8(ascii: "0"),
+            bytes: bytes,
+            contentLength: nil,
+            chunked: false,
+            connectionClose: false,
+            connectionKeepAlive: false,
+            connectionNamesHeaders: false
+        )
+        var transferEncodings = 0
+        while true {
+            if p[index] == 0x0D {
+                index = try Self.expectCRLF(p, index)
+                break
+            }
+            let nameStart = index
+            while index < p.count && Self.isTokenByte(p[index]) { index += 1 }
+            guard index > nameStart, index < p.count, p[index] == UInt8(ascii: ":") else {
+                throw UpstreamProtocolError(
+                    p[nameStart] == 0x20 || p[nameStart] == 0x09 ? "obs-fold in the response head" : "malformed header line"
+                )
+            }
+            let name = UnsafeRawBufferPointer(rebasing: p[nameStart..<index])
+            index += 1
+            while index < p.count && (p[index] == 0x20 || p[index] == 0x09) { index += 1 }
+            let valueStart = index
+            var valueEnd = index
+            while index < p.count && p[index] != 0x0D {
+                let byte = p[index]
+                guard Self.isFieldByte(byte) else { throw UpstreamProtocolError("control byte in a header value") }
+                index += 1
+                if byte != 0x20 && byte != 0x09 { valueEnd = index }
+            }
+            let value = UnsafeRawBufferPointer(rebasing: p[valueStart..<valueEnd])
+            index = try Self.expectCRLF(p, index)
+
+            switch name.count {
+            case 14 where HeaderName.equals(name, "content-length"):
+                let length = try Self.parseContentLength(value)
+                if let previous = head.contentLength, previous != length {
+                    throw UpstreamProtocolError("conflicting Content-Length headers")
+                }
+                head.contentLength = length
+            case 17 where HeaderName.equals(name, "transfer-encoding"):
+                transferEncodings += 1
+                guard transferEncodings == 1, HeaderName.equals(value, "chunked") else {
+                    throw UpstreamProtocolError("Transfer-Encoding other than a single chunked")
+                }
+                head.chunked = true
+            case 10 where HeaderName.equals(name, "connection"):
+                Self.scanConnection(value, into: &head)
+            default:
+                break
+            }
+        }
+        if head.chunked && head.contentLength != nil {
+            throw UpstreamProtocolError("both Content-Length and Transfer-Encoding")
+        }
+        if head.chunked && head.isHTTP10 {
+            throw UpstreamProtocolError("Transfer-Encoding in an HTTP/1.0 response")
+        }
+        return head
+    }
+
+    private static func scanConnection(_ value: UnsafeRawBufferPointer, into head: inout UpstreamResponseHead) {
+        var start = 0
+        while start <= value.count {
+            var end = start
+            while end < value.count && value[end] != UInt8(ascii: ",") { end += 1 }
+            var a = start
+            var b = end
+            while a < b && (value[a] == 0x20 || value[a] == 0x09) { a += 1 }
+            while b > a && (value[b - 1] == 0x20 || value[b - 1] == 0x09) { b -= 1 }
+            let token = UnsafeRawBufferPointer(rebasing: value[a..<b])
+            if token.count == 5 && HeaderName.equals(token, "close") {
+                head.connectionClose = true
+            } else if token.count == 10 && HeaderName.equals(token, "keep-alive") {
+                head.connectionKeepAlive = true
+            } else if !token.isEmpty {
+                head.connectionNamesHeaders = true
+            }
+            start = end + 1
+        }
+    }
+
+    private static func parseContentLength(_ value: UnsafeRawBufferPointer) throws(UpstreamProtocolError) -> Int {
+        guard !value.isEmpty, value.count <= 18 else { throw UpstreamProtocolError("malformed Content-Length") }
+        var length = 0
+        for byte in value {
+            guard Self.isDigit(byte) else { throw UpstreamProtocolError("malformed Content-Length") }
+            length = length * 10 + Int(byte &- 0x30)
+        }
+        return length
+    }
+
+    // MARK: - Chunked framing
+
+    /// Consumes chunk-size lines, the CRLF after chunk data, and trailers. Returns false when
+    /// more bytes are needed; true when the state moved to chunk data or to the end (`idle`).
+    private mutating func readChunkFraming(_ buffer: inout ByteBuffer) throws(UpstreamProtocolError) -> Bool {
+        while let byte = buffer.readInteger(as: UInt8.self) {
+            switch self.state {
+            case .chunkSize(let value, let digits, let inExtension, let sawCR):
+                if sawCR {
+                    guard byte == 0x0A, digits > 0 else { throw UpstreamProtocolError("malformed chunk size line") }
+                    if value == 0 {
+                        self.state = .trailer(lineBytes: 0, sawCR: false, total: 0)
+                    } else {
+                        self.state = .chunkData(remaining: value)
+                        return true
+                    }
+                } else if byte == 0x0D {
+                    self.state = .chunkSize(value: value, digits: digits, inExtension: inExtension, sawCR: true)
+                } else if inExtension {
+                    guard Self.isFieldByte(byte) else { throw UpstreamProtocolError("control byte in a chunk extension") }
+                } else if byte == UInt8(ascii: ";") || byte == 0x20 || byte == 0x09 {
+                    guard digits > 0 else { throw UpstreamProtocolError("malformed chunk size") }
+                    self.state = .chunkSize(value: value, digits: digits, inExtension: true, sawCR: false)
+                } else if let digit = Self.hexValue(byte) {
+                    guard digits < 15 else { throw UpstreamProtocolError("chunk size too large") }
+                    self.state = .chunkSize(value: value << 4 | digit, digits: digits + 1, inExtension: false, sawCR: false)
+                } else {
+                    throw UpstreamProtocolError("malformed chunk size")
+                }
+            case .chunkDataEnd(let sawCR):
+                if !sawCR {
+                    guard byte == 0x0D else { throw UpstreamProtocolError("chunk data not followed by CRLF") }
+                    self.state = .chunkDataEnd(sawCR: true)
+                } else {
+                    guard byte == 0x0A else { throw UpstreamProtocolError("chunk data not followed by CRLF") }
+                    self.state = .chunkSize(value: 0, digits: 0, inExtension: false, sawCR: false)
+                }
+            case .trailer(let lineBytes, let sawCR, let total):
+                guard total < Self.maxHeadBytes else { throw UpstreamProtocolError("trailers too large") }
+                if sawCR {
+                    guard byte == 0x0A else { throw UpstreamProtocolError("bare CR in trailers") }
+                    if lineBytes == 0 {
+                        self.state = .idle
+                        return true
+                    }
+                    self.state = .trailer(lineBytes: 0, sawCR: false, total: total + 1)
+                } else if byte == 0x0D {
+                    self.state = .trailer(lineBytes: lineBytes, sawCR: true, total: total + 1)
+                } else {
+                    guard Self.isFieldByte(byte) else {
+                        throw UpstreamProtocolError("control byte in trailers")
+                    }
+                    self.state = .trailer(lineBytes: lineBytes + 1, sawCR: false, total: total + 1)
+                }
+            default:
+                preconditionFailure("chunk framing read in state \(self.state)")
+            }
+        }
+        return false
+    }
+
+    // MARK: - Bytes
+
+    @inline(__always)
+    private static func expectCRLF(_ p: UnsafeRawBufferPointer, _ index: Int) throws(UpstreamProtocolError) -> Int {
+        guard index + 1 < p.count, p[index] == 0x0D, p[index + 1] == 0x0A else {
+            throw UpstreamProtocolError("line not ended by CRLF in the response head")
+        }
+        return index + 2
+    }
+
+    @inline(__always)
+    static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+
+    @inline(__always)
+    private static func hexValue(_ byte: UInt8) -> Int? {
+        switch byte {
+        case 0x30...0x39: return Int(byte - 0x30)
+        case 0x41...0x46: return Int(byte - 0x41 + 10)
+        case 0x61...0x66: return Int(byte - 0x61 + 10)
+        default: return nil
+        }
+    }
+
+    /// RFC 9110 field-vchar, SP and HTAB (obs-text allowed): anything but CTLs and DEL.
+    @inline(__always)
+    static func isFieldByte(_ byte: UInt8) -> Bool {
+        byte == 0x09 || (byte >= 0x20 && byte != 0x7F)
+    }
+
+    /// RFC 9110 tchar.
+    @inline(__always)
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), 0x30...0x39:
+            return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+            UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+            UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+}
