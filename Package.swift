@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -25,13 +26,18 @@ let package = Package(
                 .product(name: "Yams", package: "Yams")
             ]
         ),
-        // Bearer tokens: extraction, compact-JWS verification (swift-crypto), JWK sets, claims.
+        // Bearer tokens: extraction, compact-JWS verification (swift-crypto), JWK sets, claims,
+        // issuer key sets (file, URL, OIDC discovery) refreshed off the hot path.
         .target(
             name: "PortcullisAuth",
             dependencies: [
                 "PortcullisPolicy",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
+                // JWKS and discovery fetches only: never on the request path.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The NIO server and client pipelines, upstream pool, timeouts, header rewriting.
@@ -91,7 +97,9 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "portcullis"
+                "portcullis",
+                // Signs the tests' tokens (JWSSigner).
+                "PortcullisAuth",
             ]
         ),
     ],

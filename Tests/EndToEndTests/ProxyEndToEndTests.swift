@@ -257,7 +257,7 @@ struct ProxyEndToEndTests {
             "/demo/echo",
             port: system.port,
             headers: [
-                ("Authorization", "Bearer secret-token"),
+                TestIdentity.authorizationHeader,
                 ("X-Forwarded-For", "6.6.6.6"),
                 ("X-Forwarded-Proto", "https"),
                 ("X-Forwarded-Host", "evil"),
@@ -276,7 +276,9 @@ struct ProxyEndToEndTests {
             seen.filter { $0[0].lowercased() == name }.map { $0[1] }
         }
         #expect(values("authorization").isEmpty)
-        #expect(values("x-portcullis-client-id").isEmpty)
+        // The client-sent copy is dropped; the gateway's names the authenticated client.
+        #expect(values("x-portcullis-client-id") == [TestIdentity.clientID])
+        #expect(values("x-portcullis-client-name") == [TestIdentity.clientName])
         #expect(values("x-ms-client-principal-name").isEmpty)
         #expect(values("x-drop-me").isEmpty)
         #expect(values("keep-alive").isEmpty)

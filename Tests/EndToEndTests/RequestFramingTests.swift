@@ -477,7 +477,8 @@ final class RawRequestSuiteProcesses: @unchecked Sendable {
         expectedResponses: Int,
         waitForClose: Bool = true,
         readTimeout: Double = 3,
-        requestMethod: String = "GET"
+        requestMethod: String = "GET",
+        authorize: Bool = true
     ) throws -> Outcome {
         let port = try self.gatewayPort()
         var outcome = Outcome()
@@ -491,7 +492,7 @@ final class RawRequestSuiteProcesses: @unchecked Sendable {
         outcome.ownBackendRequests += 1
 
         let client = try RawHTTPClient.connect(port: port, timeout: 3)
-        _ = client.send(bytes, timeout: 3)
+        _ = client.send(authorize ? TestIdentity.authorizing(bytes) : bytes, timeout: 3)
         while outcome.responses.count < expectedResponses {
             guard let response = client.readResponse(timeout: readTimeout, requestMethod: requestMethod) else {
                 outcome.failure = client.lastFailure

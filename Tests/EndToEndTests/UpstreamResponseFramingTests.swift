@@ -96,7 +96,7 @@ struct UpstreamResponseFramingTests {
         #expect(response.trailers.isEmpty)
 
         let old = try RawHTTPClient.connect(port: gateway.port())
-        #expect(old.send("GET /chunked HTTP/1.0\r\nHost: x\r\n\r\n"))
+        #expect(old.send(TestIdentity.authorizing(Array("GET /chunked HTTP/1.0\r\nHost: x\r\n\r\n".utf8))))
         let text = String(decoding: old.readUntilClose(), as: UTF8.self)
         #expect(text.hasPrefix("HTTP/1.0 200 OK\r\n"), "\(text)")
         #expect(!text.lowercased().contains("transfer-encoding"), "\(text)")

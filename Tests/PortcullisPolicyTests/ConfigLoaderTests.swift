@@ -181,16 +181,117 @@ import Testing
                       - { methods: [GET], paths: ["/api/List*"] }
                 clients:
                   - id: psa-sync
+                    issuer: local
                     roles: [readonly]
-                    unknown_future_key: 1
                 catalog:
                   openapi: cipp.json
                 """
         )
-        #expect(Set(config.deferredSections.keys) == ["admin", "issuers", "roles", "clients", "catalog"])
+        #expect(Set(config.deferredSections.keys) == ["admin", "roles", "catalog"])
         #expect(config.deferredSections["admin"]?.line == 6)
         #expect(config.deferredSections["admin"]?.file == "gateway.yaml")
-        #expect(config.deferredSections["issuers"]?.line == 9)
+        #expect(config.deferredSections["roles"]?.line == 13)
+        #expect(config.issuers.map(\.name) == ["local"])
+        #expect(config.issuers.first?.builtin == true)
+        #expect(config.clients.map(\.id) == ["psa-sync"])
+    }
+
+    // MARK: - Issuers and clients
+
+    static let entra = """
+        issuers:
+          - name: entra
+            issuer: "https://sts.windows.net/TENANT/"
+            audiences: ["api://APPID"]
+            jwks_url: "https://login.microsoftonline.com/TENANT/discovery/v2.0/keys"
+            algorithms: [RS256]
+            client_claim: appid
+            leeway: 30s
+        """
+
+    @Test func anIssuerAndItsClientsLoad() throws {
+        let config = try Self.load(
+            Self.minimal + "\n" + Self.entra + """
+
+                clients:
+                  - id: "6cabf059-21c9-44d6-bbde-02898f7430dd"
+                    name: "Reporting dashboard"
+                    issuer: entra
+                  - id: old-script
+                    issuer: entra
+                    enabled: false
+                """
+        )
+        let issuer = try #require(config.issuers.first)
+        #expect(issuer.name == "entra")
+        #expect(issuer.issuer == "https://sts.windows.net/TENANT/")
+        #expect(issuer.audiences == ["api://APPID"])
+        #expect(issuer.keySource == .url("https://login.microsoftonline.com/TENANT/discovery/v2.0/keys"))
+        #expect(issuer.algorithms == ["RS256"])
+        #expect(issuer.clientClaim == "appid")
+        #expect(issuer.leeway == .seconds(30))
+        #expect(config.clients.map(\.id) == ["6cabf059-21c9-44d6-bbde-02898f7430dd", "old-script"])
+        #expect(config.clients.map(\.name) == ["Reporting dashboard", "old-script"])
+        #expect(config.clients.map(\.enabled) == [true, false])
+    }
+
+    @Test(arguments: [
+        ("algorithms: [RS256]", "algorithms: [none]", "'none' is not an algorithm"),
+        ("algorithms: [RS256]", "algorithms: [HS256]", "HS256 needs a secret shared"),
+        ("algorithms: [RS256]", "algorithms: [RS257]", "unknown algorithm 'RS257'"),
+        ("algorithms: [RS256]", "algorithms: []", "expected at least one algorithm"),
+        (
+            "jwks_url: \"https://login.microsoftonline.com/TENANT/discovery/v2.0/keys\"",
+            "jwks_url: \"http://idp.example.com/keys\"", "plain http is allowed only for loopback"
+        ),
+        ("audiences: [\"api://APPID\"]", "audiences: []", "expected at least one audience"),
+        ("leeway: 30s", "leeway: 1h", "leeway above 10m"),
+        ("client_claim: appid", "client_claim: appid\n    jwks_file: keys.json", "give only one of jwks_url"),
+    ])
+    func badIssuerIsAnErrorOnItsLine(original: String, replacement: String, message: String) throws {
+        let text = Self.minimal + "\n" + Self.entra.replacingOccurrences(of: original, with: replacement)
+        let errors = Self.errors(text)
+        #expect(errors.contains { $0.message.contains(message) && $0.location?.line ?? 0 >= 6 }, "\(errors)")
+    }
+
+    @Test func loopbackKeyURLsMayBePlainHTTP() throws {
+        for url in ["http://127.0.0.1:8200/keys", "http://localhost:9000/jwks", "http://[::1]:80/k"] {
+            let text = Self.minimal + "\n" + Self.entra.replacingOccurrences(
+                of: "https://login.microsoftonline.com/TENANT/discovery/v2.0/keys",
+                with: url
+            )
+            #expect(try Self.load(text).issuers.first?.keySource == .url(url))
+        }
+    }
+
+    @Test func missingIssuerFieldsAreEachReported() {
+        let errors = Self.errors(Self.minimal + "\nissuers:\n  - name: bare\n")
+        let messages = errors.map(\.message).joined(separator: "\n")
+        for expected in ["missing issuer", "missing audiences", "missing algorithms", "missing keys"] {
+            #expect(messages.contains(expected), "\(messages)")
+        }
+    }
+
+    @Test func clientOfAnUnknownIssuerIsAnError() {
+        let errors = Self.errors(
+            Self.minimal + "\n" + Self.entra + """
+
+                clients:
+                  - id: a
+                    issuer: entra
+                  - id: b
+                    issuer: entar
+                  - id: a
+                    issuer: entra
+                """
+        )
+        #expect(errors.contains { $0.message.contains("unknown issuer 'entar'") && $0.location?.line == 17 }, "\(errors)")
+        #expect(errors.contains { $0.message.contains("client id 'a' is used twice") }, "\(errors)")
+    }
+
+    @Test func clientNameMustNotCarryControlCharacters() {
+        let errors = Self.errors(Self.minimal + "\n" + Self.entra + "\nclients:\n  - id: a\n    issuer: entra\n    name: \"a\\nb\"\n")
+        #expect(errors.contains { $0.message.contains("control characters") }, "\(errors)")
     }
 
     @Test func demoPolicyDirectoryLoads() throws {

@@ -11,7 +11,9 @@ import Testing
             proto: "https",
             forwardedFor: "203.0.113.5, 10.0.0.1",
             requestID: "0123456789abcdef0123456789abcdef",
-            chunked: chunked
+            chunked: chunked,
+            clientID: "psa-sync",
+            clientName: "PSA ticket sync"
         )
     }
 
@@ -52,6 +54,8 @@ import Testing
         ("X-Forwarded-Proto", "https"),
         ("X-Forwarded-Host", "api.example.com"),
         ("X-Request-Id", "0123456789abcdef0123456789abcdef"),
+        ("X-Portcullis-Client-Id", "psa-sync"),
+        ("X-Portcullis-Client-Name", "PSA ticket sync"),
     ]
 
     static func same(_ a: [(String, String)], _ b: [(String, String)]) -> Bool {
@@ -154,10 +158,14 @@ import Testing
             ("X-Request-Id", "client-chosen"),
             ("X-Portcullis-Client-Id", "admin"),
         ])
-        for name in ["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id"] {
+        for name in [
+            "host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id", "x-portcullis-client-id",
+            "x-portcullis-client-name",
+        ] {
             #expect(out.filter { $0.0.lowercased() == name }.count == 1, "\(name): \(out)")
         }
-        #expect(!out.contains { $0.0.lowercased().hasPrefix("x-portcullis-") })
+        // The client-sent copy is gone; the gateway's own names the authenticated client.
+        #expect(out.first { $0.0.lowercased() == "x-portcullis-client-id" }?.1 == "psa-sync")
     }
 
     // MARK: - Downstream

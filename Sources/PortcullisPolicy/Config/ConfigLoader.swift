@@ -10,7 +10,7 @@ public enum ConfigLoader {
         "catalog",
     ]
     /// Keys whose sections later stages interpret; accepted and kept as they are for now.
-    static let deferredKeys: Set<String> = ["admin", "issuers", "roles", "clients", "catalog"]
+    static let deferredKeys: Set<String> = ["admin", "roles", "catalog"]
 
     public static func load(directory: String) throws(ConfigErrors) -> GatewayConfig {
         let files: [String]
@@ -81,6 +81,8 @@ public enum ConfigLoader {
         let trusted = sections["trusted_proxies"].map { Self.cidrList($0, &errors) } ?? .empty
         let logging = sections["logging"].map { Self.logging($0, &errors) } ?? LoggingConfig()
         let limits = sections["limits"].map { Self.limits($0, &errors) } ?? Limits()
+        let issuers = sections["issuers"].map { Self.issuers($0, &errors) } ?? []
+        let clients = sections["clients"].map { Self.clients($0, issuers: issuers, &errors) } ?? []
         var deferred: [String: SourceLocation] = [:]
         for key in Self.deferredKeys {
             if let node = sections[key], let location = node.location { deferred[key] = location }
@@ -96,6 +98,8 @@ public enum ConfigLoader {
             trustedProxies: trusted,
             logging: logging,
             limits: limits,
+            issuers: issuers,
+            clients: clients,
             deferredSections: deferred
         )
     }
@@ -265,7 +269,8 @@ public enum ConfigLoader {
         guard let entries = node.mapping(&errors) else { return limits }
         node.checkKeys(
             entries,
-            known: ["client_header_timeout", "idle_timeout", "max_connections", "max_header_bytes", "max_inspect_body", "drain_timeout"],
+            known: ["client_header_timeout", "idle_timeout", "max_connections", "max_header_bytes", "max_inspect_body", "drain_timeout",
+                "token_cache_size"],
             &errors
         )
         for entry in entries {
@@ -281,6 +286,8 @@ public enum ConfigLoader {
                 if let n = value.integer(&errors, in: 1...1_000_000) { limits.maxConnections = n }
             case "max_header_bytes":
                 if let n = value.integer(&errors, in: 1024...1_048_576) { limits.maxHeaderBytes = n }
+            case "token_cache_size":
+                if let n = value.integer(&errors, in: 0...1_000_000) { limits.tokenCacheSize = n }
             case "max_inspect_body":
                 if let n = value.integer(&errors, in: 0...1_073_741_824) { limits.maxInspectBody = n }
             default:

@@ -1,7 +1,7 @@
 /// The gateway's whole configuration after loading and validation: an immutable snapshot.
 ///
-/// Sections that later stages own (`issuers`, `roles`, `clients`, `admin`, `catalog`) are
-/// recognised and their locations kept in `deferredSections`; they are not interpreted yet.
+/// Sections that later stages own (`roles`, `admin`, `catalog`) are recognised and their
+/// locations kept in `deferredSections`; they are not interpreted yet.
 public struct GatewayConfig: Sendable {
     public var directory: String
     public var listeners: [ListenerConfig]
@@ -9,6 +9,8 @@ public struct GatewayConfig: Sendable {
     public var trustedProxies: CIDRSet
     public var logging: LoggingConfig
     public var limits: Limits
+    public var issuers: [IssuerConfig]
+    public var clients: [ClientConfig]
     public var deferredSections: [String: SourceLocation]
 
     public init(
@@ -18,6 +20,8 @@ public struct GatewayConfig: Sendable {
         trustedProxies: CIDRSet = .empty,
         logging: LoggingConfig = LoggingConfig(),
         limits: Limits = Limits(),
+        issuers: [IssuerConfig] = [],
+        clients: [ClientConfig] = [],
         deferredSections: [String: SourceLocation] = [:]
     ) {
         self.directory = directory
@@ -26,6 +30,8 @@ public struct GatewayConfig: Sendable {
         self.trustedProxies = trustedProxies
         self.logging = logging
         self.limits = limits
+        self.issuers = issuers
+        self.clients = clients
         self.deferredSections = deferredSections
     }
 }
@@ -205,6 +211,8 @@ public struct Limits: Sendable {
     public var maxHeaderBytes: Int = 65_536
     public var maxInspectBody: Int = 1_048_576
     public var drainTimeout: ConfigDuration = .seconds(30)
+    /// Verified tokens remembered per event loop (0: verify every request).
+    public var tokenCacheSize: Int = 4096
 
     public init() {}
 }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import PortcullisAuth
 
 /// The gateway's own responses: a JSON body `{"error","error_description","request_id"}` as
 /// DESIGN.md's HTTP contract says, built by hand (no Foundation encoder on the request path).
@@ -12,6 +13,24 @@ struct ErrorResponse {
 
     static func badRequest(_ description: String) -> ErrorResponse {
         ErrorResponse(status: .badRequest, error: "bad_request", description: description)
+    }
+
+    /// 401 with RFC 6750's challenge: `error="invalid_token"` unless no credential was sent.
+    static func unauthorized(_ failure: AuthFailure) -> ErrorResponse {
+        if !failure.hadToken {
+            return ErrorResponse(
+                status: .unauthorized,
+                error: "unauthorized",
+                description: "a bearer token is required",
+                extraHeaders: [("WWW-Authenticate", "Bearer realm=\"portcullis\"")]
+            )
+        }
+        return ErrorResponse(
+            status: .unauthorized,
+            error: "invalid_token",
+            description: failure.description,
+            extraHeaders: [("WWW-Authenticate", "Bearer realm=\"portcullis\", error=\"invalid_token\"")]
+        )
     }
 
     static let headerTooLarge = ErrorResponse(

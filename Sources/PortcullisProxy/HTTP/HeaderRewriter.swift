@@ -69,6 +69,8 @@ enum HeaderRewriter {
         var forwardedFor: String
         var requestID: String
         var chunked: Bool
+        var clientID: String
+        var clientName: String
     }
 
     /// Writes the upstream request head: request line, the client's headers minus those
@@ -107,6 +109,8 @@ enum HeaderRewriter {
         Self.writeField("X-Forwarded-Proto", forwarding.proto, into: &out)
         if let originalHost { Self.writeField("X-Forwarded-Host", originalHost, into: &out) }
         Self.writeField("X-Request-Id", forwarding.requestID, into: &out)
+        Self.writeField("X-Portcullis-Client-Id", forwarding.clientID, into: &out)
+        Self.writeField("X-Portcullis-Client-Name", forwarding.clientName, into: &out)
         out.writeStaticString("\r\n")
     }
 

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import PortcullisAuth
 import PortcullisPolicy
 
 /// One client connection: runs one request at a time (pipelined ones wait in `queued`) and
@@ -214,13 +215,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             headers: head.headers,
             trusted: self.settings.trustedProxies
         )
+        let caller: ClientRecord
+        switch self.authenticate(head.headers) {
+        case .success(let record): caller = record
+        case .failure(let failure): return self.respondLocally(.unauthorized(failure), close: false)
+        }
+
         let chunked = head.headers.contains(name: "transfer-encoding")
         let forwarding = HeaderRewriter.Forwarding(
             authority: self.settings.upstream.authority,
             proto: self.forwardedProto,
             forwardedFor: client.forwardedFor,
             requestID: self.requestID,
-            chunked: chunked
+            chunked: chunked,
+            clientID: caller.id,
+            clientName: caller.name
         )
         var upstreamHead = self.context.channel.allocator.buffer(capacity: 512)
         HeaderRewriter.writeUpstreamHead(
@@ -243,6 +252,31 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.context.writeAndFlush(self.wrapOutboundOut(Self.continueResponse), promise: nil)
         }
         self.lease(fresh: false)
+    }
+
+    /// The bearer token -> the verified-token cache, or signature and claims -> the client
+    /// record. Synchronous; the cache belongs to this loop.
+    private func authenticate(_ headers: HTTPHeaders) -> Result<ClientRecord, AuthFailure> {
+        var authorization: String?
+        for (name, value) in headers where name.utf8.count == 13 && HeaderName.equals(name, "authorization") {
+            // Two credentials are ambiguous: neither is believed.
+            if authorization != nil { return .failure(.malformedCredential) }
+            authorization = value
+        }
+        guard let authorization else { return .failure(.missingToken) }
+        guard let token = BearerToken.extract(from: authorization) else { return .failure(.malformedCredential) }
+        let authenticator = self.settings.authenticator
+        let now = self.loop.nowSeconds
+        if let identity = self.loop.tokenCache.lookup(token, now: now) {
+            return authenticator.client(for: identity)
+        }
+        switch authenticator.verify(token, now: now) {
+        case .success(let identity):
+            self.loop.tokenCache.insert(token, identity)
+            return authenticator.client(for: identity)
+        case .failure(let failure):
+            return .failure(failure)
+        }
     }
 
     private static let continueResponse = ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n")

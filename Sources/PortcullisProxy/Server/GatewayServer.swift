@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import PortcullisAuth
 import PortcullisPolicy
 
 /// The gateway: its listeners, the per-loop contexts (upstream pools) and graceful stop.
@@ -30,12 +31,17 @@ public final class GatewayServer: Sendable {
     }
 
     /// Binds every listener of `config` on `group`, one event loop per core.
-    public static func start(config: GatewayConfig, group: EventLoopGroup, logger: Logger) async throws -> GatewayServer {
+    public static func start(
+        config: GatewayConfig,
+        issuerKeys: [String: any IssuerKeyProvider] = [:],
+        group: EventLoopGroup,
+        logger: Logger
+    ) async throws -> GatewayServer {
         for listener in config.listeners where listener.tlsRequested != nil {
             let place = listener.tlsRequested.map { "\($0): " } ?? ""
             throw GatewayError("\(place)listen.tls: TLS listeners are not implemented in this version; terminate TLS in front of Portcullis or remove tls:")
         }
-        let settings = try ProxySettings(config)
+        let settings = try ProxySettings(config, issuerKeys: issuerKeys)
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
         for loop in group.makeIterator() {
             contexts[ObjectIdentifier(loop)] = try await loop.submit {
@@ -125,8 +131,8 @@ public final class GatewayServer: Sendable {
     public var openConnectionCount: Int { self.openConnections.load(ordering: .relaxed) }
 
     /// Applies a new configuration to every loop; requests in flight keep their snapshot.
-    public func apply(_ config: GatewayConfig) async throws {
-        let settings = try ProxySettings(config)
+    public func apply(_ config: GatewayConfig, issuerKeys: [String: any IssuerKeyProvider] = [:]) async throws {
+        let settings = try ProxySettings(config, issuerKeys: issuerKeys)
         for context in self.contexts.values {
             try await context.eventLoop.submit { context.value.update(settings) }.get()
         }

@@ -1,5 +1,12 @@
 import NIOCore
+import PortcullisAuth
 import PortcullisPolicy
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The settings of one configuration load that the request path reads: an immutable snapshot,
 /// a class so that each exchange takes it with one retain.
@@ -9,13 +16,17 @@ final class ProxySettings: Sendable {
     let clientHeaderTimeout: TimeAmount
     let idleTimeout: TimeAmount
     let trustedProxies: CIDRSet
+    let authenticator: TokenAuthenticator
+    let tokenCacheSize: Int
 
-    init(_ config: GatewayConfig) throws {
+    init(_ config: GatewayConfig, issuerKeys: [String: any IssuerKeyProvider] = [:]) throws {
         self.upstream = try UpstreamTarget(config.upstream)
         self.exchangeTimeout = .nanoseconds(config.upstream.timeout.nanoseconds)
         self.clientHeaderTimeout = .nanoseconds(config.limits.clientHeaderTimeout.nanoseconds)
         self.idleTimeout = .nanoseconds(config.limits.idleTimeout.nanoseconds)
         self.trustedProxies = config.trustedProxies
+        self.authenticator = try TokenAuthenticator.compile(config, keys: issuerKeys)
+        self.tokenCacheSize = config.limits.tokenCacheSize
     }
 }
 
@@ -26,6 +37,8 @@ final class LoopContext {
     private(set) var settings: ProxySettings
     let pool: UpstreamPool
     var requestIDs = RequestIDGenerator()
+    /// Tokens verified on this loop under the current settings.
+    var tokenCache: VerifiedTokenCache
     private(set) var isDraining = false
     /// The open client connections of this loop, for graceful stop.
     private var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
@@ -35,7 +48,11 @@ final class LoopContext {
         self.eventLoop = eventLoop
         self.settings = settings
         self.pool = UpstreamPool(eventLoop: eventLoop, target: settings.upstream)
+        self.tokenCache = VerifiedTokenCache(capacity: settings.tokenCacheSize)
     }
+
+    /// Wall-clock seconds, for token lifetimes (a vDSO call, no syscall).
+    var nowSeconds: Int64 { Int64(time(nil)) }
 
     func register(_ connection: ClientConnectionHandler) {
         self.connections[ObjectIdentifier(connection)] = connection
@@ -65,6 +82,8 @@ final class LoopContext {
     /// A new configuration: requests in flight keep the settings they started with.
     func update(_ settings: ProxySettings) {
         self.settings = settings
+        // A reload may have changed issuers, keys or clients: verify again under the new ones.
+        self.tokenCache = VerifiedTokenCache(capacity: settings.tokenCacheSize)
         self.pool.update(target: settings.upstream)
     }
 }

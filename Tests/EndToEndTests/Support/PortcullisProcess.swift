@@ -58,6 +58,7 @@ final class PortcullisProcess: @unchecked Sendable {
 
     /// Writes `configYAML` as `portcullis.yaml` (and `extraFiles`, relative path -> contents) into
     /// a fresh directory and runs `portcullis serve --config DIR` there with `PORTCULLIS_THREADS=2`.
+    /// A config without `issuers:` gets `TestIdentity`'s issuer and client.
     static func serve(
         configYAML: String,
         extraFiles: [String: String] = [:],
@@ -67,6 +68,15 @@ final class PortcullisProcess: @unchecked Sendable {
         let work = try Self.makeWorkDirectory()
         let config = work.appendingPathComponent("config", isDirectory: true)
         try FileManager.default.createDirectory(at: config, withIntermediateDirectories: true)
+        var configYAML = configYAML
+        var extraFiles = extraFiles
+        // Every gateway authenticates: configs without issuers get the tests' own.
+        if !configYAML.contains("issuers:") {
+            configYAML += TestIdentity.configYAML()
+        }
+        if extraFiles[TestIdentity.jwksFileName] == nil {
+            extraFiles[TestIdentity.jwksFileName] = TestIdentity.signer.publicJWKSet
+        }
         try configYAML.write(to: config.appendingPathComponent("portcullis.yaml"), atomically: true, encoding: .utf8)
         for (path, contents) in extraFiles {
             let file = config.appendingPathComponent(path)

@@ -100,9 +100,17 @@ final class RawHTTPClient {
         _ path: String,
         headers: [(String, String)] = [],
         body: [UInt8]? = nil,
+        authorize: Bool = true,
         timeout: Double = 10
     ) -> Bool {
-        let head = Self.requestHead(method, path, authority: self.authority, headers: headers, bodyLength: body?.count)
+        let head = Self.requestHead(
+            method,
+            path,
+            authority: self.authority,
+            headers: headers,
+            bodyLength: body?.count,
+            authorize: authorize
+        )
         return self.send(head + (body ?? []), timeout: timeout)
     }
 
@@ -112,7 +120,8 @@ final class RawHTTPClient {
         _ path: String,
         authority: String,
         headers: [(String, String)] = [],
-        bodyLength: Int? = nil
+        bodyLength: Int? = nil,
+        authorize: Bool = true
     ) -> [UInt8] {
         func has(_ name: String) -> Bool {
             headers.contains { $0.0.caseInsensitiveCompare(name) == .orderedSame }
@@ -120,6 +129,9 @@ final class RawHTTPClient {
         var text = "\(method) \(path) HTTP/1.1\r\n"
         if !has("Host") {
             text += "Host: \(authority)\r\n"
+        }
+        if authorize && !has("Authorization") {
+            text += TestIdentity.authorizationLine
         }
         for (name, value) in headers {
             text += "\(name): \(value)\r\n"
@@ -249,6 +261,7 @@ final class RawHTTPClient {
         port: Int,
         headers: [(String, String)] = [],
         body: [UInt8]? = nil,
+        authorize: Bool = true,
         timeout: Double = 10
     ) -> HTTPTestResponse {
         let client: RawHTTPClient
@@ -258,7 +271,7 @@ final class RawHTTPClient {
             return .failed("\(error)")
         }
         defer { client.close() }
-        guard client.sendRequest(method, path, headers: headers, body: body, timeout: timeout) else {
+        guard client.sendRequest(method, path, headers: headers, body: body, authorize: authorize, timeout: timeout) else {
             return client.readResponse(timeout: 1, requestMethod: method) ?? .failed("sending the request failed")
         }
         return client.readResponse(timeout: timeout, requestMethod: method)

@@ -1,0 +1,173 @@
+/// Where an issuer's verification keys come from at request time: read synchronously on an
+/// event loop, so implementations return a snapshot without blocking (``IssuerKeys``).
+public protocol IssuerKeyProvider: Sendable {
+    var current: JWKSet { get }
+    /// A token named a `kid` the current set lacks: the provider may fetch early. Must not block.
+    func unknownKeyID(_ keyID: String)
+}
+
+/// A key set that never changes (a `jwks_file` between reloads, tests).
+public struct FixedKeys: IssuerKeyProvider {
+    public let current: JWKSet
+    public init(_ keys: JWKSet) { self.current = keys }
+    public func unknownKeyID(_ keyID: String) {}
+}
+
+/// An issuer whose tokens are believed, compiled from its config.
+public struct TrustedIssuer: Sendable {
+    public let name: String
+    public let verifier: JWSVerifier
+    public let claims: ClaimsPolicy
+    /// The claim naming the client (`appid`, `azp`, `client_id`, `sub`).
+    public let clientClaim: String
+    public let keys: any IssuerKeyProvider
+
+    public init(name: String, verifier: JWSVerifier, claims: ClaimsPolicy, clientClaim: String, keys: any IssuerKeyProvider) {
+        self.name = name
+        self.verifier = verifier
+        self.claims = claims
+        self.clientClaim = clientClaim
+        self.keys = keys
+    }
+}
+
+/// A configured API client, as the request path needs it.
+public struct ClientRecord: Sendable {
+    public let id: String
+    public let name: String
+    public let enabled: Bool
+    /// The `TrustedIssuer.name` whose tokens may name this client.
+    public let issuer: String
+
+    public init(id: String, name: String, enabled: Bool, issuer: String) {
+        self.id = id
+        self.name = name
+        self.enabled = enabled
+        self.issuer = issuer
+    }
+}
+
+/// What a verified token says: who issued it, which client it names, until when it holds.
+public struct VerifiedIdentity: Sendable, Equatable {
+    public let issuer: String
+    public let clientID: String
+    /// Seconds since the epoch after which the token is no longer accepted (`exp` + leeway).
+    public let validUntil: Int64
+}
+
+/// Why a request is not authenticated. `reason` is a stable code for the access log.
+public struct AuthFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    public let reason: String
+    public let description: String
+    /// False only when there was no credential at all (RFC 6750: no `error` attribute then).
+    public let hadToken: Bool
+
+    init(_ reason: String, _ description: String, hadToken: Bool = true) {
+        self.reason = reason
+        self.description = description
+        self.hadToken = hadToken
+    }
+
+    public static let missingToken = AuthFailure("missing_token", "no bearer token", hadToken: false)
+    public static let malformedCredential = AuthFailure("malformed_token", "the Authorization header is not a bearer token")
+
+    public static func == (lhs: AuthFailure, rhs: AuthFailure) -> Bool { lhs.reason == rhs.reason }
+}
+
+/// Bearer-token authentication of DESIGN.md's request path: token -> signature + claims ->
+/// client record. Immutable, built once per config load and shared by every event loop; the
+/// per-loop ``VerifiedTokenCache`` sits in front of ``verify(_:now:)``.
+public final class TokenAuthenticator: Sendable {
+    private let issuersByIss: [String: TrustedIssuer]
+    /// With one issuer the token is verified without parsing its claims first.
+    private let onlyIssuer: TrustedIssuer?
+    private let clients: [String: ClientRecord]
+
+    public init(issuers: [(iss: String, issuer: TrustedIssuer)], clients: [ClientRecord]) {
+        var byIss: [String: TrustedIssuer] = [:]
+        for (iss, issuer) in issuers { byIss[iss] = issuer }
+        self.issuersByIss = byIss
+        self.onlyIssuer = byIss.count == 1 ? byIss.first?.value : nil
+        var byID: [String: ClientRecord] = [:]
+        for client in clients { byID[client.id] = client }
+        self.clients = byID
+    }
+
+    public var hasIssuers: Bool { !self.issuersByIss.isEmpty }
+
+    /// Checks signature and claims. `now` is seconds since the epoch.
+    public func verify(_ token: Substring, now: Int64) -> Result<VerifiedIdentity, AuthFailure> {
+        let issuer: TrustedIssuer
+        if let only = self.onlyIssuer {
+            issuer = only
+        } else {
+            // The token's iss picks the issuer; nothing else of the unverified payload is used.
+            guard let iss = Self.unverifiedIssuer(token), let found = self.issuersByIss[iss] else {
+                return .failure(AuthFailure("unknown_issuer", "the token's issuer is not trusted"))
+            }
+            issuer = found
+        }
+        let keys = issuer.keys.current
+        let verified: VerifiedToken
+        do {
+            verified = try issuer.verifier.verify(token.utf8, keys: keys)
+        } catch {
+            if error.code == .unknownKeyID, let kid = Self.unverifiedKeyID(token) {
+                issuer.keys.unknownKeyID(kid)
+            }
+            return .failure(AuthFailure(error.code.identifier, "the token's signature or header is not acceptable"))
+        }
+        let claims: JWTClaims
+        do {
+            claims = try JWTClaims(payload: verified.payload)
+            try issuer.claims.validate(claims, now: now)
+        } catch {
+            return .failure(AuthFailure(error.code.identifier, Self.describe(error)))
+        }
+        guard let clientID = claims.string(named: issuer.clientClaim), !clientID.isEmpty else {
+            return .failure(AuthFailure("missing_claim", "the token has no \(issuer.clientClaim) claim"))
+        }
+        return .success(
+            VerifiedIdentity(issuer: issuer.name, clientID: clientID, validUntil: claims.expiresAt! + issuer.claims.leeway)
+        )
+    }
+
+    /// The client a verified identity names, if it is configured, enabled and of that issuer.
+    public func client(for identity: VerifiedIdentity) -> Result<ClientRecord, AuthFailure> {
+        guard let client = self.clients[identity.clientID], client.issuer == identity.issuer else {
+            return .failure(AuthFailure("unknown_client", "the token names no client of its issuer"))
+        }
+        guard client.enabled else {
+            return .failure(AuthFailure("client_disabled", "the client is disabled"))
+        }
+        return .success(client)
+    }
+
+    private static func describe(_ error: ClaimsError) -> String {
+        switch error.code {
+        case .tokenExpired: return "the token has expired"
+        case .tokenNotYetValid: return "the token is not valid yet"
+        case .wrongIssuer: return "the token's issuer is not trusted"
+        case .wrongAudience: return "the token is not meant for this API"
+        case .missingClaim: return "the token lacks a required claim"
+        default: return "the token's claims are not acceptable"
+        }
+    }
+
+    /// `iss` of a token whose signature is not checked yet: only to choose the issuer.
+    static func unverifiedIssuer(_ token: Substring) -> String? {
+        let parts = token.utf8.split(separator: UInt8(ascii: "."), maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, let payload = Base64URL.decode(parts[1]),
+            case .object(let members)? = try? JSONValue.parse(payload)
+        else { return nil }
+        return members["iss"]?.stringValue
+    }
+
+    static func unverifiedKeyID(_ token: Substring) -> String? {
+        guard let dot = token.utf8.firstIndex(of: UInt8(ascii: ".")),
+            let header = Base64URL.decode(token.utf8[token.utf8.startIndex..<dot]),
+            case .object(let members)? = try? JSONValue.parse(header)
+        else { return nil }
+        return members["kid"]?.stringValue
+    }
+}
