@@ -36,6 +36,9 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 // JWKS and discovery fetches only: never on the request path.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -83,7 +86,15 @@ let package = Package(
         ),
         .testTarget(
             name: "PortcullisAuthTests",
-            dependencies: ["PortcullisAuth"]
+            dependencies: [
+                "PortcullisAuth",
+                "PortcullisPolicy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "PortcullisProxyTests",
@@ -98,8 +109,10 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "portcullis",
-                // Signs the tests' tokens (JWSSigner).
+                // Signs the tests' tokens (JWSSigner; RSA and HMAC for the hostile ones).
                 "PortcullisAuth",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
             ]
         ),
     ],

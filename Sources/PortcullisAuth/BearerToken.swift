@@ -6,29 +6,37 @@
 public enum BearerToken {
     /// The token bytes of `authorization`, or nil when it is not a well-formed bearer credential.
     public static func extract(from authorization: String) -> Substring? {
-        let utf8 = authorization.utf8
-        guard utf8.count > 7 else { return nil }
-        var index = utf8.startIndex
-        for expected in "bearer".utf8 {
-            guard utf8[index] | 0x20 == expected else { return nil }
-            index = utf8.index(after: index)
+        if let result = authorization.utf8.withContiguousStorageIfAvailable({ Self.tokenRange($0) }) {
+            guard let range = result else { return nil }
+            let utf8 = authorization.utf8
+            let start = utf8.index(utf8.startIndex, offsetBy: range.lowerBound)
+            return authorization[start..<utf8.endIndex]
         }
-        guard utf8[index] == UInt8(ascii: " ") else { return nil }
-        index = utf8.index(after: index)
-        let start = index
-        var padding = false
-        while index < utf8.endIndex {
-            let byte = utf8[index]
-            if byte == UInt8(ascii: "=") {
-                padding = true
-            } else if padding || !Self.isTokenByte(byte) {
-                return nil
-            }
-            index = utf8.index(after: index)
-        }
-        guard start < utf8.endIndex, utf8[start] != UInt8(ascii: "=") else { return nil }
-        return authorization[start...]
+        var contiguous = authorization
+        contiguous.makeContiguousUTF8()
+        return Self.extract(from: contiguous)
     }
+
+    /// The offsets of the token in `bytes`: one pass over a byte table, no per-index String work.
+    private static func tokenRange(_ bytes: UnsafeBufferPointer<UInt8>) -> Range<Int>? {
+        guard bytes.count > 7 else { return nil }
+        var index = 0
+        for expected in "bearer".utf8 {
+            guard bytes[index] | 0x20 == expected else { return nil }
+            index += 1
+        }
+        guard bytes[index] == UInt8(ascii: " ") else { return nil }
+        index += 1
+        let start = index
+        guard bytes[start] != UInt8(ascii: "=") else { return nil }
+        // The b64token characters, then only '=' padding to the end.
+        while index < bytes.count && Self.tokenTable[Int(bytes[index])] { index += 1 }
+        while index < bytes.count && bytes[index] == UInt8(ascii: "=") { index += 1 }
+        guard index == bytes.count else { return nil }
+        return start..<bytes.count
+    }
+
+    private static let tokenTable: [Bool] = (0..<256).map { Self.isTokenByte(UInt8($0)) }
 
     @inline(__always)
     static func isTokenByte(_ byte: UInt8) -> Bool {

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import PortcullisAuth
 import PortcullisPolicy
 import PortcullisProxy
 import ServiceLifecycle
@@ -67,6 +68,15 @@ func runGateway(
     if config.logging.accessLog != nil || config.logging.perClientDirectory != nil {
         logger.warning("logging.access_log and logging.per_client_dir are read but no access log is written yet")
     }
+    if config.issuers.isEmpty {
+        logger.warning("no issuers are configured: every request will be refused with 401")
+    }
+    if config.issuers.contains(where: \.builtin) {
+        logger.warning("the built-in issuer (builtin: true) is not implemented yet: its clients cannot authenticate")
+    }
+    if config.deferredSections["roles"] != nil {
+        logger.warning("roles are not enforced yet: every enabled, authenticated client may call any endpoint")
+    }
     let group = MultiThreadedEventLoopGroup(numberOfThreads: runtime.threadCount)
     do {
         try await serveUntilStopped(
@@ -94,16 +104,23 @@ private func serveUntilStopped(
     extraReadyLines: [String],
     onReady: (@Sendable (GatewayServer) -> Void)?
 ) async throws {
+    // Issuer key sets: files read now, URLs fetched off the event loops (first fetch awaited,
+    // bounded, so a gateway started with its IdP reachable accepts tokens from the start).
+    let keyManager = IssuerKeyManager(logger: logger, eventLoopGroup: group)
     let server: GatewayServer
     do {
-        server = try await GatewayServer.start(config: config, group: group, logger: logger)
+        let keys = try keyManager.keys(for: config.issuers)
+        await keyManager.waitForInitialFetch(timeout: .seconds(10))
+        server = try await GatewayServer.start(config: config, issuerKeys: keys, group: group, logger: logger)
     } catch {
         logger.critical("\(error)")
+        await keyManager.shutdown()
         throw ExitCode(1)
     }
     let readyLines = extraReadyLines + server.boundAddresses.map { "http://\(urlHost($0))" }
     let service = GatewayService(
         server: server,
+        keyManager: keyManager,
         directory: config.directory,
         drainTimeout: config.limits.drainTimeout,
         logger: logger,
@@ -123,12 +140,19 @@ private func serveUntilStopped(
             logger: logger
         )
     )
-    try await group_.run()
+    do {
+        try await group_.run()
+    } catch {
+        await keyManager.shutdown()
+        throw error
+    }
+    await keyManager.shutdown()
 }
 
 /// Waits for the graceful-shutdown signal, handling SIGHUP reloads meanwhile, then drains.
 struct GatewayService: Service {
     let server: GatewayServer
+    let keyManager: IssuerKeyManager
     let directory: String
     let drainTimeout: ConfigDuration
     let logger: Logger
@@ -155,7 +179,9 @@ struct GatewayService: Service {
     private func reload() async {
         do {
             let config = try ConfigLoader.load(directory: self.directory)
-            try await self.server.apply(config)
+            // Unchanged URL issuers keep their fetched keys; a bad jwks_file fails the reload.
+            let keys = try self.keyManager.keys(for: config.issuers)
+            try await self.server.apply(config, issuerKeys: keys)
             self.logger.info("configuration reloaded", metadata: ["directory": "\(self.directory)"])
         } catch {
             self.logger.error("reload failed; keeping the running configuration:\n\(error)")

@@ -46,6 +46,13 @@ struct GatewayUnderTest {
     func resetBackendStats() {
         _ = RawHTTPClient.request("GET", "/demo/stats/reset", port: self.backendPort)
     }
+
+    /// Edits the gateway's `portcullis.yaml` in place (send SIGHUP to apply it).
+    func rewriteConfig(_ edit: (String) -> String) throws {
+        let file = try #require(self.gateway.configDirectory).appendingPathComponent("portcullis.yaml")
+        let text = try String(contentsOf: file, encoding: .utf8)
+        try edit(text).write(to: file, atomically: true, encoding: .utf8)
+    }
 }
 
 @Suite("Proxy end to end", .serialized)

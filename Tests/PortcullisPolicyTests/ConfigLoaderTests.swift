@@ -244,6 +244,10 @@ import Testing
             "jwks_url: \"https://login.microsoftonline.com/TENANT/discovery/v2.0/keys\"",
             "jwks_url: \"http://idp.example.com/keys\"", "plain http is allowed only for loopback"
         ),
+        (
+            "jwks_url: \"https://login.microsoftonline.com/TENANT/discovery/v2.0/keys\"",
+            "jwks_url: \"http://localhost:80@evil.example/jwks\"", "must not carry user info"
+        ),
         ("audiences: [\"api://APPID\"]", "audiences: []", "expected at least one audience"),
         ("leeway: 30s", "leeway: 1h", "leeway above 10m"),
         ("client_claim: appid", "client_claim: appid\n    jwks_file: keys.json", "give only one of jwks_url"),

@@ -171,3 +171,4 @@ public final class TokenAuthenticator: Sendable {
         return members["kid"]?.stringValue
     }
 }
+extension IssuerKeys: IssuerKeyProvider {}

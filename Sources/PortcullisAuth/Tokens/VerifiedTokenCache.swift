@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Verified tokens of one event loop (DESIGN.md): bounded, keyed by the token bytes, each entry
 /// valid until its token's `exp` (+ leeway). Owned by one loop, so no locks.
 ///
@@ -15,7 +21,16 @@ public struct VerifiedTokenCache {
         }
 
         static func == (lhs: Key, rhs: Key) -> Bool {
-            lhs.token.utf8.elementsEqual(rhs.token.utf8)
+            let a = lhs.token.utf8
+            let b = rhs.token.utf8
+            guard a.count == b.count else { return false }
+            if a.isEmpty { return true }
+            let equal = a.withContiguousStorageIfAvailable { x in
+                b.withContiguousStorageIfAvailable { y in
+                    memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0
+                }
+            }
+            return equal.flatMap { $0 } ?? a.elementsEqual(b)
         }
     }
 

@@ -144,6 +144,10 @@ extension ConfigLoader {
 
     /// Keys are fetched over https; plain http only from this machine (tests, a local IdP).
     static func keyURLProblem(_ url: String) -> String? {
+        let authority = url.drop { $0 != "/" }.dropFirst(2).prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        if authority.contains("@") {
+            return "a key URL must not carry user info (user@host): the host would be ambiguous"
+        }
         if url.hasPrefix("https://") {
             return url.count > 8 ? nil : "expected an https:// URL"
         }
