@@ -6,37 +6,39 @@
 public enum BearerToken {
     /// The token bytes of `authorization`, or nil when it is not a well-formed bearer credential.
     public static func extract(from authorization: String) -> Substring? {
-        if let result = authorization.utf8.withContiguousStorageIfAvailable({ Self.tokenRange($0) }) {
-            guard let range = result else { return nil }
-            let utf8 = authorization.utf8
-            let start = utf8.index(utf8.startIndex, offsetBy: range.lowerBound)
-            return authorization[start..<utf8.endIndex]
-        }
-        var contiguous = authorization
-        contiguous.makeContiguousUTF8()
-        return Self.extract(from: contiguous)
+        guard let token = Self.candidate(from: authorization), Self.isWellFormed(token) else { return nil }
+        return token
     }
 
-    /// The offsets of the token in `bytes`: one pass over a byte table, no per-index String work.
-    private static func tokenRange(_ bytes: UnsafeBufferPointer<UInt8>) -> Range<Int>? {
-        guard bytes.count > 7 else { return nil }
-        var index = 0
+    /// What follows `Bearer ` (scheme in any case), not yet checked against the b64token
+    /// alphabet: enough to look a token up among those verified before, which were checked.
+    public static func candidate(from authorization: String) -> Substring? {
+        let utf8 = authorization.utf8
+        guard utf8.count > 7 else { return nil }
+        var index = utf8.startIndex
         for expected in "bearer".utf8 {
-            guard bytes[index] | 0x20 == expected else { return nil }
-            index += 1
+            guard utf8[index] | 0x20 == expected else { return nil }
+            index = utf8.index(after: index)
         }
-        guard bytes[index] == UInt8(ascii: " ") else { return nil }
-        index += 1
-        let start = index
-        guard bytes[start] != UInt8(ascii: "=") else { return nil }
-        // The b64token characters, then only '=' padding to the end.
-        while index < bytes.count && Self.tokenTable[Int(bytes[index])] { index += 1 }
-        while index < bytes.count && bytes[index] == UInt8(ascii: "=") { index += 1 }
-        guard index == bytes.count else { return nil }
-        return start..<bytes.count
+        guard utf8[index] == UInt8(ascii: " ") else { return nil }
+        return authorization[utf8.index(after: index)...]
     }
 
-    private static let tokenTable: [Bool] = (0..<256).map { Self.isTokenByte(UInt8($0)) }
+    /// `token` is a `b64token`: the alphabet, then only `=` padding, not empty, no `=` first.
+    public static func isWellFormed(_ token: Substring) -> Bool {
+        if let result = token.utf8.withContiguousStorageIfAvailable({ Self.isWellFormed($0) }) {
+            return result
+        }
+        return Array(token.utf8).withUnsafeBufferPointer { Self.isWellFormed($0) }
+    }
+
+    private static func isWellFormed(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let first = bytes.first, first != UInt8(ascii: "=") else { return false }
+        var index = 0
+        while index < bytes.count && Self.isTokenByte(bytes[index]) { index += 1 }
+        while index < bytes.count && bytes[index] == UInt8(ascii: "=") { index += 1 }
+        return index == bytes.count
+    }
 
     @inline(__always)
     static func isTokenByte(_ byte: UInt8) -> Bool {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NIOPosix
+import PortcullisAuth
 import PortcullisDemo
 import PortcullisPolicy
 import PortcullisProxy
@@ -17,8 +18,14 @@ struct Demo: AsyncParsableCommand {
 
     func run() async throws {
         let directory = try self.config ?? Self.findDemoPolicies()
-        let config = try loadOrExit(directory)
+        // The demo issuer's key is made for this run: a temporary copy of the directory gets
+        // its public half, and the banner prints tokens signed with it.
+        let signer = JWSSigner.generate(.es256, keyID: "demo-\(UInt32.random(in: 0...UInt32.max))")!
+        let runDirectory = try Self.copyWithDemoKey(directory, signer: signer)
+        defer { try? FileManager.default.removeItem(atPath: runDirectory) }
+        let config = try loadOrExit(runDirectory)
         let logger = makeLogger(level: config.logging.level)
+        let tokens = try Self.tokens(for: config, signer: signer)
 
         // The backend listens where the demo config's upstream points.
         let backendGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -32,32 +39,74 @@ struct Demo: AsyncParsableCommand {
         let backendURL = "http://\(urlHost(backend.localAddress))"
         try await runGateway(config: config, runtime: self.runtime, logger: logger, extraReadyLines: ["backend \(backendURL)"]) { server in
             let base = server.boundAddresses.first.map { "http://\(urlHost($0))" } ?? "http://127.0.0.1:8080"
-            print(Self.banner(gateway: base, backend: backendURL, directory: directory))
+            print(Self.banner(gateway: base, backend: backendURL, directory: directory, tokens: tokens))
             fflush(stdout)
         }
         try await backend.close()
         try await backendGroup.shutdownGracefully()
     }
 
-    static func banner(gateway: String, backend: String, directory: String) -> String {
-        """
+    static func banner(gateway: String, backend: String, directory: String, tokens: [(client: String, token: String)]) -> String {
+        guard let (client, token) = tokens.first else {
+            return "\nPortcullis demo: gateway \(gateway) -> backend \(backend)\n(no enabled client of the demo issuer: no token to show)\n"
+        }
+        var text = """
 
-        Portcullis demo: gateway \(gateway) -> built-in CIPP-like backend \(backend)
-        policy directory: \(directory)    stop with Ctrl-C (drains, then exits)
+            Portcullis demo: gateway \(gateway) -> built-in CIPP-like backend \(backend)
+            policy directory: \(directory)    stop with Ctrl-C (drains, then exits)
 
-        Try:
-          curl -s \(gateway)/api/ListTenants
-          curl -s '\(gateway)/api/ListUsers?tenantFilter=contoso.onmicrosoft.com'
-          curl -s -X POST \(gateway)/api/ExecResetPass -H 'Content-Type: application/json' \\
-               -d '{"tenantFilter":"contoso.onmicrosoft.com","ID":"adele@contoso.onmicrosoft.com"}'
-          curl -s \(gateway)/demo/echo              # what the backend receives (X-Forwarded-*, X-Request-Id)
-          curl -s --path-as-is '\(gateway)/api/../../etc/passwd'   # 400: climbs above /
-          curl -s -o /dev/null -w '%{http_code} %{size_download} bytes\\n' '\(gateway)/demo/stream?bytes=1073741824'
+            A token for the client '\(client)' (ES256, valid 1 hour, from the demo issuer):
+              TOKEN=\(token)
 
-        Bearer tokens, roles and allowlists are not enforced yet: this stage forwards every
-        well-formed request (see README.md, "Status").
+            Try:
+              curl -s \(gateway)/api/ListTenants -H "Authorization: Bearer $TOKEN"
+              curl -s '\(gateway)/api/ListUsers?tenantFilter=contoso.onmicrosoft.com' -H "Authorization: Bearer $TOKEN"
+              curl -s \(gateway)/demo/echo -H "Authorization: Bearer $TOKEN"   # what the backend receives
+              curl -s -i \(gateway)/api/ListTenants                            # 401: no token
+              curl -s --path-as-is '\(gateway)/api/../../etc/passwd' -H "Authorization: Bearer $TOKEN"   # 400
 
-        """
+            """
+        for (other, otherToken) in tokens.dropFirst() {
+            text += "  a token for '\(other)' (disabled in the config: 401): \(otherToken)\n"
+        }
+        text += """
+
+            Roles, tenants and IP allowlists are not enforced yet: any enabled client with a valid
+            token may call any endpoint (see README.md, "Status").
+
+            """
+        return text
+    }
+
+    /// A temporary copy of `directory` whose demo-jwks.json holds `signer`'s public key.
+    static func copyWithDemoKey(_ directory: String, signer: JWSSigner) throws -> String {
+        let files = FileManager.default
+        let copy = files.temporaryDirectory.appendingPathComponent("portcullis-demo-\(getpid())").path
+        try? files.removeItem(atPath: copy)
+        try files.createDirectory(atPath: copy, withIntermediateDirectories: true)
+        for name in try files.contentsOfDirectory(atPath: directory) {
+            try files.copyItem(atPath: (directory as NSString).appendingPathComponent(name), toPath: (copy as NSString).appendingPathComponent(name))
+        }
+        let jwks = (copy as NSString).appendingPathComponent("demo-jwks.json")
+        try? files.removeItem(atPath: jwks)
+        try signer.publicJWKSet.write(toFile: jwks, atomically: true, encoding: .utf8)
+        return copy
+    }
+
+    /// One token per client of the issuer whose key file is demo-jwks.json, enabled ones first.
+    static func tokens(for config: GatewayConfig, signer: JWSSigner) throws -> [(client: String, token: String)] {
+        guard
+            let issuer = config.issuers.first(where: {
+                if case .file(let path)? = $0.keySource { return path.hasSuffix("demo-jwks.json") }
+                return false
+            })
+        else { return [] }
+        let now = Int(Date().timeIntervalSince1970)
+        let clients = config.clients.filter { $0.issuer == issuer.name }.sorted { $0.enabled && !$1.enabled }
+        return try clients.map { client in
+            let claims = #"{"iss":"\#(issuer.issuer)","aud":"\#(issuer.audiences.first ?? "")","\#(issuer.clientClaim)":"\#(client.id)","iat":\#(now),"exp":\#(now + 3600)}"#
+            return (client.id, try signer.sign(claimsJSON: claims))
+        }
     }
 
     /// policies/demo from the working directory, or from the checkout the binary was built in.

@@ -264,12 +264,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             authorization = value
         }
         guard let authorization else { return .failure(.missingToken) }
-        guard let token = BearerToken.extract(from: authorization) else { return .failure(.malformedCredential) }
+        guard let token = BearerToken.candidate(from: authorization) else { return .failure(.malformedCredential) }
         let authenticator = self.settings.authenticator
         let now = self.loop.nowSeconds
+        // A hit is a token byte-identical to one verified before: its alphabet was checked then.
         if let identity = self.loop.tokenCache.lookup(token, now: now) {
             return authenticator.client(for: identity)
         }
+        guard BearerToken.isWellFormed(token) else { return .failure(.malformedCredential) }
         switch authenticator.verify(token, now: now) {
         case .success(let identity):
             self.loop.tokenCache.insert(token, identity)

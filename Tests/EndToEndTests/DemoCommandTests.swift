@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `portcullis demo` on a copy of policies/demo (moved to free ports): it must start with
+/// nothing else running and its printed token must work, as README.md promises.
+@Suite("Demo command")
+struct DemoCommandTests {
+    /// A TCP port nothing listens on right now.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard bound else { throw GatewayTestError("cannot find a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static var demoDirectory: URL {
+        // Tests/EndToEndTests/DemoCommandTests.swift -> the repository root.
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("policies/demo")
+    }
+
+    @Test func theDemoStartsAndItsPrintedTokenWorks() throws {
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("demo-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: copy) }
+        let backendPort = try Self.freePort()
+        for name in try FileManager.default.contentsOfDirectory(atPath: Self.demoDirectory.path) {
+            var text = try String(contentsOf: Self.demoDirectory.appendingPathComponent(name), encoding: .utf8)
+            text = text.replacingOccurrences(of: "\"127.0.0.1:8080\"", with: "\"127.0.0.1:0\"")
+            text = text.replacingOccurrences(of: "http://127.0.0.1:8091", with: "http://127.0.0.1:\(backendPort)")
+            try text.write(to: copy.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        }
+        let demo = try PortcullisProcess(arguments: ["demo", "--config", copy.path], environment: ["PORTCULLIS_THREADS": "1"])
+        let gatewayPort = try #require(demo.listeners.first { $0.label == nil }.flatMap { PortcullisProcess.port(of: $0.url) })
+
+        // The banner follows readiness closely; wait for its token line.
+        var tokens: [String] = []
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let output = (try? String(contentsOfFile: demo.outputPath, encoding: .utf8)) ?? ""
+            tokens = output.split(separator: "\n").compactMap { line in
+                if let range = line.range(of: "TOKEN=") { return String(line[range.upperBound...]) }
+                if line.contains("(disabled in the config: 401): ") { return line.split(separator: " ").last.map(String.init) }
+                return nil
+            }
+            if tokens.count >= 2 { break }
+            usleep(50_000)
+        }
+        #expect(tokens.count == 2, "the banner did not print the two tokens")
+        guard tokens.count == 2 else { return }
+
+        let allowed = RawHTTPClient.request(
+            "GET", "/api/ListTenants", port: gatewayPort, headers: [("Authorization", "Bearer \(tokens[0])")], authorize: false)
+        #expect(allowed.status == 200, "\(allowed)")
+        #expect(allowed.bodyString.contains("contoso.onmicrosoft.com"))
+        let anonymous = RawHTTPClient.request("GET", "/api/ListTenants", port: gatewayPort, authorize: false)
+        #expect(anonymous.status == 401)
+        let disabled = RawHTTPClient.request(
+            "GET", "/api/ListTenants", port: gatewayPort, headers: [("Authorization", "Bearer \(tokens[1])")], authorize: false)
+        #expect(disabled.status == 401)
+    }
+
+    @Test func theCommittedDemoKeyIsAPublicPlaceholder() throws {
+        // policies/demo/demo-jwks.json is a public key without a private half: the tests' key is
+        // not it, so a token signed by anyone but `portcullis demo` itself cannot pass.
+        let jwks = try String(contentsOf: Self.demoDirectory.appendingPathComponent("demo-jwks.json"), encoding: .utf8)
+        #expect(jwks.contains("\"kid\":\"demo-placeholder\""))
+        #expect(!jwks.contains("\"d\""))
+    }
+}
