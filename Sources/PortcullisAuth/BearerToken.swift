@@ -35,10 +35,14 @@ public enum BearerToken {
     private static func isWellFormed(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let first = bytes.first, first != UInt8(ascii: "=") else { return false }
         var index = 0
-        while index < bytes.count && Self.isTokenByte(bytes[index]) { index += 1 }
+        Self.tokenTable.withUnsafeBufferPointer { table in
+            while index < bytes.count && table[Int(bytes[index])] { index += 1 }
+        }
         while index < bytes.count && bytes[index] == UInt8(ascii: "=") { index += 1 }
         return index == bytes.count
     }
+
+    private static let tokenTable: [Bool] = (0..<256).map { Self.isTokenByte(UInt8($0)) }
 
     @inline(__always)
     static func isTokenByte(_ byte: UInt8) -> Bool {

@@ -151,6 +151,33 @@ import Testing
         try harness.finish()
     }
 
+    // MARK: - Bearer tokens (the harness config has no issuer: no token can pass)
+
+    @Test func noTokenIs401WithTheBareChallengeAndTheConnectionStaysOpen() throws {
+        let harness = try Harness()
+        try harness.send("GET /api/ListUsers HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
+        let response = try harness.response()
+        try response.expectGatewayError("401 Unauthorized", error: "unauthorized", close: false)
+        #expect(response.header("WWW-Authenticate") == [#"Bearer realm="portcullis""#])
+        #expect(harness.channel.isActive)
+        // The next request on the same connection is read and answered too.
+        try harness.send("HEAD /api/ListUsers HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: Bearer abc.def.ghi\r\n\r\n")
+        let second = try harness.written()
+        #expect(second.hasPrefix("HTTP/1.1 401 Unauthorized\r\n"), "\(second)")
+        #expect(second.contains(#"WWW-Authenticate: Bearer realm="portcullis", error="invalid_token""#), "\(second)")
+        #expect(second.hasSuffix("\r\n\r\n"), "an answer to HEAD has no body: \(second)")
+        try harness.finish()
+    }
+
+    @Test(arguments: ["Basic dXNlcjpwYXNz", "Bearer", "Bearer a b", "bearer\ttoken"])
+    func aCredentialThatIsNoBearerTokenIs401InvalidToken(value: String) throws {
+        let harness = try Harness()
+        try harness.send("GET /api/ListUsers HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: \(value)\r\n\r\n")
+        let response = try harness.response()
+        try response.expectGatewayError("401 Unauthorized", error: "invalid_token", close: false)
+        try harness.finish()
+    }
+
     @Test func relativeRequestTargetIs400() throws {
         let harness = try Harness()
         try harness.send("GET api/ListUsers HTTP/1.1\r\nHost: api.example.com\r\n\r\n")

@@ -13,14 +13,38 @@ public struct VerifiedTokenCache {
     struct Key: Hashable {
         /// A slice of the request's `Authorization` value, kept alive by the entry.
         let token: Substring
+        /// Computed once from the token's length and last 16 bytes (its signature, which no two
+        /// verified tokens share by accident): the dictionary rehashes keys when it moves them,
+        /// so hashing must not walk the token.
+        let digest: UInt64
+
+        init(token: Substring) {
+            self.token = token
+            self.digest = Self.digest(token)
+        }
+
+        private static func digest(_ token: Substring) -> UInt64 {
+            let count = token.utf8.count
+            let tail = token.utf8.withContiguousStorageIfAvailable { bytes -> (UInt64, UInt64) in
+                guard bytes.count >= 16 else { return Self.fold(bytes) }
+                let raw = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[(bytes.count - 16)...]))
+                return (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+            } ?? Array(token.utf8.suffix(16)).withUnsafeBufferPointer { Self.fold($0) }
+            return tail.0 &* 0x9E37_79B9_7F4A_7C15 ^ tail.1 ^ UInt64(truncatingIfNeeded: count)
+        }
+
+        private static func fold(_ bytes: UnsafeBufferPointer<UInt8>) -> (UInt64, UInt64) {
+            var a: UInt64 = 0
+            for byte in bytes { a = a &* 31 &+ UInt64(byte) }
+            return (a, 0)
+        }
 
         func hash(into hasher: inout Hasher) {
-            let utf8 = self.token.utf8
-            hasher.combine(utf8.count)
-            for byte in utf8.suffix(24) { hasher.combine(byte) }
+            hasher.combine(self.digest)
         }
 
         static func == (lhs: Key, rhs: Key) -> Bool {
+            guard lhs.digest == rhs.digest else { return false }
             let a = lhs.token.utf8
             let b = rhs.token.utf8
             guard a.count == b.count else { return false }
@@ -51,12 +75,13 @@ public struct VerifiedTokenCache {
 
     /// The identity of a token verified before and still valid at `now`.
     public mutating func lookup(_ token: Substring, now: Int64) -> VerifiedIdentity? {
-        guard let identity = self.entries[Key(token: token)] else {
+        let key = Key(token: token)
+        guard let identity = self.entries[key] else {
             self.misses += 1
             return nil
         }
         guard now < identity.validUntil else {
-            self.entries[Key(token: token)] = nil
+            self.entries[key] = nil
             self.misses += 1
             return nil
         }

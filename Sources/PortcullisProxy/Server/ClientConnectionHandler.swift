@@ -71,6 +71,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var requestHasBody = false
     private var requestChunked = false
     private var responseFraming: ResponseFraming = .asReceived
+    /// The response head, held back until the first body bytes so that a small response leaves
+    /// in one buffer (one write, one iovec); written at the latest on read-complete.
+    private var heldHead: ByteBuffer?
     private var isIdempotent = false
     private var leasedReusedConnection = false
     private var retried = false
@@ -183,6 +186,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if self.isClosing { return }
         precondition(self.request == .idle, "request head in phase \(self.request)")
         self.startExchange(head)
+        // Known before any local answer: a bodyless request needs no drain, so a 401 or 403
+        // can leave the connection open.
+        self.requestHasBody = head.headers.contains(name: "transfer-encoding")
+            || (head.headers.first(name: "content-length").map { $0 != "0" } ?? false)
 
         if self.loop.isDraining {
             return self.respondLocally(.draining, close: true)
@@ -242,7 +249,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.upstreamHead = upstreamHead
         self.isHEAD = head.method == .HEAD
         self.requestChunked = chunked
-        self.requestHasBody = chunked || (head.headers.first(name: "content-length").map { $0 != "0" } ?? false)
         // The decoder stops parsing after a request that asked for an upgrade.
         if head.headers.contains(name: "upgrade") { self.closeAfterResponse = true }
 
@@ -295,6 +301,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.requestHasBody = false
         self.requestChunked = false
         self.responseFraming = .asReceived
+        self.heldHead = nil
         self.isIdempotent = Self.idempotent(head.method)
         self.leasedReusedConnection = false
         self.retried = false
@@ -469,7 +476,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.responseFraming = .asReceived
         }
         if self.responseFraming == .untilClose || self.request != .complete { self.closeAfterResponse = true }
-        var bytes = self.context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 96)
+        // Room for the gateway's headers and, when it is small, the body that usually follows.
+        let body = min(head.contentLength ?? 0, Self.coalescedBodyLimit)
+        var bytes = self.context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 128 + body)
         HeaderRewriter.writeDownstreamHead(
             head,
             http10: http10,
@@ -478,11 +487,29 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             close: self.closeAfterResponse,
             into: &bytes
         )
-        self.context.write(self.wrapOutboundOut(bytes), promise: nil)
+        self.heldHead = bytes
+    }
+
+    /// Bodies up to this size ride in the head's buffer.
+    private static let coalescedBodyLimit = 4096
+
+    private func writeHeldHead() {
+        if let head = self.heldHead {
+            self.heldHead = nil
+            self.context.write(self.wrapOutboundOut(head), promise: nil)
+        }
     }
 
     func upstreamResponseBody(_ buffer: ByteBuffer) {
         guard self.response == .streaming else { return }
+        if var head = self.heldHead, self.responseFraming == .asReceived, buffer.readableBytes <= Self.coalescedBodyLimit {
+            self.heldHead = nil
+            var body = buffer
+            head.writeBuffer(&body)
+            self.context.write(self.wrapOutboundOut(head), promise: nil)
+            return
+        }
+        self.writeHeldHead()
         if self.responseFraming == .chunked {
             self.context.write(self.wrapOutboundOut(ChunkedFraming.sizeLine(buffer.readableBytes, allocator: self.context.channel.allocator)), promise: nil)
             self.context.write(self.wrapOutboundOut(buffer), promise: nil)
@@ -494,6 +521,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func upstreamResponseEnd() {
         guard self.response == .streaming else { return }
+        self.writeHeldHead()
         self.response = .complete
         self.releaseUpstream(reusable: self.request == .complete)
         if self.request == .complete {
@@ -504,6 +532,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func upstreamReadComplete() {
+        self.writeHeldHead()
         self.context.flush()
     }
 
@@ -574,7 +603,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.upstream = .none
         self.pendingParts.removeAll()
         self.response = .complete
-        if close || self.request != .complete { self.closeAfterResponse = true }
+        // A body still on its way would have to be read and dropped: close instead.
+        if close || (self.request != .complete && self.requestHasBody) { self.closeAfterResponse = true }
         if self.requestID.isEmpty { self.requestID = self.loop.requestIDs.make() }
         let bytes = error.rawBytes(
             requestID: self.requestID,
