@@ -8,7 +8,13 @@ import Darwin
 /// valid until its token's `exp` (+ leeway). Owned by one loop, so no locks.
 ///
 /// A hit costs a hash of the token's last bytes (its signature, which no two tokens share by
-/// accident) and one byte comparison of the whole token. Full, it forgets the oldest entry.
+/// accident) and one byte comparison of the whole token.
+///
+/// Once full, a token is admitted only on its second miss within a short memory (a
+/// "doorkeeper" of recent miss digests, as in TinyLFU), and then replaces the oldest entry. A
+/// stream of more distinct tokens than slots therefore keeps a stable part of them cached
+/// instead of evicting every entry before its next use; a token used once never displaces one
+/// in use.
 public struct VerifiedTokenCache {
     struct Key: Hashable {
         /// A slice of the request's `Authorization` value, kept alive by the entry.
@@ -63,6 +69,8 @@ public struct VerifiedTokenCache {
     /// Insertion order, for eviction: a ring of `capacity` slots.
     private var order: [Key?]
     private var next = 0
+    /// Digests of recent misses that were not admitted, one per slot (power-of-two count).
+    private var doorkeeper: [UInt64] = []
     public private(set) var hits = 0
     public private(set) var misses = 0
 
@@ -92,7 +100,20 @@ public struct VerifiedTokenCache {
     public mutating func insert(_ token: Substring, _ identity: VerifiedIdentity) {
         guard self.capacity > 0 else { return }
         let key = Key(token: token)
-        if self.order.isEmpty { self.order = Array(repeating: nil, count: self.capacity) }
+        if self.order.isEmpty {
+            self.order = Array(repeating: nil, count: self.capacity)
+            var slots = 1
+            while slots < self.capacity { slots <<= 1 }
+            self.doorkeeper = Array(repeating: 0, count: slots)
+        }
+        if self.entries.count >= self.capacity && self.entries[key] == nil {
+            let slot = Int(truncatingIfNeeded: key.digest) & (self.doorkeeper.count - 1)
+            guard self.doorkeeper[slot] == key.digest else {
+                self.doorkeeper[slot] = key.digest
+                return
+            }
+            self.doorkeeper[slot] = 0
+        }
         if self.entries.updateValue(identity, forKey: key) != nil { return }
         if let old = self.order[self.next] { self.entries[old] = nil }
         self.order[self.next] = key
@@ -103,6 +124,7 @@ public struct VerifiedTokenCache {
     public mutating func removeAll() {
         self.entries.removeAll()
         self.order = []
+        self.doorkeeper = []
         self.next = 0
     }
 }
