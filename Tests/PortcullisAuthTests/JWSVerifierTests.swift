@@ -1,5 +1,6 @@
 import Crypto
 import CryptoExtras
+import PortcullisPolicy
 import Testing
 
 @testable import PortcullisAuth

@@ -1,3 +1,4 @@
+import PortcullisPolicy
 /// The protected header of a compact JWS, reduced to what verification and callers use.
 ///
 /// Parsing refuses, whatever the issuer allows:

@@ -1,3 +1,4 @@
+import PortcullisPolicy
 import Crypto
 import CryptoExtras
 

@@ -1,3 +1,4 @@
+import PortcullisPolicy
 /// The verification keys of one issuer, parsed once per JWKS fetch or file load (RFC 7517 §5).
 ///
 /// A set whose JSON is malformed, or that has no `keys` array, is an error: the caller keeps

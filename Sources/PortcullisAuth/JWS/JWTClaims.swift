@@ -1,3 +1,4 @@
+import PortcullisPolicy
 /// The claims of a verified JWT payload (RFC 7519 section 4.1).
 ///
 /// Parsing checks only shapes: the payload is a JSON object, `iss`/`sub`/`jti` are strings,

@@ -1,3 +1,4 @@
+import PortcullisPolicy
 import AsyncHTTPClient
 import Foundation
 import NIOCore

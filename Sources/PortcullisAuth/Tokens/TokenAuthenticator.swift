@@ -1,3 +1,4 @@
+import PortcullisPolicy
 /// Where an issuer's verification keys come from at request time: read synchronously on an
 /// event loop, so implementations return a snapshot without blocking (``IssuerKeys``).
 public protocol IssuerKeyProvider: Sendable {

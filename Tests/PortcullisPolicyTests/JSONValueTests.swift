@@ -1,6 +1,6 @@
 import Testing
 
-@testable import PortcullisAuth
+@testable import PortcullisPolicy
 
 @Suite struct JSONValueTests {
     private func parse(_ text: String) throws(JSONError) -> JSONValue {
