@@ -80,6 +80,12 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // Microbenchmarks of the compiled matchers (CIDR set, route matcher); run in release.
+        .executableTarget(
+            name: "PortcullisMicrobench",
+            dependencies: ["PortcullisPolicy"],
+            path: "Benchmarks/Micro"
+        ),
         .testTarget(
             name: "PortcullisPolicyTests",
             dependencies: ["PortcullisPolicy"]

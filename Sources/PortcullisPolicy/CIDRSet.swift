@@ -137,37 +137,18 @@ extension CIDRPrefix: CustomStringConvertible {
 
 /// A set of address blocks, compiled once for allocation-free membership tests.
 ///
-/// Blocks are grouped by prefix length; each group is a sorted array of network addresses,
-/// so a lookup costs one binary search per distinct prefix length. Blocks covered by a shorter
-/// block in the set are dropped at build time. IPv4-mapped IPv6 addresses are matched as IPv4.
+/// The blocks of each family become sorted, disjoint address ranges (overlapping and adjacent
+/// blocks merged), and an index over a few leading bits of the address says which ranges can
+/// hold it; a lookup is one index read and a search among the (usually one or two) ranges it
+/// names. The index bits are the ones right after the leading bits every range shares, so a set
+/// of blocks all inside `2001:db8::/32` still spreads over the index. IPv4-mapped IPv6
+/// addresses are matched as IPv4.
 public struct CIDRSet: Sendable {
     /// The blocks the set was built from, without duplicates, in their original order.
     public let prefixes: [CIDRPrefix]
 
-    private let v4Networks: [UInt32]
-    private let v4Groups: [V4Group]
-    private let v6Networks: [V6Network]
-    private let v6Groups: [V6Group]
-
-    private struct V4Group: Sendable {
-        var mask: UInt32
-        var range: Range<Int>
-    }
-
-    private struct V6Group: Sendable {
-        var maskHigh: UInt64
-        var maskLow: UInt64
-        var range: Range<Int>
-    }
-
-    private struct V6Network: Comparable, Sendable {
-        var high: UInt64
-        var low: UInt64
-
-        static func < (lhs: V6Network, rhs: V6Network) -> Bool {
-            lhs.high != rhs.high ? lhs.high < rhs.high : lhs.low < rhs.low
-        }
-    }
+    private let v4: RangeTable<UInt32>
+    private let v6: RangeTable<IPv6Key>
 
     /// A set matching no address.
     public static let empty = CIDRSet([])
@@ -175,46 +156,22 @@ public struct CIDRSet: Sendable {
     public init(_ prefixes: some Sequence<CIDRPrefix>) {
         var seen = Set<CIDRPrefix>()
         var unique: [CIDRPrefix] = []
-        var byLength4 = [[UInt32]](repeating: [], count: 33)
-        var byLength6 = [[V6Network]](repeating: [], count: 129)
+        var ranges4: [(UInt32, UInt32)] = []
+        var ranges6: [(IPv6Key, IPv6Key)] = []
         for prefix in prefixes where seen.insert(prefix).inserted {
             unique.append(prefix)
             switch prefix.address {
-            case .v4(let network): byLength4[prefix.length].append(network)
-            case .v6(let high, let low): byLength6[prefix.length].append(V6Network(high: high, low: low))
+            case .v4(let network):
+                let key = network
+                ranges4.append((key.keepingTop(prefix.length), key.fillingBelowTop(prefix.length)))
+            case .v6(let high, let low):
+                let key = IPv6Key(high: high, low: low)
+                ranges6.append((key.keepingTop(prefix.length), key.fillingBelowTop(prefix.length)))
             }
         }
         self.prefixes = unique
-
-        var v4Networks: [UInt32] = []
-        var v4Groups: [V4Group] = []
-        for (length, networks) in byLength4.enumerated() where !networks.isEmpty {
-            let uncovered = networks.filter { !CIDRSet.search4($0, v4Networks, v4Groups) }.sorted()
-            guard !uncovered.isEmpty else { continue }
-            let range = v4Networks.count..<v4Networks.count + uncovered.count
-            v4Groups.append(V4Group(mask: CIDRPrefix.mask4(length), range: range))
-            v4Networks.append(contentsOf: uncovered)
-        }
-
-        var v6Networks: [V6Network] = []
-        var v6Groups: [V6Group] = []
-        for (length, networks) in byLength6.enumerated() where !networks.isEmpty {
-            let uncovered = networks.filter { !CIDRSet.search6($0.high, $0.low, v6Networks, v6Groups) }.sorted()
-            guard !uncovered.isEmpty else { continue }
-            let mask = CIDRPrefix.mask6(length)
-            v6Groups.append(
-                V6Group(
-                    maskHigh: mask.high,
-                    maskLow: mask.low,
-                    range: v6Networks.count..<v6Networks.count + uncovered.count
-                )
-            )
-            v6Networks.append(contentsOf: uncovered)
-        }
-        self.v4Networks = v4Networks
-        self.v4Groups = v4Groups
-        self.v6Networks = v6Networks
-        self.v6Groups = v6Groups
+        self.v4 = RangeTable(ranges4)
+        self.v6 = RangeTable(ranges6)
     }
 
     public var isEmpty: Bool { self.prefixes.isEmpty }
@@ -226,47 +183,183 @@ public struct CIDRSet: Sendable {
     public func contains(_ address: IPAddress) -> Bool {
         switch address {
         case .v4(let value):
-            return CIDRSet.search4(value, self.v4Networks, self.v4Groups)
+            return self.v4.contains(value)
         case .v6(let high, let low):
             if high == 0, low >> 32 == 0xffff {
-                return CIDRSet.search4(UInt32(truncatingIfNeeded: low), self.v4Networks, self.v4Groups)
+                return self.v4.contains(UInt32(truncatingIfNeeded: low))
             }
-            return CIDRSet.search6(high, low, self.v6Networks, self.v6Groups)
+            return self.v6.contains(IPv6Key(high: high, low: low))
         }
     }
+}
 
-    private static func search4(_ address: UInt32, _ networks: [UInt32], _ groups: [V4Group]) -> Bool {
-        for group in groups where binarySearch(networks, group.range, address & group.mask) {
-            return true
-        }
-        return false
-    }
+/// What `RangeTable` needs of an address: order and a few bit operations.
+protocol RangeKey: Comparable, Sendable {
+    static var bitWidth: Int { get }
+    static var zero: Self { get }
+    /// The top `count` bits kept, the others zero.
+    func keepingTop(_ count: Int) -> Self
+    /// The top `count` bits kept, the others one.
+    func fillingBelowTop(_ count: Int) -> Self
+    /// `count` (at most 16) bits starting `skip` bits from the top, as a number.
+    func bits(from skip: Int, count: Int) -> Int
+    /// How many leading bits `self` and `other` share.
+    func commonPrefixLength(with other: Self) -> Int
+    /// `self + 1`, or nil for the largest key.
+    var successor: Self? { get }
+}
 
-    private static func search6(_ high: UInt64, _ low: UInt64, _ networks: [V6Network], _ groups: [V6Group]) -> Bool {
-        for group in groups
-        where binarySearch(networks, group.range, V6Network(high: high & group.maskHigh, low: low & group.maskLow)) {
-            return true
-        }
-        return false
+extension UInt32: RangeKey {
+    static var zero: UInt32 { 0 }
+
+    @inline(__always)
+    func keepingTop(_ count: Int) -> UInt32 {
+        count <= 0 ? 0 : count >= 32 ? self : self & (UInt32.max << UInt32(32 - count))
     }
 
     @inline(__always)
-    private static func binarySearch<Element: Comparable>(
-        _ elements: [Element],
-        _ range: Range<Int>,
-        _ key: Element
-    ) -> Bool {
-        var lower = range.lowerBound
-        var upper = range.upperBound
-        while lower < upper {
-            let middle = lower + (upper - lower) / 2
-            if elements[middle] < key {
-                lower = middle + 1
+    func fillingBelowTop(_ count: Int) -> UInt32 {
+        count <= 0 ? .max : count >= 32 ? self : self | ~(UInt32.max << UInt32(32 - count))
+    }
+
+    @inline(__always)
+    func bits(from skip: Int, count: Int) -> Int {
+        Int(truncatingIfNeeded: (self &<< UInt32(skip)) >> UInt32(32 - count))
+    }
+
+    func commonPrefixLength(with other: UInt32) -> Int {
+        (self ^ other).leadingZeroBitCount
+    }
+
+    var successor: UInt32? { self == .max ? nil : self + 1 }
+}
+
+/// An IPv6 address as a 128-bit key (`high` holds the first 64 bits).
+struct IPv6Key: RangeKey {
+    var high: UInt64
+    var low: UInt64
+
+    static var bitWidth: Int { 128 }
+    static var zero: IPv6Key { IPv6Key(high: 0, low: 0) }
+
+    @inline(__always)
+    static func < (lhs: IPv6Key, rhs: IPv6Key) -> Bool {
+        lhs.high != rhs.high ? lhs.high < rhs.high : lhs.low < rhs.low
+    }
+
+    @inline(__always)
+    static func <= (lhs: IPv6Key, rhs: IPv6Key) -> Bool {
+        lhs.high != rhs.high ? lhs.high < rhs.high : lhs.low <= rhs.low
+    }
+
+    func keepingTop(_ count: Int) -> IPv6Key {
+        let mask = CIDRPrefix.mask6(max(0, min(128, count)))
+        return IPv6Key(high: self.high & mask.high, low: self.low & mask.low)
+    }
+
+    func fillingBelowTop(_ count: Int) -> IPv6Key {
+        let mask = CIDRPrefix.mask6(max(0, min(128, count)))
+        return IPv6Key(high: self.high | ~mask.high, low: self.low | ~mask.low)
+    }
+
+    @inline(__always)
+    func bits(from skip: Int, count: Int) -> Int {
+        // The 64 bits starting at `skip`, then their top `count`.
+        let window: UInt64
+        if skip == 0 {
+            window = self.high
+        } else if skip < 64 {
+            window = self.high &<< UInt64(skip) | self.low &>> UInt64(64 - skip)
+        } else {
+            window = self.low &<< UInt64(skip - 64)
+        }
+        return Int(truncatingIfNeeded: window >> UInt64(64 - count))
+    }
+
+    func commonPrefixLength(with other: IPv6Key) -> Int {
+        let high = (self.high ^ other.high).leadingZeroBitCount
+        return high < 64 ? high : 64 + (self.low ^ other.low).leadingZeroBitCount
+    }
+
+    var successor: IPv6Key? {
+        if self.low != .max { return IPv6Key(high: self.high, low: self.low + 1) }
+        if self.high != .max { return IPv6Key(high: self.high + 1, low: 0) }
+        return nil
+    }
+}
+
+/// Sorted, disjoint, inclusive ranges of keys with a bucket index for one-step lookups.
+///
+/// `firstInBucket[b]` is the number of ranges starting below the first key of bucket `b`, where
+/// bucket `b` is the keys whose `indexBits` bits after the first `skip` bits are `b` (among the
+/// keys sharing the ranges' common first `skip` bits). The range that may hold a key of bucket
+/// `b` is the last one starting at or below it, among ranges `firstInBucket[b] - 1` to
+/// `firstInBucket[b + 1] - 1`.
+struct RangeTable<Key: RangeKey>: Sendable {
+    private let starts: [Key]
+    private let ends: [Key]
+    private let firstInBucket: [Int32]
+    private let skip: Int
+    private let indexBits: Int
+    /// The highest key sharing the ranges' common first `skip` bits.
+    private let regionEnd: Key
+
+    init(_ ranges: [(Key, Key)]) {
+        var starts: [Key] = []
+        var ends: [Key] = []
+        for (start, end) in ranges.sorted(by: { $0.0 < $1.0 }) {
+            if let last = ends.last, last.successor.map({ start <= $0 }) ?? true {
+                if last < end { ends[ends.count - 1] = end }
             } else {
-                upper = middle
+                starts.append(start)
+                ends.append(end)
             }
         }
-        return lower < range.upperBound && elements[lower] == key
+        self.starts = starts
+        self.ends = ends
+        guard let first = starts.first, let last = starts.last else {
+            self.firstInBucket = [0, 0]
+            self.skip = 0
+            self.indexBits = 1
+            self.regionEnd = .zero
+            return
+        }
+        // About one range per bucket, at most 2^16 buckets.
+        let indexBits = max(1, min(16, Int.bitWidth - starts.count.leadingZeroBitCount))
+        let skip = min(first.commonPrefixLength(with: last), Key.bitWidth - indexBits)
+        var firstInBucket = [Int32](repeating: 0, count: (1 << indexBits) + 1)
+        var range = 0
+        for bucket in 0..<(1 << indexBits) {
+            while range < starts.count, starts[range].bits(from: skip, count: indexBits) < bucket { range += 1 }
+            firstInBucket[bucket] = Int32(range)
+        }
+        firstInBucket[1 << indexBits] = Int32(starts.count)
+        self.firstInBucket = firstInBucket
+        self.skip = skip
+        self.indexBits = indexBits
+        self.regionEnd = first.fillingBelowTop(skip)
+    }
+
+    @inline(__always)
+    func contains(_ key: Key) -> Bool {
+        self.starts.withUnsafeBufferPointer { starts in
+            guard let first = starts.first, first <= key else { return false }
+            var index: Int
+            if self.regionEnd < key {
+                index = starts.count - 1
+            } else {
+                let bucket = key.bits(from: self.skip, count: self.indexBits)
+                // Ranges starting in the bucket: find the last one at or below `key`.
+                var low = Int(self.firstInBucket.withUnsafeBufferPointer { $0[bucket] })
+                var high = Int(self.firstInBucket.withUnsafeBufferPointer { $0[bucket &+ 1] })
+                while low < high {
+                    let middle = (low &+ high) >> 1
+                    if starts[middle] <= key { low = middle &+ 1 } else { high = middle }
+                }
+                index = low &- 1
+            }
+            return index >= 0 && key <= self.ends.withUnsafeBufferPointer { $0[index] }
+        }
     }
 }
 

@@ -46,8 +46,8 @@ struct Demo: AsyncParsableCommand {
         try await backendGroup.shutdownGracefully()
     }
 
-    static func banner(gateway: String, backend: String, directory: String, tokens: [(client: String, token: String)]) -> String {
-        guard let (client, token) = tokens.first else {
+    static func banner(gateway: String, backend: String, directory: String, tokens: [DemoToken]) -> String {
+        guard let first = tokens.first(where: \.enabled) else {
             return "\nPortcullis demo: gateway \(gateway) -> backend \(backend)\n(no enabled client of the demo issuer: no token to show)\n"
         }
         var text = """
@@ -55,27 +55,43 @@ struct Demo: AsyncParsableCommand {
             Portcullis demo: gateway \(gateway) -> built-in CIPP-like backend \(backend)
             policy directory: \(directory)    stop with Ctrl-C (drains, then exits)
 
-            A token for the client '\(client)' (ES256, valid 1 hour, from the demo issuer):
-              TOKEN=\(token)
+            A token for the client '\(first.client)' (roles \(first.roles), ES256, valid 1 hour):
+              TOKEN=\(first.token)
 
             Try:
               curl -s \(gateway)/api/ListTenants -H "Authorization: Bearer $TOKEN"
               curl -s '\(gateway)/api/ListUsers?tenantFilter=contoso.onmicrosoft.com' -H "Authorization: Bearer $TOKEN"
               curl -s \(gateway)/demo/echo -H "Authorization: Bearer $TOKEN"   # what the backend receives
               curl -s -i \(gateway)/api/ListTenants                            # 401: no token
-              curl -s --path-as-is '\(gateway)/api/../../etc/passwd' -H "Authorization: Bearer $TOKEN"   # 400
+              curl -s -X POST \(gateway)/api/ExecResetPass -H "Authorization: Bearer $TOKEN"   # 403: read-only
+              curl -s \(gateway)/api/ListOffboardTenants -H "Authorization: Bearer $TOKEN"     # 403: a deny rule
+
+            Other clients of the demo issuer:
 
             """
-        for (other, otherToken) in tokens.dropFirst() {
-            text += "  a token for '\(other)' (disabled in the config: 401): \(otherToken)\n"
+        for token in tokens where token.client != first.client {
+            if token.enabled {
+                text += "  a token for '\(token.client)' (roles \(token.roles)): \(token.token)\n"
+            } else {
+                text += "  a token for '\(token.client)' (disabled in the config: 401): \(token.token)\n"
+            }
         }
         text += """
 
-            Roles, tenants and IP allowlists are not enforced yet: any enabled client with a valid
-            token may call any endpoint (see README.md, "Status").
+            e.g. with HELPDESK set to psa-sync's token, a password reset is allowed for contoso only:
+              curl -s -X POST \(gateway)/api/ExecResetPass -H "Authorization: Bearer $HELPDESK" \\
+                   -H 'Content-Type: application/json' -d '{"tenantFilter":"contoso.onmicrosoft.com","ID":"adele.vance@contoso.onmicrosoft.com"}'
+              (the same with "tenantFilter":"northwind.onmicrosoft.com" is 403)
 
             """
         return text
+    }
+
+    struct DemoToken {
+        var client: String
+        var roles: String
+        var enabled: Bool
+        var token: String
     }
 
     /// A temporary copy of `directory` whose demo-jwks.json holds `signer`'s public key.
@@ -94,7 +110,7 @@ struct Demo: AsyncParsableCommand {
     }
 
     /// One token per client of the issuer whose key file is demo-jwks.json, enabled ones first.
-    static func tokens(for config: GatewayConfig, signer: JWSSigner) throws -> [(client: String, token: String)] {
+    static func tokens(for config: GatewayConfig, signer: JWSSigner) throws -> [DemoToken] {
         guard
             let issuer = config.issuers.first(where: {
                 if case .file(let path)? = $0.keySource { return path.hasSuffix("demo-jwks.json") }
@@ -105,7 +121,12 @@ struct Demo: AsyncParsableCommand {
         let clients = config.clients.filter { $0.issuer == issuer.name }.sorted { $0.enabled && !$1.enabled }
         return try clients.map { client in
             let claims = #"{"iss":"\#(issuer.issuer)","aud":"\#(issuer.audiences.first ?? "")","\#(issuer.clientClaim)":"\#(client.id)","iat":\#(now),"exp":\#(now + 3600)}"#
-            return (client.id, try signer.sign(claimsJSON: claims))
+            return DemoToken(
+                client: client.id,
+                roles: client.roles.joined(separator: ", "),
+                enabled: client.enabled,
+                token: try signer.sign(claimsJSON: claims)
+            )
         }
     }
 

@@ -74,8 +74,8 @@ func runGateway(
     if config.issuers.contains(where: \.builtin) {
         logger.warning("the built-in issuer (builtin: true) is not implemented yet: its clients cannot authenticate")
     }
-    if config.deferredSections["roles"] != nil {
-        logger.warning("roles are not enforced yet: every enabled, authenticated client may call any endpoint")
+    if config.roles.isEmpty {
+        logger.warning("no roles are configured: every authenticated request will be refused with 403")
     }
     let group = MultiThreadedEventLoopGroup(numberOfThreads: runtime.threadCount)
     do {
@@ -169,11 +169,36 @@ struct GatewayService: Service {
                     await self.reload()
                 }
             }
+            // A change to a *.yaml file of the directory reloads too (polled: no inotify needed,
+            // and an editor's write-then-rename is seen as one change).
+            tasks.addTask {
+                var last = Self.fingerprint(self.directory)
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(1))
+                    let now = Self.fingerprint(self.directory)
+                    if now != last {
+                        last = now
+                        self.logger.info("configuration files changed; reloading")
+                        await self.reload()
+                    }
+                }
+            }
             try? await gracefulShutdown()
             tasks.cancelAll()
         }
         self.logger.info("draining", metadata: ["timeout": "\(self.drainTimeout)"])
         await self.server.drain(timeout: .nanoseconds(self.drainTimeout.nanoseconds))
+    }
+
+    /// Names, sizes and modification times of the directory's *.yaml files.
+    static func fingerprint(_ directory: String) -> [String] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return files.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted().map { name in
+            let attributes = try? FileManager.default.attributesOfItem(atPath: (directory as NSString).appendingPathComponent(name))
+            let size = (attributes?[.size] as? NSNumber)?.intValue ?? -1
+            let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            return "\(name) \(size) \(modified)"
+        }
     }
 
     private func reload() async {

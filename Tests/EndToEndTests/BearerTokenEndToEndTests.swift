@@ -114,11 +114,18 @@ struct BearerTokenEndToEndTests {
               - id: \(TestIdentity.clientID)
                 name: "\(TestIdentity.clientName)"
                 issuer: rsa
+                roles: [everything]
               - id: es-client
                 issuer: e2e
+                roles: [everything]
               - id: switched-off
                 issuer: rsa
                 enabled: \(!disabledClient)
+                roles: [everything]
+            roles:
+              everything:
+                allow:
+                  - { paths: ["/**"] }
             """
         )
     }

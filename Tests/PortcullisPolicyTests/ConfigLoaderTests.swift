@@ -183,14 +183,11 @@ import Testing
                   - id: psa-sync
                     issuer: local
                     roles: [readonly]
-                catalog:
-                  openapi: cipp.json
                 """
         )
-        #expect(Set(config.deferredSections.keys) == ["admin", "roles", "catalog"])
+        #expect(Set(config.deferredSections.keys) == ["admin"])
         #expect(config.deferredSections["admin"]?.line == 6)
         #expect(config.deferredSections["admin"]?.file == "gateway.yaml")
-        #expect(config.deferredSections["roles"]?.line == 13)
         #expect(config.issuers.map(\.name) == ["local"])
         #expect(config.issuers.first?.builtin == true)
         #expect(config.clients.map(\.id) == ["psa-sync"])

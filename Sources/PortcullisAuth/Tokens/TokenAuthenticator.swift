@@ -39,12 +39,18 @@ public struct ClientRecord: Sendable {
     public let enabled: Bool
     /// The `TrustedIssuer.name` whose tokens may name this client.
     public let issuer: String
+    /// The client's index in the compiled access policy (its roles).
+    public let policyIndex: Int
+    /// The addresses it may call from; nil means any.
+    public let allowedIPs: CIDRSet?
 
-    public init(id: String, name: String, enabled: Bool, issuer: String) {
+    public init(id: String, name: String, enabled: Bool, issuer: String, policyIndex: Int = -1, allowedIPs: CIDRSet? = nil) {
         self.id = id
         self.name = name
         self.enabled = enabled
         self.issuer = issuer
+        self.policyIndex = policyIndex
+        self.allowedIPs = allowedIPs
     }
 }
 

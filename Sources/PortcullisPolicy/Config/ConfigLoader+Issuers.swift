@@ -169,7 +169,12 @@ extension ConfigLoader {
         }
     }
 
-    static func clients(_ node: ConfigNode, issuers: [IssuerConfig], _ errors: inout [ConfigError]) -> [ClientConfig] {
+    static func clients(
+        _ node: ConfigNode,
+        issuers: [IssuerConfig],
+        roleNames: [String],
+        _ errors: inout [ConfigError]
+    ) -> [ClientConfig] {
         guard let items = node.sequence(&errors) else { return [] }
         var result: [ClientConfig] = []
         for item in items {
@@ -209,9 +214,36 @@ extension ConfigLoader {
                 client.name = name
             }
             if let node = value("enabled"), let enabled = node.bool(&errors) { client.enabled = enabled }
+            if let node = value("roles") {
+                client.roles = Self.clientRoles(node, roleNames: roleNames, &errors)
+            }
+            if let node = value("allowed_ips") {
+                // Absent: any address. An empty list: none.
+                client.allowedIPs = Self.cidrList(node, &errors)
+            }
             if errors.count == errorCount { result.append(client) }
         }
         return result
+    }
+
+    /// `clients[].roles`: one or more names of `roles:` entries.
+    private static func clientRoles(_ node: ConfigNode, roleNames: [String], _ errors: inout [ConfigError]) -> [String] {
+        guard let items = node.sequence(&errors) else { return [] }
+        if items.isEmpty { errors.append(node.error("expected at least one role name (a client without roles may call nothing)")) }
+        var names: [String] = []
+        for item in items {
+            guard let name = item.string(&errors) else { continue }
+            guard roleNames.contains(name) else {
+                let hint = roleNames.isEmpty ? "no roles are configured" : "roles: \(roleNames.joined(separator: ", "))"
+                errors.append(item.error("unknown role '\(name)'\(ConfigNode.suggestion(for: name, among: roleNames)) (\(hint))"))
+                continue
+            }
+            if !names.contains(name) { names.append(name) }
+        }
+        if names.count > AccessPolicy.maximumRolesPerClient {
+            errors.append(node.error("a client may hold at most \(AccessPolicy.maximumRolesPerClient) roles"))
+        }
+        return names
     }
 
     private static func stringList(_ node: ConfigNode, _ errors: inout [ConfigError]) -> [String] {

@@ -10,7 +10,7 @@ public enum ConfigLoader {
         "catalog",
     ]
     /// Keys whose sections later stages interpret; accepted and kept as they are for now.
-    static let deferredKeys: Set<String> = ["admin", "roles", "catalog"]
+    static let deferredKeys: Set<String> = ["admin"]
 
     public static func load(directory: String) throws(ConfigErrors) -> GatewayConfig {
         let files: [String]
@@ -82,7 +82,13 @@ public enum ConfigLoader {
         let logging = sections["logging"].map { Self.logging($0, &errors) } ?? LoggingConfig()
         let limits = sections["limits"].map { Self.limits($0, &errors) } ?? Limits()
         let issuers = sections["issuers"].map { Self.issuers($0, &errors) } ?? []
-        let clients = sections["clients"].map { Self.clients($0, issuers: issuers, &errors) } ?? []
+        let catalog = sections["catalog"].flatMap { Self.catalog($0, &errors) }
+        let roles =
+            sections["roles"].map {
+                Self.roles($0, catalog: catalog, catalogConfigured: sections["catalog"] != nil, profile: upstream?.profile, &errors)
+            } ?? []
+        let roleNames = sections["roles"].map(Self.roleNames) ?? []
+        let clients = sections["clients"].map { Self.clients($0, issuers: issuers, roleNames: roleNames, &errors) } ?? []
         var deferred: [String: SourceLocation] = [:]
         for key in Self.deferredKeys {
             if let node = sections[key], let location = node.location { deferred[key] = location }
@@ -100,6 +106,8 @@ public enum ConfigLoader {
             limits: limits,
             issuers: issuers,
             clients: clients,
+            roles: roles,
+            catalog: catalog,
             deferredSections: deferred
         )
     }

@@ -1,7 +1,7 @@
 /// The gateway's whole configuration after loading and validation: an immutable snapshot.
 ///
-/// Sections that later stages own (`roles`, `admin`, `catalog`) are recognised and their
-/// locations kept in `deferredSections`; they are not interpreted yet.
+/// Sections that later stages own (`admin`) are recognised and their locations kept in
+/// `deferredSections`; they are not interpreted yet.
 public struct GatewayConfig: Sendable {
     public var directory: String
     public var listeners: [ListenerConfig]
@@ -11,6 +11,14 @@ public struct GatewayConfig: Sendable {
     public var limits: Limits
     public var issuers: [IssuerConfig]
     public var clients: [ClientConfig]
+    /// `roles:`, in file order.
+    public var roles: [RoleConfig]
+    /// `catalog:`, when configured.
+    public var catalog: PermissionCatalog?
+    /// Roles, catalogue and clients compiled for the request path. Built by `init` from the
+    /// values passed to it: after changing `roles`, `catalog`, `clients` or the profile, build a
+    /// new one (`AccessPolicy(roles:catalog:clients:caseInsensitivePaths:)`).
+    public var policy: AccessPolicy
     public var deferredSections: [String: SourceLocation]
 
     public init(
@@ -22,6 +30,8 @@ public struct GatewayConfig: Sendable {
         limits: Limits = Limits(),
         issuers: [IssuerConfig] = [],
         clients: [ClientConfig] = [],
+        roles: [RoleConfig] = [],
+        catalog: PermissionCatalog? = nil,
         deferredSections: [String: SourceLocation] = [:]
     ) {
         self.directory = directory
@@ -32,6 +42,14 @@ public struct GatewayConfig: Sendable {
         self.limits = limits
         self.issuers = issuers
         self.clients = clients
+        self.roles = roles
+        self.catalog = catalog
+        self.policy = AccessPolicy(
+            roles: roles,
+            catalog: catalog,
+            clients: clients,
+            caseInsensitivePaths: upstream.pathsAreCaseInsensitive
+        )
         self.deferredSections = deferredSections
     }
 }
@@ -103,6 +121,9 @@ public struct UpstreamConfig: Sendable {
     public var caFile: String?
     /// `cipp` or `generic`; interpreted by the policy stage.
     public var profile: String
+    /// The CIPP profile: endpoint names are case-insensitive, so rules match ASCII
+    /// case-insensitively.
+    public var pathsAreCaseInsensitive: Bool { self.profile == "cipp" }
     /// Pooled idle upstream connections are closed after this long (keep below the backend's).
     public var keepaliveTimeout: ConfigDuration
     /// Idle upstream connections kept per event loop.

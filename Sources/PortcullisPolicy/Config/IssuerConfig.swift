@@ -59,21 +59,40 @@ public struct IssuerConfig: Sendable {
     ]
 }
 
-/// One `clients:` entry. Roles, allowed addresses and secrets come with later stages; they are
-/// accepted here and not yet enforced.
+/// One `clients:` entry.
 public struct ClientConfig: Sendable {
     public var id: String
     public var name: String
     public var enabled: Bool
     /// The `issuers[].name` whose tokens may name this client.
     public var issuer: String
+    /// Role names (each one of `roles:`); privileges add up, deny wins. Empty: every request is
+    /// denied.
+    public var roles: [String]
+    /// The addresses it may call from; nil (the key absent) means any, an empty set none.
+    public var allowedIPs: CIDRSet?
     public var location: SourceLocation?
 
-    public init(id: String, name: String, enabled: Bool = true, issuer: String, location: SourceLocation? = nil) {
+    public init(
+        id: String,
+        name: String,
+        enabled: Bool = true,
+        issuer: String,
+        roles: [String] = [],
+        allowedIPs: CIDRSet? = nil,
+        location: SourceLocation? = nil
+    ) {
         self.id = id
         self.name = name
         self.enabled = enabled
         self.issuer = issuer
+        self.roles = roles
+        self.allowedIPs = allowedIPs
         self.location = location
+    }
+
+    /// Whether a request from `address` may proceed (IPv4-mapped addresses match as IPv4).
+    public func allowsAddress(_ address: IPAddress) -> Bool {
+        self.allowedIPs?.contains(address) ?? true
     }
 }

@@ -37,7 +37,14 @@ extension TokenAuthenticator {
             )
         }
         let clients = config.clients.map {
-            ClientRecord(id: $0.id, name: $0.name, enabled: $0.enabled, issuer: $0.issuer)
+            ClientRecord(
+                id: $0.id,
+                name: $0.name,
+                enabled: $0.enabled,
+                issuer: $0.issuer,
+                policyIndex: config.policy.clientIndex(id: $0.id) ?? -1,
+                allowedIPs: $0.allowedIPs
+            )
         }
         return TokenAuthenticator(issuers: issuers, clients: clients)
     }

@@ -33,6 +33,28 @@ struct ErrorResponse {
         )
     }
 
+    static let ipNotAllowed = ErrorResponse(
+        status: .forbidden,
+        error: "ip_not_allowed",
+        description: "the client may not call from this address"
+    )
+
+    /// 403 for a request no role of the client allows (or a deny rule, or its tenant).
+    static func insufficientScope(_ description: String) -> ErrorResponse {
+        ErrorResponse(
+            status: .forbidden,
+            error: "insufficient_scope",
+            description: description,
+            extraHeaders: [("WWW-Authenticate", "Bearer realm=\"portcullis\", error=\"insufficient_scope\"")]
+        )
+    }
+
+    static let bodyTooLarge = ErrorResponse(
+        status: .payloadTooLarge,
+        error: "request_body_too_large",
+        description: "the request body is larger than the gateway reads to decide it"
+    )
+
     static let headerTooLarge = ErrorResponse(
         status: .requestHeaderFieldsTooLarge,
         error: "request_header_too_large",

@@ -74,6 +74,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// The response head, held back until the first body bytes so that a small response leaves
     /// in one buffer (one write, one iovec); written at the latest on read-complete.
     private var heldHead: ByteBuffer?
+    /// A request whose decision needs its body: the body read so far (at most
+    /// `max_inspect_body`), what to check, and the request as the policy saw it.
+    private var inspectedBody: ByteBuffer?
+    private var inspection: (request: RequestPolicy.Request, check: RequestPolicy.BodyCheck)?
     private var isIdempotent = false
     private var leasedReusedConnection = false
     private var retried = false
@@ -228,6 +232,25 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .failure(let failure): return self.respondLocally(.unauthorized(failure), close: false)
         }
 
+        let policyRequest = RequestPolicy.Request(
+            client: caller,
+            address: client.address,
+            method: head.method,
+            target: target,
+            hasBody: self.requestHasBody,
+            bodyIsJSON: head.headers.first(name: "content-type").map(Self.isJSONMediaType) ?? false
+        )
+        switch RequestPolicy.decide(policyRequest, settings: self.settings) {
+        case .allow:
+            break
+        case .deny(let error):
+            return self.respondLocally(error, close: false)
+        case .readBody(let check):
+            let expected = head.headers.first(name: "content-length").flatMap { Int($0) } ?? 4096
+            self.inspectedBody = self.context.channel.allocator.buffer(capacity: min(expected, self.settings.maxInspectBody))
+            self.inspection = (policyRequest, check)
+        }
+
         let chunked = head.headers.contains(name: "transfer-encoding")
         let forwarding = HeaderRewriter.Forwarding(
             authority: self.settings.upstream.authority,
@@ -257,7 +280,40 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if expectContinue {
             self.context.writeAndFlush(self.wrapOutboundOut(Self.continueResponse), promise: nil)
         }
-        self.lease(fresh: false)
+        // A request being inspected goes upstream once its body has been read and allowed.
+        if self.inspection == nil { self.lease(fresh: false) }
+    }
+
+    /// `application/json` or `application/*+json`, parameters ignored.
+    static func isJSONMediaType(_ value: String) -> Bool {
+        let type = value.split(separator: ";", maxSplits: 1).first.map { $0.trimmingASCIIWhitespace().lowercased() } ?? ""
+        return type == "application/json" || (type.hasPrefix("application/") && type.hasSuffix("+json"))
+    }
+
+    /// The whole body of an inspected request arrived: decide, then forward it or answer.
+    private func inspectedBodyComplete() {
+        guard let (request, check) = self.inspection, let body = self.inspectedBody else { return }
+        self.inspection = nil
+        self.inspectedBody = nil
+        switch RequestPolicy.decide(request, body: body, check: check, settings: self.settings) {
+        case .allow:
+            // The bytes go upstream as they came, framed as the upstream head says.
+            if self.requestChunked {
+                if body.readableBytes > 0 {
+                    self.pendingParts.append(ChunkedFraming.sizeLine(body.readableBytes, allocator: self.context.channel.allocator))
+                    self.pendingParts.append(body)
+                    self.pendingParts.append(ChunkedFraming.crlf)
+                }
+                self.pendingParts.append(ChunkedFraming.lastChunk)
+            } else if body.readableBytes > 0 {
+                self.pendingParts.append(body)
+            }
+            self.lease(fresh: false)
+        case .deny(let error):
+            self.respondLocally(error, close: false)
+        case .readBody:
+            self.respondLocally(.badRequest("the request cannot be decided"), close: true)
+        }
     }
 
     /// The bearer token -> the verified-token cache, or signature and claims -> the client
@@ -302,6 +358,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.requestChunked = false
         self.responseFraming = .asReceived
         self.heldHead = nil
+        self.inspection = nil
+        self.inspectedBody = nil
         self.isIdempotent = Self.idempotent(head.method)
         self.leasedReusedConnection = false
         self.retried = false
@@ -313,6 +371,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     private func requestBodyReceived(_ buffer: ByteBuffer) {
         if self.request == .idle || buffer.readableBytes == 0 { return }
+        if self.inspectedBody != nil {
+            guard self.inspectedBody!.readableBytes + buffer.readableBytes <= self.settings.maxInspectBody else {
+                self.inspection = nil
+                self.inspectedBody = nil
+                return self.respondLocally(.bodyTooLarge, close: true)
+            }
+            var buffer = buffer
+            self.inspectedBody!.writeBuffer(&buffer)
+            return
+        }
         if self.requestChunked {
             self.sendRequestBytes(ChunkedFraming.sizeLine(buffer.readableBytes, allocator: self.context.channel.allocator))
             self.sendRequestBytes(buffer)
@@ -341,6 +409,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func requestEndReceived() {
         if self.isClosing && self.request == .idle { return }
         self.request = .complete
+        if self.inspection != nil {
+            return self.inspectedBodyComplete()
+        }
         if self.requestChunked {
             self.sendRequestBytes(ChunkedFraming.lastChunk)
         }
@@ -602,6 +673,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if case .attached = self.upstream { self.releaseUpstream(reusable: false) }
         self.upstream = .none
         self.pendingParts.removeAll()
+        self.inspection = nil
+        self.inspectedBody = nil
         self.response = .complete
         // A body still on its way would have to be read and dropped: close instead.
         if close || (self.request != .complete && self.requestHasBody) { self.closeAfterResponse = true }

@@ -18,6 +18,12 @@ final class ProxySettings: Sendable {
     let trustedProxies: CIDRSet
     let authenticator: TokenAuthenticator
     let tokenCacheSize: Int
+    /// Roles and clients compiled for decisions.
+    let policy: AccessPolicy
+    /// `profile: cipp`: tenants and `$batch` are checked.
+    let cipp: Bool
+    /// The most body bytes read to decide a request (tenant in a JSON body, `$batch`).
+    let maxInspectBody: Int
 
     init(_ config: GatewayConfig, issuerKeys: [String: any IssuerKeyProvider] = [:]) throws {
         self.upstream = try UpstreamTarget(config.upstream)
@@ -27,6 +33,9 @@ final class ProxySettings: Sendable {
         self.trustedProxies = config.trustedProxies
         self.authenticator = try TokenAuthenticator.compile(config, keys: issuerKeys)
         self.tokenCacheSize = config.limits.tokenCacheSize
+        self.policy = config.policy
+        self.cipp = config.upstream.profile == "cipp"
+        self.maxInspectBody = config.limits.maxInspectBody
     }
 }
 

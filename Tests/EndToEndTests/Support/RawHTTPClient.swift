@@ -43,15 +43,17 @@ final class RawHTTPClient {
     private var pendingStart = 0
     private var scratch = [UInt8](repeating: 0, count: 256 * 1024)
 
-    static func connect(host: String = "127.0.0.1", port: Int, timeout: Double = 5) throws -> RawHTTPClient {
-        try RawHTTPClient(host: host, port: port, timeout: timeout)
+    static func connect(host: String = "127.0.0.1", port: Int, timeout: Double = 5, from source: String? = nil) throws -> RawHTTPClient {
+        try RawHTTPClient(host: host, port: port, timeout: timeout, from: source)
     }
 
-    init(host: String = "127.0.0.1", port: Int, timeout: Double = 5) throws {
+    /// `source` binds the local end to that address first (`127.0.0.2`, `::1`), so tests can
+    /// call from different client addresses over loopback.
+    init(host: String = "127.0.0.1", port: Int, timeout: Double = 5, from source: String? = nil) throws {
         let bareHost = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         self.host = bareHost
         self.port = port
-        self.fd = try Self.openConnection(host: bareHost, port: port, deadline: Deadline(seconds: timeout))
+        self.fd = try Self.openConnection(host: bareHost, port: port, deadline: Deadline(seconds: timeout), source: source)
     }
 
     deinit {
@@ -578,7 +580,24 @@ final class RawHTTPClient {
         }
     }
 
-    private static func openConnection(host: String, port: Int, deadline: Deadline) throws -> Int32 {
+    private static func bind(_ fd: Int32, family: Int32, to source: String) -> Bool {
+        if family == AF_INET6 {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            guard inet_pton(AF_INET6, source, &address.sin6_addr) == 1 else { return false }
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { systemBind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) == 0 }
+            }
+        }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        guard inet_pton(AF_INET, source, &address.sin_addr) == 1 else { return false }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { systemBind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    private static func openConnection(host: String, port: Int, deadline: Deadline, source: String?) throws -> Int32 {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = socketStreamType
@@ -598,6 +617,13 @@ final class RawHTTPClient {
             guard fd >= 0 else {
                 lastError = String(cString: strerror(errno))
                 continue
+            }
+            if let source {
+                guard Self.bind(fd, family: info.pointee.ai_family, to: source) else {
+                    lastError = "cannot bind to \(source): \(String(cString: strerror(errno)))"
+                    _ = systemClose(fd)
+                    continue
+                }
             }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
@@ -656,8 +682,10 @@ struct Deadline {
 private let systemClose = Glibc.close
 private let systemSend = Glibc.send
 private let systemConnect = Glibc.connect
+private let systemBind = Glibc.bind
 #elseif canImport(Darwin)
 private let systemClose = Darwin.close
 private let systemSend = Darwin.send
 private let systemConnect = Darwin.connect
+private let systemBind = Darwin.bind
 #endif

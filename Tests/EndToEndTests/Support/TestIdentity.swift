@@ -59,7 +59,8 @@ enum TestIdentity {
         return try! signer.sign(claimsJSON: claims)
     }
 
-    /// The `issuers:` and `clients:` sections for a config that has none.
+    /// The `issuers:`, `clients:` and `roles:` sections for a config that has none: the tests'
+    /// client may call anything (`e2e-all`), so what a test exercises is the proxy.
     static func configYAML(extraClients: String = "") -> String {
         """
 
@@ -75,7 +76,12 @@ enum TestIdentity {
           - id: \(Self.clientID)
             name: "\(Self.clientName)"
             issuer: e2e
+            roles: [e2e-all]
         \(extraClients)
+        roles:
+          e2e-all:
+            allow:
+              - { paths: ["/**"] }
         """
     }
 }

@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+
+@testable import PortcullisPolicy
+
+/// Locates `shared/testdata` (outside the repository) as the end-to-end tests do.
+enum SharedTestData {
+    static let catalogMissingMessage =
+        "CIPP catalogue fixture not found: expected shared/testdata/cipp/catalog.json beside the repository "
+        + "(../shared/testdata/cipp/catalog.json), or PORTCULLIS_TESTDATA pointing at a testdata folder"
+
+    /// `$PORTCULLIS_TESTDATA/<relative>`, else `shared/testdata/<relative>` beside some folder
+    /// above the current directory or this source file; nil when absent.
+    static func file(_ relative: String, filePath: String = #filePath) -> String? {
+        let fileManager = FileManager.default
+        if let root = ProcessInfo.processInfo.environment["PORTCULLIS_TESTDATA"], !root.isEmpty {
+            let path = URL(fileURLWithPath: root, isDirectory: true).appendingPathComponent(relative).path
+            return fileManager.isReadableFile(atPath: path) ? path : nil
+        }
+        let starts = [
+            URL(fileURLWithPath: fileManager.currentDirectoryPath, isDirectory: true),
+            URL(fileURLWithPath: filePath).deletingLastPathComponent(),
+        ]
+        for start in starts {
+            var directory = start.standardizedFileURL
+            while true {
+                let candidate = directory.appendingPathComponent("shared/testdata").appendingPathComponent(relative)
+                if fileManager.isReadableFile(atPath: candidate.path) { return candidate.standardizedFileURL.path }
+                if directory.path == "/" { break }
+                directory.deleteLastPathComponent()
+            }
+        }
+        return nil
+    }
+
+    static var cippCatalog: String? { Self.file("cipp/catalog.json") }
+}
+
+/// A config directory in a fresh temporary folder, removed by `remove()`.
+struct TemporaryFolder {
+    let path: String
+
+    init() throws {
+        let path = NSTemporaryDirectory() + "portcullis-roles-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        self.path = path
+    }
+
+    func write(_ name: String, _ text: String) throws {
+        try text.write(toFile: "\(self.path)/\(name)", atomically: true, encoding: .utf8)
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: self.path)
+    }
+}
+
+/// A small deterministic generator (SplitMix64) so property tests repeat exactly.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+
+    init(seed: UInt64) {
+        self.state = seed
+    }
+
+    mutating func next() -> UInt64 {
+        self.state &+= 0x9e37_79b9_7f4a_7c15
+        var z = self.state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+}
+
+extension GatewayConfig {
+    /// The decision for the client with `id`; records an issue when there is no such client.
+    func decide(_ id: String, _ method: String, _ path: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) -> AccessDecision {
+        guard let index = self.policy.clientIndex(id: id) else {
+            Issue.record("no client \(id)", sourceLocation: sourceLocation)
+            return AccessDecision(outcome: .noAllowRule)
+        }
+        return self.policy.decide(client: index, method: method, path: path)
+    }
+
+    func allows(_ id: String, _ method: String, _ path: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) -> Bool {
+        self.decide(id, method, path, sourceLocation: sourceLocation).isAllowed
+    }
+
+    /// The deciding rule's key (`roles.x.allow[0]`), or nil.
+    func rule(of decision: AccessDecision) -> PolicyRule? {
+        decision.rule.map { self.policy.rules[$0] }
+    }
+
+    /// The route decision and then the tenant check, as the CIPP profile runs them.
+    func tenantVerdict(_ id: String, _ method: String, _ path: String, tenant: String?) -> TenantVerdict {
+        guard let index = self.policy.clientIndex(id: id) else { return .notAllowed }
+        let decision = self.policy.decide(client: index, method: method, path: path)
+        return self.policy.checkTenant(tenant, client: index, decision: decision)
+    }
+}
