@@ -281,3 +281,50 @@ final class Counts: @unchecked Sendable {
         }
     }
 }
+
+/// Roles written against the permission catalogue of ../shared/testdata/cipp/catalog.json.
+@Suite("Catalogue roles end to end")
+struct CatalogueRolesEndToEndTests {
+    static var catalog: URL? {
+        LLHTTPFixtures.directory()?.deletingLastPathComponent().appendingPathComponent("cipp/catalog.json")
+    }
+    static let missing = "the CIPP catalogue fixture (../shared/testdata/cipp/catalog.json) is not present"
+
+    @Test(.enabled(if: CatalogueRolesEndToEndTests.catalog.map { FileManager.default.fileExists(atPath: $0.path) } ?? false, Comment(rawValue: missing)))
+    func aReadOnlyRoleFromTheCatalogueAllowsReadPermissionsOnly() throws {
+        let catalog = try #require(Self.catalog)
+        let gateway = try GatewayUnderTest.start(
+            """
+            issuers:
+              - name: e2e
+                issuer: "\(TestIdentity.issuer)"
+                audiences: ["\(TestIdentity.audience)"]
+                jwks_file: \(TestIdentity.jwksFileName)
+                algorithms: [ES256]
+                client_claim: appid
+            catalog:
+              openapi: "\(catalog.path)"
+              permission_field: x-cipp-role
+            clients:
+              - id: reader
+                issuer: e2e
+                roles: [reader]
+            roles:
+              reader:
+                permissions: { include: ["*.Read"], exclude: ["CIPP.SuperAdmin.*"] }
+            """,
+            upstreamExtra: "  profile: cipp"
+        )
+        func status(_ method: String, _ path: String, body: String? = nil) -> Int {
+            AccessPolicyEndToEndTests.call(gateway, method, path, client: "reader", body: body).status
+        }
+        #expect(status("GET", "/api/ListUsers?tenantFilter=contoso.onmicrosoft.com") == 200)
+        #expect(status("GET", "/api/listtenants") == 200)
+        #expect(status("POST", "/api/ExecResetPass", body: #"{"tenantFilter":"contoso.onmicrosoft.com"}"#) == 403, "ReadWrite")
+        #expect(status("POST", "/api/ListOffboardTenants", body: "{}") == 403, "a List endpoint needing ReadWrite")
+        // ExecGetRecoveryKey needs only Endpoint.Device.Read: the gateway lets it through
+        // (the demo backend does not know it and answers 404).
+        #expect(status("POST", "/api/ExecGetRecoveryKey", body: #"{"tenantFilter":"contoso.onmicrosoft.com"}"#) == 404)
+        #expect(status("GET", "/api/ExecGetRecoveryKey") == 403, "the catalogue names POST only")
+    }
+}
