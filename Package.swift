@@ -86,15 +86,21 @@ let package = Package(
             dependencies: ["PortcullisPolicy"],
             path: "Benchmarks/Micro"
         ),
+        // Finds ../shared/testdata for the data-driven tests of every test target.
+        .target(
+            name: "SharedTestData",
+            path: "Tests/Support/SharedTestData"
+        ),
         .testTarget(
             name: "PortcullisPolicyTests",
-            dependencies: ["PortcullisPolicy"]
+            dependencies: ["PortcullisPolicy", "SharedTestData"]
         ),
         .testTarget(
             name: "PortcullisAuthTests",
             dependencies: [
                 "PortcullisAuth",
                 "PortcullisPolicy",
+                "SharedTestData",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -115,6 +121,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "portcullis",
+                "SharedTestData",
                 // Signs the tests' tokens (JWSSigner; RSA and HMAC for the hostile ones).
                 "PortcullisAuth",
                 .product(name: "Crypto", package: "swift-crypto"),

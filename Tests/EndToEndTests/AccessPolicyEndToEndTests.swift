@@ -9,12 +9,7 @@ struct AccessPolicyEndToEndTests {
         try GatewayUnderTest.start(
             """
             issuers:
-              - name: e2e
-                issuer: "\(TestIdentity.issuer)"
-                audiences: ["\(TestIdentity.audience)"]
-                jwks_file: \(TestIdentity.jwksFileName)
-                algorithms: [ES256]
-                client_claim: appid
+            \(TestIdentity.issuerEntryYAML)
             clients:
               - id: reporting
                 issuer: e2e
@@ -89,12 +84,7 @@ struct AccessPolicyEndToEndTests {
     static func gatewayConfigForIPv6() throws -> String {
         """
         issuers:
-          - name: e2e
-            issuer: "\(TestIdentity.issuer)"
-            audiences: ["\(TestIdentity.audience)"]
-            jwks_file: \(TestIdentity.jwksFileName)
-            algorithms: [ES256]
-            client_claim: appid
+        \(TestIdentity.issuerEntryYAML)
         clients:
           - id: reporting
             issuer: e2e
@@ -157,12 +147,7 @@ struct AccessPolicyEndToEndTests {
         let gateway = try GatewayUnderTest.start(
             """
             issuers:
-              - name: e2e
-                issuer: "\(TestIdentity.issuer)"
-                audiences: ["\(TestIdentity.audience)"]
-                jwks_file: \(TestIdentity.jwksFileName)
-                algorithms: [ES256]
-                client_claim: appid
+            \(TestIdentity.issuerEntryYAML)
             clients:
               - id: helpdesk
                 issuer: e2e
@@ -296,12 +281,7 @@ struct CatalogueRolesEndToEndTests {
         let gateway = try GatewayUnderTest.start(
             """
             issuers:
-              - name: e2e
-                issuer: "\(TestIdentity.issuer)"
-                audiences: ["\(TestIdentity.audience)"]
-                jwks_file: \(TestIdentity.jwksFileName)
-                algorithms: [ES256]
-                client_claim: appid
+            \(TestIdentity.issuerEntryYAML)
             catalog:
               openapi: "\(catalog.path)"
               permission_field: x-cipp-role

@@ -104,12 +104,7 @@ struct BearerTokenEndToEndTests {
                 algorithms: [RS256]
                 client_claim: appid
                 leeway: 5s
-              - name: e2e
-                issuer: "\(TestIdentity.issuer)"
-                audiences: ["\(TestIdentity.audience)"]
-                jwks_file: \(TestIdentity.jwksFileName)
-                algorithms: [ES256]
-                client_claim: appid
+            \(TestIdentity.issuerEntryYAML)
             clients:
               - id: \(TestIdentity.clientID)
                 name: "\(TestIdentity.clientName)"

@@ -9,24 +9,6 @@ import Glibc
 /// nothing else running and its printed token must work, as README.md promises.
 @Suite("Demo command")
 struct DemoCommandTests {
-    /// A TCP port nothing listens on right now.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard bound else { throw GatewayTestError("cannot find a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     static var demoDirectory: URL {
         // Tests/EndToEndTests/DemoCommandTests.swift -> the repository root.
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -37,7 +19,7 @@ struct DemoCommandTests {
         let copy = FileManager.default.temporaryDirectory.appendingPathComponent("demo-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: copy) }
-        let backendPort = try Self.freePort()
+        let backendPort = try closedPort()  // nothing listens there now: the demo backend will
         for name in try FileManager.default.contentsOfDirectory(atPath: Self.demoDirectory.path) {
             var text = try String(contentsOf: Self.demoDirectory.appendingPathComponent(name), encoding: .utf8)
             text = text.replacingOccurrences(of: "\"127.0.0.1:8080\"", with: "\"127.0.0.1:0\"")

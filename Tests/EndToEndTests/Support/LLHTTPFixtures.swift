@@ -1,4 +1,5 @@
 import Foundation
+import SharedTestData
 
 /// One parsing case from llhttp's markdown test suite (`shared/testdata/llhttp/*.md`).
 struct LLHTTPCase: Sendable, CustomStringConvertible {
@@ -57,31 +58,7 @@ enum LLHTTPFixtures {
     /// `$PORTCULLIS_TESTDATA/llhttp`, else `shared/testdata/llhttp` beside some folder above the
     /// current directory or this source file.
     static func directory(filePath: String = #filePath) -> URL? {
-        let fileManager = FileManager.default
-        func isDirectory(_ url: URL) -> Bool {
-            var flag: ObjCBool = false
-            return fileManager.fileExists(atPath: url.path, isDirectory: &flag) && flag.boolValue
-        }
-        if let root = ProcessInfo.processInfo.environment["PORTCULLIS_TESTDATA"], !root.isEmpty {
-            let folder = URL(fileURLWithPath: root, isDirectory: true).appendingPathComponent("llhttp")
-            return isDirectory(folder) ? folder : nil
-        }
-        let starts = [
-            URL(fileURLWithPath: fileManager.currentDirectoryPath, isDirectory: true),
-            URL(fileURLWithPath: filePath).deletingLastPathComponent(),
-        ]
-        for start in starts {
-            var directory = start.standardizedFileURL
-            while true {
-                let folder = directory.appendingPathComponent("shared/testdata/llhttp", isDirectory: true)
-                if isDirectory(folder) {
-                    return folder.standardizedFileURL
-                }
-                if directory.path == "/" { break }
-                directory.deleteLastPathComponent()
-            }
-        }
-        return nil
+        SharedTestData.url("llhttp", filePath: filePath)
     }
 
     /// Every case of every `*.md` file, in file order; nil when the folder is absent.

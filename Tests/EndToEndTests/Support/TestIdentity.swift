@@ -59,6 +59,17 @@ enum TestIdentity {
         return try! signer.sign(claimsJSON: claims)
     }
 
+    /// One `issuers:` entry for the tests' ES256 issuer, named `e2e`, indented as a list item
+    /// under `issuers:` (for configs that write their own clients and roles).
+    static let issuerEntryYAML = """
+          - name: e2e
+            issuer: "\(TestIdentity.issuer)"
+            audiences: ["\(TestIdentity.audience)"]
+            jwks_file: \(TestIdentity.jwksFileName)
+            algorithms: [ES256]
+            client_claim: appid
+        """
+
     /// The `issuers:`, `clients:` and `roles:` sections for a config that has none: the tests'
     /// client may call anything (`e2e-all`), so what a test exercises is the proxy.
     static func configYAML(extraClients: String = "") -> String {

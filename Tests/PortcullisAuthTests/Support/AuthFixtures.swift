@@ -1,4 +1,5 @@
 import Foundation
+import SharedTestData
 
 /// Reads the shared JOSE fixtures (`../shared/testdata/wycheproof`, `.../jose-cookbook`). They
 /// live outside the repository, so suites skip with `missingMessage` when `directory` is nil.
@@ -15,31 +16,7 @@ enum AuthFixtures {
     /// `$PORTCULLIS_TESTDATA/<name>`, else `shared/testdata/<name>` beside some folder above the
     /// current directory or this source file.
     static func directory(_ name: String, filePath: String = #filePath) -> URL? {
-        let fileManager = FileManager.default
-        func isDirectory(_ url: URL) -> Bool {
-            var flag: ObjCBool = false
-            return fileManager.fileExists(atPath: url.path, isDirectory: &flag) && flag.boolValue
-        }
-        if let root = ProcessInfo.processInfo.environment["PORTCULLIS_TESTDATA"], !root.isEmpty {
-            let folder = URL(fileURLWithPath: root, isDirectory: true).appendingPathComponent(name)
-            return isDirectory(folder) ? folder : nil
-        }
-        let starts = [
-            URL(fileURLWithPath: fileManager.currentDirectoryPath, isDirectory: true),
-            URL(fileURLWithPath: filePath).deletingLastPathComponent(),
-        ]
-        for start in starts {
-            var directory = start.standardizedFileURL
-            while true {
-                let folder = directory.appendingPathComponent("shared/testdata/\(name)", isDirectory: true)
-                if isDirectory(folder) {
-                    return folder.standardizedFileURL
-                }
-                if directory.path == "/" { break }
-                directory.deleteLastPathComponent()
-            }
-        }
-        return nil
+        SharedTestData.url(name, filePath: filePath)
     }
 
     /// The JSON document `folder/file` as Foundation objects.

@@ -166,12 +166,12 @@ import Testing
 
     // MARK: - The CIPP-shaped fixture (../shared/testdata/cipp/catalog.json)
 
-    static let fixturePresent = SharedTestData.cippCatalog != nil
-    static let fixtureMissing = Comment(rawValue: SharedTestData.catalogMissingMessage)
+    static let fixturePresent = RolesTestData.cippCatalog != nil
+    static let fixtureMissing = Comment(rawValue: RolesTestData.catalogMissingMessage)
 
     @Test(.enabled(if: Self.fixturePresent, Self.fixtureMissing))
     func readPermissionsOfTheCIPPCatalogueAreChosenBySuffixNotByName() throws {
-        let fixture = try #require(SharedTestData.cippCatalog)
+        let fixture = try #require(RolesTestData.cippCatalog)
         let folder = try TemporaryFolder()
         defer { folder.remove() }
         let config = try Self.load(
@@ -237,7 +237,7 @@ import Testing
 
     @Test(.enabled(if: Self.fixturePresent, Self.fixtureMissing))
     func catalogueEndpointsWithoutATenantCheckNeedNoTenant() throws {
-        let fixture = try #require(SharedTestData.cippCatalog)
+        let fixture = try #require(RolesTestData.cippCatalog)
         let folder = try TemporaryFolder()
         defer { folder.remove() }
         let config = try Self.load(

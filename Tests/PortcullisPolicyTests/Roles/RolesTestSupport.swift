@@ -1,10 +1,11 @@
 import Foundation
+import SharedTestData
 import Testing
 
 @testable import PortcullisPolicy
 
 /// Locates `shared/testdata` (outside the repository) as the end-to-end tests do.
-enum SharedTestData {
+enum RolesTestData {
     static let catalogMissingMessage =
         "CIPP catalogue fixture not found: expected shared/testdata/cipp/catalog.json beside the repository "
         + "(../shared/testdata/cipp/catalog.json), or PORTCULLIS_TESTDATA pointing at a testdata folder"
@@ -12,25 +13,7 @@ enum SharedTestData {
     /// `$PORTCULLIS_TESTDATA/<relative>`, else `shared/testdata/<relative>` beside some folder
     /// above the current directory or this source file; nil when absent.
     static func file(_ relative: String, filePath: String = #filePath) -> String? {
-        let fileManager = FileManager.default
-        if let root = ProcessInfo.processInfo.environment["PORTCULLIS_TESTDATA"], !root.isEmpty {
-            let path = URL(fileURLWithPath: root, isDirectory: true).appendingPathComponent(relative).path
-            return fileManager.isReadableFile(atPath: path) ? path : nil
-        }
-        let starts = [
-            URL(fileURLWithPath: fileManager.currentDirectoryPath, isDirectory: true),
-            URL(fileURLWithPath: filePath).deletingLastPathComponent(),
-        ]
-        for start in starts {
-            var directory = start.standardizedFileURL
-            while true {
-                let candidate = directory.appendingPathComponent("shared/testdata").appendingPathComponent(relative)
-                if fileManager.isReadableFile(atPath: candidate.path) { return candidate.standardizedFileURL.path }
-                if directory.path == "/" { break }
-                directory.deleteLastPathComponent()
-            }
-        }
-        return nil
+        SharedTestData.url(relative, filePath: filePath).map(\.path)
     }
 
     static var cippCatalog: String? { Self.file("cipp/catalog.json") }
