@@ -8,7 +8,6 @@ func startCannedResponseBackend() throws -> PythonBackend {
     try PythonBackend(
         "canned",
         script: """
-            import socket
             CANNED = {
                 "/head-length": b"HTTP/1.1 200 OK\\r\\nContent-Length: 1234\\r\\nX-Kind: head\\r\\n\\r\\n",
                 "/chunked": b"HTTP/1.1 200 OK\\r\\nTransfer-Encoding: chunked\\r\\nTrailer: X-Sum\\r\\n\\r\\n"
@@ -22,30 +21,19 @@ func startCannedResponseBackend() throws -> PythonBackend {
                 "/bare-lf": b"HTTP/1.1 200 OK\\nContent-Length: 2\\n\\nok",
                 "/extra-bytes": b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nokHTTP/1.1 200 OK\\r\\n\\r\\n",
             }
-            accepted = 0
-            listener = socket.socket()
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(64)
-            announce(listener.getsockname()[1])
             def serve(conn):
                 data = b""
                 while True:
-                    while b"\\r\\n\\r\\n" not in data:
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            return conn.close()
-                        data += chunk
-                    head, data = data.split(b"\\r\\n\\r\\n", 1)
+                    head, data = read_head(conn, data)
+                    if head is None:
+                        return conn.close()
                     path = head.split(b" ")[1].decode()
                     if path == "/count":
                         body = str(accepted).encode()
                         conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n%s" % (len(body), body))
                     else:
                         conn.sendall(CANNED[path])
-            while True:
-                conn, _ = listener.accept()
-                accepted += 1
-                threading.Thread(target=serve, args=(conn,), daemon=True).start()
+            serve_forever(serve)
             """
     )
 }

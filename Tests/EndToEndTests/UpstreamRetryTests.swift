@@ -8,24 +8,14 @@ func startOneShotKeepAliveBackend() throws -> PythonBackend {
     try PythonBackend(
         "oneshot",
         script: """
-            import socket
-            listener = socket.socket()
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(64)
-            announce(listener.getsockname()[1])
             def serve(conn):
-                data = b""
-                while b"\\r\\n\\r\\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return conn.close()
-                    data += chunk
+                head, _ = read_head(conn, b"")
+                if head is None:
+                    return conn.close()
                 conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok")
                 conn.recv(65536)   # the second request on this connection
                 conn.close()       # ... is never answered
-            while True:
-                conn, _ = listener.accept()
-                threading.Thread(target=serve, args=(conn,), daemon=True).start()
+            serve_forever(serve)
             """
     )
 }

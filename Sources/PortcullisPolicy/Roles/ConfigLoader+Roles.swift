@@ -193,21 +193,34 @@ extension ConfigLoader {
         return rules
     }
 
+    /// A list of names without spaces or control characters; each bad one is an error saying
+    /// what was `expected`. Also returns how many entries the list had, good or bad.
+    private static func names(_ node: ConfigNode, expected: String, _ errors: inout [ConfigError]) -> (Int, [String])? {
+        guard let items = node.sequence(&errors) else { return nil }
+        var names: [String] = []
+        for item in items {
+            guard let text = item.string(&errors) else { continue }
+            if text.isEmpty || text.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F }) {
+                errors.append(item.error("expected \(expected)"))
+                continue
+            }
+            names.append(text)
+        }
+        return (items.count, names)
+    }
+
     private static func tenants(_ node: ConfigNode, _ errors: inout [ConfigError]) -> TenantRules? {
         guard let entries = node.mapping(&errors) else { return nil }
         node.checkKeys(entries, known: ["allow", "block"], &errors)
         var rules = TenantRules(allow: nil)
         for entry in entries {
-            guard let items = entry.value.sequence(&errors) else { continue }
-            var names: [String] = []
-            for item in items {
-                guard let text = item.string(&errors) else { continue }
-                if text.isEmpty || text.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F }) {
-                    errors.append(item.error("expected a tenant (a domain such as contoso.onmicrosoft.com, or its id) without spaces"))
-                    continue
-                }
-                names.append(text)
-            }
+            guard
+                let (_, names) = Self.names(
+                    entry.value,
+                    expected: "a tenant (a domain such as contoso.onmicrosoft.com, or its id) without spaces",
+                    &errors
+                )
+            else { continue }
             switch entry.key {
             case "allow": rules.allow = names
             case "block": rules.block = names
@@ -227,19 +240,11 @@ extension ConfigLoader {
             return nil
         }
         for entry in entries {
-            guard let items = entry.value.sequence(&errors) else { continue }
-            var names: [String] = []
-            for item in items {
-                guard let text = item.string(&errors) else { continue }
-                if text.isEmpty || text.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F }) {
-                    errors.append(item.error("expected a permission name or a glob such as *.Read"))
-                    continue
-                }
-                names.append(text)
-            }
+            guard let (count, names) = Self.names(entry.value, expected: "a permission name or a glob such as *.Read", &errors)
+            else { continue }
             switch entry.key {
             case "include":
-                if items.isEmpty { errors.append(entry.value.error("expected at least one permission, e.g. [\"*.Read\"]")) }
+                if count == 0 { errors.append(entry.value.error("expected at least one permission, e.g. [\"*.Read\"]")) }
                 selection.include = names
             case "exclude":
                 selection.exclude = names

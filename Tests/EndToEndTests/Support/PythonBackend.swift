@@ -8,7 +8,9 @@ final class PythonBackend {
     let port: Int
     private let input = Pipe()
 
-    /// Defines `announce(port)`: writes the port file (the last argument) and exits on stdin EOF.
+    /// Defines `announce(port)` (writes the port file, the last argument, and exits on stdin
+    /// EOF), and for raw HTTP backends `read_head(conn, data)` and `serve_forever(serve)`, which
+    /// counts connections in `accepted`.
     private static let prelude = """
         import os, sys, threading
         def announce(port):
@@ -16,6 +18,31 @@ final class PythonBackend {
                 f.write(str(port))
             os.rename(sys.argv[-1] + ".tmp", sys.argv[-1])
             threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+
+        accepted = 0
+
+        def read_head(conn, data):
+            # (head, the bytes after it), or (None, b"") when the peer closed first.
+            while b"\\r\\n\\r\\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return None, b""
+                data += chunk
+            head, rest = data.split(b"\\r\\n\\r\\n", 1)
+            return head, rest
+
+        def serve_forever(serve):
+            # A plain TCP listener on loopback; serve(conn) runs on a thread per connection.
+            global accepted
+            import socket
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(64)
+            announce(listener.getsockname()[1])
+            while True:
+                conn, _ = listener.accept()
+                accepted += 1
+                threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
         """
 
