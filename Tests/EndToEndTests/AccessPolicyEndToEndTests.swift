@@ -172,6 +172,34 @@ struct AccessPolicyEndToEndTests {
         #expect(Self.call(gateway, "POST", "/demo/upload", client: "helpdesk", body: otherTenant).status == 403)
     }
 
+    @Test func aBodyTooSlowToDecideIsA408NotA504() throws {
+        let gateway = try GatewayUnderTest.start(
+            """
+            issuers:
+            \(TestIdentity.issuerEntryYAML)
+            clients:
+              - id: helpdesk
+                issuer: e2e
+                roles: [echo]
+            roles:
+              echo:
+                allow:
+                  - { methods: [POST], paths: ["/demo/upload"] }
+                tenants: { allow: ["contoso.onmicrosoft.com"] }
+            """,
+            upstreamExtra: "  profile: cipp\n  timeout: 500ms"
+        )
+        let client = try RawHTTPClient.connect(port: gateway.port)
+        let head = RawHTTPClient.requestHead(
+            "POST", "/demo/upload", authority: client.authority,
+            headers: [("Authorization", "Bearer \(TestIdentity.token(clientID: "helpdesk"))"), ("Content-Type", "application/json")],
+            bodyLength: 100, authorize: false)
+        #expect(client.send(head + Array(#"{"tenantFilter":"#.utf8)))  // and then nothing
+        let response = try #require(client.readResponse(timeout: 5))
+        #expect(response.status == 408, "\(response)")
+        #expect(gateway.backendStats()["requests"] == 1, "only the stats request itself reached the backend")
+    }
+
     @Test func everyBatchSubRequestIsChecked() throws {
         let gateway = try Self.gateway()
         func batch(_ requests: String) -> Int {

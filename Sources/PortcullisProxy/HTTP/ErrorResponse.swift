@@ -65,6 +65,11 @@ struct ErrorResponse {
         error: "request_timeout",
         description: "the request head did not arrive in time"
     )
+    static let bodyTimeout = ErrorResponse(
+        status: .requestTimeout,
+        error: "request_timeout",
+        description: "the request body did not arrive within the exchange timeout"
+    )
     static let badGateway = ErrorResponse(
         status: .badGateway,
         error: "upstream_unavailable",

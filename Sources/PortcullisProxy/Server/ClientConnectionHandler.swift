@@ -741,6 +741,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     private func exchangeTimedOut() {
         switch self.response {
+        case .waiting where self.inspection != nil:
+            // Still reading the body the decision needs: the client was slow, not the upstream.
+            self.respondLocally(.bodyTimeout, close: true)
         case .waiting:
             self.releaseUpstream(reusable: false)
             self.respondLocally(.gatewayTimeout, close: self.request != .complete)
