@@ -238,7 +238,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             method: head.method,
             target: target,
             hasBody: self.requestHasBody,
-            bodyIsJSON: head.headers.first(name: "content-type").map(Self.isJSONMediaType) ?? false
+            // Only the CIPP profile reads bodies, and only bodies that exist.
+            bodyIsJSON: self.settings.cipp && self.requestHasBody
+                && (head.headers.first(name: "content-type").map(Self.isJSONMediaType) ?? false)
         )
         switch RequestPolicy.decide(policyRequest, settings: self.settings) {
         case .allow:
