@@ -143,8 +143,9 @@ struct AccessPolicyEndToEndTests {
         #expect(status("POST", "/api/ExecResetPass?tenantFilter=a.com&tenantFilter=b.com", body: "{}") == 400)
     }
 
-    @Test func aBodyReadToDecideIsBoundedAndForwardedUnchanged() throws {
-        let gateway = try GatewayUnderTest.start(
+    /// A cipp gateway whose one client may POST /demo/upload for contoso only.
+    static func uploadGateway(extra: String = "", upstreamExtra: String = "") throws -> GatewayUnderTest {
+        try GatewayUnderTest.start(
             """
             issuers:
             \(TestIdentity.issuerEntryYAML)
@@ -157,11 +158,14 @@ struct AccessPolicyEndToEndTests {
                 allow:
                   - { methods: [POST], paths: ["/demo/upload"] }
                 tenants: { allow: ["contoso.onmicrosoft.com"] }
-            limits:
-              max_inspect_body: 2048
+            \(extra)
             """,
-            upstreamExtra: "  profile: cipp"
+            upstreamExtra: "  profile: cipp\n" + upstreamExtra
         )
+    }
+
+    @Test func aBodyReadToDecideIsBoundedAndForwardedUnchanged() throws {
+        let gateway = try Self.uploadGateway(extra: "limits:\n  max_inspect_body: 2048")
         let body = #"{"tenantFilter":"contoso.onmicrosoft.com","note":"\#(String(repeating: "x", count: 1000))"}"#
         let echoed = Self.call(gateway, "POST", "/demo/upload", client: "helpdesk", body: body)
         #expect(echoed.status == 200, "\(echoed)")
@@ -173,22 +177,7 @@ struct AccessPolicyEndToEndTests {
     }
 
     @Test func aBodyTooSlowToDecideIsA408NotA504() throws {
-        let gateway = try GatewayUnderTest.start(
-            """
-            issuers:
-            \(TestIdentity.issuerEntryYAML)
-            clients:
-              - id: helpdesk
-                issuer: e2e
-                roles: [echo]
-            roles:
-              echo:
-                allow:
-                  - { methods: [POST], paths: ["/demo/upload"] }
-                tenants: { allow: ["contoso.onmicrosoft.com"] }
-            """,
-            upstreamExtra: "  profile: cipp\n  timeout: 500ms"
-        )
+        let gateway = try Self.uploadGateway(upstreamExtra: "  timeout: 500ms")
         let client = try RawHTTPClient.connect(port: gateway.port)
         let head = RawHTTPClient.requestHead(
             "POST", "/demo/upload", authority: client.authority,

@@ -41,15 +41,7 @@ func startCannedResponseBackend() throws -> PythonBackend {
 @Suite("Upstream response framing", .serialized)
 struct UpstreamResponseFramingTests {
     static func gateway(for backend: PythonBackend) throws -> PortcullisProcess {
-        try PortcullisProcess.serve(
-            configYAML: """
-                listen:
-                  - address: "127.0.0.1:0"
-                upstream:
-                  url: "http://127.0.0.1:\(backend.port)"
-                """,
-            environment: ["PORTCULLIS_THREADS": "1"]
-        )
+        try backend.gatewayInFront()
     }
 
     static func connectionsAccepted(_ client: RawHTTPClient) -> Int? {

@@ -23,15 +23,7 @@ func startOneShotKeepAliveBackend() throws -> PythonBackend {
 @Suite("Upstream retry", .serialized)
 struct UpstreamRetryTests {
     static func gateway(for backend: PythonBackend) throws -> PortcullisProcess {
-        try PortcullisProcess.serve(
-            configYAML: """
-                listen:
-                  - address: "127.0.0.1:0"
-                upstream:
-                  url: "http://127.0.0.1:\(backend.port)"
-                """,
-            environment: ["PORTCULLIS_THREADS": "1"]
-        )
+        try backend.gatewayInFront()
     }
 
     @Test(.enabled(if: commandExists("python3"), "needs python3"))

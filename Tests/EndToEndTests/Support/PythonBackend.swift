@@ -72,3 +72,18 @@ final class PythonBackend {
         self.process.terminate()
     }
 }
+
+extension PythonBackend {
+    /// A gateway (one event loop, the tests' issuer) forwarding to this backend.
+    func gatewayInFront() throws -> PortcullisProcess {
+        try PortcullisProcess.serve(
+            configYAML: """
+                listen:
+                  - address: "127.0.0.1:0"
+                upstream:
+                  url: "http://127.0.0.1:\(self.port)"
+                """,
+            environment: ["PORTCULLIS_THREADS": "1"]
+        )
+    }
+}
