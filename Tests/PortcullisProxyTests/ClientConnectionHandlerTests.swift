@@ -40,15 +40,12 @@ import Testing
                 throw error
             }
             let settings = try ProxySettings(config)
-            var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-            decoderLimits.maxHeaderListSize = config.limits.maxHeaderBytes
-            decoderLimits.maxHeaderFieldSize = config.limits.maxHeaderBytes
 
             let channel = EmbeddedChannel()
             channel.remoteAddress = try SocketAddress(ipAddress: "203.0.113.9", port: 40_000)
             try channel.connect(to: channel.remoteAddress!).wait()
             let loop = LoopContext(eventLoop: channel.embeddedEventLoop, settings: settings)
-            try GatewayServer.addClientHandlers(to: channel.pipeline.syncOperations, loop: loop, decoderLimits: decoderLimits)
+            try GatewayServer.addClientHandlers(to: channel.pipeline.syncOperations, loop: loop, maxHeadBytes: config.limits.maxHeaderBytes)
             self.channel = channel
             self.loop = loop
         }
@@ -247,7 +244,7 @@ import Testing
         try harness.send("GARBAGE\r\n\r\n")
         let response = try harness.response()
         try response.expectGatewayError("400 Bad Request", error: "bad_request")
-        #expect(((try response.json()["error_description"] as? String) ?? "").hasPrefix("malformed request"))
+        #expect(try response.json()["error_description"] as? String == "malformed method")
         #expect(!harness.channel.isActive)
         try harness.finish()
     }

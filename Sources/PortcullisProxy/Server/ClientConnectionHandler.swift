@@ -3,15 +3,15 @@ import NIOHTTP1
 import PortcullisAuth
 import PortcullisPolicy
 
-/// One client connection: runs one request at a time (pipelined ones wait in `queued`) and
-/// runs each through the request path of DESIGN.md, top to bottom:
-/// framing checks, canonical path, client address, header rewriting, upstream lease,
-/// streaming both ways with backpressure, timeouts.
+/// One client connection: reads its bytes with `RequestParser`, runs one request at a time
+/// (pipelined bytes wait unparsed in `inbound`) and runs each through the request path of
+/// DESIGN.md, top to bottom: framing checks, canonical path, client address, header
+/// rewriting, upstream lease, streaming both ways with backpressure, timeouts.
 ///
 /// An exchange is two progressions, the request (`RequestPhase`) and the response
 /// (`ResponsePhase`); it ends when both are complete. Both channels live on this loop.
 final class ClientConnectionHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -45,8 +45,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private let loop: LoopContext
-    private let activity: InboundActivityHandler
     private let forwardedProto: String
+    private var parser: RequestParser
+    /// Bytes read but not parsed: a pipelined request waiting for the exchange in flight.
+    private var inbound: ByteBuffer?
+    private var parsing = false
     private var context: ChannelHandlerContext!
     private var peer: IPAddress = .v4(0)
     private var peerText = ""
@@ -86,14 +89,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Between channelRead and channelReadComplete.
     private var inReadBurst = false
 
-    private enum QueuedEvent {
-        case part(HTTPServerRequestPart)
-        case error(Error)
-    }
-
-    /// Pipelined requests (and parser errors after them) waiting for the exchange in flight.
-    private var queued: [QueuedEvent] = []
-    private var delivering = false
     private var readPending = false
 
     // Timers: one scheduled task, re-armed lazily for the earliest of two deadlines.
@@ -104,18 +99,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var timerTask: Scheduled<Void>?
     private var timerAt: NIODeadline = .distantFuture
 
-    init(loop: LoopContext, activity: InboundActivityHandler, forwardedProto: String) {
+    init(loop: LoopContext, forwardedProto: String, maxHeadBytes: Int) {
         self.loop = loop
-        self.activity = activity
         self.settings = loop.settings
         self.forwardedProto = forwardedProto
+        self.parser = RequestParser(maxHeadBytes: maxHeadBytes)
     }
 
     // MARK: - Connection lifecycle
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.activity.connection = self
         self.loop.register(self)
         if let remote = context.channel.remoteAddress, let text = remote.ipAddress,
             let address = IPAddress(parsing: text)
@@ -139,11 +133,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
         self.upstream = .none
         self.pendingParts.removeAll()
+        self.inbound = nil
         context.fireChannelInactive()
     }
 
-    /// Called by `InboundActivityHandler` for every read of raw bytes.
-    func bytesArrived() {
+    /// The first bytes of a request head start its `client_header_timeout`, so an idle
+    /// keep-alive connection (closed quietly after `idle_timeout`) is told apart from a slow
+    /// request head (408).
+    private func headBytesArrived() {
         if self.awaitingHead && !self.headStarted {
             self.headStarted = true
             // The first head's deadline runs from the accept; later ones from their first byte.
@@ -158,67 +155,88 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.inReadBurst = true
-        let part = self.unwrapInboundIn(data)
-        if self.request == .complete || !self.queued.isEmpty {
-            // A pipelined request: it waits until the exchange in flight has finished.
-            self.queued.append(.part(part))
-            return
+        var bytes = self.unwrapInboundIn(data)
+        if self.isClosing { return }
+        self.headBytesArrived()
+        if self.inbound != nil {
+            self.inbound!.writeBuffer(&bytes)
+        } else {
+            self.inbound = bytes
         }
-        self.handle(part)
+        self.parseAvailable()
     }
 
-    private func handle(_ part: HTTPServerRequestPart) {
-        switch part {
-        case .head(let head):
-            self.requestHeadReceived(head)
-        case .body(let buffer):
-            self.requestBodyReceived(buffer)
-        case .end:
-            self.requestEndReceived()
+    /// Parses and handles what has been read, up to the end of the request in flight: a
+    /// pipelined request stays unparsed until the exchange before it has finished.
+    private func parseAvailable() {
+        guard !self.parsing, var bytes = self.inbound else { return }
+        self.inbound = nil
+        self.parsing = true
+        let wasInReadBurst = self.inReadBurst
+        // Writes upstream wait for the end of this pass (see `attach`).
+        self.inReadBurst = true
+        while self.isOpen && !self.isClosing && self.request != .complete {
+            let event: RequestParser.Event?
+            do throws(RequestParseError) {
+                event = try self.parser.next(&bytes)
+            } catch {
+                self.parseFailed(error)
+                break
+            }
+            guard let event else { break }
+            switch event {
+            case .head(let head): self.requestHeadReceived(head)
+            case .body(let buffer): self.requestBodyReceived(buffer)
+            case .end: self.requestEndReceived()
+            }
         }
+        if bytes.readableBytes > 0 && self.isOpen && !self.isClosing { self.inbound = bytes }
+        self.parsing = false
+        if !wasInReadBurst {
+            self.inReadBurst = false
+            self.flushUpstreamIfNeeded()
+            if self.awaitingHead && !self.parser.isAtMessageBoundary { self.headBytesArrived() }
+        }
+        self.resumeReadingIfPossible()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         self.inReadBurst = false
+        self.flushUpstreamIfNeeded()
+    }
+
+    private func flushUpstreamIfNeeded() {
         if self.upstreamNeedsFlush, case .attached(let connection) = self.upstream {
             self.upstreamNeedsFlush = false
             connection.flush()
         }
     }
 
-    private func requestHeadReceived(_ head: HTTPRequestHead) {
+    private func requestHeadReceived(_ parsed: ParsedRequestHead) {
         if self.isClosing { return }
         precondition(self.request == .idle, "request head in phase \(self.request)")
-        self.startExchange(head)
+        let head = parsed.head
+        self.startExchange(parsed)
         // Known before any local answer: a bodyless request needs no drain, so a 401 or 403
         // can leave the connection open.
-        self.requestHasBody = head.headers.contains(name: "transfer-encoding")
-            || (head.headers.first(name: "content-length").map { $0 != "0" } ?? false)
+        self.requestHasBody = parsed.hasBody
 
         if self.loop.isDraining {
             return self.respondLocally(.draining, close: true)
         }
         if head.method == .CONNECT {
-            // NIO's encoder strips the body of any response to CONNECT: answer below HTTP.
-            self.isClosing = true
-            self.response = .complete
-            let error = ErrorResponse.badRequest("CONNECT is not supported")
-            return self.activity.writeAndClose(error.rawBytes(requestID: self.requestID, allocator: self.context.channel.allocator))
-        }
-        if let problem = Self.framingProblem(head) {
-            return self.respondLocally(.badRequest(problem), close: true)
+            return self.respondLocally(.badRequest("CONNECT is not supported"), close: true)
         }
         let target: CanonicalTarget
         switch CanonicalPath.canonicalize(head.uri) {
         case .success(let canonical): target = canonical
         case .failure(let error): return self.respondLocally(.badRequest("\(error)"), close: true)
         }
-        let expectations = head.headers["expect"]
-        guard expectations.allSatisfy({ $0.lowercased() == "100-continue" }) else {
+        if parsed.hasUnsupportedExpectation {
             return self.respondLocally(.expectationFailed, close: true)
         }
         // RFC 9110 10.1.1: no interim response to an HTTP/1.0 client.
-        let expectContinue = !expectations.isEmpty && head.version.minor >= 1
+        let expectContinue = parsed.expectsContinue && head.version.minor >= 1
 
         let client = ClientAddress.resolve(
             peer: self.peer,
@@ -227,7 +245,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             trusted: self.settings.trustedProxies
         )
         let caller: ClientRecord
-        switch self.authenticate(head.headers) {
+        switch self.authenticate(parsed) {
         case .success(let record): caller = record
         case .failure(let failure): return self.respondLocally(.unauthorized(failure), close: false)
         }
@@ -240,7 +258,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             hasBody: self.requestHasBody,
             // Only the CIPP profile reads bodies, and only bodies that exist.
             bodyIsJSON: self.settings.cipp && self.requestHasBody
-                && (head.headers.first(name: "content-type").map(Self.isJSONMediaType) ?? false)
+                && (parsed.contentType.map(Self.isJSONMediaType) ?? false)
         )
         switch RequestPolicy.decide(policyRequest, settings: self.settings) {
         case .allow:
@@ -248,12 +266,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .deny(let error):
             return self.respondLocally(error, close: false)
         case .readBody(let check):
-            let expected = head.headers.first(name: "content-length").flatMap { Int($0) } ?? 4096
+            let expected = parsed.contentLength ?? 4096
             self.inspectedBody = self.context.channel.allocator.buffer(capacity: min(expected, self.settings.maxInspectBody))
             self.inspection = (policyRequest, check)
         }
 
-        let chunked = head.headers.contains(name: "transfer-encoding")
+        let chunked = parsed.chunked
         let forwarding = HeaderRewriter.Forwarding(
             authority: self.settings.upstream.authority,
             proto: self.forwardedProto,
@@ -274,8 +292,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.upstreamHead = upstreamHead
         self.isHEAD = head.method == .HEAD
         self.requestChunked = chunked
-        // The decoder stops parsing after a request that asked for an upgrade.
-        if head.headers.contains(name: "upgrade") { self.closeAfterResponse = true }
+        // No upgrade is made (`Upgrade` is not forwarded), and what a client sends after asking
+        // for one may not be HTTP: the connection ends with this exchange.
+        if parsed.upgrade { self.closeAfterResponse = true }
 
         self.exchangeDeadline = self.context.eventLoop.now + self.settings.exchangeTimeout
         self.rearmTimer()
@@ -320,14 +339,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// The bearer token -> the verified-token cache, or signature and claims -> the client
     /// record. Synchronous; the cache belongs to this loop.
-    private func authenticate(_ headers: HTTPHeaders) -> Result<ClientRecord, AuthFailure> {
-        var authorization: String?
-        for (name, value) in headers where name.utf8.count == 13 && HeaderName.equals(name, "authorization") {
-            // Two credentials are ambiguous: neither is believed.
-            if authorization != nil { return .failure(.malformedCredential) }
-            authorization = value
-        }
-        guard let authorization else { return .failure(.missingToken) }
+    private func authenticate(_ parsed: ParsedRequestHead) -> Result<ClientRecord, AuthFailure> {
+        // Two credentials are ambiguous: neither is believed.
+        if parsed.authorizationCount > 1 { return .failure(.malformedCredential) }
+        guard let authorization = parsed.authorization else { return .failure(.missingToken) }
         guard let token = BearerToken.candidate(from: authorization) else { return .failure(.malformedCredential) }
         let authenticator = self.settings.authenticator
         let now = self.loop.nowSeconds
@@ -347,7 +362,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     private static let continueResponse = ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n")
 
-    private func startExchange(_ head: HTTPRequestHead) {
+    private func startExchange(_ parsed: ParsedRequestHead) {
+        let head = parsed.head
         self.settings = self.loop.settings
         self.exchangesStarted += 1
         self.request = .streamingBody
@@ -365,7 +381,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.isIdempotent = Self.idempotent(head.method)
         self.leasedReusedConnection = false
         self.retried = false
-        self.closeAfterResponse = !Self.isKeepAlive(head)
+        self.closeAfterResponse = !parsed.keepAlive
         self.awaitingHead = false
         self.headStarted = false
         self.connectionDeadline = nil
@@ -420,42 +436,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if self.response == .complete {
             self.finishExchange()
         }
-    }
-
-    /// Ambiguous framing or routing is refused, never guessed (DESIGN.md: smuggling -> 400).
-    static func framingProblem(_ head: HTTPRequestHead) -> String? {
-        var hosts = 0
-        for (name, _) in head.headers where name.utf8.count == 4 && HeaderName.equals(name, "host") {
-            hosts += 1
-        }
-        if hosts > 1 { return "more than one Host header" }
-        if hosts == 0 && head.version.minor >= 1 { return "HTTP/1.1 request without Host" }
-        let transferEncodings = head.headers["transfer-encoding"]
-        guard !transferEncodings.isEmpty else { return nil }
-        if head.version.major == 1 && head.version.minor == 0 {
-            return "Transfer-Encoding is not allowed in HTTP/1.0"
-        }
-        if transferEncodings.count != 1
-            || Substring(transferEncodings[0]).trimmingASCIIWhitespace().lowercased() != "chunked"
-        {
-            return "only Transfer-Encoding: chunked is accepted"
-        }
-        if head.headers.contains(name: "content-length") {
-            return "both Content-Length and Transfer-Encoding"
-        }
-        return nil
-    }
-
-    /// `HTTPRequestHead.isKeepAlive`, with tokens trimmed of tabs too (`close\t` is close).
-    static func isKeepAlive(_ head: HTTPRequestHead) -> Bool {
-        var keepAlive = head.version.major == 1 && head.version.minor >= 1
-        for value in head.headers["connection"] {
-            for token in HeaderName.tokens(value) {
-                if token == "close" { return false }
-                if token == "keep-alive" { keepAlive = true }
-            }
-        }
-        return keepAlive
     }
 
     private static func idempotent(_ method: HTTPMethod) -> Bool {
@@ -601,7 +581,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.finishExchange()
         }
         self.writeEnd(self.responseFraming == .chunked ? ChunkedFraming.lastChunk : nil)
-        self.deliverQueued()
+        self.parseAvailable()
     }
 
     func upstreamReadComplete() {
@@ -643,11 +623,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func writeEnd(_ last: ByteBuffer?) {
         if self.closeAfterResponse {
             self.isClosing = true
-            let context = NIOLoopBound(self.context!, eventLoop: self.context.eventLoop)
-            let bytes = last ?? self.context.channel.allocator.buffer(capacity: 0)
-            self.context.writeAndFlush(self.wrapOutboundOut(bytes)).whenComplete { _ in
-                context.value.close(promise: nil)
-            }
+            self.writeAndClose(last ?? self.context.channel.allocator.buffer(capacity: 0))
         } else {
             // The lease may already be over, so its read-complete will not flush for us.
             if let last { self.context.write(self.wrapOutboundOut(last), promise: nil) }
@@ -693,7 +669,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.finishExchange()
         }
         self.writeEnd(nil)
-        self.deliverQueued()
+        self.parseAvailable()
     }
 
     private func abortConnection() {
@@ -729,10 +705,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.connectionDeadline = nil
             if self.awaitingHead {
                 if self.headStarted {
-                    // No request was decoded, so the answer bypasses the HTTP handlers.
                     self.isClosing = true
                     let id = self.loop.requestIDs.make()
-                    self.activity.writeAndClose(ErrorResponse.requestTimeout.rawBytes(requestID: id, allocator: self.context.channel.allocator))
+                    self.writeAndClose(ErrorResponse.requestTimeout.rawBytes(requestID: id, allocator: self.context.channel.allocator))
                 } else {
                     self.context.close(promise: nil)
                 }
@@ -762,7 +737,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// go (upstream connecting or not writable). A client that does neither never toggles
     /// read interest, so the usual request costs no epoll_ctl.
     private var shouldHoldReads: Bool {
-        if !self.queued.isEmpty { return true }
+        if self.inbound != nil { return true }
         if self.request == .streamingBody && self.response != .complete {
             switch self.upstream {
             case .connecting: return true
@@ -788,24 +763,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Runs the pipelined requests that waited for the previous exchange.
-    private func deliverQueued() {
-        guard !self.delivering else { return }
-        self.delivering = true
-        defer { self.delivering = false }
-        while !self.queued.isEmpty && self.request != .complete && !self.isClosing && self.isOpen {
-            switch self.queued.removeFirst() {
-            case .part(let part): self.handle(part)
-            case .error(let error): self.handleError(error)
-            }
-        }
-        if self.isClosing { self.queued.removeAll() }
-        self.resumeReadingIfPossible()
-    }
-
     /// Graceful stop: an idle connection closes now, a busy one after its response.
     func quiesce() {
-        self.queued.removeAll()
+        self.inbound = nil
         if self.request == .idle {
             self.isClosing = true
             self.context.close(promise: nil)
@@ -822,34 +782,36 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // After the last response, e.g. a head cut off by our own close: nothing to answer.
+        // After the last response, e.g. a read error once we closed: nothing to answer.
         guard self.isOpen && !self.isClosing else { return }
-        if error is HTTPParserError && (self.request == .complete || !self.queued.isEmpty) {
-            self.queued.append(.error(error))
-            return
-        }
-        self.handleError(error)
+        self.abortConnection()
     }
 
-    private func handleError(_ error: Error) {
-        if let parserError = error as? HTTPParserError {
-            // Nothing of a malformed request reaches the upstream: unflushed writes die with it.
-            if self.request == .idle {
-                self.requestVersion = .http1_1
-                self.request = .complete
-                self.response = .waiting
-                self.requestID = self.loop.requestIDs.make()
-            }
-            if self.response == .waiting {
-                self.releaseUpstream(reusable: false)
-                self.pendingParts.removeAll()
-                let response: ErrorResponse =
-                    parserError == .headerOverflow ? .headerTooLarge : .badRequest("malformed request: \(parserError)")
-                self.respondLocally(response, close: true)
-                return
-            }
+    /// A request that cannot be read: 400 (431 for an oversized head) and close. Nothing of it
+    /// reaches the upstream: writes of this read pass are not flushed yet and die with the
+    /// upstream connection.
+    private func parseFailed(_ error: RequestParseError) {
+        self.inbound = nil
+        if self.request == .idle {
+            self.requestVersion = .http1_1
+            self.request = .complete
+            self.response = .waiting
+            self.requestID = self.loop.requestIDs.make()
         }
-        self.abortConnection()
+        guard self.response == .waiting else { return self.abortConnection() }
+        self.releaseUpstream(reusable: false)
+        self.pendingParts.removeAll()
+        let response: ErrorResponse =
+            error.kind == .headTooLarge ? .headerTooLarge : .badRequest(error.description)
+        self.respondLocally(response, close: true)
+    }
+
+    /// Writes bytes that end the connection, then closes it.
+    private func writeAndClose(_ bytes: ByteBuffer) {
+        let context = NIOLoopBound(self.context!, eventLoop: self.context.eventLoop)
+        self.context.writeAndFlush(self.wrapOutboundOut(bytes)).whenComplete { _ in
+            context.value.close(promise: nil)
+        }
     }
 }
 

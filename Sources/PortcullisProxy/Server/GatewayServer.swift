@@ -50,9 +50,7 @@ public final class GatewayServer: Sendable {
         }
         let openConnections = ManagedAtomic(0)
         let maxConnections = config.limits.maxConnections
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderListSize = config.limits.maxHeaderBytes
-        decoderLimits.maxHeaderFieldSize = config.limits.maxHeaderBytes
+        let maxHeadBytes = config.limits.maxHeaderBytes
         let frozenContexts = contexts
 
         var channels: [Channel] = []
@@ -74,7 +72,7 @@ public final class GatewayServer: Sendable {
                             guard let loop = frozenContexts[ObjectIdentifier(channel.eventLoop)] else {
                                 throw GatewayError("event loop without a context")
                             }
-                            try Self.addClientHandlers(to: channel.pipeline.syncOperations, loop: loop.value, decoderLimits: decoderLimits)
+                            try Self.addClientHandlers(to: channel.pipeline.syncOperations, loop: loop.value, maxHeadBytes: maxHeadBytes)
                         }
                     }
                 let channel = try await bootstrap.bind(host: listener.address.host, port: listener.address.port).get()
@@ -94,24 +92,14 @@ public final class GatewayServer: Sendable {
         )
     }
 
-    /// The client side of the request path, in the order bytes meet it.
+    /// The client side of the request path: one handler, which parses requests itself
+    /// (`RequestParser`) and writes responses as bytes.
     static func addClientHandlers(
         to sync: ChannelPipeline.SynchronousOperations,
         loop: LoopContext,
-        decoderLimits: NIOHTTPDecoderLimitConfiguration
+        maxHeadBytes: Int
     ) throws {
-        let activity = InboundActivityHandler()
-        try sync.addHandler(activity)
-        // Only NIO's request decoder: responses are written as bytes by ClientConnectionHandler
-        // (upstream heads copied line by line, bodies passed through), and pipelining is
-        // handled there too (NIO's handler toggles read interest on every request).
-        let decoder = HTTPRequestDecoder(
-            leftOverBytesStrategy: .dropBytes,
-            informationalResponseStrategy: .drop,
-            limitConfiguration: decoderLimits
-        )
-        try sync.addHandler(ByteToMessageHandler(decoder))
-        try sync.addHandler(ClientConnectionHandler(loop: loop, activity: activity, forwardedProto: "http"))
+        try sync.addHandler(ClientConnectionHandler(loop: loop, forwardedProto: "http", maxHeadBytes: maxHeadBytes))
     }
 
     /// Over `max_connections`: a 503 with `Retry-After`, written below HTTP, then close.

@@ -49,14 +49,12 @@ struct UpstreamResponseParser {
         case idle
         case head
         case fixed(remaining: Int)
-        case chunkSize(value: Int, digits: Int, inExtension: Bool, sawCR: Bool)
-        case chunkData(remaining: Int)
-        case chunkDataEnd(sawCR: Bool)
-        case trailer(lineBytes: Int, sawCR: Bool, total: Int)
+        case chunked
         case untilClose
     }
 
     private var state: State = .idle
+    private var chunked = ChunkedBodyDecoder(lenient: true, maxTrailerBytes: maxHeadBytes)
     private var requestWasHEAD = false
     /// A head split across reads, gathered here (rare: most heads come in one read).
     private var partialHead: ByteBuffer?
@@ -97,7 +95,8 @@ struct UpstreamResponseParser {
                 if self.requestWasHEAD || !head.mayHaveBody {
                     self.state = .fixed(remaining: 0)
                 } else if head.chunked {
-                    self.state = .chunkSize(value: 0, digits: 0, inExtension: false, sawCR: false)
+                    self.state = .chunked
+                    self.chunked = ChunkedBodyDecoder(lenient: true, maxTrailerBytes: Self.maxHeadBytes)
                 } else if let length = head.contentLength {
                     self.state = .fixed(remaining: length)
                 } else {
@@ -119,15 +118,20 @@ struct UpstreamResponseParser {
                 if buffer.readableBytes == 0 { return nil }
                 return .body(buffer.readSlice(length: buffer.readableBytes)!)
 
-            case .chunkData(let remaining):
-                let count = min(remaining, buffer.readableBytes)
-                if count == 0 { return nil }
-                self.state = remaining == count ? .chunkDataEnd(sawCR: false) : .chunkData(remaining: remaining - count)
-                return .body(buffer.readSlice(length: count)!)
-
-            case .chunkSize, .chunkDataEnd, .trailer:
-                guard try self.readChunkFraming(&buffer) else { return nil }
-                if case .idle = self.state { return .end }
+            case .chunked:
+                let event: ChunkedBodyDecoder.Event?
+                do throws(HTTPFramingError) {
+                    event = try self.chunked.next(&buffer)
+                } catch {
+                    throw UpstreamProtocolError(error.description)
+                }
+                switch event {
+                case .data(let bytes): return .body(bytes)
+                case .end:
+                    self.state = .idle
+                    return .end
+                case nil: return nil
+                }
             }
         }
     }
@@ -171,23 +175,12 @@ struct UpstreamResponseParser {
         return try Self.parseHead(buffer.readSlice(length: end)!)
     }
 
-    /// Offset just past the first CRLF CRLF at or after `from`, if any. A bare LF is refused
-    /// at once rather than waited past (a head that never has CRLF CRLF would wait for the
-    /// exchange timeout).
     private static func endOfHead(_ buffer: ByteBuffer, from: Int) throws(UpstreamProtocolError) -> Int? {
-        let found = buffer.withUnsafeReadableBytes { bytes -> Int? in
-            var index = from
-            while index < bytes.count {
-                if bytes[index] == 0x0A {
-                    if index == 0 || bytes[index - 1] != 0x0D { return -1 }
-                    if index >= 3 && bytes[index - 2] == 0x0A && bytes[index - 3] == 0x0D { return index + 1 }
-                }
-                index += 1
-            }
-            return nil
+        do throws(HTTPFramingError) {
+            return try HTTPSyntax.endOfHead(buffer, from: from)
+        } catch {
+            throw UpstreamProtocolError("\(error) of the response")
         }
-        if found == -1 { throw UpstreamProtocolError("bare LF in the response head") }
-        return found
     }
 
     static func parseHead(_ bytes: ByteBuffer) throws(UpstreamProtocolError) -> UpstreamResponseHead {
@@ -287,95 +280,23 @@ struct UpstreamResponseParser {
     }
 
     private static func scanConnection(_ value: UnsafeRawBufferPointer, into head: inout UpstreamResponseHead) {
-        var start = 0
-        while start <= value.count {
-            var end = start
-            while end < value.count && value[end] != UInt8(ascii: ",") { end += 1 }
-            var a = start
-            var b = end
-            while a < b && (value[a] == 0x20 || value[a] == 0x09) { a += 1 }
-            while b > a && (value[b - 1] == 0x20 || value[b - 1] == 0x09) { b -= 1 }
-            let token = UnsafeRawBufferPointer(rebasing: value[a..<b])
+        HTTPSyntax.forEachListElement(value) { token in
             if token.count == 5 && HeaderName.equals(token, "close") {
                 head.connectionClose = true
             } else if token.count == 10 && HeaderName.equals(token, "keep-alive") {
                 head.connectionKeepAlive = true
-            } else if !token.isEmpty {
+            } else {
                 head.connectionNamesHeaders = true
             }
-            start = end + 1
         }
     }
 
     private static func parseContentLength(_ value: UnsafeRawBufferPointer) throws(UpstreamProtocolError) -> Int {
-        guard !value.isEmpty, value.count <= 18 else { throw UpstreamProtocolError("malformed Content-Length") }
-        var length = 0
-        for byte in value {
-            guard Self.isDigit(byte) else { throw UpstreamProtocolError("malformed Content-Length") }
-            length = length * 10 + Int(byte &- 0x30)
+        do throws(HTTPFramingError) {
+            return try HTTPSyntax.contentLength(value, allowsLeadingZeros: true)
+        } catch {
+            throw UpstreamProtocolError(error.description)
         }
-        return length
-    }
-
-    // MARK: - Chunked framing
-
-    /// Consumes chunk-size lines, the CRLF after chunk data, and trailers. Returns false when
-    /// more bytes are needed; true when the state moved to chunk data or to the end (`idle`).
-    private mutating func readChunkFraming(_ buffer: inout ByteBuffer) throws(UpstreamProtocolError) -> Bool {
-        while let byte = buffer.readInteger(as: UInt8.self) {
-            switch self.state {
-            case .chunkSize(let value, let digits, let inExtension, let sawCR):
-                if sawCR {
-                    guard byte == 0x0A, digits > 0 else { throw UpstreamProtocolError("malformed chunk size line") }
-                    if value == 0 {
-                        self.state = .trailer(lineBytes: 0, sawCR: false, total: 0)
-                    } else {
-                        self.state = .chunkData(remaining: value)
-                        return true
-                    }
-                } else if byte == 0x0D {
-                    self.state = .chunkSize(value: value, digits: digits, inExtension: inExtension, sawCR: true)
-                } else if inExtension {
-                    guard Self.isFieldByte(byte) else { throw UpstreamProtocolError("control byte in a chunk extension") }
-                } else if byte == UInt8(ascii: ";") || byte == 0x20 || byte == 0x09 {
-                    guard digits > 0 else { throw UpstreamProtocolError("malformed chunk size") }
-                    self.state = .chunkSize(value: value, digits: digits, inExtension: true, sawCR: false)
-                } else if let digit = Self.hexValue(byte) {
-                    guard digits < 15 else { throw UpstreamProtocolError("chunk size too large") }
-                    self.state = .chunkSize(value: value << 4 | digit, digits: digits + 1, inExtension: false, sawCR: false)
-                } else {
-                    throw UpstreamProtocolError("malformed chunk size")
-                }
-            case .chunkDataEnd(let sawCR):
-                if !sawCR {
-                    guard byte == 0x0D else { throw UpstreamProtocolError("chunk data not followed by CRLF") }
-                    self.state = .chunkDataEnd(sawCR: true)
-                } else {
-                    guard byte == 0x0A else { throw UpstreamProtocolError("chunk data not followed by CRLF") }
-                    self.state = .chunkSize(value: 0, digits: 0, inExtension: false, sawCR: false)
-                }
-            case .trailer(let lineBytes, let sawCR, let total):
-                guard total < Self.maxHeadBytes else { throw UpstreamProtocolError("trailers too large") }
-                if sawCR {
-                    guard byte == 0x0A else { throw UpstreamProtocolError("bare CR in trailers") }
-                    if lineBytes == 0 {
-                        self.state = .idle
-                        return true
-                    }
-                    self.state = .trailer(lineBytes: 0, sawCR: false, total: total + 1)
-                } else if byte == 0x0D {
-                    self.state = .trailer(lineBytes: lineBytes, sawCR: true, total: total + 1)
-                } else {
-                    guard Self.isFieldByte(byte) else {
-                        throw UpstreamProtocolError("control byte in trailers")
-                    }
-                    self.state = .trailer(lineBytes: lineBytes + 1, sawCR: false, total: total + 1)
-                }
-            default:
-                preconditionFailure("chunk framing read in state \(self.state)")
-            }
-        }
-        return false
     }
 
     // MARK: - Bytes
@@ -389,36 +310,11 @@ struct UpstreamResponseParser {
     }
 
     @inline(__always)
-    static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+    static func isDigit(_ byte: UInt8) -> Bool { HTTPSyntax.isDigit(byte) }
 
     @inline(__always)
-    private static func hexValue(_ byte: UInt8) -> Int? {
-        switch byte {
-        case 0x30...0x39: return Int(byte - 0x30)
-        case 0x41...0x46: return Int(byte - 0x41 + 10)
-        case 0x61...0x66: return Int(byte - 0x61 + 10)
-        default: return nil
-        }
-    }
+    static func isFieldByte(_ byte: UInt8) -> Bool { HTTPSyntax.isFieldByte(byte) }
 
-    /// RFC 9110 field-vchar, SP and HTAB (obs-text allowed): anything but CTLs and DEL.
     @inline(__always)
-    static func isFieldByte(_ byte: UInt8) -> Bool {
-        byte == 0x09 || (byte >= 0x20 && byte != 0x7F)
-    }
-
-    /// RFC 9110 tchar.
-    @inline(__always)
-    static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), 0x30...0x39:
-            return true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-            UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-            UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            return true
-        default:
-            return false
-        }
-    }
+    static func isTokenByte(_ byte: UInt8) -> Bool { HTTPSyntax.isTokenByte(byte) }
 }

@@ -1,0 +1,290 @@
+import NIOCore
+
+/// An HTTP/1.1 message that cannot be read without guessing (RFC 9112 framing, RFC 9110 field
+/// syntax). Each parser turns it into its own answer: 400 to a client, 502 for an upstream.
+struct HTTPFramingError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Byte classes and small grammars shared by the request and response parsers.
+enum HTTPSyntax {
+    @inline(__always)
+    static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+
+    @inline(__always)
+    static func hexValue(_ byte: UInt8) -> Int? {
+        switch byte {
+        case 0x30...0x39: return Int(byte - 0x30)
+        case 0x41...0x46: return Int(byte - 0x41 + 10)
+        case 0x61...0x66: return Int(byte - 0x61 + 10)
+        default: return nil
+        }
+    }
+
+    /// RFC 9110 field-vchar, SP and HTAB (obs-text allowed): anything but CTLs and DEL.
+    @inline(__always)
+    static func isFieldByte(_ byte: UInt8) -> Bool {
+        byte == 0x09 || (byte >= 0x20 && byte != 0x7F)
+    }
+
+    /// Every byte of `p[start..<end]` is a field byte. Eight bytes at a time: a word with no
+    /// byte below 0x20 and none equal to 0x7F needs no closer look (header values are mostly
+    /// long tokens).
+    @inline(__always)
+    static func allFieldBytes(_ p: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var index = start
+        while index + 8 <= end {
+            let word = p.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            let below20 = (word &- ones &* 0x20) & ~word & highs
+            let del = word ^ (ones &* 0x7F)
+            let isDEL = (del &- ones) & ~del & highs
+            if below20 | isDEL != 0 {
+                for offset in index..<index + 8 where !Self.isFieldByte(p[offset]) { return false }
+            }
+            index += 8
+        }
+        while index < end {
+            if !Self.isFieldByte(p[index]) { return false }
+            index += 1
+        }
+        return true
+    }
+
+    /// RFC 9110 tchar.
+    @inline(__always)
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), 0x30...0x39:
+            return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+            UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+            UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    @inline(__always)
+    static func expectCRLF(_ p: UnsafeRawBufferPointer, _ index: Int, in what: String) throws(HTTPFramingError) -> Int {
+        guard index + 1 < p.count, p[index] == 0x0D, p[index + 1] == 0x0A else {
+            throw HTTPFramingError("line not ended by CRLF in the \(what)")
+        }
+        return index + 2
+    }
+
+    /// Offset just past the first CRLF CRLF at or after `from`, if any. A bare LF is refused at
+    /// once rather than waited past (a head that never has CRLF CRLF would wait for a timeout).
+    static func endOfHead(_ buffer: ByteBuffer, from: Int) throws(HTTPFramingError) -> Int? {
+        let found = buffer.withUnsafeReadableBytes { bytes -> Int? in
+            var index = from
+            while index < bytes.count {
+                if bytes[index] == 0x0A {
+                    if index == 0 || bytes[index - 1] != 0x0D { return -1 }
+                    if index >= 3 && bytes[index - 2] == 0x0A && bytes[index - 3] == 0x0D { return index + 1 }
+                }
+                index += 1
+            }
+            return nil
+        }
+        if found == -1 { throw HTTPFramingError("bare LF in the head") }
+        return found
+    }
+
+    /// `Content-Length`: 1*DIGIT, no sign, no list, at most 18 digits (no overflow); from a
+    /// client, no leading zero either (`0` itself excepted).
+    static func contentLength(_ value: UnsafeRawBufferPointer, allowsLeadingZeros: Bool) throws(HTTPFramingError) -> Int {
+        guard !value.isEmpty, value.count <= 18,
+            allowsLeadingZeros || value.count == 1 || value[0] != UInt8(ascii: "0")
+        else {
+            throw HTTPFramingError("malformed Content-Length")
+        }
+        var length = 0
+        for byte in value {
+            guard Self.isDigit(byte) else { throw HTTPFramingError("malformed Content-Length") }
+            length = length * 10 + Int(byte &- 0x30)
+        }
+        return length
+    }
+
+    /// Calls `body` with each comma-separated element of a list value, OWS trimmed, empty
+    /// elements skipped.
+    @inline(__always)
+    static func forEachListElement(_ value: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+        var start = 0
+        while start <= value.count {
+            var end = start
+            while end < value.count && value[end] != UInt8(ascii: ",") { end += 1 }
+            var a = start
+            var b = end
+            while a < b && (value[a] == 0x20 || value[a] == 0x09) { a += 1 }
+            while b > a && (value[b - 1] == 0x20 || value[b - 1] == 0x09) { b -= 1 }
+            if a < b { body(UnsafeRawBufferPointer(rebasing: value[a..<b])) }
+            start = end + 1
+        }
+    }
+}
+
+/// A chunked body (RFC 9112 7.1) read incrementally: chunk-size lines, chunk data (slices of
+/// the bytes read, no copy), the CRLF after each chunk, and trailers, which are read and dropped.
+/// Extensions are read and dropped too: the gateway frames what it forwards itself.
+struct ChunkedBodyDecoder {
+    enum Event {
+        case data(ByteBuffer)
+        case end
+    }
+
+    private enum State {
+        case size(value: Int, digits: Int, ext: Extension, sawCR: Bool, lineBytes: Int)
+        case data(remaining: Int)
+        case dataEnd(sawCR: Bool)
+        case trailer(lineBytes: Int, sawCR: Bool, total: Int)
+        case done
+    }
+
+    /// Where a chunk-size line is in its extensions: `*( ";" name [ "=" ( token / quoted-string ) ] )`.
+    enum Extension {
+        case none
+        /// After whitespace or `;` from an upstream: any field bytes.
+        case lenient
+        case nameStart
+        case name
+        case valueStart
+        case tokenValue
+        case quoted
+        case quotedEscape
+        case afterQuoted
+
+        var mayEndLine: Bool {
+            switch self {
+            case .none, .lenient, .name, .tokenValue, .afterQuoted: return true
+            case .nameStart, .valueStart, .quoted, .quotedEscape: return false
+            }
+        }
+
+        /// The state after `byte`, nil if the extension is malformed.
+        func next(_ byte: UInt8) -> Extension? {
+            switch self {
+            case .none:
+                return byte == UInt8(ascii: ";") ? .nameStart : nil
+            case .lenient:
+                return HTTPSyntax.isFieldByte(byte) ? .lenient : nil
+            case .nameStart:
+                return HTTPSyntax.isTokenByte(byte) ? .name : nil
+            case .name:
+                if HTTPSyntax.isTokenByte(byte) { return .name }
+                if byte == UInt8(ascii: "=") { return .valueStart }
+                return byte == UInt8(ascii: ";") ? .nameStart : nil
+            case .valueStart:
+                if byte == UInt8(ascii: "\"") { return .quoted }
+                return HTTPSyntax.isTokenByte(byte) ? .tokenValue : nil
+            case .tokenValue:
+                if HTTPSyntax.isTokenByte(byte) { return .tokenValue }
+                return byte == UInt8(ascii: ";") ? .nameStart : nil
+            case .quoted:
+                if byte == UInt8(ascii: "\\") { return .quotedEscape }
+                if byte == UInt8(ascii: "\"") { return .afterQuoted }
+                return HTTPSyntax.isFieldByte(byte) ? .quoted : nil
+            case .quotedEscape:
+                return HTTPSyntax.isFieldByte(byte) ? .quoted : nil
+            case .afterQuoted:
+                return byte == UInt8(ascii: ";") ? .nameStart : nil
+            }
+        }
+    }
+
+    /// Chunk extensions and whitespace before them, as upstreams send them, are skipped
+    /// unread. From clients only RFC 9112's grammar passes, with no whitespace: a front proxy
+    /// that reads a looser line differently could frame the body otherwise than the gateway.
+    private let lenient: Bool
+    private let maxTrailerBytes: Int
+    private var state: State = .size(value: 0, digits: 0, ext: .none, sawCR: false, lineBytes: 0)
+
+    static let maxSizeLineBytes = 4096
+
+    init(lenient: Bool, maxTrailerBytes: Int) {
+        self.lenient = lenient
+        self.maxTrailerBytes = maxTrailerBytes
+    }
+
+    /// The next piece of the body, `.end` once after the trailers, nil when more bytes are needed.
+    mutating func next(_ buffer: inout ByteBuffer) throws(HTTPFramingError) -> Event? {
+        while true {
+            switch self.state {
+            case .done:
+                return nil
+            case .data(let remaining):
+                let count = min(remaining, buffer.readableBytes)
+                if count == 0 { return nil }
+                self.state = remaining == count ? .dataEnd(sawCR: false) : .data(remaining: remaining - count)
+                return .data(buffer.readSlice(length: count)!)
+            case .size, .dataEnd, .trailer:
+                guard try self.readFraming(&buffer) else { return nil }
+                if case .done = self.state { return .end }
+            }
+        }
+    }
+
+    /// Consumes framing bytes. False when more bytes are needed; true when the state moved to
+    /// chunk data or to the end.
+    private mutating func readFraming(_ buffer: inout ByteBuffer) throws(HTTPFramingError) -> Bool {
+        while let byte = buffer.readInteger(as: UInt8.self) {
+            switch self.state {
+            case .size(let value, let digits, let ext, let sawCR, let lineBytes):
+                guard lineBytes < Self.maxSizeLineBytes else { throw HTTPFramingError("chunk size line too long") }
+                if sawCR {
+                    guard byte == 0x0A, digits > 0, ext.mayEndLine else { throw HTTPFramingError("malformed chunk size line") }
+                    if value == 0 {
+                        self.state = .trailer(lineBytes: 0, sawCR: false, total: 0)
+                    } else {
+                        self.state = .data(remaining: value)
+                        return true
+                    }
+                } else if byte == 0x0D {
+                    self.state = .size(value: value, digits: digits, ext: ext, sawCR: true, lineBytes: lineBytes + 1)
+                } else if case .none = ext, let digit = HTTPSyntax.hexValue(byte) {
+                    guard digits < 15 else { throw HTTPFramingError("chunk size too large") }
+                    self.state = .size(value: value << 4 | digit, digits: digits + 1, ext: .none, sawCR: false, lineBytes: lineBytes + 1)
+                } else {
+                    guard digits > 0 else { throw HTTPFramingError("malformed chunk size") }
+                    let next: Extension?
+                    if case .none = ext, self.lenient {
+                        next = byte == UInt8(ascii: ";") || byte == 0x20 || byte == 0x09 ? .lenient : nil
+                    } else {
+                        next = ext.next(byte)
+                    }
+                    guard let next else {
+                        throw HTTPFramingError(ext == .none ? "malformed chunk size" : "malformed chunk extension")
+                    }
+                    self.state = .size(value: value, digits: digits, ext: next, sawCR: false, lineBytes: lineBytes + 1)
+                }
+            case .dataEnd(let sawCR):
+                guard byte == (sawCR ? 0x0A : 0x0D) else { throw HTTPFramingError("chunk data not followed by CRLF") }
+                self.state = sawCR ? .size(value: 0, digits: 0, ext: .none, sawCR: false, lineBytes: 0) : .dataEnd(sawCR: true)
+            case .trailer(let lineBytes, let sawCR, let total):
+                guard total < self.maxTrailerBytes else { throw HTTPFramingError("trailers too large") }
+                if sawCR {
+                    guard byte == 0x0A else { throw HTTPFramingError("bare CR in trailers") }
+                    if lineBytes == 0 {
+                        self.state = .done
+                        return true
+                    }
+                    self.state = .trailer(lineBytes: 0, sawCR: false, total: total + 1)
+                } else if byte == 0x0D {
+                    self.state = .trailer(lineBytes: lineBytes, sawCR: true, total: total + 1)
+                } else {
+                    guard HTTPSyntax.isFieldByte(byte), lineBytes > 0 || (byte != 0x20 && byte != 0x09) else {
+                        throw HTTPFramingError(byte == 0x0A ? "bare LF in trailers" : "malformed trailer line")
+                    }
+                    self.state = .trailer(lineBytes: lineBytes + 1, sawCR: false, total: total + 1)
+                }
+            case .data, .done:
+                preconditionFailure("chunk framing read in state \(self.state)")
+            }
+        }
+        return false
+    }
+}

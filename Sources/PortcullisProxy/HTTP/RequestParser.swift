@@ -1,0 +1,431 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOCore
+import NIOHTTP1
+
+/// A client's request head, and what the request path needs to know of its headers, found
+/// while parsing so that no handler walks the header list for it again.
+struct ParsedRequestHead {
+    var head: HTTPRequestHead
+    /// Validated: one header, digits only.
+    var contentLength: Int?
+    var chunked: Bool
+    var keepAlive: Bool
+    /// `Expect: 100-continue` (the only expectation there is).
+    var expectsContinue: Bool
+    /// Some other `Expect` value: 417.
+    var hasUnsupportedExpectation: Bool
+    var upgrade: Bool
+    /// The first `Authorization` value, and how many there were.
+    var authorization: String?
+    var authorizationCount: Int
+    /// The first `Content-Type` value.
+    var contentType: String?
+
+    var hasBody: Bool { self.chunked || (self.contentLength ?? 0) > 0 }
+}
+
+/// Why a request could not be read; nothing of it goes upstream.
+struct RequestParseError: Error, CustomStringConvertible {
+    enum Kind {
+        /// 400
+        case malformed
+        /// 431: the head is longer than `max_header_bytes`.
+        case headTooLarge
+    }
+
+    var kind: Kind
+    var description: String
+
+    init(_ kind: Kind, _ description: String) {
+        self.kind = kind
+        self.description = description
+    }
+}
+
+/// A strict, incremental HTTP/1.1 request parser: the first thing a client's bytes meet.
+///
+/// Only unambiguous requests pass (DESIGN.md: smuggling -> 400). Refused: a method that is not
+/// a known HTTP method; a request target with bytes outside visible ASCII; a version other
+/// than HTTP/1.0 and HTTP/1.1; anything but single spaces in the request line; bare CR or LF;
+/// obs-fold; whitespace before a colon; control bytes in names or values; `Content-Length`
+/// that is not plain digits, repeated, or beside `Transfer-Encoding`; `Transfer-Encoding`
+/// other than one `chunked` (and any in HTTP/1.0); no `Host` in HTTP/1.1, or more than one;
+/// chunk sizes with a sign, `0x`, whitespace or more than 15 hex digits.
+///
+/// Bodies come out as slices of the bytes read; chunked ones decoded (the gateway re-frames).
+struct RequestParser {
+    enum Event {
+        case head(ParsedRequestHead)
+        case body(ByteBuffer)
+        case end
+    }
+
+    private enum State {
+        case head
+        case fixed(remaining: Int)
+        case chunked
+    }
+
+    private let maxHeadBytes: Int
+    private var state: State = .head
+    private var chunked: ChunkedBodyDecoder
+    /// The head being read; its lines are judged as they complete, so a bad one is refused
+    /// without waiting for the rest of the head.
+    private var builder = HeadBuilder()
+    /// An incomplete line of a head split across reads (rare: most heads come in one read).
+    private var partialLine: ByteBuffer?
+    /// Bytes of `partialLine` already scanned for its end: a line fed a byte at a time is
+    /// scanned once, not once per byte.
+    private var partialScanned = 0
+
+    init(maxHeadBytes: Int) {
+        self.maxHeadBytes = maxHeadBytes
+        self.chunked = ChunkedBodyDecoder(lenient: false, maxTrailerBytes: maxHeadBytes)
+    }
+
+    /// Between requests, with no byte of the next one read.
+    var isAtMessageBoundary: Bool {
+        if case .head = self.state { return self.partialLine == nil && self.builder.bytes == 0 }
+        return false
+    }
+
+    /// The next event from `buffer`, or nil when more bytes are needed.
+    mutating func next(_ buffer: inout ByteBuffer) throws(RequestParseError) -> Event? {
+        switch self.state {
+        case .head:
+            guard let head = try self.readHead(&buffer) else { return nil }
+            if head.chunked {
+                self.state = .chunked
+                self.chunked = ChunkedBodyDecoder(lenient: false, maxTrailerBytes: self.maxHeadBytes)
+            } else {
+                self.state = .fixed(remaining: head.contentLength ?? 0)
+            }
+            return .head(head)
+
+        case .fixed(let remaining):
+            if remaining == 0 {
+                self.state = .head
+                return .end
+            }
+            let count = min(remaining, buffer.readableBytes)
+            if count == 0 { return nil }
+            self.state = .fixed(remaining: remaining - count)
+            return .body(buffer.readSlice(length: count)!)
+
+        case .chunked:
+            let event: ChunkedBodyDecoder.Event?
+            do throws(HTTPFramingError) {
+                event = try self.chunked.next(&buffer)
+            } catch {
+                throw RequestParseError(.malformed, error.description)
+            }
+            switch event {
+            case .data(let bytes): return .body(bytes)
+            case .end:
+                self.state = .head
+                return .end
+            case nil: return nil
+            }
+        }
+    }
+
+    // MARK: - Head
+
+    private mutating func readHead(_ buffer: inout ByteBuffer) throws(RequestParseError) -> ParsedRequestHead? {
+        guard var partial = self.partialLine else {
+            return try self.readLines(&buffer, scanFrom: 0)
+        }
+        self.partialLine = nil
+        partial.writeBuffer(&buffer)
+        let head = try self.readLines(&partial, scanFrom: self.partialScanned)
+        buffer = partial  // what follows the head, if it ended
+        return head
+    }
+
+    /// Consumes complete lines of `buffer` into the head; the head once its empty line is read.
+    /// An incomplete last line is kept in `partialLine`.
+    @inline(__always)
+    private static func firstCR(_ p: UnsafeRawBufferPointer, from: Int) -> Int? {
+        guard from < p.count, let found = memchr(p.baseAddress! + from, 0x0D, p.count - from) else { return nil }
+        return UnsafeRawPointer(found) - p.baseAddress!
+    }
+
+    private mutating func readLines(_ buffer: inout ByteBuffer, scanFrom: Int) throws(RequestParseError) -> ParsedRequestHead? {
+        let limit = self.maxHeadBytes
+        let outcome: Result<(consumed: Int, scanned: Int, complete: Bool), HTTPFramingError> = buffer.withUnsafeReadableBytes { p in
+            // Lines end at CR (which must be followed by LF); a bare LF inside a line is refused
+            // by the line's own checks, since no line may contain a control byte.
+            var lineStart = 0
+            var index = scanFrom
+            while let cr = Self.firstCR(p, from: index) {
+                index = cr
+                // Wait if the LF has not come yet.
+                guard index + 1 < p.count else { break }
+                guard p[index + 1] == 0x0A else { return .failure(HTTPFramingError("bare CR in the request head")) }
+                let line = UnsafeRawBufferPointer(rebasing: p[lineStart..<index])
+                index += 2
+                do throws(HTTPFramingError) {
+                    self.builder.bytes += index - lineStart
+                    guard self.builder.bytes <= limit else { return .failure(HTTPFramingError("")) }
+                    if try self.builder.line(line) { return .success((index, index, true)) }
+                } catch {
+                    return .failure(error)
+                }
+                lineStart = index
+            }
+            if index < p.count && p[index] != 0x0D { index = p.count }
+            // Seen nowhere else before the line ends: a bare LF in the incomplete line.
+            let tailFrom = max(scanFrom, lineStart)
+            if index > tailFrom && memchr(p.baseAddress! + tailFrom, 0x0A, index - tailFrom) != nil {
+                return .failure(HTTPFramingError("bare LF in the request head"))
+            }
+            // The line so far may already be wrong (llhttp refuses as early): say so now rather
+            // than after a timeout. Long tails wait for their end (no rescans of a slow line).
+            if index - lineStart <= 1024 {
+                do throws(HTTPFramingError) {
+                    try self.builder.checkIncompleteLine(UnsafeRawBufferPointer(rebasing: p[lineStart..<index]))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            return .success((lineStart, index, false))
+        }
+        let consumed: Int
+        let scanned: Int
+        switch outcome {
+        case .success(let result):
+            if result.complete {
+                buffer.moveReaderIndex(forwardBy: result.consumed)
+                defer { self.builder = HeadBuilder() }
+                do throws(HTTPFramingError) {
+                    return try self.builder.finish()
+                } catch {
+                    throw RequestParseError(.malformed, error.description)
+                }
+            }
+            consumed = result.consumed
+            scanned = result.scanned
+        case .failure(let error):
+            if self.builder.bytes > limit {
+                throw RequestParseError(.headTooLarge, "request head larger than \(limit) bytes")
+            }
+            throw RequestParseError(.malformed, error.description)
+        }
+        buffer.moveReaderIndex(forwardBy: consumed)
+        if buffer.readableBytes > 0 {
+            if self.builder.bytes + buffer.readableBytes > limit {
+                throw RequestParseError(.headTooLarge, "request head larger than \(limit) bytes")
+            }
+            self.partialLine = buffer.readSlice(length: buffer.readableBytes)
+            self.partialScanned = scanned - consumed
+        }
+        return nil
+    }
+}
+
+/// A request head assembled line by line; what the request path needs is noted on the way.
+private struct HeadBuilder {
+    /// Bytes of the head so far, CRLFs included (against `max_header_bytes`).
+    var bytes = 0
+    private var hasRequestLine = false
+    private var method: HTTPMethod = .GET
+    private var uri = ""
+    private var http10 = false
+    private var fields: [(String, String)] = []
+    private var hosts = 0
+    private var transferEncodings = 0
+    private var connectionClose = false
+    private var connectionKeepAlive = false
+    private var contentLength: Int?
+    private var chunked = false
+    private var expectsContinue = false
+    private var hasUnsupportedExpectation = false
+    private var upgrade = false
+    private var authorization: String?
+    private var authorizationCount = 0
+    private var contentType: String?
+
+    /// One line, without its CRLF. True when it is the empty line that ends the head.
+    mutating func line(_ p: UnsafeRawBufferPointer) throws(HTTPFramingError) -> Bool {
+        if !self.hasRequestLine {
+            // RFC 9112 2.2: empty lines before a request line are ignored.
+            if p.isEmpty { return false }
+            try self.requestLine(p)
+            self.hasRequestLine = true
+            return false
+        }
+        if p.isEmpty { return true }
+        try self.fieldLine(p)
+        return false
+    }
+
+    /// The start of a line whose end has not come: refused if no ending could make it valid.
+    func checkIncompleteLine(_ p: UnsafeRawBufferPointer) throws(HTTPFramingError) {
+        guard !p.isEmpty else { return }
+        if self.hasRequestLine {
+            if p[0] == 0x20 || p[0] == 0x09 {
+                throw HTTPFramingError("obs-fold or whitespace at the start of a header line")
+            }
+            return
+        }
+        // method SP target SP, then a prefix of "HTTP/1.x".
+        var index = 0
+        while index < p.count && HTTPSyntax.isTokenByte(p[index]) { index += 1 }
+        guard index < p.count else { return }
+        guard index > 0, p[index] == 0x20 else { throw HTTPFramingError("malformed method") }
+        _ = try Self.method(UnsafeRawBufferPointer(rebasing: p[0..<index]))
+        index += 1
+        let targetStart = index
+        while index < p.count && p[index] >= 0x21 && p[index] <= 0x7E { index += 1 }
+        guard index < p.count else { return }
+        guard index > targetStart, p[index] == 0x20 else { throw HTTPFramingError("malformed request line") }
+        index += 1
+        let version: StaticString = "HTTP/1."
+        var offset = 0
+        while index < p.count && offset < 7 {
+            guard p[index] == version.utf8Start[offset] else { throw HTTPFramingError("unsupported HTTP version") }
+            index += 1
+            offset += 1
+        }
+        if index < p.count {
+            guard p[index] == UInt8(ascii: "0") || p[index] == UInt8(ascii: "1"), index + 1 == p.count else {
+                throw HTTPFramingError("unsupported HTTP version")
+            }
+        }
+    }
+
+    /// request-line = method SP request-target SP HTTP-version
+    private mutating func requestLine(_ p: UnsafeRawBufferPointer) throws(HTTPFramingError) {
+        var index = 0
+        while index < p.count && HTTPSyntax.isTokenByte(p[index]) { index += 1 }
+        guard index > 0, index < p.count, p[index] == 0x20 else { throw HTTPFramingError("malformed method") }
+        self.method = try Self.method(UnsafeRawBufferPointer(rebasing: p[0..<index]))
+        index += 1
+        let targetStart = index
+        while index < p.count && p[index] >= 0x21 && p[index] <= 0x7E { index += 1 }
+        guard index > targetStart, index < p.count, p[index] == 0x20 else {
+            throw HTTPFramingError(
+                index == targetStart || index == p.count ? "malformed request line" : "invalid byte in the request target"
+            )
+        }
+        self.uri = String(decoding: UnsafeRawBufferPointer(rebasing: p[targetStart..<index]), as: UTF8.self)
+        index += 1
+        guard p.count - index == 8,
+            p[index] == UInt8(ascii: "H"), p[index + 1] == UInt8(ascii: "T"), p[index + 2] == UInt8(ascii: "T"),
+            p[index + 3] == UInt8(ascii: "P"), p[index + 4] == UInt8(ascii: "/"), p[index + 5] == UInt8(ascii: "1"),
+            p[index + 6] == UInt8(ascii: "."), p[index + 7] == UInt8(ascii: "1") || p[index + 7] == UInt8(ascii: "0")
+        else { throw HTTPFramingError("unsupported HTTP version") }
+        self.http10 = p[index + 7] == UInt8(ascii: "0")
+    }
+
+    /// field-line = field-name ":" OWS field-value OWS
+    private mutating func fieldLine(_ p: UnsafeRawBufferPointer) throws(HTTPFramingError) {
+        var index = 0
+        while index < p.count && HTTPSyntax.isTokenByte(p[index]) { index += 1 }
+        guard index > 0, index < p.count, p[index] == UInt8(ascii: ":") else {
+            if p[0] == 0x20 || p[0] == 0x09 {
+                throw HTTPFramingError("obs-fold or whitespace at the start of a header line")
+            }
+            throw HTTPFramingError(index > 0 ? "malformed header name" : "malformed header line")
+        }
+        let name = UnsafeRawBufferPointer(rebasing: p[0..<index])
+        index += 1
+        while index < p.count && (p[index] == 0x20 || p[index] == 0x09) { index += 1 }
+        let valueStart = index
+        guard HTTPSyntax.allFieldBytes(p, from: valueStart, to: p.count) else {
+            throw HTTPFramingError("control byte in a header value")
+        }
+        var valueEnd = p.count
+        while valueEnd > valueStart && (p[valueEnd - 1] == 0x20 || p[valueEnd - 1] == 0x09) { valueEnd -= 1 }
+        let value = UnsafeRawBufferPointer(rebasing: p[valueStart..<valueEnd])
+        let valueString = String(decoding: value, as: UTF8.self)
+
+        switch name.count {
+        case 4 where HeaderName.equals(name, "host"):
+            self.hosts += 1
+        case 6 where HeaderName.equals(name, "expect"):
+            if HeaderName.equals(value, "100-continue") {
+                self.expectsContinue = true
+            } else {
+                self.hasUnsupportedExpectation = true
+            }
+        case 7 where HeaderName.equals(name, "upgrade"):
+            self.upgrade = true
+        case 10 where HeaderName.equals(name, "connection"):
+            HTTPSyntax.forEachListElement(value) { token in
+                if HeaderName.equals(token, "close") { self.connectionClose = true }
+                if HeaderName.equals(token, "keep-alive") { self.connectionKeepAlive = true }
+            }
+        case 12 where HeaderName.equals(name, "content-type"):
+            if self.contentType == nil { self.contentType = valueString }
+        case 13 where HeaderName.equals(name, "authorization"):
+            self.authorizationCount += 1
+            if self.authorization == nil { self.authorization = valueString }
+        case 14 where HeaderName.equals(name, "content-length"):
+            guard self.contentLength == nil else { throw HTTPFramingError("more than one Content-Length") }
+            self.contentLength = try HTTPSyntax.contentLength(value, allowsLeadingZeros: false)
+        case 17 where HeaderName.equals(name, "transfer-encoding"):
+            self.transferEncodings += 1
+            // Exactly `chunked`; trailing spaces pass, a trailing tab does not (as llhttp).
+            var end = p.count
+            while end > valueEnd && p[end - 1] == 0x20 { end -= 1 }
+            guard self.transferEncodings == 1, end == valueEnd, HeaderName.equals(value, "chunked") else {
+                throw HTTPFramingError("only Transfer-Encoding: chunked is accepted")
+            }
+            self.chunked = true
+        default:
+            break
+        }
+        self.fields.append((String(decoding: name, as: UTF8.self), valueString))
+    }
+
+    /// The empty line came: checks that need the whole head.
+    func finish() throws(HTTPFramingError) -> ParsedRequestHead {
+        if self.hosts > 1 { throw HTTPFramingError("more than one Host header") }
+        if self.hosts == 0 && !self.http10 { throw HTTPFramingError("HTTP/1.1 request without Host") }
+        if self.chunked {
+            if self.http10 { throw HTTPFramingError("Transfer-Encoding is not allowed in HTTP/1.0") }
+            if self.contentLength != nil { throw HTTPFramingError("both Content-Length and Transfer-Encoding") }
+        }
+        let keepAlive = self.connectionClose ? false : (self.connectionKeepAlive || !self.http10)
+        return ParsedRequestHead(
+            head: HTTPRequestHead(
+                version: self.http10 ? .http1_0 : .http1_1,
+                method: self.method,
+                uri: self.uri,
+                headers: HTTPHeaders(self.fields)
+            ),
+            contentLength: self.contentLength,
+            chunked: self.chunked,
+            keepAlive: keepAlive,
+            expectsContinue: self.expectsContinue,
+            hasUnsupportedExpectation: self.hasUnsupportedExpectation,
+            upgrade: self.upgrade,
+            authorization: self.authorization,
+            authorizationCount: self.authorizationCount,
+            contentType: self.contentType
+        )
+    }
+
+    /// A method HTTP defines (NIO's list: RFC 9110, WebDAV and friends), case-sensitive.
+    @inline(__always)
+    private static func method(_ bytes: UnsafeRawBufferPointer) throws(HTTPFramingError) -> HTTPMethod {
+        switch bytes.count {
+        case 3 where bytes[0] == UInt8(ascii: "G") && bytes[1] == UInt8(ascii: "E") && bytes[2] == UInt8(ascii: "T"):
+            return .GET
+        case 4 where bytes[0] == UInt8(ascii: "P") && bytes[1] == UInt8(ascii: "O") && bytes[2] == UInt8(ascii: "S")
+            && bytes[3] == UInt8(ascii: "T"):
+            return .POST
+        default:
+            let method = HTTPMethod(rawValue: String(decoding: bytes, as: UTF8.self))
+            if case .RAW = method { throw HTTPFramingError("unknown method") }
+            return method
+        }
+    }
+}
