@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // Policy model, YAML loading and compiled matchers. Pure Swift: no NIO.
@@ -43,7 +45,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The NIO server and client pipelines, upstream pool, timeouts, header rewriting.
+        // The NIO server and client pipelines, upstream pool, timeouts, header rewriting, metrics
+        // and the admin listener.
         .target(
             name: "PortcullisProxy",
             dependencies: [
@@ -53,8 +56,12 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
+                // Off the hot path only: config and reload metrics (swift-prometheus locks).
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         // The built-in CIPP-like backend behind `portcullis demo`, also the tests' backend process.
@@ -91,6 +98,11 @@ let package = Package(
             name: "SharedTestData",
             path: "Tests/Support/SharedTestData"
         ),
+        // Reads the Prometheus text format, for the metrics tests of every test target.
+        .target(
+            name: "PrometheusTestSupport",
+            path: "Tests/Support/PrometheusTestSupport"
+        ),
         .testTarget(
             name: "PortcullisPolicyTests",
             dependencies: ["PortcullisPolicy", "SharedTestData"]
@@ -112,6 +124,8 @@ let package = Package(
             name: "PortcullisProxyTests",
             dependencies: [
                 "PortcullisProxy",
+                "PortcullisAuth",
+                "PrometheusTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -122,6 +136,7 @@ let package = Package(
             dependencies: [
                 "portcullis",
                 "SharedTestData",
+                "PrometheusTestSupport",
                 // Signs the tests' tokens (JWSSigner; RSA and HMAC for the hostile ones).
                 "PortcullisAuth",
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -65,9 +65,6 @@ func runGateway(
     extraReadyLines: [String] = [],
     onReady: (@Sendable (GatewayServer) -> Void)? = nil
 ) async throws {
-    if config.logging.accessLog != nil || config.logging.perClientDirectory != nil {
-        logger.warning("logging.access_log and logging.per_client_dir are read but no access log is written yet")
-    }
     if config.issuers.isEmpty {
         logger.warning("no issuers are configured: every request will be refused with 401")
     }
@@ -108,19 +105,34 @@ private func serveUntilStopped(
     // bounded, so a gateway started with its IdP reachable accepts tokens from the start).
     let keyManager = IssuerKeyManager(logger: logger, eventLoopGroup: group)
     let server: GatewayServer
+    let accessLog: AccessLogWriter?
     do {
+        // The access log's files are opened now: a path that cannot be written stops the start.
+        if config.logging.accessLog != nil || config.logging.perClientDirectory != nil {
+            accessLog = try AccessLogWriter(
+                .init(path: config.logging.accessLog, perClientDirectory: config.logging.perClientDirectory),
+                logger: logger
+            )
+        } else {
+            accessLog = nil
+        }
         let keys = try keyManager.keys(for: config.issuers)
         await keyManager.waitForInitialFetch(timeout: .seconds(10))
-        server = try await GatewayServer.start(config: config, issuerKeys: keys, group: group, logger: logger)
+        server = try await GatewayServer.start(config: config, issuerKeys: keys, accessLog: accessLog, group: group, logger: logger)
     } catch {
         logger.critical("\(error)")
         await keyManager.shutdown()
         throw ExitCode(1)
     }
-    let readyLines = extraReadyLines + server.boundAddresses.map { "http://\(urlHost($0))" }
+    // After the drain every loop has handed over its last lines: write them all, then return.
+    defer { accessLog?.shutdown() }
+    let readyLines =
+        extraReadyLines + server.boundAddresses.map { "http://\(urlHost($0))" }
+        + (server.adminAddress.map { ["admin http://\(urlHost($0))"] } ?? [])
     let service = GatewayService(
         server: server,
         keyManager: keyManager,
+        accessLog: accessLog,
         directory: config.directory,
         drainTimeout: config.limits.drainTimeout,
         logger: logger,
@@ -153,6 +165,7 @@ private func serveUntilStopped(
 struct GatewayService: Service {
     let server: GatewayServer
     let keyManager: IssuerKeyManager
+    let accessLog: AccessLogWriter?
     let directory: String
     let drainTimeout: ConfigDuration
     let logger: Logger
@@ -160,6 +173,7 @@ struct GatewayService: Service {
 
     func run() async throws {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let reopens = await UnixSignalsSequence(trapping: .sigusr1)
         // ServiceGroup traps SIGTERM and SIGINT before it runs its services.
         try self.ready()
         // Structured, so nothing outlives run() holding the server.
@@ -167,6 +181,12 @@ struct GatewayService: Service {
             tasks.addTask {
                 for await _ in hangups {
                     await self.reload()
+                }
+            }
+            // SIGUSR1: reopen the access-log files (logrotate renames them first).
+            tasks.addTask {
+                for await _ in reopens {
+                    self.accessLog?.reopen()
                 }
             }
             // A change to a *.yaml file of the directory reloads too (polled: no inotify needed,
@@ -207,8 +227,10 @@ struct GatewayService: Service {
             // Unchanged URL issuers keep their fetched keys; a bad jwks_file fails the reload.
             let keys = try self.keyManager.keys(for: config.issuers)
             try await self.server.apply(config, issuerKeys: keys)
+            self.server.metrics.recordReload(succeeded: true)
             self.logger.info("configuration reloaded", metadata: ["directory": "\(self.directory)"])
         } catch {
+            self.server.metrics.recordReload(succeeded: false)
             self.logger.error("reload failed; keeping the running configuration:\n\(error)")
         }
     }

@@ -164,7 +164,7 @@ import Testing
         #expect(config.upstream.port == 9000)
     }
 
-    @Test func sectionsForLaterStagesAreAcceptedAndLocated() throws {
+    @Test func adminIssuersRolesAndClientsLoadTogether() throws {
         let config = try Self.load(
             Self.minimal + """
 
@@ -185,9 +185,8 @@ import Testing
                     roles: [readonly]
                 """
         )
-        #expect(Set(config.deferredSections.keys) == ["admin"])
-        #expect(config.deferredSections["admin"]?.line == 6)
-        #expect(config.deferredSections["admin"]?.file == "gateway.yaml")
+        #expect(config.deferredSections.isEmpty)
+        #expect(config.admin.address == HostPort(host: "127.0.0.1", port: 9090))
         #expect(config.issuers.map(\.name) == ["local"])
         #expect(config.issuers.first?.builtin == true)
         #expect(config.clients.map(\.id) == ["psa-sync"])
@@ -774,5 +773,92 @@ import Testing
     @Test func topLevelMustBeAMapping() throws {
         let errors = Self.errors("- listen\n- upstream\n")
         #expect(errors.contains { $0.message.contains("expected a mapping") && $0.location?.line == 1 })
+    }
+
+    // MARK: - Admin listener
+
+    @Test func adminSectionIsRead() throws {
+        let config = try Self.load(
+            Self.minimal + """
+
+                admin:
+                  address: "[::1]:9090"
+                  token_file: secrets/admin-token
+                """,
+            file: "/etc/portcullis/gateway.yaml"
+        )
+        #expect(config.admin.address == HostPort(host: "::1", port: 9090))
+        #expect(config.admin.tokenFile == "/etc/portcullis/secrets/admin-token")
+        #expect(config.admin.location == PortcullisPolicy.SourceLocation(file: "/etc/portcullis/gateway.yaml", line: 6, column: 12))
+        #expect(config.deferredSections.isEmpty)
+    }
+
+    @Test func noAdminSectionMeansNoAdminListener() throws {
+        let config = try Self.load(Self.minimal)
+        #expect(config.admin.address == nil)
+        #expect(config.admin.tokenFile == nil)
+    }
+
+    @Test func adminMayTakeAnyFreePortLikeAListener() throws {
+        let config = try Self.load(
+            """
+            listen:
+              - address: "127.0.0.1:0"
+            admin:
+              address: "127.0.0.1:0"
+            upstream:
+              url: "http://127.0.0.1:8091"
+            """
+        )
+        #expect(config.admin.address == HostPort(host: "127.0.0.1", port: 0))
+    }
+
+    @Test(arguments: ["9090", "localhost", "[::1]", "example.com:9090", "127.0.0.1:70000", "127.1:9090"])
+    func badAdminAddressNamesFileLineAndKey(address: String) throws {
+        let error = try Self.onlyError(
+            Self.minimal + """
+
+                admin:
+                  address: "\(address)"
+                """,
+            key: "admin.address"
+        )
+        #expect(error.location == PortcullisPolicy.SourceLocation(file: "gateway.yaml", line: 6, column: 12))
+        #expect(error.message.contains("'\(address)'"))
+        #expect(error.message.contains("expected IP:port"))
+        #expect(error.description.hasPrefix("gateway.yaml:6:12: admin.address:"), "\(error)")
+    }
+
+    @Test func unknownAdminKeyIsAnErrorWithItsLine() throws {
+        let error = try Self.onlyError(
+            Self.minimal + """
+
+                admin:
+                  address: "127.0.0.1:9090"
+                  tokenfile: admin-token
+                """,
+            key: "admin.tokenfile"
+        )
+        #expect(error.location?.line == 7)
+        #expect(error.message.contains("did you mean 'token_file'?"))
+    }
+
+    @Test func adminAddressMustDifferFromEveryListener() throws {
+        let error = try Self.onlyError(
+            Self.minimal + """
+
+                admin:
+                  address: "127.0.0.1:8080"
+                """,
+            key: "admin.address"
+        )
+        #expect(error.location?.line == 6)
+        #expect(error.message.contains("also a listen address"))
+    }
+
+    @Test func adminMustBeAMapping() throws {
+        let error = try Self.onlyError(Self.minimal + "\nadmin: \"127.0.0.1:9090\"\n", key: "admin")
+        #expect(error.message.contains("expected a mapping"))
+        #expect(error.location?.line == 5)
     }
 }

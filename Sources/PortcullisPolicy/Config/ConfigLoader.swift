@@ -10,7 +10,7 @@ public enum ConfigLoader {
         "catalog",
     ]
     /// Keys whose sections later stages interpret; accepted and kept as they are for now.
-    static let deferredKeys: Set<String> = ["admin"]
+    static let deferredKeys: Set<String> = []
 
     public static func load(directory: String) throws(ConfigErrors) -> GatewayConfig {
         let files: [String]
@@ -74,9 +74,16 @@ public enum ConfigLoader {
         if sections["listen"] == nil && unparsedFiles == 0 {
             errors.append(ConfigError(nil, key: "listen", "missing: at least one listener is required"))
         }
+        let admin = sections["admin"].map { Self.admin($0, &errors) } ?? AdminConfig()
         let upstream = sections["upstream"].flatMap { Self.upstream($0, &errors) }
         if sections["upstream"] == nil && unparsedFiles == 0 {
             errors.append(ConfigError(nil, key: "upstream", "missing: the backend to forward to is required"))
+        }
+        // Port 0 asks for any free port, so two of them never clash.
+        if let address = admin.address, address.port != 0, listeners?.contains(where: { $0.address == address }) == true {
+            errors.append(
+                ConfigError(admin.location, key: "admin.address", "\(address) is also a listen address; the admin listener needs its own")
+            )
         }
         let trusted = sections["trusted_proxies"].map { Self.cidrList($0, &errors) } ?? .empty
         let logging = sections["logging"].map { Self.logging($0, &errors) } ?? LoggingConfig()
@@ -100,6 +107,7 @@ public enum ConfigLoader {
         return GatewayConfig(
             directory: directory,
             listeners: listeners,
+            admin: admin,
             upstream: upstream,
             trustedProxies: trusted,
             logging: logging,
@@ -153,12 +161,7 @@ public enum ConfigLoader {
                 errors.append(item.error("missing address, e.g. \"0.0.0.0:8080\" or \"[::]:8080\""))
                 continue
             }
-            guard let text = addressNode.string(&errors) else { continue }
-            guard let address = HostPort(parsing: text), IPAddress(parsing: address.host) != nil || address.host == "localhost"
-            else {
-                errors.append(addressNode.error("'\(text)' is not an address; expected IP:port such as \"0.0.0.0:8080\" or \"[::]:8443\""))
-                continue
-            }
+            guard let address = Self.listenAddress(addressNode, &errors) else { continue }
             if result.contains(where: { $0.address == address }) {
                 errors.append(addressNode.error("\(address) is listed twice"))
                 continue
@@ -167,6 +170,41 @@ public enum ConfigLoader {
             result.append(ListenerConfig(address: address, tlsRequested: tls, location: addressNode.location))
         }
         return result
+    }
+
+    /// A listener's `address`: an IP (or `localhost`) and a port.
+    static func listenAddress(_ node: ConfigNode, _ errors: inout [ConfigError]) -> HostPort? {
+        guard let text = node.string(&errors) else { return nil }
+        guard let address = HostPort(parsing: text), IPAddress(parsing: address.host) != nil || address.host == "localhost"
+        else {
+            errors.append(node.error("'\(text)' is not an address; expected IP:port such as \"0.0.0.0:8080\" or \"[::]:8443\""))
+            return nil
+        }
+        return address
+    }
+
+    static func admin(_ node: ConfigNode, _ errors: inout [ConfigError]) -> AdminConfig {
+        var admin = AdminConfig()
+        guard let entries = node.mapping(&errors) else { return admin }
+        node.checkKeys(entries, known: ["address", "token_file"], &errors)
+        for entry in entries {
+            switch entry.key {
+            case "address":
+                admin.address = Self.listenAddress(entry.value, &errors)
+                admin.location = entry.value.location
+            case "token_file":
+                if let path = entry.value.string(&errors) {
+                    if path.isEmpty {
+                        errors.append(entry.value.error("expected a file path"))
+                    } else {
+                        admin.tokenFile = Self.resolve(path, relativeTo: node.file)
+                    }
+                }
+            default:
+                break
+            }
+        }
+        return admin
     }
 
     static func upstream(_ node: ConfigNode, _ errors: inout [ConfigError]) -> UpstreamConfig? {

@@ -1,10 +1,12 @@
 /// The gateway's whole configuration after loading and validation: an immutable snapshot.
 ///
-/// Sections that later stages own (`admin`) are recognised and their locations kept in
+/// Sections that later stages own are recognised and their locations kept in
 /// `deferredSections`; they are not interpreted yet.
 public struct GatewayConfig: Sendable {
     public var directory: String
     public var listeners: [ListenerConfig]
+    /// `admin:`: the listener for `/metrics`, `/healthz` and `/readyz`.
+    public var admin: AdminConfig
     public var upstream: UpstreamConfig
     public var trustedProxies: CIDRSet
     public var logging: LoggingConfig
@@ -24,6 +26,7 @@ public struct GatewayConfig: Sendable {
     public init(
         directory: String,
         listeners: [ListenerConfig],
+        admin: AdminConfig = AdminConfig(),
         upstream: UpstreamConfig,
         trustedProxies: CIDRSet = .empty,
         logging: LoggingConfig = LoggingConfig(),
@@ -36,6 +39,7 @@ public struct GatewayConfig: Sendable {
     ) {
         self.directory = directory
         self.listeners = listeners
+        self.admin = admin
         self.upstream = upstream
         self.trustedProxies = trustedProxies
         self.logging = logging
@@ -101,6 +105,23 @@ public struct ListenerConfig: Sendable {
     public init(address: HostPort, tlsRequested: SourceLocation? = nil, location: SourceLocation? = nil) {
         self.address = address
         self.tlsRequested = tlsRequested
+        self.location = location
+    }
+}
+
+/// The `admin:` section. With no `address` there is no admin listener.
+public struct AdminConfig: Sendable {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (same syntax as `listen[].address`).
+    public var address: HostPort?
+    /// The admin API's bearer token file (resolved against the config file's directory); kept
+    /// for the admin API, which the three endpoints above do not need.
+    public var tokenFile: String?
+    /// Where `address` was written.
+    public var location: SourceLocation?
+
+    public init(address: HostPort? = nil, tokenFile: String? = nil, location: SourceLocation? = nil) {
+        self.address = address
+        self.tokenFile = tokenFile
         self.location = location
     }
 }

@@ -13,6 +13,8 @@ enum HeaderRewriter {
         case drop
         case host
         case connection
+        /// Kept when valid; replaced by the gateway's own otherwise.
+        case traceparent
     }
 
     @inline(__always)
@@ -28,6 +30,8 @@ enum HeaderRewriter {
             return HeaderName.equals(name, "trailer") || HeaderName.equals(name, "upgrade") ? .drop : .keep
         case 9:
             return HeaderName.equals(name, "forwarded") || HeaderName.equals(name, "x-real-ip") ? .drop : .keep
+        case 11:
+            return HeaderName.equals(name, "traceparent") ? .traceparent : .keep
         case 10:
             if HeaderName.equals(name, "connection") { return .connection }
             return HeaderName.equals(name, "keep-alive") ? .drop : .keep
@@ -71,6 +75,9 @@ enum HeaderRewriter {
         var chunked: Bool
         var clientID: String
         var clientName: String
+        /// Nil: the client's valid `traceparent` goes on as sent. Else the client's is dropped
+        /// and `00-<trace id>-<parent id>-01` sent: the trace id is the request id.
+        var newParentID: UInt64?
     }
 
     /// Writes the upstream request head: request line, the client's headers minus those
@@ -99,6 +106,8 @@ enum HeaderRewriter {
                 Self.writeField(name, value, into: &out)
             case .host:
                 originalHost = value
+            case .traceparent:
+                if forwarding.newParentID == nil { Self.writeField(name, value, into: &out) }
             case .drop, .connection:
                 break
             }
@@ -109,6 +118,13 @@ enum HeaderRewriter {
         Self.writeField("X-Forwarded-Proto", forwarding.proto, into: &out)
         if let originalHost { Self.writeField("X-Forwarded-Host", originalHost, into: &out) }
         Self.writeField("X-Request-Id", forwarding.requestID, into: &out)
+        if let parent = forwarding.newParentID {
+            out.writeStaticString("traceparent: 00-")
+            out.writeString(forwarding.requestID)
+            out.writeInteger(UInt8(ascii: "-"))
+            Self.writeHex(parent, into: &out)
+            out.writeStaticString("-01\r\n")
+        }
         Self.writeField("X-Portcullis-Client-Id", forwarding.clientID, into: &out)
         Self.writeField("X-Portcullis-Client-Name", forwarding.clientName, into: &out)
         out.writeStaticString("\r\n")
@@ -116,6 +132,16 @@ enum HeaderRewriter {
 
     /// Framing and the gateway's own headers are never removed by a `Connection` token.
     private static let protectedFromConnection: Set<String> = ["host", "content-length", "transfer-encoding", "x-request-id"]
+
+    private static func writeHex(_ value: UInt64, into out: inout ByteBuffer) {
+        let digits: StaticString = "0123456789abcdef"
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: 16) { buffer in
+            for i in 0..<16 {
+                buffer[i] = digits.utf8Start[Int((value >> UInt64(60 - 4 * i)) & 0xF)]
+            }
+            return 16
+        }
+    }
 
     @inline(__always)
     private static func writeField(_ name: String, _ value: String, into out: inout ByteBuffer) {

@@ -14,6 +14,12 @@ struct RequestIDGenerator {
         self.state = seed
     }
 
+    /// A W3C parent (span) id: 64 bits, never zero.
+    mutating func makeSpanID() -> UInt64 {
+        let value = self.next()
+        return value == 0 ? 1 : value
+    }
+
     private mutating func next() -> UInt64 {
         self.state &+= 0x9E37_79B9_7F4A_7C15
         var z = self.state

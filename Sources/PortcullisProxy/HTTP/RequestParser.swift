@@ -26,6 +26,12 @@ struct ParsedRequestHead {
     var authorizationCount: Int
     /// The first `Content-Type` value.
     var contentType: String?
+    var userAgent: String?
+    /// The trace id of a valid W3C `traceparent` (version 00), nil when there is none or more
+    /// than one, or it is malformed (the gateway then sends its own).
+    var traceID: String?
+    /// A `traceparent` was sent (valid or not).
+    var hasTraceparent: Bool
 
     var hasBody: Bool { self.chunked || (self.contentLength ?? 0) > 0 }
 }
@@ -250,6 +256,9 @@ private struct HeadBuilder {
     private var authorization: String?
     private var authorizationCount = 0
     private var contentType: String?
+    private var userAgent: String?
+    private var traceparents = 0
+    private var traceID: String?
 
     /// One line, without its CRLF. True when it is the empty line that ends the head.
     mutating func line(_ p: UnsafeRawBufferPointer) throws(HTTPFramingError) -> Bool {
@@ -357,6 +366,11 @@ private struct HeadBuilder {
             }
         case 7 where HeaderName.equals(name, "upgrade"):
             self.upgrade = true
+        case 10 where HeaderName.equals(name, "user-agent"):
+            if self.userAgent == nil { self.userAgent = valueString }
+        case 11 where HeaderName.equals(name, "traceparent"):
+            self.traceparents += 1
+            self.traceID = Self.traceID(value)
         case 10 where HeaderName.equals(name, "connection"):
             HTTPSyntax.forEachListElement(value) { token in
                 if HeaderName.equals(token, "close") { self.connectionClose = true }
@@ -409,8 +423,29 @@ private struct HeadBuilder {
             upgrade: self.upgrade,
             authorization: self.authorization,
             authorizationCount: self.authorizationCount,
-            contentType: self.contentType
+            contentType: self.contentType,
+            userAgent: self.userAgent,
+            traceID: self.traceparents == 1 ? self.traceID : nil,
+            hasTraceparent: self.traceparents > 0
         )
+    }
+
+    /// `00-<32 hex>-<16 hex>-<2 hex>`, lowercase, ids not all zero (W3C Trace Context).
+    static func traceID(_ value: UnsafeRawBufferPointer) -> String? {
+        guard value.count == 55, value[0] == UInt8(ascii: "0"), value[1] == UInt8(ascii: "0"),
+            value[2] == UInt8(ascii: "-"), value[35] == UInt8(ascii: "-"), value[52] == UInt8(ascii: "-")
+        else { return nil }
+        var traceNonZero = false
+        var parentNonZero = false
+        for index in 3..<55 where index != 35 && index != 52 {
+            let byte = value[index]
+            guard (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x66) else { return nil }
+            if byte != 0x30 {
+                if index < 35 { traceNonZero = true } else if index < 52 { parentNonZero = true }
+            }
+        }
+        guard traceNonZero && parentNonZero else { return nil }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: value[3..<35]), as: UTF8.self)
     }
 
     /// A method HTTP defines (NIO's list: RFC 9110, WebDAV and friends), case-sensitive.

@@ -88,6 +88,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var upstreamNeedsFlush = false
     /// Between channelRead and channelReadComplete.
     private var inReadBurst = false
+    /// The access-log line of the exchange in flight; emitted once, when it ends (`emitLog`).
+    private var log: ExchangeLog?
 
     private var readPending = false
 
@@ -123,6 +125,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if self.log != nil && self.log!.reason == "allowed" { self.log!.reason = "client_closed" }
+        self.emitLog()
         self.isOpen = false
         self.loop.unregister(self)
         self.timerTask?.cancel()
@@ -217,23 +221,33 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         precondition(self.request == .idle, "request head in phase \(self.request)")
         let head = parsed.head
         self.startExchange(parsed)
+        self.log = ExchangeLog(
+            startNanos: self.context.eventLoop.now.uptimeNanoseconds,
+            startMillis: AccessLogWriter.nowMillis(),
+            method: head.method.rawValue,
+            path: head.uri,
+            sourceIP: self.peerText,
+            userAgent: parsed.userAgent,
+            traceID: parsed.traceID ?? self.requestID
+        )
         // Known before any local answer: a bodyless request needs no drain, so a 401 or 403
         // can leave the connection open.
         self.requestHasBody = parsed.hasBody
 
         if self.loop.isDraining {
-            return self.respondLocally(.draining, close: true)
+            return self.respondLocally(.draining, close: true, reason: "draining")
         }
         if head.method == .CONNECT {
-            return self.respondLocally(.badRequest("CONNECT is not supported"), close: true)
+            return self.respondLocally(.badRequest("CONNECT is not supported"), close: true, reason: "bad_request")
         }
         let target: CanonicalTarget
         switch CanonicalPath.canonicalize(head.uri) {
         case .success(let canonical): target = canonical
-        case .failure(let error): return self.respondLocally(.badRequest("\(error)"), close: true)
+        case .failure(let error): return self.respondLocally(.badRequest("\(error)"), close: true, reason: "bad_request")
         }
+        self.log!.path = String(target.path)
         if parsed.hasUnsupportedExpectation {
-            return self.respondLocally(.expectationFailed, close: true)
+            return self.respondLocally(.expectationFailed, close: true, reason: "expectation_failed")
         }
         // RFC 9110 10.1.1: no interim response to an HTTP/1.0 client.
         let expectContinue = parsed.expectsContinue && head.version.minor >= 1
@@ -245,10 +259,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             trusted: self.settings.trustedProxies
         )
         let caller: ClientRecord
+        if client.address != self.peer { self.log!.sourceIP = client.address.description }
         switch self.authenticate(parsed) {
         case .success(let record): caller = record
-        case .failure(let failure): return self.respondLocally(.unauthorized(failure), close: false)
+        case .failure(let failure): return self.respondLocally(.unauthorized(failure), close: false, reason: failure.reason)
         }
+        self.log!.clientID = caller.id
+        self.log!.clientName = caller.name
 
         let policyRequest = RequestPolicy.Request(
             client: caller,
@@ -261,10 +278,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 && (parsed.contentType.map(Self.isJSONMediaType) ?? false)
         )
         switch RequestPolicy.decide(policyRequest, settings: self.settings) {
-        case .allow:
-            break
-        case .deny(let error):
-            return self.respondLocally(error, close: false)
+        case .allow(let outcome):
+            self.log!.record(outcome, settings: self.settings)
+        case .deny(let error, let outcome):
+            self.log!.record(outcome, settings: self.settings)
+            return self.respondLocally(error, close: false, reason: outcome.reason)
         case .readBody(let check):
             let expected = parsed.contentLength ?? 4096
             self.inspectedBody = self.context.channel.allocator.buffer(capacity: min(expected, self.settings.maxInspectBody))
@@ -279,7 +297,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             requestID: self.requestID,
             chunked: chunked,
             clientID: caller.id,
-            clientName: caller.name
+            clientName: caller.name,
+            newParentID: parsed.traceID == nil ? self.loop.requestIDs.makeSpanID() : nil
         )
         var upstreamHead = self.context.channel.allocator.buffer(capacity: 512)
         HeaderRewriter.writeUpstreamHead(
@@ -317,7 +336,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.inspection = nil
         self.inspectedBody = nil
         switch RequestPolicy.decide(request, body: body, check: check, settings: self.settings) {
-        case .allow:
+        case .allow(let outcome):
+            self.log?.record(outcome, settings: self.settings)
             // The bytes go upstream as they came, framed as the upstream head says.
             if self.requestChunked {
                 if body.readableBytes > 0 {
@@ -330,10 +350,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 self.pendingParts.append(body)
             }
             self.lease(fresh: false)
-        case .deny(let error):
-            self.respondLocally(error, close: false)
+        case .deny(let error, let outcome):
+            self.log?.record(outcome, settings: self.settings)
+            self.respondLocally(error, close: false, reason: outcome.reason)
         case .readBody:
-            self.respondLocally(.badRequest("the request cannot be decided"), close: true)
+            self.respondLocally(.badRequest("the request cannot be decided"), close: true, reason: "bad_request")
         }
     }
 
@@ -389,11 +410,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     private func requestBodyReceived(_ buffer: ByteBuffer) {
         if self.request == .idle || buffer.readableBytes == 0 { return }
+        self.log?.bytesIn += buffer.readableBytes
         if self.inspectedBody != nil {
             guard self.inspectedBody!.readableBytes + buffer.readableBytes <= self.settings.maxInspectBody else {
                 self.inspection = nil
                 self.inspectedBody = nil
-                return self.respondLocally(.bodyTooLarge, close: true)
+                return self.respondLocally(.bodyTooLarge, close: true, reason: "body_too_large")
             }
             var buffer = buffer
             self.inspectedBody!.writeBuffer(&buffer)
@@ -449,6 +471,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     private func lease(fresh: Bool) {
         guard let head = self.upstreamHead else { return }
+        if self.log != nil && self.log!.upstreamStartNanos == nil {
+            self.log!.upstreamStartNanos = self.context.eventLoop.now.uptimeNanoseconds
+        }
         switch self.loop.pool.acquire(fresh: fresh) {
         case .ready(let connection):
             self.leasedReusedConnection = true
@@ -476,7 +501,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .failure:
             self.upstream = .none
             self.pendingParts.removeAll()
-            self.respondLocally(.badGateway, close: self.request != .complete)
+            self.respondLocally(.badGateway, close: self.request != .complete, reason: "upstream_unavailable")
         }
     }
 
@@ -521,6 +546,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         guard self.response == .waiting else { return }
         self.response = .streaming
         self.upstreamHead = nil
+        self.log?.status = head.status
         let http10 = self.requestVersion.minor == 0
         let hasBody = head.mayHaveBody && !self.isHEAD
         if hasBody && head.contentLength == nil {
@@ -541,6 +567,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             into: &bytes
         )
         self.heldHead = bytes
+        self.log?.bytesOut += bytes.readableBytes
     }
 
     /// Bodies up to this size ride in the head's buffer.
@@ -555,6 +582,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func upstreamResponseBody(_ buffer: ByteBuffer) {
         guard self.response == .streaming else { return }
+        self.log?.bytesOut += buffer.readableBytes
         if var head = self.heldHead, self.responseFraming == .asReceived, buffer.readableBytes <= Self.coalescedBodyLimit {
             self.heldHead = nil
             var body = buffer
@@ -574,6 +602,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func upstreamResponseEnd() {
         guard self.response == .streaming else { return }
+        if self.log != nil { self.log!.upstreamEndNanos = self.context.eventLoop.now.uptimeNanoseconds }
         self.writeHeldHead()
         self.response = .complete
         self.releaseUpstream(reusable: self.request == .complete)
@@ -607,10 +636,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 self.lease(fresh: true)
                 return
             }
-            self.respondLocally(.badGateway, close: self.request != .complete)
+            self.respondLocally(.badGateway, close: self.request != .complete, reason: "upstream_error")
         case .streaming:
             // Mid-body there is no way to signal an error but to cut the connection.
-            self.abortConnection()
+            self.abortConnection(reason: "upstream_aborted")
         case .complete:
             break
         }
@@ -633,6 +662,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Both sides complete: wait for the next request on this connection.
     private func finishExchange() {
+        self.emitLog()
         self.request = .idle
         self.response = .complete
         self.exchangeDeadline = nil
@@ -646,8 +676,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Answers from the gateway itself; the upstream, if any, is let go.
-    private func respondLocally(_ error: ErrorResponse, close: Bool) {
+    private func respondLocally(_ error: ErrorResponse, close: Bool, reason: String) {
         guard self.response == .waiting else { return }
+        if self.log != nil {
+            self.log!.status = Int(error.status.code)
+            self.log!.reason = reason
+            // The gateway refused (not the upstream failing an allowed request).
+            if !reason.hasPrefix("upstream_") { self.log!.decision = .deny }
+        }
         if case .attached = self.upstream { self.releaseUpstream(reusable: false) }
         self.upstream = .none
         self.pendingParts.removeAll()
@@ -664,6 +700,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             omitBody: self.isHEAD,
             allocator: self.context.channel.allocator
         )
+        self.log?.bytesOut += bytes.readableBytes
         self.context.write(self.wrapOutboundOut(bytes), promise: nil)
         if self.request == .complete {
             self.finishExchange()
@@ -672,7 +709,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.parseAvailable()
     }
 
-    private func abortConnection() {
+    private func abortConnection(reason: String) {
+        if self.log != nil && self.log!.reason == "allowed" { self.log!.reason = reason }
+        self.emitLog()
         self.isClosing = true
         self.releaseUpstream(reusable: false)
         self.closeAfterResponse = true
@@ -707,7 +746,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 if self.headStarted {
                     self.isClosing = true
                     let id = self.loop.requestIDs.make()
-                    self.writeAndClose(ErrorResponse.requestTimeout.rawBytes(requestID: id, allocator: self.context.channel.allocator))
+                    let bytes = ErrorResponse.requestTimeout.rawBytes(requestID: id, allocator: self.context.channel.allocator)
+                    // A head that never came whole is a request all the same: logged.
+                    var log = self.newLog(requestID: id)
+                    log.status = 408
+                    log.reason = "client_timeout"
+                    log.bytesOut = bytes.readableBytes
+                    self.log = log
+                    self.emitLog()
+                    self.writeAndClose(bytes)
                 } else {
                     self.context.close(promise: nil)
                 }
@@ -720,14 +767,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         switch self.response {
         case .waiting where self.inspection != nil:
             // Still reading the body the decision needs: the client was slow, not the upstream.
-            self.respondLocally(.bodyTimeout, close: true)
+            self.respondLocally(.bodyTimeout, close: true, reason: "client_timeout")
         case .waiting:
             self.releaseUpstream(reusable: false)
-            self.respondLocally(.gatewayTimeout, close: self.request != .complete)
+            self.respondLocally(.gatewayTimeout, close: self.request != .complete, reason: "upstream_timeout")
         case .streaming:
-            self.abortConnection()
+            self.abortConnection(reason: "upstream_timeout")
         case .complete:
-            if self.request != .idle { self.abortConnection() }
+            if self.request != .idle { self.abortConnection(reason: "client_timeout") }
         }
     }
 
@@ -774,6 +821,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// The drain timeout passed: the exchange in flight is cut (and logged).
+    func closeNow() {
+        guard self.isOpen else { return }
+        self.abortConnection(reason: "shutdown")
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable, case .attached(let connection) = self.upstream {
             connection.resumeReading()
@@ -784,7 +837,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // After the last response, e.g. a read error once we closed: nothing to answer.
         guard self.isOpen && !self.isClosing else { return }
-        self.abortConnection()
+        self.abortConnection(reason: "connection_error")
     }
 
     /// A request that cannot be read: 400 (431 for an oversized head) and close. Nothing of it
@@ -797,13 +850,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.request = .complete
             self.response = .waiting
             self.requestID = self.loop.requestIDs.make()
+            self.log = self.newLog(requestID: self.requestID)
         }
-        guard self.response == .waiting else { return self.abortConnection() }
+        guard self.response == .waiting else { return self.abortConnection(reason: "bad_request") }
         self.releaseUpstream(reusable: false)
         self.pendingParts.removeAll()
         let response: ErrorResponse =
             error.kind == .headTooLarge ? .headerTooLarge : .badRequest(error.description)
-        self.respondLocally(response, close: true)
+        self.respondLocally(response, close: true, reason: error.kind == .headTooLarge ? "header_too_large" : "bad_request")
     }
 
     /// Writes bytes that end the connection, then closes it.
@@ -812,6 +866,85 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.context.writeAndFlush(self.wrapOutboundOut(bytes)).whenComplete { _ in
             context.value.close(promise: nil)
         }
+    }
+}
+
+// MARK: - Access log
+
+extension ClientConnectionHandler {
+    /// What the access log will say of the exchange in flight, filled in as it goes.
+    struct ExchangeLog {
+        var startNanos: UInt64
+        var startMillis: Int64
+        var method: String
+        var path: String
+        var sourceIP: String
+        var userAgent: String?
+        var traceID: String?
+        var clientID: String?
+        var clientName: String?
+        var status = 0
+        var decision: ExchangeRecord.Decision = .allow
+        var reason = "allowed"
+        var rule: String?
+        var tenant: String?
+        var bytesIn = 0
+        var bytesOut = 0
+        var upstreamStartNanos: UInt64?
+        var upstreamEndNanos: UInt64?
+
+        mutating func record(_ outcome: RequestPolicy.Outcome, settings: ProxySettings) {
+            self.reason = outcome.reason
+            if let rule = outcome.rule, rule < settings.ruleNames.count { self.rule = settings.ruleNames[rule] }
+            self.tenant = outcome.tenant
+            self.decision = outcome.reason == "allowed" ? .allow : .deny
+        }
+    }
+
+    /// A line for a request that was refused before its head could be read.
+    fileprivate func newLog(requestID: String) -> ExchangeLog {
+        ExchangeLog(
+            startNanos: self.context.eventLoop.now.uptimeNanoseconds,
+            startMillis: AccessLogWriter.nowMillis(),
+            method: "",
+            path: "",
+            sourceIP: self.peerText,
+            traceID: nil,
+            decision: .deny
+        )
+    }
+
+    /// Hands the finished exchange's line to the loop (metrics, then the access-log writer).
+    fileprivate func emitLog() {
+        guard let log = self.log else { return }
+        self.log = nil
+        let now = self.context.eventLoop.now.uptimeNanoseconds
+        var upstreamNanos: Int64?
+        if let start = log.upstreamStartNanos {
+            upstreamNanos = Int64((log.upstreamEndNanos ?? now) &- start)
+        }
+        self.loop.record(
+            ExchangeRecord(
+                startMillis: log.startMillis,
+                requestID: self.requestID,
+                clientID: log.clientID,
+                clientName: log.clientName,
+                sourceIP: log.sourceIP,
+                method: log.method,
+                path: log.path,
+                status: log.status,
+                decision: log.decision,
+                reason: log.reason,
+                rule: log.rule,
+                tenant: log.tenant,
+                bytesIn: log.bytesIn,
+                bytesOut: log.bytesOut,
+                upstreamNanos: upstreamNanos,
+                totalNanos: Int64(now &- log.startNanos),
+                userAgent: log.userAgent,
+                traceID: log.traceID
+            )
+        )
     }
 }
 

@@ -6,34 +6,48 @@ import NIOPosix
 import PortcullisAuth
 import PortcullisPolicy
 
-/// The gateway: its listeners, the per-loop contexts (upstream pools) and graceful stop.
+/// The gateway: its listeners, the per-loop contexts (upstream pools), the admin listener,
+/// metrics and graceful stop.
 public final class GatewayServer: Sendable {
     public let boundAddresses: [SocketAddress]
+    /// Where `/metrics`, `/healthz` and `/readyz` are served; nil without `admin.address`.
+    public var adminAddress: SocketAddress? { self.admin?.localAddress }
+    public let metrics: GatewayMetrics
     private let group: EventLoopGroup
     private let channels: [Channel]
+    private let admin: AdminServer?
     private let contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
     private let openConnections: ManagedAtomic<Int>
+    private let draining: ManagedAtomic<Bool>
     private let logger: Logger
 
     private init(
         group: EventLoopGroup,
         channels: [Channel],
+        admin: AdminServer?,
         contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>],
         openConnections: ManagedAtomic<Int>,
+        draining: ManagedAtomic<Bool>,
+        metrics: GatewayMetrics,
         logger: Logger
     ) {
         self.group = group
         self.channels = channels
         self.boundAddresses = channels.compactMap(\.localAddress)
+        self.admin = admin
         self.contexts = contexts
         self.openConnections = openConnections
+        self.draining = draining
+        self.metrics = metrics
         self.logger = logger
     }
 
-    /// Binds every listener of `config` on `group`, one event loop per core.
+    /// Binds every listener of `config` on `group`, one event loop per core, then the admin
+    /// listener when `admin.address` is set.
     public static func start(
         config: GatewayConfig,
         issuerKeys: [String: any IssuerKeyProvider] = [:],
+        accessLog: AccessLogWriter? = nil,
         group: EventLoopGroup,
         logger: Logger
     ) async throws -> GatewayServer {
@@ -45,7 +59,7 @@ public final class GatewayServer: Sendable {
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
         for loop in group.makeIterator() {
             contexts[ObjectIdentifier(loop)] = try await loop.submit {
-                NIOLoopBound(LoopContext(eventLoop: loop, settings: settings), eventLoop: loop)
+                NIOLoopBound(LoopContext(eventLoop: loop, settings: settings, accessLog: accessLog), eventLoop: loop)
             }.get()
         }
         let openConnections = ManagedAtomic(0)
@@ -83,14 +97,70 @@ public final class GatewayServer: Sendable {
             for channel in channels { try? await channel.close() }
             throw GatewayError("cannot listen: \(error)")
         }
+
+        let metrics = GatewayMetrics(accessLog: accessLog)
+        metrics.configApplied(issuerKeys: issuerKeys)
+        let draining = ManagedAtomic(false)
+        var admin: AdminServer?
+        if let address = config.admin.address {
+            let endpoints = AdminServer.Endpoints(
+                metricsText: { loop in
+                    Self.metricsText(contexts: frozenContexts, metrics: metrics, openConnections: openConnections, on: loop)
+                },
+                isReady: { !draining.load(ordering: .relaxed) }
+            )
+            do {
+                admin = try await AdminServer.start(address: address, group: group, endpoints: endpoints, logger: logger)
+            } catch {
+                for channel in channels { try? await channel.close() }
+                let place = config.admin.location.map { "\($0): " } ?? ""
+                throw GatewayError("\(place)admin.address: cannot listen on \(address): \(error)")
+            }
+        }
         return GatewayServer(
             group: group,
             channels: channels,
+            admin: admin,
             contexts: contexts,
             openConnections: openConnections,
+            draining: draining,
+            metrics: metrics,
             logger: logger
         )
     }
+
+    /// Collects every loop's request metrics on its own loop, merges them, and renders the
+    /// whole exposition on `loop`.
+    private static func metricsText(
+        contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>],
+        metrics: GatewayMetrics,
+        openConnections: ManagedAtomic<Int>,
+        on loop: EventLoop
+    ) -> EventLoopFuture<String> {
+        let snapshots = contexts.values.map { context in
+            context.eventLoop.submit { context.value.metricsSnapshot() }
+        }
+        return EventLoopFuture.whenAllSucceed(snapshots, on: loop).map { snapshots in
+            var merged = LoopMetrics.Snapshot()
+            for snapshot in snapshots {
+                merged.merge(snapshot)
+            }
+            return metrics.render(merged, clientConnections: openConnections.load(ordering: .relaxed))
+        }
+    }
+
+    /// The `/metrics` text now.
+    public func metricsText() async throws -> String {
+        try await Self.metricsText(
+            contexts: self.contexts,
+            metrics: self.metrics,
+            openConnections: self.openConnections,
+            on: self.group.any()
+        ).get()
+    }
+
+    /// Listeners open and not draining (`/readyz`).
+    public var isReady: Bool { !self.draining.load(ordering: .relaxed) }
 
     /// The client side of the request path: one handler, which parses requests itself
     /// (`RequestParser`) and writes responses as bytes.
@@ -124,11 +194,13 @@ public final class GatewayServer: Sendable {
         for context in self.contexts.values {
             try await context.eventLoop.submit { context.value.update(settings) }.get()
         }
+        self.metrics.configApplied(issuerKeys: issuerKeys)
     }
 
     /// Graceful stop: stop accepting, let in-flight exchanges finish (at most `timeout`),
     /// close idle connections at once, then close whatever is left.
     public func drain(timeout: TimeAmount) async {
+        self.draining.store(true, ordering: .relaxed)
         for channel in self.channels {
             try? await channel.close()
         }
@@ -155,8 +227,16 @@ public final class GatewayServer: Sendable {
             )
         }
         for context in self.contexts.values {
-            try? await context.eventLoop.submit { context.value.pool.closeAll() }.get()
+            try? await context.eventLoop.submit {
+                // Connections still open past the drain timeout are closed (each logs its
+                // request as it goes), then every loop hands its last access-log lines over.
+                context.value.closeAllConnections()
+                context.value.pool.closeAll()
+                context.value.handOverLines()
+            }.get()
         }
+        // Last, so that `/readyz` says "draining" for as long as the drain lasts.
+        await self.admin?.close()
     }
 }
 

@@ -24,6 +24,8 @@ final class ProxySettings: Sendable {
     let cipp: Bool
     /// The most body bytes read to decide a request (tenant in a JSON body, `$batch`).
     let maxInspectBody: Int
+    /// For the access log's `rule`, by index into `policy.rules`: `role file:line key`.
+    let ruleNames: [String]
 
     init(_ config: GatewayConfig, issuerKeys: [String: any IssuerKeyProvider] = [:]) throws {
         self.upstream = try UpstreamTarget(config.upstream)
@@ -36,6 +38,9 @@ final class ProxySettings: Sendable {
         self.policy = config.policy
         self.cipp = config.upstream.profile == "cipp"
         self.maxInspectBody = config.limits.maxInspectBody
+        self.ruleNames = config.policy.rules.map { rule in
+            [rule.roleName, rule.location.map { "\($0)" }, rule.key].compactMap { $0 }.joined(separator: " ")
+        }
     }
 }
 
@@ -48,14 +53,24 @@ final class LoopContext {
     var requestIDs = RequestIDGenerator()
     /// Tokens verified on this loop under the current settings.
     var tokenCache: VerifiedTokenCache
+    /// Requests counted on this loop, read by the admin listener's `/metrics`.
+    let metrics = LoopMetrics()
+    /// Where finished requests are written; nil when no access log is configured.
+    let accessLog: AccessLogWriter?
+    /// Lines waiting to be handed to the writer, in one batch every `logBatchInterval`.
+    private var pendingLines: [ExchangeRecord] = []
+    private var batchScheduled = false
+    static let logBatchInterval = TimeAmount.milliseconds(5)
+    static let logBatchLimit = 1024
     private(set) var isDraining = false
     /// The open client connections of this loop, for graceful stop.
     private var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
     private var drained: EventLoopPromise<Void>?
 
-    init(eventLoop: EventLoop, settings: ProxySettings) {
+    init(eventLoop: EventLoop, settings: ProxySettings, accessLog: AccessLogWriter? = nil) {
         self.eventLoop = eventLoop
         self.settings = settings
+        self.accessLog = accessLog
         self.pool = UpstreamPool(eventLoop: eventLoop, target: settings.upstream)
         self.tokenCache = VerifiedTokenCache(capacity: settings.tokenCacheSize)
     }
@@ -88,10 +103,51 @@ final class LoopContext {
         return promise.futureResult
     }
 
+    /// A request has ended: counted now, logged in this loop's next batch.
+    func record(_ record: ExchangeRecord) {
+        self.metrics.record(record)
+        guard self.accessLog != nil else { return }
+        self.pendingLines.append(record)
+        if self.pendingLines.count >= Self.logBatchLimit {
+            self.handOverLines()
+        } else if !self.batchScheduled {
+            self.batchScheduled = true
+            let context = NIOLoopBound(self, eventLoop: self.eventLoop)
+            self.eventLoop.scheduleTask(in: Self.logBatchInterval) {
+                context.value.batchScheduled = false
+                context.value.handOverLines()
+            }
+        }
+    }
+
+    /// Gives the waiting lines to the writer (also at graceful stop).
+    func handOverLines() {
+        guard let log = self.accessLog, !self.pendingLines.isEmpty else { return }
+        log.submit(self.pendingLines)
+        self.pendingLines = []
+        self.pendingLines.reserveCapacity(64)
+    }
+
+    /// Closes every client connection now (after the drain timeout).
+    func closeAllConnections() {
+        for connection in Array(self.connections.values) {
+            connection.closeNow()
+        }
+    }
+
+    func metricsSnapshot() -> LoopMetrics.Snapshot {
+        self.metrics.snapshot(
+            tokenCacheHits: self.tokenCache.hits,
+            tokenCacheMisses: self.tokenCache.misses,
+            upstreamConnections: self.pool.openConnections
+        )
+    }
+
     /// A new configuration: requests in flight keep the settings they started with.
     func update(_ settings: ProxySettings) {
         self.settings = settings
         // A reload may have changed issuers, keys or clients: verify again under the new ones.
+        self.metrics.retireTokenCache(hits: self.tokenCache.hits, misses: self.tokenCache.misses)
         self.tokenCache = VerifiedTokenCache(capacity: settings.tokenCacheSize)
         self.pool.update(target: settings.upstream)
     }

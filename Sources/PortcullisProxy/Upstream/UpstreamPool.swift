@@ -16,6 +16,8 @@ final class UpstreamPool {
     private(set) var target: UpstreamTarget
     private var idle: [UpstreamConnection] = []
     private var sweeper: RepeatedTask?
+    /// Connections open now, idle or leased (for the metrics).
+    private(set) var openConnections = 0
 
     init(eventLoop: EventLoop, target: UpstreamTarget) {
         self.eventLoop = eventLoop
@@ -106,7 +108,9 @@ final class UpstreamPool {
             }
             .connect(host: target.host, port: target.port)
             .flatMapThrowing { channel in
-                try channel.pipeline.syncOperations.handler(type: UpstreamConnection.self)
+                pool.value.openConnections += 1
+                channel.closeFuture.whenComplete { _ in pool.value.openConnections -= 1 }
+                return try channel.pipeline.syncOperations.handler(type: UpstreamConnection.self)
             }
     }
 }

@@ -1,0 +1,42 @@
+/// One request that reached the gateway, as the access log and the metrics see it: built on the
+/// event loop from values the request path already holds (no formatting there), written as a
+/// JSON line by the access-log writer and counted by the loop's metrics.
+struct ExchangeRecord: Sendable {
+    enum Decision: Sendable {
+        case allow
+        case deny
+    }
+
+    /// Wall clock at the request head, milliseconds since 1970.
+    var startMillis: Int64
+    var requestID: String
+    /// Nil when no client was identified (no token, a bad token, a malformed request).
+    var clientID: String?
+    var clientName: String?
+    var sourceIP: String
+    var method: String
+    /// The canonical path when the request got that far, else the target as sent (or empty).
+    var path: String
+    var status: Int
+    var decision: Decision
+    /// A stable code: `allowed`, the 401 codes of `AuthFailure`, `ip_not_allowed`,
+    /// `role_denied`, `deny_rule`, `tenant_denied`, `upstream_timeout`, ...
+    var reason: String
+    /// The role and rule that decided (`readonly roles.yaml:12 roles.readonly.allow[0]`).
+    var rule: String?
+    var tenant: String?
+    /// Request body bytes read from the client.
+    var bytesIn: Int
+    /// Response bytes written to the client, head included.
+    var bytesOut: Int
+    /// From asking for an upstream connection to the response's end; nil when no upstream
+    /// exchange was started.
+    var upstreamNanos: Int64?
+    var totalNanos: Int64
+    var userAgent: String?
+    /// W3C trace id (32 hex digits) of the `traceparent` sent upstream.
+    var traceID: String?
+
+    /// 1 for 1xx ... 5xx.
+    var statusClass: Int { max(1, min(5, self.status / 100)) }
+}
