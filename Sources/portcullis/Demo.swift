@@ -39,14 +39,15 @@ struct Demo: AsyncParsableCommand {
         let backendURL = "http://\(urlHost(backend.localAddress))"
         try await runGateway(config: config, runtime: self.runtime, logger: logger, extraReadyLines: ["backend \(backendURL)"]) { server in
             let base = server.boundAddresses.first.map { "http://\(urlHost($0))" } ?? "http://127.0.0.1:8080"
-            print(Self.banner(gateway: base, backend: backendURL, directory: directory, tokens: tokens))
+            let admin = server.adminAddress.map { "http://\(urlHost($0))" }
+            print(Self.banner(gateway: base, backend: backendURL, admin: admin, directory: directory, tokens: tokens))
             fflush(stdout)
         }
         try await backend.close()
         try await backendGroup.shutdownGracefully()
     }
 
-    static func banner(gateway: String, backend: String, directory: String, tokens: [DemoToken]) -> String {
+    static func banner(gateway: String, backend: String, admin: String? = nil, directory: String, tokens: [DemoToken]) -> String {
         guard let first = tokens.first(where: \.enabled) else {
             return "\nPortcullis demo: gateway \(gateway) -> backend \(backend)\n(no enabled client of the demo issuer: no token to show)\n"
         }
@@ -65,6 +66,8 @@ struct Demo: AsyncParsableCommand {
               curl -s -i \(gateway)/api/ListTenants                            # 401: no token
               curl -s -X POST \(gateway)/api/ExecResetPass -H "Authorization: Bearer $TOKEN"   # 403: read-only
               curl -s \(gateway)/api/ListOffboardTenants -H "Authorization: Bearer $TOKEN"     # 403: a deny rule
+            \(admin.map { "  curl -s \($0)/metrics                                        # Prometheus metrics\n" } ?? "")
+            The demo config writes the access log to standard output: one JSON line per request.
 
             Other clients of the demo issuer:
 

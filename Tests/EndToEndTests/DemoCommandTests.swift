@@ -23,6 +23,7 @@ struct DemoCommandTests {
         for name in try FileManager.default.contentsOfDirectory(atPath: Self.demoDirectory.path) {
             var text = try String(contentsOf: Self.demoDirectory.appendingPathComponent(name), encoding: .utf8)
             text = text.replacingOccurrences(of: "\"127.0.0.1:8080\"", with: "\"127.0.0.1:0\"")
+            text = text.replacingOccurrences(of: "\"127.0.0.1:9090\"", with: "\"127.0.0.1:0\"")
             text = text.replacingOccurrences(of: "http://127.0.0.1:8091", with: "http://127.0.0.1:\(backendPort)")
             try text.write(to: copy.appendingPathComponent(name), atomically: true, encoding: .utf8)
         }
