@@ -67,8 +67,20 @@ struct AccessLogEncoder {
     }
 
     private mutating func string(_ value: String?) {
-        guard let value else { return self.raw("null") }
+        guard var value else { return self.raw("null") }
         self.line.append(UInt8(ascii: "\""))
+        // Most values need no escaping: copied in one go.
+        let clean = value.withUTF8 { bytes in
+            if bytes.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") && $0 != 0x7F }) {
+                self.line.append(contentsOf: bytes)
+                return true
+            }
+            return false
+        }
+        if clean {
+            self.line.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "\""): self.raw("\\\"")

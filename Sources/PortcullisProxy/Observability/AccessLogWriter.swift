@@ -138,10 +138,11 @@ public final class AccessLogWriter: AccessLogStats, @unchecked Sendable {
             }
             if didWork {
                 idleSleeps = 0
+                usleep(2000)
             } else {
-                // 1 ms after work, backing off to 20 ms when idle.
-                idleSleeps = min(idleSleeps + 1, 20)
-                usleep(UInt32(idleSleeps) * 1000)
+                // Loops hand over every 5 ms: wake about as often, backing off to 20 ms when idle.
+                idleSleeps = min(idleSleeps + 1, 4)
+                usleep(UInt32(idleSleeps) * 5000)
             }
         }
     }
@@ -164,16 +165,24 @@ public final class AccessLogWriter: AccessLogStats, @unchecked Sendable {
             )
             self.files.appendMain(self.encoder.dropMarker(lines: drops, nowMillis: Self.nowMillis()))
         }
+        // Locals for the pass: no exclusivity check per line on the class's properties.
+        var encoder = self.encoder
+        var files = self.files
+        self.files = FileSet()
+        defer {
+            self.encoder = encoder
+            self.files = files
+        }
         var count = 0
         for batch in batches.reversed() {
             for record in batch.records {
-                let line = self.encoder.encode(record)
-                self.files.appendMain(line)
-                if let client = record.clientID { self.files.appendClient(client, line) }
+                let line = encoder.encode(record)
+                files.appendMain(line)
+                if let client = record.clientID { files.appendClient(client, line) }
             }
             count += batch.records.count
         }
-        let failed = self.files.flush(logger: self.logger)
+        let failed = files.flush(logger: self.logger)
         self.queued.wrappingDecrement(by: count, ordering: .relaxed)
         self.written.wrappingIncrement(by: count - min(failed, count), ordering: .relaxed)
         if failed > 0 { self.dropped.wrappingIncrement(by: min(failed, count), ordering: .relaxed) }

@@ -31,11 +31,16 @@ struct ExchangeRecord: Sendable {
     var bytesOut: Int
     /// From asking for an upstream connection to the response's end; nil when no upstream
     /// exchange was started.
-    var upstreamNanos: Int64?
-    var totalNanos: Int64
-    var userAgent: String?
+    var upstreamNanos: Int64? = nil
+    var totalNanos: Int64 = 0
+    var userAgent: String? = nil
     /// W3C trace id (32 hex digits) of the `traceparent` sent upstream.
     var traceID: String?
+
+    // Bookkeeping while the request is in flight (monotonic clock, nanoseconds).
+    var startUptimeNanos: UInt64 = 0
+    var upstreamStartUptimeNanos: UInt64?
+    var upstreamEndUptimeNanos: UInt64?
 
     /// 1 for 1xx ... 5xx.
     var statusClass: Int { max(1, min(5, self.status / 100)) }

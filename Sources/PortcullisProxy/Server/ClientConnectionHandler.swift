@@ -89,7 +89,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Between channelRead and channelReadComplete.
     private var inReadBurst = false
     /// The access-log line of the exchange in flight; emitted once, when it ends (`emitLog`).
-    private var log: ExchangeLog?
+    private var log: ExchangeRecord?
 
     private var readPending = false
 
@@ -221,14 +221,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         precondition(self.request == .idle, "request head in phase \(self.request)")
         let head = parsed.head
         self.startExchange(parsed)
-        self.log = ExchangeLog(
-            startNanos: self.context.eventLoop.now.uptimeNanoseconds,
-            startMillis: AccessLogWriter.nowMillis(),
+        let now = self.context.eventLoop.now.uptimeNanoseconds
+        self.log = ExchangeRecord(
+            startMillis: self.loop.wallMillis(uptimeNanos: now),
+            requestID: self.requestID,
+            sourceIP: self.peerText,
             method: head.method.rawValue,
             path: head.uri,
-            sourceIP: self.peerText,
+            status: 0,
+            decision: .allow,
+            reason: "allowed",
+            bytesIn: 0,
+            bytesOut: 0,
             userAgent: parsed.userAgent,
-            traceID: parsed.traceID ?? self.requestID
+            traceID: parsed.traceID ?? self.requestID,
+            startUptimeNanos: now
         )
         // Known before any local answer: a bodyless request needs no drain, so a 401 or 403
         // can leave the connection open.
@@ -471,8 +478,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     private func lease(fresh: Bool) {
         guard let head = self.upstreamHead else { return }
-        if self.log != nil && self.log!.upstreamStartNanos == nil {
-            self.log!.upstreamStartNanos = self.context.eventLoop.now.uptimeNanoseconds
+        if self.log != nil && self.log!.upstreamStartUptimeNanos == nil {
+            self.log!.upstreamStartUptimeNanos = self.context.eventLoop.now.uptimeNanoseconds
         }
         switch self.loop.pool.acquire(fresh: fresh) {
         case .ready(let connection):
@@ -602,7 +609,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func upstreamResponseEnd() {
         guard self.response == .streaming else { return }
-        if self.log != nil { self.log!.upstreamEndNanos = self.context.eventLoop.now.uptimeNanoseconds }
+        if self.log != nil { self.log!.upstreamEndUptimeNanos = self.context.eventLoop.now.uptimeNanoseconds }
         self.writeHeldHead()
         self.response = .complete
         self.releaseUpstream(reusable: self.request == .complete)
@@ -872,79 +879,42 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 // MARK: - Access log
 
 extension ClientConnectionHandler {
-    /// What the access log will say of the exchange in flight, filled in as it goes.
-    struct ExchangeLog {
-        var startNanos: UInt64
-        var startMillis: Int64
-        var method: String
-        var path: String
-        var sourceIP: String
-        var userAgent: String?
-        var traceID: String?
-        var clientID: String?
-        var clientName: String?
-        var status = 0
-        var decision: ExchangeRecord.Decision = .allow
-        var reason = "allowed"
-        var rule: String?
-        var tenant: String?
-        var bytesIn = 0
-        var bytesOut = 0
-        var upstreamStartNanos: UInt64?
-        var upstreamEndNanos: UInt64?
-
-        mutating func record(_ outcome: RequestPolicy.Outcome, settings: ProxySettings) {
-            self.reason = outcome.reason
-            if let rule = outcome.rule, rule < settings.ruleNames.count { self.rule = settings.ruleNames[rule] }
-            self.tenant = outcome.tenant
-            self.decision = outcome.reason == "allowed" ? .allow : .deny
-        }
-    }
-
-    /// A line for a request that was refused before its head could be read.
-    fileprivate func newLog(requestID: String) -> ExchangeLog {
-        ExchangeLog(
-            startNanos: self.context.eventLoop.now.uptimeNanoseconds,
-            startMillis: AccessLogWriter.nowMillis(),
+    /// A line for the request starting now, filled in as it goes.
+    fileprivate func newLog(requestID: String) -> ExchangeRecord {
+        let now = self.context.eventLoop.now.uptimeNanoseconds
+        return ExchangeRecord(
+            startMillis: self.loop.wallMillis(uptimeNanos: now),
+            requestID: requestID,
+            sourceIP: self.peerText,
             method: "",
             path: "",
-            sourceIP: self.peerText,
-            traceID: nil,
-            decision: .deny
+            status: 0,
+            decision: .deny,
+            reason: "bad_request",
+            bytesIn: 0,
+            bytesOut: 0,
+            startUptimeNanos: now
         )
     }
 
     /// Hands the finished exchange's line to the loop (metrics, then the access-log writer).
     fileprivate func emitLog() {
-        guard let log = self.log else { return }
-        self.log = nil
+        guard var record = self.log.take() else { return }
         let now = self.context.eventLoop.now.uptimeNanoseconds
-        var upstreamNanos: Int64?
-        if let start = log.upstreamStartNanos {
-            upstreamNanos = Int64((log.upstreamEndNanos ?? now) &- start)
+        if let start = record.upstreamStartUptimeNanos {
+            record.upstreamNanos = Int64((record.upstreamEndUptimeNanos ?? now) &- start)
         }
-        self.loop.record(
-            ExchangeRecord(
-                startMillis: log.startMillis,
-                requestID: self.requestID,
-                clientID: log.clientID,
-                clientName: log.clientName,
-                sourceIP: log.sourceIP,
-                method: log.method,
-                path: log.path,
-                status: log.status,
-                decision: log.decision,
-                reason: log.reason,
-                rule: log.rule,
-                tenant: log.tenant,
-                bytesIn: log.bytesIn,
-                bytesOut: log.bytesOut,
-                upstreamNanos: upstreamNanos,
-                totalNanos: Int64(now &- log.startNanos),
-                userAgent: log.userAgent,
-                traceID: log.traceID
-            )
-        )
+        record.totalNanos = Int64(now &- record.startUptimeNanos)
+        self.loop.record(record)
+    }
+}
+
+extension ExchangeRecord {
+    mutating func record(_ outcome: RequestPolicy.Outcome, settings: ProxySettings) {
+        self.reason = outcome.reason
+        if let rule = outcome.rule, rule < settings.ruleNames.count { self.rule = settings.ruleNames[rule] }
+        self.tenant = outcome.tenant
+        self.decision = outcome.reason == "allowed" ? .allow : .deny
     }
 }
 

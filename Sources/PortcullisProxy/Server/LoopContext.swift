@@ -103,6 +103,19 @@ final class LoopContext {
         return promise.futureResult
     }
 
+    private var wallSampleUptime: UInt64 = 0
+    private var wallSampleMillis: Int64 = 0
+
+    /// Wall-clock milliseconds at a monotonic reading, from an offset sampled at most once a
+    /// second (no wall-clock read per request; a clock step shows within a second).
+    func wallMillis(uptimeNanos: UInt64) -> Int64 {
+        if uptimeNanos &- self.wallSampleUptime > 1_000_000_000 || uptimeNanos < self.wallSampleUptime {
+            self.wallSampleUptime = uptimeNanos
+            self.wallSampleMillis = AccessLogWriter.nowMillis()
+        }
+        return self.wallSampleMillis + Int64((uptimeNanos - self.wallSampleUptime) / 1_000_000)
+    }
+
     /// A request has ended: counted now, logged in this loop's next batch.
     func record(_ record: ExchangeRecord) {
         self.metrics.record(record)
