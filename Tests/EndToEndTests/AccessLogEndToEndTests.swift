@@ -36,6 +36,7 @@ struct AccessLogEndToEndTests {
                 allow:
                   - { methods: [GET], paths: ["/demo/echo/**"] }
             logging:
+              level: debug
               access_log: access.log
               per_client_dir: clients
             """
