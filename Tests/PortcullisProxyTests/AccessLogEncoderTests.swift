@@ -63,6 +63,15 @@ import Testing
         #expect(text.contains("\"total_ms\":600000.000,"))
     }
 
+    @Test func linesOfOneSecondAndTheNextKeepTheirOwnTimestamps() throws {
+        var encoder = AccessLogEncoder()
+        for (millis, text) in [(Int64(1_795_352_394_123), "12:59:54.123Z"), (1_795_352_394_999, "12:59:54.999Z"),
+                               (1_795_352_395_000, "12:59:55.000Z"), (1_795_352_394_001, "12:59:54.001Z")] {
+            let line = String(decoding: encoder.encode(Self.record { $0.startMillis = millis }), as: UTF8.self)
+            #expect(line.hasPrefix("{\"ts\":\"2026-11-22T\(text)\""), "\(line)")
+        }
+    }
+
     @Test func dropMarkersSayHowManyLinesAreMissing() throws {
         var encoder = AccessLogEncoder()
         let object = try #require(

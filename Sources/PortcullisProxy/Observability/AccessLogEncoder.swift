@@ -2,6 +2,9 @@
 /// thread: no Foundation, no formatter, one reused buffer.
 struct AccessLogEncoder {
     private var line: [UInt8] = []
+    /// `YYYY-MM-DDTHH:MM:SS.` of the last second seen: lines of one second share it.
+    private var secondPrefix: [UInt8] = []
+    private var prefixSecond = Int64.min
 
     init() {
         self.line.reserveCapacity(512)
@@ -11,7 +14,7 @@ struct AccessLogEncoder {
     mutating func encode(_ record: ExchangeRecord) -> [UInt8] {
         self.line.removeAll(keepingCapacity: true)
         self.raw("{\"ts\":\"")
-        Self.appendTimestamp(record.startMillis, to: &self.line)
+        self.timestamp(record.startMillis)
         self.raw("\",\"request_id\":")
         self.string(record.requestID)
         self.raw(",\"client_id\":")
@@ -61,6 +64,19 @@ struct AccessLogEncoder {
     }
 
     // MARK: - Pieces
+
+    private mutating func timestamp(_ millis: Int64) {
+        let second = millis >= 0 ? millis / 1000 : (millis - 999) / 1000
+        if second != self.prefixSecond {
+            self.prefixSecond = second
+            self.secondPrefix.removeAll(keepingCapacity: true)
+            Self.appendTimestamp(second * 1000, to: &self.secondPrefix)
+            self.secondPrefix.removeLast(4)  // "000Z"
+        }
+        self.line.append(contentsOf: self.secondPrefix)
+        Self.appendDecimal(millis - second * 1000, to: &self.line, width: 3)
+        self.line.append(UInt8(ascii: "Z"))
+    }
 
     private mutating func raw(_ text: StaticString) {
         self.line.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
