@@ -60,8 +60,8 @@ final class LoopContext {
     /// Lines waiting to be handed to the writer, in one batch every `logBatchInterval`.
     private var pendingLines: [ExchangeRecord] = []
     private var batchScheduled = false
-    static let logBatchInterval = TimeAmount.milliseconds(5)
-    static let logBatchLimit = 1024
+    static let logBatchInterval = TimeAmount.milliseconds(50)
+    static let logBatchLimit = 4096
     private(set) var isDraining = false
     /// The open client connections of this loop, for graceful stop.
     private var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
