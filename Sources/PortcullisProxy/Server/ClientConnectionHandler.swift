@@ -227,7 +227,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             requestID: self.requestID,
             sourceIP: self.peerText,
             method: head.method.rawValue,
-            path: head.uri,
+            path: "",
             status: 0,
             decision: .allow,
             reason: "allowed",
@@ -242,15 +242,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.requestHasBody = parsed.hasBody
 
         if self.loop.isDraining {
+            self.log!.path = Self.pathForLog(head.uri)
             return self.respondLocally(.draining, close: true, reason: "draining")
         }
         if head.method == .CONNECT {
+            self.log!.path = Self.pathForLog(head.uri)
             return self.respondLocally(.badRequest("CONNECT is not supported"), close: true, reason: "bad_request")
         }
         let target: CanonicalTarget
         switch CanonicalPath.canonicalize(head.uri) {
         case .success(let canonical): target = canonical
-        case .failure(let error): return self.respondLocally(.badRequest("\(error)"), close: true, reason: "bad_request")
+        case .failure(let error):
+            self.log!.path = Self.pathForLog(head.uri)
+            return self.respondLocally(.badRequest("\(error)"), close: true, reason: "bad_request")
         }
         self.log!.path = String(target.path)
         if parsed.hasUnsupportedExpectation {
@@ -329,6 +333,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
         // A request being inspected goes upstream once its body has been read and allowed.
         if self.inspection == nil { self.lease(fresh: false) }
+    }
+
+    /// A target that was not canonicalized, as sent but without its query: a query may carry a
+    /// secret (RFC 6750's `access_token`), and no log holds one.
+    static func pathForLog(_ uri: String) -> String {
+        String(uri.prefix { $0 != "?" })
     }
 
     /// `application/json` or `application/*+json`, parameters ignored.
