@@ -87,21 +87,7 @@ struct AdminEndpointsEndToEndTests {
         #expect(RawHTTPClient.request("GET", "/api/ListTenants", port: system.port, authorize: false).status == 401)
 
         let metrics = try Self.scrape(port: admin)
-        let families: [String: String] = [
-            "portcullis_requests_total": "counter",
-            "portcullis_request_duration_seconds": "histogram",
-            "portcullis_upstream_duration_seconds": "histogram",
-            "portcullis_upstream_connections": "gauge",
-            "portcullis_client_connections": "gauge",
-            "portcullis_token_cache_hits_total": "counter",
-            "portcullis_token_cache_misses_total": "counter",
-            "portcullis_jwks_refreshes_total": "counter",
-            "portcullis_jwks_refresh_failures_total": "counter",
-            "portcullis_config_generation": "gauge",
-            "portcullis_config_reloads_total": "counter",
-            "portcullis_config_reload_failures_total": "counter",
-        ]
-        for (family, type) in families {
+        for (family, type) in PrometheusExposition.gatewayFamilies {
             #expect(metrics.types[family] == type, "\(family)")
             #expect(metrics.helps[family] != nil, "\(family) has no HELP")
         }

@@ -111,11 +111,6 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    /// The access-log writer whose queue and counts are reported from now on.
-    public func attach(accessLog: any AccessLogStats) {
-        self.sources.withLockedValue { $0.accessLog = accessLog }
-    }
-
     /// The whole exposition: the merged loop snapshots, then the rest.
     func render(_ loops: LoopMetrics.Snapshot, clientConnections: Int) -> String {
         var out = PrometheusTextWriter()

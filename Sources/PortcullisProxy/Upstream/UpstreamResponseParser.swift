@@ -200,7 +200,7 @@ struct UpstreamResponseParser {
             p[0] == UInt8(ascii: "H"), p[1] == UInt8(ascii: "T"), p[2] == UInt8(ascii: "T"), p[3] == UInt8(ascii: "P"),
             p[4] == UInt8(ascii: "/"), p[5] == UInt8(ascii: "1"), p[6] == UInt8(ascii: "."),
             p[7] == UInt8(ascii: "0") || p[7] == UInt8(ascii: "1"), p[8] == 0x20,
-            Self.isDigit(p[9]), Self.isDigit(p[10]), Self.isDigit(p[11])
+            HTTPSyntax.isDigit(p[9]), HTTPSyntax.isDigit(p[10]), HTTPSyntax.isDigit(p[11])
         else { throw UpstreamProtocolError("malformed status line") }
         let status = Int(p[9] &- 0x30) * 100 + Int(p[10] &- 0x30) * 10 + Int(p[11] &- 0x30)
         guard status >= 100 && status <= 599 else { throw UpstreamProtocolError("status code out of range") }
@@ -208,7 +208,7 @@ struct UpstreamResponseParser {
         if p[index] == 0x20 {
             index += 1
             while index < p.count && p[index] != 0x0D {
-                guard Self.isFieldByte(p[index]) else { throw UpstreamProtocolError("control byte in the reason phrase") }
+                guard HTTPSyntax.isFieldByte(p[index]) else { throw UpstreamProtocolError("control byte in the reason phrase") }
                 index += 1
             }
         }
@@ -231,7 +231,7 @@ struct UpstreamResponseParser {
                 break
             }
             let nameStart = index
-            while index < p.count && Self.isTokenByte(p[index]) { index += 1 }
+            while index < p.count && HTTPSyntax.isTokenByte(p[index]) { index += 1 }
             guard index > nameStart, index < p.count, p[index] == UInt8(ascii: ":") else {
                 throw UpstreamProtocolError(
                     p[nameStart] == 0x20 || p[nameStart] == 0x09 ? "obs-fold in the response head" : "malformed header line"
@@ -244,7 +244,7 @@ struct UpstreamResponseParser {
             var valueEnd = index
             while index < p.count && p[index] != 0x0D {
                 let byte = p[index]
-                guard Self.isFieldByte(byte) else { throw UpstreamProtocolError("control byte in a header value") }
+                guard HTTPSyntax.isFieldByte(byte) else { throw UpstreamProtocolError("control byte in a header value") }
                 index += 1
                 if byte != 0x20 && byte != 0x09 { valueEnd = index }
             }
@@ -308,13 +308,4 @@ struct UpstreamResponseParser {
         }
         return index + 2
     }
-
-    @inline(__always)
-    static func isDigit(_ byte: UInt8) -> Bool { HTTPSyntax.isDigit(byte) }
-
-    @inline(__always)
-    static func isFieldByte(_ byte: UInt8) -> Bool { HTTPSyntax.isFieldByte(byte) }
-
-    @inline(__always)
-    static func isTokenByte(_ byte: UInt8) -> Bool { HTTPSyntax.isTokenByte(byte) }
 }

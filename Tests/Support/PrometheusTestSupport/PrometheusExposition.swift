@@ -118,3 +118,28 @@ public struct PrometheusExposition {
         }
     }
 }
+
+extension PrometheusExposition {
+    /// Every family the gateway exposes on /metrics, with its type.
+    public static let gatewayFamilies: [String: String] = [
+        "portcullis_requests_total": "counter",
+        "portcullis_request_duration_seconds": "histogram",
+        "portcullis_upstream_duration_seconds": "histogram",
+        "portcullis_upstream_connections": "gauge",
+        "portcullis_client_connections": "gauge",
+        "portcullis_token_cache_hits_total": "counter",
+        "portcullis_token_cache_misses_total": "counter",
+        "portcullis_jwks_refreshes_total": "counter",
+        "portcullis_jwks_refresh_failures_total": "counter",
+        "portcullis_config_generation": "gauge",
+        "portcullis_config_reloads_total": "counter",
+        "portcullis_config_reload_failures_total": "counter",
+    ]
+
+    /// The families added when an access-log writer runs.
+    public static let accessLogFamilies: [String: String] = [
+        "portcullis_access_log_queue_lines": "gauge",
+        "portcullis_access_log_written_lines_total": "counter",
+        "portcullis_access_log_dropped_lines_total": "counter",
+    ]
+}
