@@ -26,6 +26,8 @@ public struct IssuerConfig: Sendable {
     /// How often a `jwks_url` (or discovered) key set is fetched again.
     public var jwksRefresh: ConfigDuration
     public var builtin: Bool
+    /// The built-in issuer's settings (`builtin: true`); nil for an outside issuer.
+    public var builtinSettings: BuiltinIssuerSettings?
     public var location: SourceLocation?
 
     public init(
@@ -38,6 +40,7 @@ public struct IssuerConfig: Sendable {
         leeway: ConfigDuration = .seconds(60),
         jwksRefresh: ConfigDuration = .minutes(10),
         builtin: Bool = false,
+        builtinSettings: BuiltinIssuerSettings? = nil,
         location: SourceLocation? = nil
     ) {
         self.name = name
@@ -49,6 +52,7 @@ public struct IssuerConfig: Sendable {
         self.leeway = leeway
         self.jwksRefresh = jwksRefresh
         self.builtin = builtin
+        self.builtinSettings = builtinSettings
         self.location = location
     }
 
@@ -57,6 +61,41 @@ public struct IssuerConfig: Sendable {
     public static let supportedAlgorithms = [
         "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
     ]
+}
+
+/// The built-in issuer (`issuers[]` with `builtin: true`): Portcullis's own `POST /oauth/token`.
+public struct BuiltinIssuerSettings: Sendable, Equatable {
+    /// PEM file of the signing key (Ed25519 or P-256, PKCS#8 or SEC1), resolved against the
+    /// config file's directory.
+    public var signingKeyFile: String
+    /// A client's token lifetime when it sets none (`token_lifetime`, default 15m).
+    public var tokenLifetime: ConfigDuration
+    /// No client's `token_lifetime` may exceed this (`max_token_lifetime`, default 1h).
+    public var maxTokenLifetime: ConfigDuration
+    /// Failed client authentications allowed per client id, and per source address, within
+    /// `failure_window` before further attempts get 429 (`max_failed_auth`, default 5).
+    public var maxFailedAuth: Int
+    /// `failure_window`, default 5m: also how long a locked-out id or address waits.
+    public var failureWindow: ConfigDuration
+    /// Where `last_redeemed` times and revoked token ids are kept across restarts
+    /// (`state_file`, default `<name>-state.json` beside the config file), resolved.
+    public var stateFile: String
+
+    public init(
+        signingKeyFile: String,
+        tokenLifetime: ConfigDuration = .minutes(15),
+        maxTokenLifetime: ConfigDuration = .hours(1),
+        maxFailedAuth: Int = 5,
+        failureWindow: ConfigDuration = .minutes(5),
+        stateFile: String
+    ) {
+        self.signingKeyFile = signingKeyFile
+        self.tokenLifetime = tokenLifetime
+        self.maxTokenLifetime = maxTokenLifetime
+        self.maxFailedAuth = maxFailedAuth
+        self.failureWindow = failureWindow
+        self.stateFile = stateFile
+    }
 }
 
 /// One `clients:` entry.
@@ -71,6 +110,14 @@ public struct ClientConfig: Sendable {
     public var roles: [String]
     /// The addresses it may call from; nil (the key absent) means any, an empty set none.
     public var allowedIPs: CIDRSet?
+    /// The `allowed_ips` entries as written, for the clients file, `client list` and the admin API.
+    public var allowedIPsText: [String]?
+    /// Built-in issuer clients: lowercase hex SHA-256 of the secret (never the secret).
+    public var secretSHA256: String?
+    /// Built-in issuer clients: their tokens' lifetime; nil takes the issuer's `token_lifetime`.
+    public var tokenLifetime: ConfigDuration?
+    /// When `portcullis client` or the admin API last changed this entry (RFC 3339, UTC).
+    public var lastModified: String?
     public var location: SourceLocation?
 
     public init(
@@ -80,6 +127,10 @@ public struct ClientConfig: Sendable {
         issuer: String,
         roles: [String] = [],
         allowedIPs: CIDRSet? = nil,
+        allowedIPsText: [String]? = nil,
+        secretSHA256: String? = nil,
+        tokenLifetime: ConfigDuration? = nil,
+        lastModified: String? = nil,
         location: SourceLocation? = nil
     ) {
         self.id = id
@@ -88,6 +139,10 @@ public struct ClientConfig: Sendable {
         self.issuer = issuer
         self.roles = roles
         self.allowedIPs = allowedIPs
+        self.allowedIPsText = allowedIPsText
+        self.secretSHA256 = secretSHA256
+        self.tokenLifetime = tokenLifetime
+        self.lastModified = lastModified
         self.location = location
     }
 
