@@ -45,3 +45,13 @@ public enum ClientSecret {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+extension ClientSecret {
+    /// The `cv` claim of the built-in issuer's tokens: 96 bits of a hash of the stored secret
+    /// hash. A rotated secret has another, so its old tokens stop matching; the value reveals
+    /// nothing usable about the secret.
+    public static func credentialVersion(sha256Hex: String) -> String {
+        let digest = SHA256.hash(data: Array(("portcullis credential version\0" + sha256Hex).utf8))
+        return Base64URL.encode(Array(digest).prefix(12))
+    }
+}

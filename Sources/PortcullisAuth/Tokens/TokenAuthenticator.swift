@@ -22,13 +22,23 @@ public struct TrustedIssuer: Sendable {
     /// The claim naming the client (`appid`, `azp`, `client_id`, `sub`).
     public let clientClaim: String
     public let keys: any IssuerKeyProvider
+    /// Portcullis's own issuer: its tokens must carry `jti` and `cv` (``BuiltinIssuer``).
+    public let builtin: Bool
 
-    public init(name: String, verifier: JWSVerifier, claims: ClaimsPolicy, clientClaim: String, keys: any IssuerKeyProvider) {
+    public init(
+        name: String,
+        verifier: JWSVerifier,
+        claims: ClaimsPolicy,
+        clientClaim: String,
+        keys: any IssuerKeyProvider,
+        builtin: Bool = false
+    ) {
         self.name = name
         self.verifier = verifier
         self.claims = claims
         self.clientClaim = clientClaim
         self.keys = keys
+        self.builtin = builtin
     }
 }
 
@@ -43,14 +53,25 @@ public struct ClientRecord: Sendable {
     public let policyIndex: Int
     /// The addresses it may call from; nil means any.
     public let allowedIPs: CIDRSet?
+    /// Clients of the built-in issuer: the `cv` their tokens must carry (from `secret_sha256`).
+    public let credentialVersion: String?
 
-    public init(id: String, name: String, enabled: Bool, issuer: String, policyIndex: Int = -1, allowedIPs: CIDRSet? = nil) {
+    public init(
+        id: String,
+        name: String,
+        enabled: Bool,
+        issuer: String,
+        policyIndex: Int = -1,
+        allowedIPs: CIDRSet? = nil,
+        credentialVersion: String? = nil
+    ) {
         self.id = id
         self.name = name
         self.enabled = enabled
         self.issuer = issuer
         self.policyIndex = policyIndex
         self.allowedIPs = allowedIPs
+        self.credentialVersion = credentialVersion
     }
 }
 
@@ -60,6 +81,17 @@ public struct VerifiedIdentity: Sendable, Equatable {
     public let clientID: String
     /// Seconds since the epoch after which the token is no longer accepted (`exp` + leeway).
     public let validUntil: Int64
+    /// Built-in issuer tokens: `jti` (revocation) and `cv` (the credential it was issued under).
+    public let tokenID: String?
+    public let credentialVersion: String?
+
+    public init(issuer: String, clientID: String, validUntil: Int64, tokenID: String? = nil, credentialVersion: String? = nil) {
+        self.issuer = issuer
+        self.clientID = clientID
+        self.validUntil = validUntil
+        self.tokenID = tokenID
+        self.credentialVersion = credentialVersion
+    }
 }
 
 /// Why a request is not authenticated. `reason` is a stable code for the access log.
@@ -89,8 +121,11 @@ public final class TokenAuthenticator: Sendable {
     /// With one issuer the token is verified without parsing its claims first.
     private let onlyIssuer: TrustedIssuer?
     private let clients: [String: ClientRecord]
+    /// The built-in issuer's revocations, read for each of its tokens (cached ones too).
+    private let issuerState: IssuerState?
 
-    public init(issuers: [(iss: String, issuer: TrustedIssuer)], clients: [ClientRecord]) {
+    public init(issuers: [(iss: String, issuer: TrustedIssuer)], clients: [ClientRecord], issuerState: IssuerState? = nil) {
+        self.issuerState = issuerState
         var byIss: [String: TrustedIssuer] = [:]
         for (iss, issuer) in issuers { byIss[iss] = issuer }
         self.issuersByIss = byIss
@@ -134,8 +169,23 @@ public final class TokenAuthenticator: Sendable {
         guard let clientID = claims.string(named: issuer.clientClaim), !clientID.isEmpty else {
             return .failure(AuthFailure("missing_claim", "the token has no \(issuer.clientClaim) claim"))
         }
+        var tokenID: String?
+        var credentialVersion: String?
+        if issuer.builtin {
+            guard let jti = claims.jwtID, let cv = claims.string(named: "cv") else {
+                return .failure(AuthFailure("missing_claim", "the token lacks a required claim"))
+            }
+            tokenID = jti
+            credentialVersion = cv
+        }
         return .success(
-            VerifiedIdentity(issuer: issuer.name, clientID: clientID, validUntil: claims.expiresAt! + issuer.claims.leeway)
+            VerifiedIdentity(
+                issuer: issuer.name,
+                clientID: clientID,
+                validUntil: claims.expiresAt! + issuer.claims.leeway,
+                tokenID: tokenID,
+                credentialVersion: credentialVersion
+            )
         )
     }
 
@@ -146,6 +196,12 @@ public final class TokenAuthenticator: Sendable {
         }
         guard client.enabled else {
             return .failure(AuthFailure("client_disabled", "the client is disabled"))
+        }
+        if let required = client.credentialVersion, identity.credentialVersion != required {
+            return .failure(AuthFailure("credential_rotated", "the token was issued under a secret that has been replaced"))
+        }
+        if let tokenID = identity.tokenID, let state = self.issuerState, state.isRevoked(tokenID) {
+            return .failure(AuthFailure("token_revoked", "the token has been revoked"))
         }
         return .success(client)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PortcullisAuth
 import PortcullisPolicy
 
@@ -6,8 +7,15 @@ extension TokenAuthenticator {
     /// Compiles the `issuers:` and `clients:` of a configuration. Key sets come from `keys` (by
     /// issuer name: the fetched ones of `jwks_url` and discovery issuers); a `jwks_file` issuer
     /// missing there has its file read now, so a bad file fails the (re)load that names it.
-    static func compile(_ config: GatewayConfig, keys: [String: any IssuerKeyProvider]) throws -> TokenAuthenticator {
+    static func compile(
+        _ config: GatewayConfig,
+        keys: [String: any IssuerKeyProvider],
+        builtin: TokenService? = nil
+    ) throws -> TokenAuthenticator {
         var issuers: [(iss: String, issuer: TrustedIssuer)] = []
+        if let builtin {
+            issuers.append((builtin.issuer.issuer, builtin.issuer.trustedIssuer))
+        }
         for issuer in config.issuers where !issuer.builtin {
             let place = issuer.location.map { "\($0): " } ?? ""
             let provider: any IssuerKeyProvider
@@ -36,19 +44,79 @@ extension TokenAuthenticator {
                 )
             )
         }
-        let clients = config.clients.map {
-            ClientRecord(
-                id: $0.id,
-                name: $0.name,
-                enabled: $0.enabled,
-                issuer: $0.issuer,
-                policyIndex: config.policy.clientIndex(id: $0.id) ?? -1,
-                allowedIPs: $0.allowedIPs
+        let clients = config.clients.map { client in
+            let isBuiltin = client.issuer == builtin?.issuer.name
+            return ClientRecord(
+                id: client.id,
+                name: client.name,
+                enabled: client.enabled,
+                issuer: client.issuer,
+                policyIndex: config.policy.clientIndex(id: client.id) ?? -1,
+                allowedIPs: client.allowedIPs,
+                // Without a secret no token of its can be current.
+                credentialVersion: isBuiltin ? client.secretSHA256.map { ClientSecret.credentialVersion(sha256Hex: $0) } ?? "" : nil
             )
         }
-        return TokenAuthenticator(issuers: issuers, clients: clients)
+        return TokenAuthenticator(issuers: issuers, clients: clients, issuerState: builtin?.state)
     }
 
+    /// The built-in issuer of a configuration, its signing key read now (a bad key fails the
+    /// (re)load), with the limiter and state that outlive reloads.
+    static func compileBuiltin(_ config: GatewayConfig, runtime: BuiltinIssuerRuntime?) throws -> TokenService? {
+        guard let issuerConfig = config.issuers.first(where: \.builtin), let settings = issuerConfig.builtinSettings else {
+            return nil
+        }
+        guard let runtime else { throw GatewayError("the built-in issuer has no state (internal error)") }
+        let place = issuerConfig.location.map { "\($0): " } ?? ""
+        let issuer: BuiltinIssuer
+        do {
+            issuer = try BuiltinIssuer(issuerConfig)
+        } catch {
+            throw GatewayError("\(place)issuers[\(issuerConfig.name)].signing_key_file: \(error)")
+        }
+        let clients = config.clients.filter { $0.issuer == issuerConfig.name }.compactMap { client -> TokenService.Client? in
+            guard let hash = client.secretSHA256 else { return nil }
+            return TokenService.Client(
+                id: client.id,
+                enabled: client.enabled,
+                secretSHA256: hash,
+                tokenLifetime: client.tokenLifetime.map { $0.nanoseconds / 1_000_000_000 }
+            )
+        }
+        return TokenService(
+            issuer: issuer,
+            clients: clients,
+            limiter: runtime.limiter,
+            maxFailedAuth: settings.maxFailedAuth,
+            failureWindow: settings.failureWindow.nanoseconds / 1_000_000_000,
+            state: runtime.state,
+            logger: runtime.logger
+        )
+    }
+}
+
+/// What the built-in issuer keeps across reloads: failed-authentication counters and its state
+/// (revocations, last redemptions). Made once at start.
+struct BuiltinIssuerRuntime: Sendable {
+    let limiter: FailedAuthLimiter
+    let state: IssuerState
+    let logger: Logger
+
+    /// Nil without a built-in issuer. Its `state_file` is read now (a later change of the path
+    /// needs a restart).
+    static func make(_ config: GatewayConfig, logger: Logger) throws -> BuiltinIssuerRuntime? {
+        guard let issuer = config.issuers.first(where: \.builtin), let settings = issuer.builtinSettings else { return nil }
+        do {
+            let state = try IssuerState(path: settings.stateFile, now: Int64(Date().timeIntervalSince1970))
+            return BuiltinIssuerRuntime(limiter: FailedAuthLimiter(), state: state, logger: logger)
+        } catch {
+            let place = issuer.location.map { "\($0): " } ?? ""
+            throw GatewayError("\(place)issuers[\(issuer.name)].state_file: \(error)")
+        }
+    }
+}
+
+extension TokenAuthenticator {
     static func readKeySet(_ path: String, place: String, issuer: String) throws -> JWKSet {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw GatewayError("\(place)issuers[\(issuer)].jwks_file: cannot read \(path)")

@@ -10,6 +10,9 @@ struct ErrorResponse {
     var error: StaticString
     var description: String
     var extraHeaders: [(String, String)] = []
+    /// A body of its own instead of the error object: the built-in issuer's answers (a token,
+    /// its key set).
+    var rawBody: String? = nil
 
     static func badRequest(_ description: String) -> ErrorResponse {
         ErrorResponse(status: .badRequest, error: "bad_request", description: description)
@@ -86,6 +89,15 @@ struct ErrorResponse {
         description: "the gateway is shutting down",
         extraHeaders: [("Retry-After", "5")]
     )
+    static func methodNotAllowed(allow: String) -> ErrorResponse {
+        ErrorResponse(
+            status: .methodNotAllowed,
+            error: "method_not_allowed",
+            description: "this endpoint accepts \(allow)",
+            extraHeaders: [("Allow", allow)]
+        )
+    }
+
     static let expectationFailed = ErrorResponse(
         status: .expectationFailed,
         error: "expectation_failed",
@@ -93,6 +105,7 @@ struct ErrorResponse {
     )
 
     func body(requestID: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+        if let rawBody = self.rawBody { return allocator.buffer(string: rawBody) }
         var buffer = allocator.buffer(capacity: 96 + self.description.utf8.count + requestID.utf8.count)
         buffer.writeStaticString("{\"error\":\"")
         buffer.writeStaticString(self.error)
@@ -134,6 +147,22 @@ struct ErrorResponse {
         buffer.writeStaticString("\r\n")
         if !omitBody { buffer.writeImmutableBuffer(body) }
         return buffer
+    }
+}
+
+extension ErrorResponse {
+    /// An answer of the token or revocation endpoint (RFC 6749 §5.1/§5.2, RFC 7009 §2.2).
+    init(_ result: TokenEndpointResult) {
+        var headers: [(String, String)] = [("Pragma", "no-cache")]
+        if let challenge = result.challenge { headers.append(("WWW-Authenticate", challenge)) }
+        if let seconds = result.retryAfter { headers.append(("Retry-After", String(seconds))) }
+        self.init(
+            status: HTTPResponseStatus(statusCode: result.status),
+            error: result.error ?? "",
+            description: result.description,
+            extraHeaders: headers,
+            rawBody: result.error == nil ? (result.body ?? "") : nil
+        )
     }
 }
 

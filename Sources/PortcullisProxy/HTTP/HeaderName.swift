@@ -1,3 +1,5 @@
+import PortcullisPolicy
+
 /// ASCII case-insensitive header-name matching without allocating (names arrive as sent).
 enum HeaderName {
     /// `name` equals `lowercase` ignoring ASCII case; `lowercase` must be lowercase ASCII.
@@ -56,14 +58,5 @@ enum HeaderName {
             let token = $0.trimmingASCIIWhitespace()
             return token.isEmpty ? nil : token.lowercased()
         }
-    }
-}
-
-extension Substring {
-    func trimmingASCIIWhitespace() -> Substring {
-        var s = self
-        while let first = s.utf8.first, first == 0x20 || first == 0x09 { s = s.dropFirst() }
-        while let last = s.utf8.last, last == 0x20 || last == 0x09 { s = s.dropLast() }
-        return s
     }
 }

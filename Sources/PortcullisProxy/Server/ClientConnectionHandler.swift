@@ -81,6 +81,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// `max_inspect_body`), what to check, and the request as the policy saw it.
     private var inspectedBody: ByteBuffer?
     private var inspection: (request: RequestPolicy.Request, check: RequestPolicy.BodyCheck)?
+    /// A request to the built-in issuer's `/oauth/token` or `/oauth/revoke`: its form body is
+    /// read here (at most `LocalRoute.maxBody`), then answered without an upstream.
+    private var localRequest: (route: LocalRoute, service: TokenService, request: TokenService.Request)?
+    private var localBody: ByteBuffer?
     private var isIdempotent = false
     private var leasedReusedConnection = false
     private var retried = false
@@ -271,6 +275,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         )
         let caller: ClientRecord
         if client.address != self.peer { self.log!.sourceIP = client.address.description }
+        if let service = self.settings.tokenService, let route = LocalRoute(path: target.path) {
+            return self.startLocalRoute(route, service: service, parsed, address: client.address, expectContinue: expectContinue)
+        }
         switch self.authenticate(parsed) {
         case .success(let record): caller = record
         case .failure(let failure): return self.respondLocally(.unauthorized(failure), close: false, reason: failure.reason)
@@ -398,6 +405,60 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    // MARK: - The built-in issuer's routes
+
+    /// A request for one of the built-in issuer's paths: the key set is answered at once; the
+    /// token and revocation endpoints read their form body first.
+    private func startLocalRoute(
+        _ route: LocalRoute,
+        service: TokenService,
+        _ parsed: ParsedRequestHead,
+        address: IPAddress,
+        expectContinue: Bool
+    ) {
+        let method = parsed.head.method
+        switch route {
+        case .jwks:
+            guard method == .GET || method == .HEAD else {
+                return self.respondLocally(.methodNotAllowed(allow: "GET, HEAD"), close: false, reason: "method_not_allowed")
+            }
+            let keys = ErrorResponse(status: .ok, error: "", description: "", rawBody: service.issuer.jwksDocument)
+            return self.respondLocally(keys, close: false, reason: "jwks")
+        case .token, .revoke:
+            guard method == .POST else {
+                return self.respondLocally(.methodNotAllowed(allow: "POST"), close: false, reason: "method_not_allowed")
+            }
+            if let length = parsed.contentLength, length > LocalRoute.maxBody {
+                return self.respondLocally(.bodyTooLarge, close: true, reason: "body_too_large")
+            }
+            // Two credentials are ambiguous: the endpoint sees a malformed one and refuses.
+            let authorization = parsed.authorizationCount > 1 ? "" : parsed.authorization
+            self.localRequest = (
+                route, service,
+                TokenService.Request(contentType: parsed.contentType, authorization: authorization, body: [], address: address)
+            )
+            self.localBody = self.context.channel.allocator.buffer(capacity: min(parsed.contentLength ?? 256, LocalRoute.maxBody))
+            self.exchangeDeadline = self.context.eventLoop.now + self.settings.exchangeTimeout
+            self.rearmTimer()
+            if expectContinue {
+                self.context.writeAndFlush(self.wrapOutboundOut(Self.continueResponse), promise: nil)
+            }
+        }
+    }
+
+    /// The form body of a token or revocation request arrived whole: answer it.
+    private func localRequestComplete() {
+        guard let local = self.localRequest, let body = self.localBody else { return }
+        self.localRequest = nil
+        self.localBody = nil
+        var request = local.request
+        request.body = Array(body.readableBytesView)
+        let now = self.loop.nowSeconds
+        let result = local.route == .token ? local.service.token(request, now: now) : local.service.revoke(request, now: now)
+        if let id = result.clientID { self.log?.clientID = id }
+        self.respondLocally(ErrorResponse(result), close: false, reason: result.reason)
+    }
+
     private static let continueResponse = ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n")
 
     private func startExchange(_ parsed: ParsedRequestHead) {
@@ -416,6 +477,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.heldHead = nil
         self.inspection = nil
         self.inspectedBody = nil
+        self.localRequest = nil
+        self.localBody = nil
         self.isIdempotent = Self.idempotent(head.method)
         self.leasedReusedConnection = false
         self.retried = false
@@ -436,6 +499,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             }
             var buffer = buffer
             self.inspectedBody!.writeBuffer(&buffer)
+            return
+        }
+        if self.localBody != nil {
+            guard self.localBody!.readableBytes + buffer.readableBytes <= LocalRoute.maxBody else {
+                return self.respondLocally(.bodyTooLarge, close: true, reason: "body_too_large")
+            }
+            var buffer = buffer
+            self.localBody!.writeBuffer(&buffer)
             return
         }
         if self.requestChunked {
@@ -468,6 +539,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.request = .complete
         if self.inspection != nil {
             return self.inspectedBodyComplete()
+        }
+        if self.localRequest != nil {
+            return self.localRequestComplete()
         }
         if self.requestChunked {
             self.sendRequestBytes(ChunkedFraming.lastChunk)
@@ -698,14 +772,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if self.log != nil {
             self.log!.status = Int(error.status.code)
             self.log!.reason = reason
-            // The gateway refused (not the upstream failing an allowed request).
-            if !reason.hasPrefix("upstream_") { self.log!.decision = .deny }
+            // The gateway refused (not the upstream failing an allowed request, nor the
+            // built-in issuer answering).
+            if !reason.hasPrefix("upstream_") && error.status.code >= 400 { self.log!.decision = .deny }
         }
         if case .attached = self.upstream { self.releaseUpstream(reusable: false) }
         self.upstream = .none
         self.pendingParts.removeAll()
         self.inspection = nil
         self.inspectedBody = nil
+        self.localRequest = nil
+        self.localBody = nil
         self.response = .complete
         // A body still on its way would have to be read and dropped: close instead.
         if close || (self.request != .complete && self.requestHasBody) { self.closeAfterResponse = true }
@@ -782,7 +859,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     private func exchangeTimedOut() {
         switch self.response {
-        case .waiting where self.inspection != nil:
+        case .waiting where self.inspection != nil || self.localRequest != nil:
             // Still reading the body the decision needs: the client was slow, not the upstream.
             self.respondLocally(.bodyTimeout, close: true, reason: "client_timeout")
         case .waiting:
@@ -932,3 +1009,23 @@ extension ClientConnectionHandler: UpstreamExchange {}
 
 @available(*, unavailable)
 extension ClientConnectionHandler: Sendable {}
+
+/// The built-in issuer's paths, served by the gateway itself when a built-in issuer is
+/// configured (DESIGN.md: local routes come before the bearer token).
+enum LocalRoute: Equatable {
+    case token
+    case revoke
+    case jwks
+
+    /// A token request's form body is small; more is refused with 413.
+    static let maxBody = 16 * 1024
+
+    init?(path: Substring) {
+        switch path {
+        case "/oauth/token": self = .token
+        case "/oauth/revoke": self = .revoke
+        case "/.well-known/jwks.json": self = .jwks
+        default: return nil
+        }
+    }
+}

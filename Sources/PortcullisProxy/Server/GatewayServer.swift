@@ -19,6 +19,8 @@ public final class GatewayServer: Sendable {
     private let contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
     private let openConnections: ManagedAtomic<Int>
     private let draining: ManagedAtomic<Bool>
+    private let builtin: BuiltinIssuerRuntime?
+    private let adminAPI: AdminAPI?
     private let logger: Logger
 
     private init(
@@ -29,8 +31,12 @@ public final class GatewayServer: Sendable {
         openConnections: ManagedAtomic<Int>,
         draining: ManagedAtomic<Bool>,
         metrics: GatewayMetrics,
+        builtin: BuiltinIssuerRuntime?,
+        adminAPI: AdminAPI?,
         logger: Logger
     ) {
+        self.builtin = builtin
+        self.adminAPI = adminAPI
         self.group = group
         self.channels = channels
         self.boundAddresses = channels.compactMap(\.localAddress)
@@ -55,7 +61,8 @@ public final class GatewayServer: Sendable {
             let place = listener.tlsRequested.map { "\($0): " } ?? ""
             throw GatewayError("\(place)listen.tls: TLS listeners are not implemented in this version; terminate TLS in front of Portcullis or remove tls:")
         }
-        let settings = try ProxySettings(config, issuerKeys: issuerKeys)
+        let builtin = try BuiltinIssuerRuntime.make(config, logger: logger)
+        let settings = try ProxySettings(config, issuerKeys: issuerKeys, builtin: builtin)
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
         for loop in group.makeIterator() {
             contexts[ObjectIdentifier(loop)] = try await loop.submit {
@@ -102,12 +109,20 @@ public final class GatewayServer: Sendable {
         metrics.configApplied(issuerKeys: issuerKeys)
         let draining = ManagedAtomic(false)
         var admin: AdminServer?
+        var adminAPI: AdminAPI?
         if let address = config.admin.address {
+            do {
+                adminAPI = try AdminAPI(config: config, state: builtin?.state)
+            } catch {
+                for channel in channels { try? await channel.close() }
+                throw error
+            }
             let endpoints = AdminServer.Endpoints(
                 metricsText: { loop in
                     Self.metricsText(contexts: frozenContexts, metrics: metrics, openConnections: openConnections, on: loop)
                 },
-                isReady: { !draining.load(ordering: .relaxed) }
+                isReady: { !draining.load(ordering: .relaxed) },
+                api: adminAPI
             )
             do {
                 admin = try await AdminServer.start(address: address, group: group, endpoints: endpoints, logger: logger)
@@ -125,6 +140,8 @@ public final class GatewayServer: Sendable {
             openConnections: openConnections,
             draining: draining,
             metrics: metrics,
+            builtin: builtin,
+            adminAPI: adminAPI,
             logger: logger
         )
     }
@@ -190,11 +207,32 @@ public final class GatewayServer: Sendable {
 
     /// Applies a new configuration to every loop; requests in flight keep their snapshot.
     public func apply(_ config: GatewayConfig, issuerKeys: [String: any IssuerKeyProvider] = [:]) async throws {
-        let settings = try ProxySettings(config, issuerKeys: issuerKeys)
+        if config.issuers.contains(where: \.builtin) && self.builtin == nil {
+            throw GatewayError("a built-in issuer added by reload needs a restart (its state file is opened at start)")
+        }
+        let settings = try ProxySettings(config, issuerKeys: issuerKeys, builtin: self.builtin)
+        try self.adminAPI?.update(config)
         for context in self.contexts.values {
             try await context.eventLoop.submit { context.value.update(settings) }.get()
         }
         self.metrics.configApplied(issuerKeys: issuerKeys)
+    }
+
+    /// How the admin API's `POST /api/v1/reload` and its mutations reload: as SIGHUP does,
+    /// but the caller hears why a reload failed.
+    public func setAdminReloader(_ reload: @escaping @Sendable () async throws -> Void) {
+        self.adminAPI?.setReloader(reload)
+    }
+
+    /// Writes the built-in issuer's state file if it changed (revocations, last redemptions).
+    /// Called off the event loops: every second, and after the drain.
+    public func persistIssuerState() {
+        guard let state = self.builtin?.state else { return }
+        do {
+            try state.saveIfChanged()
+        } catch {
+            self.logger.error("cannot write the issuer state file", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Graceful stop: stop accepting, let in-flight exchanges finish (at most `timeout`),

@@ -26,14 +26,22 @@ final class ProxySettings: Sendable {
     let maxInspectBody: Int
     /// For the access log's `rule`, by index into `policy.rules`: `role file:line key`.
     let ruleNames: [String]
+    /// The built-in issuer's `/oauth/token`, `/oauth/revoke` and `/.well-known/jwks.json`;
+    /// nil without one (those paths are then proxied like any other).
+    let tokenService: TokenService?
 
-    init(_ config: GatewayConfig, issuerKeys: [String: any IssuerKeyProvider] = [:]) throws {
+    init(
+        _ config: GatewayConfig,
+        issuerKeys: [String: any IssuerKeyProvider] = [:],
+        builtin: BuiltinIssuerRuntime? = nil
+    ) throws {
         self.upstream = try UpstreamTarget(config.upstream)
         self.exchangeTimeout = .nanoseconds(config.upstream.timeout.nanoseconds)
         self.clientHeaderTimeout = .nanoseconds(config.limits.clientHeaderTimeout.nanoseconds)
         self.idleTimeout = .nanoseconds(config.limits.idleTimeout.nanoseconds)
         self.trustedProxies = config.trustedProxies
-        self.authenticator = try TokenAuthenticator.compile(config, keys: issuerKeys)
+        self.tokenService = try TokenAuthenticator.compileBuiltin(config, runtime: builtin)
+        self.authenticator = try TokenAuthenticator.compile(config, keys: issuerKeys, builtin: self.tokenService)
         self.tokenCacheSize = config.limits.tokenCacheSize
         self.policy = config.policy
         self.cipp = config.upstream.profile == "cipp"

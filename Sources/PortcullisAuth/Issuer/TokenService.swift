@@ -1,0 +1,335 @@
+import Logging
+import PortcullisPolicy
+
+/// The built-in issuer's endpoints, without I/O: `POST /oauth/token` (RFC 6749 §4.4,
+/// client_credentials) and `POST /oauth/revoke` (RFC 7009). The proxy reads the form body and
+/// writes what ``TokenEndpointResult`` says. Compiled per config load; the rate limiter and
+/// the issuer state it holds outlive reloads.
+public final class TokenService: Sendable {
+    /// A client of the built-in issuer as the token endpoint needs it.
+    public struct Client: Sendable {
+        public let id: String
+        public let enabled: Bool
+        public let secretSHA256: String
+        /// Seconds; nil takes the issuer's default.
+        public let tokenLifetime: Int64?
+
+        public init(id: String, enabled: Bool, secretSHA256: String, tokenLifetime: Int64?) {
+            self.id = id
+            self.enabled = enabled
+            self.secretSHA256 = secretSHA256
+            self.tokenLifetime = tokenLifetime
+        }
+
+        public var credentialVersion: String { ClientSecret.credentialVersion(sha256Hex: self.secretSHA256) }
+    }
+
+    public let issuer: BuiltinIssuer
+    private let clients: [String: Client]
+    private let limiter: FailedAuthLimiter
+    private let maxFailedAuth: Int
+    private let failureWindow: Int64
+    public let state: IssuerState
+    private let logger: Logger
+
+    public init(
+        issuer: BuiltinIssuer,
+        clients: [Client],
+        limiter: FailedAuthLimiter,
+        maxFailedAuth: Int,
+        failureWindow: Int64,
+        state: IssuerState,
+        logger: Logger
+    ) {
+        self.issuer = issuer
+        var byID: [String: Client] = [:]
+        for client in clients { byID[client.id] = client }
+        self.clients = byID
+        self.limiter = limiter
+        self.maxFailedAuth = maxFailedAuth
+        self.failureWindow = failureWindow
+        self.state = state
+        self.logger = logger
+    }
+
+    /// A token endpoint request as read off the connection.
+    public struct Request {
+        public var contentType: String?
+        /// The `Authorization` header, if one was sent.
+        public var authorization: String?
+        public var body: [UInt8]
+        public var address: IPAddress
+
+        public init(contentType: String?, authorization: String?, body: [UInt8], address: IPAddress) {
+            self.contentType = contentType
+            self.authorization = authorization
+            self.body = body
+            self.address = address
+        }
+    }
+
+    /// `POST /oauth/token`.
+    public func token(_ request: Request, now: Int64) -> TokenEndpointResult {
+        let form: [String: String]
+        switch Self.readForm(request) {
+        case .success(let parsed): form = parsed
+        case .failure(let refusal): return refusal
+        }
+        guard let grant = form["grant_type"], !grant.isEmpty else {
+            return .refusal(400, "invalid_request", "grant_type is required", reason: "invalid_request")
+        }
+        guard grant == "client_credentials" else {
+            return .refusal(400, "unsupported_grant_type", "only grant_type=client_credentials is supported", reason: "unsupported_grant_type")
+        }
+        let client: Client
+        switch self.authenticateClient(request, form: form, now: now) {
+        case .success(let authenticated): client = authenticated
+        case .failure(let refusal): return refusal
+        }
+        let issued = self.issuer.issue(
+            clientID: client.id,
+            credentialVersion: client.credentialVersion,
+            lifetime: client.tokenLifetime,
+            now: now
+        )
+        self.state.redeemed(clientID: client.id, at: now)
+        var body = "{\"access_token\":\"\(issued.token)\",\"token_type\":\"Bearer\",\"expires_in\":\(issued.expiresIn)}"
+        body += "\n"
+        return TokenEndpointResult(status: 200, error: nil, description: "", body: body, reason: "token_issued", clientID: client.id)
+    }
+
+    /// `POST /oauth/revoke` (RFC 7009): the client revokes one of its own tokens. A token that
+    /// is invalid, expired or unknown is answered 200 as well, as §2.2 says.
+    public func revoke(_ request: Request, now: Int64) -> TokenEndpointResult {
+        let form: [String: String]
+        switch Self.readForm(request) {
+        case .success(let parsed): form = parsed
+        case .failure(let refusal): return refusal
+        }
+        guard let token = form["token"], !token.isEmpty else {
+            return .refusal(400, "invalid_request", "token is required", reason: "invalid_request")
+        }
+        if let hint = form["token_type_hint"], hint != "access_token" {
+            return .refusal(400, "unsupported_token_type", "only access tokens are issued here", reason: "unsupported_token_type")
+        }
+        let client: Client
+        switch self.authenticateClient(request, form: form, now: now) {
+        case .success(let authenticated): client = authenticated
+        case .failure(let refusal): return refusal
+        }
+        let trusted = self.issuer.trustedIssuer
+        guard let verified = try? trusted.verifier.verify(token.utf8, keys: trusted.keys.current),
+            let claims = try? JWTClaims(payload: verified.payload),
+            (try? trusted.claims.validate(claims, now: now)) != nil,
+            let tokenID = claims.jwtID, let expiresAt = claims.expiresAt
+        else {
+            return .revoked(clientID: client.id)
+        }
+        guard claims.string(named: BuiltinIssuer.clientClaim) == client.id else {
+            return .refusal(400, "unauthorized_client", "the token was not issued to this client", reason: "unauthorized_client", clientID: client.id)
+        }
+        self.state.revoke(tokenID, until: expiresAt + self.issuer.leeway, now: now)
+        self.logger.info("token revoked", metadata: ["client_id": "\(client.id)", "jti": "\(tokenID)"])
+        return .revoked(clientID: client.id)
+    }
+
+    // MARK: - Client authentication
+
+    /// `client_secret_basic` or `client_secret_post`, exactly one; the secret compared in
+    /// constant time against its stored SHA-256, an unknown client against a hash no secret
+    /// has, so both take the same time. Failures count toward the lockout.
+    private func authenticateClient(_ request: Request, form: [String: String], now: Int64) -> Result<Client, TokenEndpointResult> {
+        var presented: (id: String, secret: String)?
+        if let authorization = request.authorization {
+            guard let basic = Self.basicCredentials(authorization) else {
+                return .failure(.invalidClient("the Authorization header is not HTTP Basic client authentication"))
+            }
+            if form["client_secret"] != nil {
+                return .failure(.refusal(400, "invalid_request", "use one client authentication method, not two", reason: "invalid_request"))
+            }
+            if let bodyID = form["client_id"], bodyID != basic.id {
+                return .failure(.refusal(400, "invalid_request", "client_id differs from the Basic credentials", reason: "invalid_request"))
+            }
+            presented = basic
+        } else if let id = form["client_id"], let secret = form["client_secret"] {
+            presented = (id, secret)
+        }
+        guard let presented, !presented.id.isEmpty else {
+            return .failure(.invalidClient("client authentication is required (client_secret_basic or client_secret_post)"))
+        }
+        let keys = FailedAuthLimiter.keys(clientID: presented.id, address: request.address)
+        if let wait = self.limiter.retryAfter(keys, limit: self.maxFailedAuth, window: self.failureWindow, now: now) {
+            var refusal = TokenEndpointResult.refusal(
+                429,
+                "too_many_requests",
+                "too many failed client authentications; try again later",
+                reason: "auth_rate_limited"
+            )
+            refusal.retryAfter = wait
+            refusal.clientID = self.clients[presented.id]?.id
+            return .failure(refusal)
+        }
+        let client = self.clients[presented.id]
+        let matches = ClientSecret.matches(presented.secret, sha256Hex: client?.secretSHA256 ?? ClientSecret.unknownClientHash)
+        if let client, matches, client.enabled {
+            return .success(client)
+        }
+        let lockedOut = self.limiter.recordFailure(keys, limit: self.maxFailedAuth, window: self.failureWindow, now: now)
+        let why = client == nil ? "unknown client" : (matches ? "client disabled" : "wrong secret")
+        // The id is logged only if it is configured (an attacker's ids are not worth a log
+        // line each); the secret never is.
+        self.logger.warning(
+            "client authentication failed",
+            metadata: [
+                "client_id": "\(client?.id ?? "-")", "src_ip": "\(request.address)", "why": "\(why)",
+                "locked_out": "\(lockedOut)",
+            ]
+        )
+        var refusal = TokenEndpointResult.invalidClient("client authentication failed")
+        refusal.clientID = client?.id
+        return .failure(refusal)
+    }
+
+    /// `Basic base64(id:secret)` with both halves form-urlencoded (RFC 6749 §2.3.1).
+    public static func basicCredentials(_ authorization: String) -> (id: String, secret: String)? {
+        let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "basic",
+            let decoded = StandardBase64.decode(parts[1].trimmingASCIIWhitespace()),
+            let colon = decoded.firstIndex(of: UInt8(ascii: ":")),
+            let id = FormBody.decodeComponent(decoded[..<colon]),
+            let secret = FormBody.decodeComponent(decoded[(colon + 1)...])
+        else { return nil }
+        return (id, secret)
+    }
+
+    private static func readForm(_ request: Request) -> Result<[String: String], TokenEndpointResult> {
+        let mediaType = request.contentType?.split(separator: ";", maxSplits: 1).first.map {
+            $0.trimmingASCIIWhitespace().lowercased()
+        }
+        guard mediaType == "application/x-www-form-urlencoded" else {
+            return .failure(
+                .refusal(400, "invalid_request", "the body must be application/x-www-form-urlencoded", reason: "invalid_request")
+            )
+        }
+        guard let form = FormBody.parse(request.body) else {
+            return .failure(
+                .refusal(400, "invalid_request", "the form body is malformed or repeats a parameter", reason: "invalid_request")
+            )
+        }
+        return .success(form)
+    }
+}
+
+/// What a token endpoint answers: a JSON body, or an RFC 6749 §5.2 error.
+public struct TokenEndpointResult: Error, Sendable {
+    public var status: Int
+    /// The §5.2 `error` code; nil for a success.
+    public var error: StaticString?
+    public var description: String
+    /// The success body (JSON), or nil.
+    public var body: String?
+    /// The access log's `reason`.
+    public var reason: String
+    /// A configured client the request authenticated as (or tried to): for the access log.
+    public var clientID: String?
+    /// Seconds, with 429.
+    public var retryAfter: Int64?
+
+    static func refusal(
+        _ status: Int,
+        _ error: StaticString,
+        _ description: String,
+        reason: String,
+        clientID: String? = nil
+    ) -> TokenEndpointResult {
+        TokenEndpointResult(status: status, error: error, description: description, body: nil, reason: reason, clientID: clientID)
+    }
+
+    static func invalidClient(_ description: String) -> TokenEndpointResult {
+        .refusal(401, "invalid_client", description, reason: "invalid_client")
+    }
+
+    static func revoked(clientID: String) -> TokenEndpointResult {
+        TokenEndpointResult(status: 200, error: nil, description: "", body: "", reason: "token_revoked", clientID: clientID)
+    }
+
+    /// `WWW-Authenticate` for a 401 (RFC 6749 §5.2: the scheme the client may use).
+    public var challenge: String? {
+        self.status == 401 ? "Basic realm=\"portcullis\"" : nil
+    }
+}
+
+/// `application/x-www-form-urlencoded` bodies (the token endpoints' only input).
+public enum FormBody {
+    /// Name -> value; nil for a malformed body or one that repeats a parameter (RFC 6749 §3.2
+    /// forbids it, and two values would be ambiguous).
+    public static func parse(_ body: [UInt8]) -> [String: String]? {
+        var result: [String: String] = [:]
+        for pair in body.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let equals = pair.firstIndex(of: UInt8(ascii: "="))
+            let rawName = equals.map { pair[pair.startIndex..<$0] } ?? pair[...]
+            let rawValue = equals.map { pair[($0 + 1)...] } ?? []
+            guard let name = Self.decodeComponent(rawName), let value = Self.decodeComponent(rawValue), !name.isEmpty else {
+                return nil
+            }
+            if result[name] != nil { return nil }
+            result[name] = value
+        }
+        return result
+    }
+
+    /// Percent-decoding with `+` as space; nil for a bad escape or invalid UTF-8.
+    public static func decodeComponent(_ bytes: ArraySlice<UInt8>) -> String? {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            switch byte {
+            case UInt8(ascii: "+"):
+                out.append(UInt8(ascii: " "))
+            case UInt8(ascii: "%"):
+                guard index + 2 < bytes.endIndex,
+                    let high = Self.hexValue(bytes[index + 1]), let low = Self.hexValue(bytes[index + 2])
+                else { return nil }
+                out.append(high << 4 | low)
+                index += 2
+            default:
+                if byte < 0x20 || byte == 0x7F { return nil }
+                out.append(byte)
+            }
+            index += 1
+        }
+        return String(validating: out, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}
+
+/// Standard (padded) base64, as HTTP Basic uses it.
+enum StandardBase64 {
+    static func decode(_ text: some StringProtocol) -> [UInt8]? {
+        var url = ""
+        url.reserveCapacity(text.utf8.count)
+        var padding = 0
+        for character in text.utf8 {
+            switch character {
+            case UInt8(ascii: "+"): url.append("-")
+            case UInt8(ascii: "/"): url.append("_")
+            case UInt8(ascii: "="): padding += 1
+            default:
+                if padding > 0 { return nil }
+                url.unicodeScalars.append(Unicode.Scalar(character))
+            }
+        }
+        guard padding <= 2, (url.utf8.count + padding) % 4 == 0 else { return nil }
+        return Base64URL.decode(url.utf8)
+    }
+}

@@ -1,0 +1,201 @@
+import Foundation
+import Logging
+import PortcullisAuth
+import PortcullisPolicy
+import Testing
+
+@Suite("Built-in issuer: token endpoint logic")
+struct TokenServiceTests {
+    static let secret = "s3cret-of-the-psa-sync-client-0123456789ab"
+    static let now: Int64 = 1_800_000_000
+    static let address = IPAddress(parsing: "192.0.2.10")!
+
+    static func service(
+        maxFailedAuth: Int = 3,
+        enabled: Bool = true,
+        lifetime: Int64? = nil,
+        state: IssuerState? = nil
+    ) throws -> TokenService {
+        let issuer = BuiltinIssuer(
+            name: "local",
+            issuer: "urn:portcullis:local",
+            signer: JWSSigner.generate(.es256, keyID: "k1")!,
+            defaultLifetime: 900,
+            maximumLifetime: 3600,
+            leeway: 5
+        )
+        return TokenService(
+            issuer: issuer,
+            clients: [.init(id: "psa-sync", enabled: enabled, secretSHA256: ClientSecret.sha256Hex(Self.secret), tokenLifetime: lifetime)],
+            limiter: FailedAuthLimiter(),
+            maxFailedAuth: maxFailedAuth,
+            failureWindow: 300,
+            state: try state ?? IssuerState(path: nil, now: Self.now),
+            logger: Logger(label: "test")
+        )
+    }
+
+    static func request(_ form: String, authorization: String? = nil, contentType: String? = "application/x-www-form-urlencoded") -> TokenService.Request {
+        TokenService.Request(contentType: contentType, authorization: authorization, body: Array(form.utf8), address: Self.address)
+    }
+
+    static func post(_ id: String = "psa-sync", _ secret: String = Self.secret) -> TokenService.Request {
+        Self.request("grant_type=client_credentials&client_id=\(id)&client_secret=\(secret)")
+    }
+
+    static func claims(_ token: String) throws -> [String: Any] {
+        let parts = token.split(separator: ".")
+        let bytes = try #require(Base64URL.decode(parts[1].utf8))
+        return try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+    }
+
+    // MARK: - Form bodies
+
+    @Test func formBodiesDecodePlusAndPercentAndRefuseRepeats() {
+        #expect(FormBody.parse(Array("a=1&b=x+y%21&c=".utf8)) == ["a": "1", "b": "x y!", "c": ""])
+        #expect(FormBody.parse(Array("a=1&a=2".utf8)) == nil, "a repeated parameter is ambiguous")
+        #expect(FormBody.parse(Array("a=%zz".utf8)) == nil)
+        #expect(FormBody.parse(Array("a=%ff".utf8)) == nil, "not UTF-8")
+        #expect(FormBody.parse(Array("=1".utf8)) == nil)
+        #expect(FormBody.parse([]) == [:])
+    }
+
+    @Test func basicCredentialsAreFormDecodedHalves() {
+        let encoded = Data("my%3Aid:p%40ss:word".utf8).base64EncodedString()
+        let parsed = TokenService.basicCredentials("Basic \(encoded)")
+        #expect(parsed?.id == "my:id")
+        #expect(parsed?.secret == "p@ss:word", "only the first colon splits")
+        #expect(TokenService.basicCredentials("Bearer abc") == nil)
+        #expect(TokenService.basicCredentials("Basic !!!") == nil)
+    }
+
+    // MARK: - Tokens
+
+    @Test func aTokenCarriesIssuerAudienceClientJTIAndCredentialVersion() throws {
+        let service = try Self.service()
+        let result = service.token(Self.post(), now: Self.now)
+        #expect(result.status == 200)
+        let body = try #require(result.body)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+        #expect(json["token_type"] as? String == "Bearer")
+        #expect(json["expires_in"] as? Int == 900)
+        let claims = try Self.claims(try #require(json["access_token"] as? String))
+        #expect(claims["iss"] as? String == "urn:portcullis:local")
+        #expect(claims["aud"] as? String == "portcullis")
+        #expect(claims["client_id"] as? String == "psa-sync")
+        #expect(claims["exp"] as? Int == Int(Self.now) + 900)
+        #expect((claims["jti"] as? String)?.isEmpty == false)
+        #expect(claims["cv"] as? String == ClientSecret.credentialVersion(sha256Hex: ClientSecret.sha256Hex(Self.secret)))
+        #expect(service.state.lastRedeemed["psa-sync"] == Self.now)
+    }
+
+    @Test func aClientLifetimeAboveTheMaximumIsCapped() throws {
+        let result = try Self.service(lifetime: 7200).token(Self.post(), now: Self.now)
+        #expect(result.body?.contains("\"expires_in\":3600") == true)
+    }
+
+    @Test func badRequestsGetTheirRFC6749Errors() throws {
+        let service = try Self.service()
+        #expect(service.token(Self.request("grant_type=client_credentials", contentType: "application/json"), now: Self.now).error?.description == "invalid_request")
+        #expect(service.token(Self.request("client_id=psa-sync"), now: Self.now).error?.description == "invalid_request")
+        let grant = service.token(Self.request("grant_type=authorization_code"), now: Self.now)
+        #expect(grant.status == 400)
+        #expect(grant.error?.description == "unsupported_grant_type")
+        let basic = "Basic " + Data("psa-sync:\(Self.secret)".utf8).base64EncodedString()
+        let both = service.token(Self.request("grant_type=client_credentials&client_secret=\(Self.secret)", authorization: basic), now: Self.now)
+        #expect(both.status == 400, "two client authentication methods")
+        #expect(service.token(Self.request("grant_type=client_credentials", authorization: basic), now: Self.now).status == 200)
+    }
+
+    @Test func wrongSecretUnknownClientAndDisabledClientLookAlike() throws {
+        let service = try Self.service(maxFailedAuth: 100)
+        let wrong = service.token(Self.post("psa-sync", "nope"), now: Self.now)
+        let unknown = service.token(Self.post("ghost", "nope"), now: Self.now)
+        let disabled = try Self.service(enabled: false).token(Self.post(), now: Self.now)
+        for result in [wrong, unknown, disabled] {
+            #expect(result.status == 401)
+            #expect(result.error?.description == "invalid_client")
+            #expect(result.challenge == "Basic realm=\"portcullis\"")
+            #expect(result.description == wrong.description)
+        }
+        #expect(unknown.clientID == nil, "an id nobody configured is not logged as a client")
+    }
+
+    @Test func failuresLockOutTheClientIDAndTheAddress() throws {
+        let service = try Self.service(maxFailedAuth: 3)
+        for _ in 0..<3 { #expect(service.token(Self.post("psa-sync", "guess"), now: Self.now).status == 401) }
+        let locked = service.token(Self.post(), now: Self.now + 1)
+        #expect(locked.status == 429)
+        #expect(locked.error?.description == "too_many_requests")
+        #expect((locked.retryAfter ?? 0) > 0)
+        // The address is locked as well: another id from it waits too.
+        #expect(service.token(Self.post("ghost", "x"), now: Self.now + 1).status == 429)
+        // After the window the right secret works again.
+        #expect(service.token(Self.post(), now: Self.now + 301).status == 200)
+    }
+
+    @Test func theLimiterBoundsItsKeysAndGroupsIPv6By64() {
+        let a = FailedAuthLimiter.keys(clientID: "c", address: IPAddress(parsing: "2001:db8::1")!)
+        let b = FailedAuthLimiter.keys(clientID: "c", address: IPAddress(parsing: "2001:db8::ffff:1")!)
+        #expect(a == b, "one /64 is one source")
+        let limiter = FailedAuthLimiter()
+        for index in 0..<(FailedAuthLimiter.maximumKeys + 10) {
+            _ = limiter.recordFailure(["id:\(index)"], limit: 5, window: 60, now: Self.now)
+        }
+        #expect(limiter.count <= FailedAuthLimiter.maximumKeys)
+    }
+
+    // MARK: - Revocation and state
+
+    @Test func revocationNeedsTheOwningClientAndLastsUntilExpiry() throws {
+        let service = try Self.service()
+        let issued = service.token(Self.post(), now: Self.now)
+        let token = try #require(try JSONSerialization.jsonObject(with: Data(issued.body!.utf8)) as? [String: Any])["access_token"] as! String
+        let jti = try Self.claims(token)["jti"] as! String
+        let revoked = service.revoke(Self.request("token=\(token)&client_id=psa-sync&client_secret=\(Self.secret)"), now: Self.now)
+        #expect(revoked.status == 200)
+        #expect(service.state.isRevoked(jti))
+        // An invalid token is answered 200 (RFC 7009 §2.2) and changes nothing.
+        #expect(service.revoke(Self.request("token=abc&client_id=psa-sync&client_secret=\(Self.secret)"), now: Self.now).status == 200)
+        #expect(service.revoke(Self.request("token=abc&token_type_hint=refresh_token&client_id=psa-sync&client_secret=\(Self.secret)"), now: Self.now).status == 400)
+        #expect(service.revoke(Self.request("client_id=psa-sync&client_secret=\(Self.secret)"), now: Self.now).status == 400)
+    }
+
+    @Test func stateSurvivesAWriteAndDropsExpiredRevocations() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("issuer-state-\(UUID()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let state = try IssuerState(path: path, now: Self.now)
+        state.revoke("live", until: Self.now + 600, now: Self.now)
+        state.revoke("dead", until: Self.now + 5, now: Self.now)
+        state.redeemed(clientID: "psa-sync", at: Self.now)
+        try state.saveIfChanged(now: Self.now)
+        let again = try IssuerState(path: path, now: Self.now + 10)
+        #expect(again.isRevoked("live"))
+        #expect(!again.isRevoked("dead"))
+        #expect(again.lastRedeemed == ["psa-sync": Self.now])
+        try "not json".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: IssuerError.self) { try IssuerState(path: path, now: Self.now) }
+    }
+
+    @Test func rfc3339TimestampsRoundTrip() {
+        #expect(IssuerState.formatTimestamp(0) == "1970-01-01T00:00:00Z")
+        #expect(IssuerState.formatTimestamp(1_800_000_000) == "2027-01-15T08:00:00Z")
+    }
+
+    // MARK: - Secrets
+
+    @Test func secretsAreLongURLSafeAndDistinct() {
+        let secrets = (0..<100).map { _ in ClientSecret.generate() }
+        #expect(Set(secrets).count == 100)
+        for secret in secrets {
+            #expect(secret.utf8.count == 43, "256 bits, base64url without padding")
+            #expect(secret.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
+        }
+        let hash = ClientSecret.sha256Hex("abc")
+        #expect(hash == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(ClientSecret.matches("abc", sha256Hex: hash))
+        #expect(!ClientSecret.matches("abd", sha256Hex: hash))
+        #expect(!ClientSecret.matches("abc", sha256Hex: String(hash.dropLast())))
+        #expect(ClientSecret.credentialVersion(sha256Hex: hash) != ClientSecret.credentialVersion(sha256Hex: ClientSecret.sha256Hex("abd")))
+    }
+}
