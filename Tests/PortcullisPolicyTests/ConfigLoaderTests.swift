@@ -174,7 +174,7 @@ import Testing
                 issuers:
                   - name: local
                     builtin: true
-                    signing_key_file: signing.pem
+                    signing_key_file: "\(BuiltinIssuerConfigTests.directory)/signing.pem"
                 roles:
                   readonly:
                     allow:
@@ -183,6 +183,7 @@ import Testing
                   - id: psa-sync
                     issuer: local
                     roles: [readonly]
+                    secret_sha256: "\(BuiltinIssuerConfigTests.hash)"
                 """
         )
         #expect(config.deferredSections.isEmpty)

@@ -3,11 +3,20 @@ import Foundation
 extension ConfigLoader {
     static let issuerKeys = [
         "name", "issuer", "audiences", "jwks_url", "jwks_file", "discovery", "algorithms", "client_claim", "leeway",
-        "jwks_refresh", "builtin", "signing_key_file", "token_lifetime",
+        "jwks_refresh", "builtin", "signing_key_file", "token_lifetime", "max_token_lifetime", "max_failed_auth",
+        "failure_window", "state_file",
     ]
     static let clientKeys = [
-        "id", "name", "enabled", "issuer", "roles", "allowed_ips", "secret_sha256", "token_lifetime",
+        "id", "name", "enabled", "issuer", "roles", "allowed_ips", "secret_sha256", "token_lifetime", "last_modified",
     ]
+    /// Keys of an outside issuer that the built-in one does not take.
+    static let outsideIssuerOnlyKeys = ["jwks_url", "jwks_file", "discovery", "audiences", "algorithms", "client_claim", "jwks_refresh"]
+    /// Keys of the built-in issuer that an outside one does not take.
+    static let builtinIssuerOnlyKeys = [
+        "signing_key_file", "token_lifetime", "max_token_lifetime", "max_failed_auth", "failure_window", "state_file",
+    ]
+    /// Bounds of the built-in issuer's token lifetimes (`token_lifetime`, `max_token_lifetime`).
+    static let tokenLifetimeBounds = ConfigDuration.seconds(1)...ConfigDuration.hours(24)
 
     static func issuers(_ node: ConfigNode, _ errors: inout [ConfigError]) -> [IssuerConfig] {
         guard let items = node.sequence(&errors) else { return [] }
@@ -19,7 +28,9 @@ extension ConfigLoader {
                 if let other = result.first(where: { $0.name == issuer.name }) {
                     let at = other.location.map { " (first at line \($0.line))" } ?? ""
                     errors.append(item.error("issuer name '\(issuer.name)' is used twice\(at)"))
-                } else if !issuer.builtin, let other = result.first(where: { !$0.builtin && $0.issuer == issuer.issuer }) {
+                } else if issuer.builtin, let other = result.first(where: \.builtin) {
+                    errors.append(item.error("only one built-in issuer (builtin: true) is allowed; '\(other.name)' is one already"))
+                } else if let other = result.first(where: { $0.issuer == issuer.issuer }) {
                     errors.append(item.error("issuer '\(issuer.issuer)' is configured twice (also '\(other.name)'): a token's iss must pick one"))
                 } else {
                     result.append(issuer)
@@ -42,14 +53,13 @@ extension ConfigLoader {
         var builtin = false
         if let node = value("builtin"), let flag = node.bool(&errors) { builtin = flag }
         if builtin {
-            // The built-in issuer (POST /oauth/token) comes with issue 6; its keys are its own.
-            for key in ["jwks_url", "jwks_file", "discovery", "audiences", "algorithms"] {
+            for key in Self.outsideIssuerOnlyKeys {
                 if let node = value(key) { errors.append(node.error("\(key) does not apply to the built-in issuer")) }
             }
-            guard errors.count == errorCount else { return nil }
-            return IssuerConfig(name: name, issuer: "", audiences: [], keySource: nil, algorithms: [], builtin: true, location: item.location)
+            let config = Self.builtinIssuer(name: name, item, value, &errors)
+            return errors.count == errorCount ? config : nil
         }
-        for key in ["signing_key_file", "token_lifetime"] {
+        for key in Self.builtinIssuerOnlyKeys {
             if let node = value(key) { errors.append(node.error("\(key) applies only to the built-in issuer (builtin: true)")) }
         }
 
@@ -142,6 +152,110 @@ extension ConfigLoader {
         return errors.count == errorCount ? config : nil
     }
 
+    /// The built-in issuer's own keys (`builtin: true`); its tokens' `aud` and algorithm are
+    /// fixed by Portcullis, so only lifetimes, the signing key and the lockout are configured.
+    private static func builtinIssuer(
+        name: String,
+        _ item: ConfigNode,
+        _ value: (String) -> ConfigNode?,
+        _ errors: inout [ConfigError]
+    ) -> IssuerConfig {
+        var signingKeyFile = ""
+        if let node = value("signing_key_file") {
+            if let path = node.string(&errors) {
+                if path.isEmpty {
+                    errors.append(node.error("expected the path of a PEM file holding an Ed25519 or P-256 private key"))
+                } else {
+                    signingKeyFile = Self.resolve(path, relativeTo: node.file)
+                    if !FileManager.default.isReadableFile(atPath: signingKeyFile) {
+                        errors.append(node.error("cannot read the signing key file \(signingKeyFile)"))
+                    }
+                }
+            }
+        } else {
+            errors.append(item.error("missing signing_key_file (a PEM file holding the Ed25519 or P-256 key that signs its tokens)"))
+        }
+
+        var settings = BuiltinIssuerSettings(
+            signingKeyFile: signingKeyFile,
+            stateFile: Self.resolve("\(name)-state.json", relativeTo: item.file)
+        )
+        let maxNode = value("max_token_lifetime")
+        var maxValid = true
+        if let node = maxNode {
+            if let max = Self.tokenLifetime(node, &errors) { settings.maxTokenLifetime = max } else { maxValid = false }
+        }
+        if let node = value("token_lifetime") {
+            if let lifetime = Self.tokenLifetime(node, &errors) {
+                if maxValid, lifetime > settings.maxTokenLifetime {
+                    let source = maxNode == nil ? "the default max_token_lifetime" : "max_token_lifetime"
+                    errors.append(node.error("token_lifetime \(lifetime) is longer than \(source) \(settings.maxTokenLifetime)"))
+                }
+                settings.tokenLifetime = lifetime
+            }
+        } else if let maxNode, maxValid, settings.tokenLifetime > settings.maxTokenLifetime {
+            errors.append(
+                maxNode.error("max_token_lifetime \(settings.maxTokenLifetime) is shorter than the default token_lifetime \(settings.tokenLifetime); set token_lifetime too")
+            )
+        }
+        if let node = value("max_failed_auth"), let count = node.integer(&errors, in: 1...1_000_000) {
+            settings.maxFailedAuth = count
+        }
+        if let node = value("failure_window"), let window = node.duration(&errors) {
+            if window < .seconds(1) || window > .hours(24) {
+                errors.append(node.error("failure_window \(window) is out of range; expected 1s...24h"))
+            }
+            settings.failureWindow = window
+        }
+        if let node = value("state_file"), let path = node.string(&errors) {
+            if path.isEmpty {
+                errors.append(node.error("expected a file path (where last_redeemed times and revoked token ids are kept)"))
+            } else {
+                settings.stateFile = Self.resolve(path, relativeTo: node.file)
+            }
+        }
+
+        var issuerText = "urn:portcullis:\(name)"
+        if let node = value("issuer"), let text = node.string(&errors) {
+            if text.isEmpty { errors.append(node.error("expected the iss of its tokens, e.g. \"urn:portcullis:\(name)\" (the default)")) }
+            issuerText = text
+        }
+        var leeway = ConfigDuration.seconds(5)
+        if let node = value("leeway"), let duration = node.duration(&errors) {
+            if duration > .minutes(10) { errors.append(node.error("leeway above 10m would accept long-expired tokens")) }
+            leeway = duration
+        }
+        return IssuerConfig(
+            name: name,
+            issuer: issuerText,
+            audiences: [],
+            keySource: nil,
+            algorithms: [],
+            leeway: leeway,
+            builtin: true,
+            builtinSettings: settings,
+            location: item.location
+        )
+    }
+
+    /// A token lifetime: whole seconds (`expires_in` is in seconds) within ``tokenLifetimeBounds``.
+    static func tokenLifetime(
+        _ node: ConfigNode,
+        in bounds: ClosedRange<ConfigDuration> = ConfigLoader.tokenLifetimeBounds,
+        _ errors: inout [ConfigError]
+    ) -> ConfigDuration? {
+        guard let duration = node.duration(&errors) else { return nil }
+        guard duration.nanoseconds % 1_000_000_000 == 0 else {
+            errors.append(node.error("\(duration) is not whole seconds; expected e.g. 90s, 15m or 1h"))
+            return nil
+        }
+        guard bounds.contains(duration) else {
+            errors.append(node.error("\(duration) is out of range; expected \(bounds.lowerBound)...\(bounds.upperBound)"))
+            return nil
+        }
+        return duration
+    }
+
     /// Keys are fetched over https; plain http only from this machine (tests, a local IdP).
     static func keyURLProblem(_ url: String) -> String? {
         let authority = url.drop { $0 != "/" }.dropFirst(2).prefix { $0 != "/" && $0 != "?" && $0 != "#" }
@@ -195,9 +309,11 @@ extension ConfigLoader {
                 errors.append(idNode.error("client id '\(id)' is used twice\(at)"))
             }
             var issuerName = ""
+            var issuerConfig: IssuerConfig?
             if let node = value("issuer"), let text = node.string(&errors) {
                 issuerName = text
-                if !issuers.contains(where: { $0.name == text }) {
+                issuerConfig = issuers.first { $0.name == text }
+                if issuerConfig == nil {
                     let known = issuers.map(\.name)
                     let hint = known.isEmpty ? "no issuers are configured" : "configured: \(known.joined(separator: ", "))"
                     errors.append(node.error("unknown issuer '\(text)' (\(hint))"))
@@ -220,10 +336,78 @@ extension ConfigLoader {
             if let node = value("allowed_ips") {
                 // Absent: any address. An empty list: none.
                 client.allowedIPs = Self.cidrList(node, &errors)
+                var ignored: [ConfigError] = []  // cidrList reported them
+                client.allowedIPsText = Self.stringList(node, &ignored)
+            }
+            Self.clientCredentials(&client, value, issuer: issuerConfig, item, &errors)
+            if let node = value("last_modified"), let text = node.string(&errors) {
+                if Self.isRFC3339UTCSeconds(text) {
+                    client.lastModified = text
+                } else {
+                    errors.append(node.error("'\(text)' is not a UTC time; expected RFC 3339 with seconds and Z, e.g. \"2026-12-04T10:00:00Z\""))
+                }
             }
             if errors.count == errorCount { result.append(client) }
         }
         return result
+    }
+
+    /// `secret_sha256` and `token_lifetime`: required and allowed (respectively) for clients of
+    /// the built-in issuer, refused for clients of an outside one (its IdP holds their secrets).
+    private static func clientCredentials(
+        _ client: inout ClientConfig,
+        _ value: (String) -> ConfigNode?,
+        issuer: IssuerConfig?,
+        _ item: ConfigNode,
+        _ errors: inout [ConfigError]
+    ) {
+        let builtin = issuer?.builtin == true
+        if let node = value("secret_sha256") {
+            if let issuer, !builtin {
+                errors.append(node.error("secret_sha256 applies only to clients of the built-in issuer; '\(issuer.name)' holds its clients' secrets itself"))
+            } else if let text = node.string(&errors) {
+                if text.utf8.count == 64, text.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) {
+                    client.secretSHA256 = text
+                } else {
+                    errors.append(node.error("expected the SHA-256 of the secret as 64 lowercase hex digits (portcullis client add/rotate writes it)"))
+                }
+            }
+        } else if let issuer, builtin {
+            errors.append(item.error("missing secret_sha256: clients of the built-in issuer '\(issuer.name)' need one (portcullis client add/rotate writes it)"))
+        }
+        if let node = value("token_lifetime") {
+            if let issuer, !builtin {
+                errors.append(node.error("token_lifetime applies only to clients of the built-in issuer; '\(issuer.name)' sets its own tokens' lifetime"))
+            } else {
+                let max = issuer?.builtinSettings?.maxTokenLifetime ?? Self.tokenLifetimeBounds.upperBound
+                if let lifetime = Self.tokenLifetime(node, in: Self.tokenLifetimeBounds.lowerBound...max, &errors) {
+                    client.tokenLifetime = lifetime
+                }
+            }
+        }
+    }
+
+    /// `2026-12-04T10:00:00Z`: the form `portcullis client` writes to `last_modified`.
+    static func isRFC3339UTCSeconds(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 20, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: "T"),
+            bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"), bytes[19] == UInt8(ascii: "Z")
+        else { return false }
+        func number(_ range: Range<Int>) -> Int? {
+            var value = 0
+            for byte in bytes[range] {
+                guard byte >= 0x30 && byte <= 0x39 else { return nil }
+                value = value * 10 + Int(byte - 0x30)
+            }
+            return value
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
+            let minute = number(14..<16), let second = number(17..<19)
+        else { return false }
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        guard (1...12).contains(month) else { return false }
+        return (1...days[month - 1]).contains(day) && hour < 24 && minute < 60 && second <= 60
     }
 
     /// `clients[].roles`: one or more names of `roles:` entries.

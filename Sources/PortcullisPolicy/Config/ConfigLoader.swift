@@ -13,6 +13,12 @@ public enum ConfigLoader {
     static let deferredKeys: Set<String> = []
 
     public static func load(directory: String) throws(ConfigErrors) -> GatewayConfig {
+        try self.load(sources: try self.sources(directory: directory), directory: directory)
+    }
+
+    /// The config files of a directory (every `*.yaml` and `*.yml`, sorted; dotfiles such as
+    /// `.clients.yaml.tmp-42` do not end in `.yaml`) as `(path, text)`, what `load(sources:)` takes.
+    public static func sources(directory: String) throws(ConfigErrors) -> [(file: String, text: String)] {
         let files: [String]
         do {
             files = try FileManager.default.contentsOfDirectory(atPath: directory)
@@ -35,7 +41,7 @@ public enum ConfigLoader {
             }
         }
         if !errors.isEmpty { throw ConfigErrors(errors) }
-        return try self.load(sources: sources, directory: directory)
+        return sources
     }
 
     /// Loads from in-memory sources: `(file name for messages, YAML text)`.

@@ -3,7 +3,7 @@ import Testing
 @testable import PortcullisPolicy
 
 @Suite struct RolesConfigLoaderTests {
-    /// Listener, a CIPP upstream and a built-in issuer; roles and clients are appended.
+    /// Listener, a CIPP upstream and an issuer; roles and clients are appended.
     static func base(profile: String = "cipp") -> String {
         """
         listen:
@@ -12,8 +12,8 @@ import Testing
           url: "http://127.0.0.1:8091"
           profile: \(profile)
         issuers:
-          - name: local
-            builtin: true
+          - { name: local, issuer: "https://idp.example.com/", audiences: ["api://gateway"],
+              jwks_url: "https://idp.example.com/keys", algorithms: [RS256] }
 
         """
     }

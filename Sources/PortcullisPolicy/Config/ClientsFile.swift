@@ -1,0 +1,397 @@
+import Foundation
+import Yams
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A client to add to the clients file (`portcullis client add`, the admin API's create).
+public struct ClientDraft: Sendable {
+    public var id: String
+    public var name: String
+    public var issuer: String
+    public var roles: [String]
+    /// `allowed_ips` as written; nil leaves the key out (any address), empty allows none.
+    public var allowedIPs: [String]?
+    /// A duration such as `15m`; nil takes the issuer's `token_lifetime`.
+    public var tokenLifetime: String?
+    /// Lowercase hex SHA-256 of the secret (``ClientSecret`` in PortcullisAuth); required for
+    /// clients of the built-in issuer, refused for the others.
+    public var secretSHA256: String?
+    public var enabled: Bool
+
+    public init(
+        id: String,
+        name: String? = nil,
+        issuer: String,
+        roles: [String],
+        allowedIPs: [String]? = nil,
+        tokenLifetime: String? = nil,
+        secretSHA256: String? = nil,
+        enabled: Bool = true
+    ) {
+        self.id = id
+        self.name = name ?? id
+        self.issuer = issuer
+        self.roles = roles
+        self.allowedIPs = allowedIPs
+        self.tokenLifetime = tokenLifetime
+        self.secretSHA256 = secretSHA256
+        self.enabled = enabled
+    }
+}
+
+/// One change to the `clients:` list.
+public enum ClientMutation: Sendable {
+    case add(ClientDraft)
+    /// Replaces the stored secret hash: tokens issued under the old secret stop working.
+    case rotate(id: String, secretSHA256: String)
+    case setEnabled(id: String, enabled: Bool)
+    case remove(id: String)
+}
+
+public enum ClientsFileError: Error, CustomStringConvertible {
+    case unknownClient(String)
+    case duplicateClient(String)
+    /// The whole configuration would not validate after the change; nothing was written.
+    case invalid([ConfigError])
+    case io(String)
+
+    public var description: String {
+        switch self {
+        case .unknownClient(let id): return "no client '\(id)' in the configuration"
+        case .duplicateClient(let id): return "a client '\(id)' already exists"
+        case .invalid(let errors):
+            return "the configuration would not be valid, nothing was changed:\n" + errors.map(\.description).joined(separator: "\n")
+        case .io(let message): return message
+        }
+    }
+}
+
+/// The editor of the `clients:` list of a config directory, shared by `portcullis client` and
+/// the admin API.
+///
+/// A change is made under an exclusive `flock` on `DIR/.portcullis-clients.lock` (so concurrent
+/// editors, in one process or several, are serialised, and a killed editor's lock goes with its
+/// process), on the files as they are inside the lock, and is written only when the whole
+/// resulting configuration validates with the same loader as `serve` and `check`. The one file
+/// that holds `clients:` is replaced atomically (temporary file, fsync, rename, fsync of the
+/// directory), so a crash leaves the old file or the new one, never half of one; other files are
+/// not touched. A running gateway picks the new file up by its reload.
+///
+/// Only the `clients:` block of that file is rewritten, from the parsed configuration: the text
+/// outside it stays byte for byte, but comments inside the block are lost.
+public enum ClientsFile {
+    /// The file `clients:` goes into when no config file has it yet.
+    public static let defaultFileName = "clients.yaml"
+    /// Taken with `flock(LOCK_EX)` around every change.
+    public static let lockFileName = ".portcullis-clients.lock"
+    /// Milliseconds to wait between writing the temporary file and renaming it over the old one,
+    /// so a test can kill the writer mid-change.
+    static let testPauseVariable = "PORTCULLIS_TEST_CLIENTS_WRITE_PAUSE_MS"
+
+    /// Applies one mutation under an exclusive flock on DIR/.portcullis-clients.lock, re-reading
+    /// the config inside the lock, validating the WHOLE resulting config (same loader as
+    /// serve/check), then writing the one file that holds `clients:` (creating `clients.yaml` if
+    /// no file has it) atomically. Returns the resulting client (nil for remove).
+    public static func apply(_ mutation: ClientMutation, directory: String, now: Date = Date()) throws -> ClientConfig? {
+        let lock = try Self.lock(directory: directory)
+        defer { close(lock) }
+
+        let sources: [(file: String, text: String)]
+        let current: GatewayConfig
+        do throws(ConfigErrors) {
+            sources = try ConfigLoader.sources(directory: directory)
+            current = try ConfigLoader.load(sources: sources, directory: directory)
+        } catch {
+            throw ClientsFileError.invalid(error.errors)
+        }
+
+        var entries = current.clients.map(Entry.init)
+        let stamp = Self.timestamp(now)
+        var changedID: String?
+        switch mutation {
+        case .add(let draft):
+            guard !entries.contains(where: { $0.id == draft.id }) else { throw ClientsFileError.duplicateClient(draft.id) }
+            var entry = Entry(draft)
+            entry.lastModified = stamp
+            entries.append(entry)
+            changedID = draft.id
+        case .rotate(let id, let hash):
+            let index = try Self.index(of: id, in: entries)
+            entries[index].secretSHA256 = hash
+            entries[index].lastModified = stamp
+            changedID = id
+        case .setEnabled(let id, let enabled):
+            let index = try Self.index(of: id, in: entries)
+            entries[index].enabled = enabled
+            entries[index].lastModified = stamp
+            changedID = id
+        case .remove(let id):
+            entries.remove(at: try Self.index(of: id, in: entries))
+        }
+
+        let target = try Self.target(sources: sources, directory: directory)
+        let newText = target.splice(Self.render(entries))
+        var newSources = sources
+        if let index = newSources.firstIndex(where: { $0.file == target.path }) {
+            newSources[index].text = newText
+        } else {
+            newSources.append((target.path, newText))
+            newSources.sort { $0.file < $1.file }
+        }
+        let updated: GatewayConfig
+        do throws(ConfigErrors) {
+            updated = try ConfigLoader.load(sources: newSources, directory: directory)
+        } catch {
+            throw ClientsFileError.invalid(error.errors)
+        }
+
+        try Self.writeAtomically(newText, to: target.path, like: target.exists ? target.path : sources.first?.file)
+        return changedID.flatMap { id in updated.clients.first { $0.id == id } }
+    }
+
+    // MARK: - The entries
+
+    /// A `clients:` entry as it is written back.
+    struct Entry {
+        var id: String
+        var name: String
+        var enabled: Bool
+        var issuer: String
+        var roles: [String]
+        var allowedIPs: [String]?
+        var secretSHA256: String?
+        var tokenLifetime: String?
+        var lastModified: String?
+
+        init(_ client: ClientConfig) {
+            self.id = client.id
+            self.name = client.name
+            self.enabled = client.enabled
+            self.issuer = client.issuer
+            self.roles = client.roles
+            self.allowedIPs = client.allowedIPsText
+            self.secretSHA256 = client.secretSHA256
+            self.tokenLifetime = client.tokenLifetime?.description
+            self.lastModified = client.lastModified
+        }
+
+        init(_ draft: ClientDraft) {
+            self.id = draft.id
+            self.name = draft.name
+            self.enabled = draft.enabled
+            self.issuer = draft.issuer
+            self.roles = draft.roles
+            self.allowedIPs = draft.allowedIPs
+            self.secretSHA256 = draft.secretSHA256
+            self.tokenLifetime = draft.tokenLifetime
+        }
+    }
+
+    private static func index(of id: String, in entries: [Entry]) throws -> Int {
+        guard let index = entries.firstIndex(where: { $0.id == id }) else { throw ClientsFileError.unknownClient(id) }
+        return index
+    }
+
+    /// The `clients:` block, every string JSON-quoted (JSON strings are YAML double-quoted
+    /// scalars), ending in a newline.
+    static func render(_ entries: [Entry]) -> String {
+        guard !entries.isEmpty else { return "clients: []\n" }
+        var out = "clients:\n"
+        for entry in entries {
+            out += "  - id: \(Self.quoted(entry.id))\n"
+            out += "    name: \(Self.quoted(entry.name))\n"
+            out += "    enabled: \(entry.enabled)\n"
+            out += "    issuer: \(Self.quoted(entry.issuer))\n"
+            out += "    roles: \(Self.quotedList(entry.roles))\n"
+            if let ips = entry.allowedIPs { out += "    allowed_ips: \(Self.quotedList(ips))\n" }
+            if let hash = entry.secretSHA256 { out += "    secret_sha256: \(Self.quoted(hash))\n" }
+            if let lifetime = entry.tokenLifetime { out += "    token_lifetime: \(Self.quoted(lifetime))\n" }
+            if let stamp = entry.lastModified { out += "    last_modified: \(Self.quoted(stamp))\n" }
+        }
+        return out
+    }
+
+    private static func quotedList(_ items: [String]) -> String {
+        "[" + items.map(Self.quoted).joined(separator: ", ") + "]"
+    }
+
+    /// A JSON string literal. Besides what JSON must escape, characters YAML treats as line
+    /// breaks or strips (NEL, LS, PS, BOM) and other C1 controls are escaped too.
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                let value = scalar.value
+                if value < 0x20 || (0x7F...0x9F).contains(value) || value == 0x2028 || value == 0x2029 || value == 0xFEFF {
+                    out += String(format: "\\u%04x", value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    /// `2026-12-04T10:00:00Z`: RFC 3339, UTC, whole seconds.
+    static func timestamp(_ date: Date) -> String {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02dZ",
+            Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec)
+        )
+    }
+
+    // MARK: - The file
+
+    /// The file that holds (or will hold) `clients:`, and the lines its block spans.
+    struct Target {
+        var path: String
+        var text: String
+        var exists: Bool
+        /// Byte offsets in `text` of the block (from the start of its `clients:` line to the next
+        /// top-level key, less the blank and comment lines just above that key); nil when the file
+        /// has no `clients:` yet.
+        var block: Range<String.Index>?
+
+        func splice(_ rendered: String) -> String {
+            if let block {
+                return String(self.text[..<block.lowerBound]) + rendered + String(self.text[block.upperBound...])
+            }
+            if self.text.isEmpty {
+                return "# API clients: written by `portcullis client` and the admin API.\n" + rendered
+            }
+            return self.text + (self.text.hasSuffix("\n") ? "" : "\n") + rendered
+        }
+    }
+
+    static func target(sources: [(file: String, text: String)], directory: String) throws -> Target {
+        for (file, text) in sources {
+            guard case .mapping(let mapping)? = try? Yams.compose(yaml: text) else { continue }
+            let keys = mapping.map(\.key)
+            guard let position = keys.firstIndex(where: { $0.string == "clients" }) else { continue }
+            guard let mark = keys[position].mark, mark.column == 1 else {
+                throw ClientsFileError.io("cannot edit \(file): its clients: key is not a block key at the start of a line")
+            }
+            let lines = Self.lineStarts(text)
+            let start = lines[min(mark.line - 1, lines.count - 1)]
+            var endLine = lines.count - 1  // lines.last is text.endIndex
+            if position + 1 < keys.count, let next = keys[position + 1].mark {
+                endLine = next.line - 1
+                // Blank and comment lines just above the next key belong to it.
+                while endLine > mark.line {
+                    let line = text[lines[endLine - 1]..<lines[endLine]]
+                    let isBlank = line.allSatisfy { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r\n" || $0 == "\r" }
+                    guard isBlank || line.hasPrefix("#") else { break }
+                    endLine -= 1
+                }
+            }
+            return Target(path: file, text: text, exists: true, block: start..<lines[endLine])
+        }
+        let path = (directory as NSString).appendingPathComponent(Self.defaultFileName)
+        if let existing = sources.first(where: { $0.file == path }) {
+            return Target(path: path, text: existing.text, exists: true, block: nil)
+        }
+        return Target(path: path, text: "", exists: false, block: nil)
+    }
+
+    /// The index of the start of every line, then `text.endIndex`.
+    private static func lineStarts(_ text: String) -> [String.Index] {
+        var starts = [text.startIndex]
+        var index = text.startIndex
+        while index < text.endIndex {
+            let next = text.index(after: index)
+            if text[index].isNewline, next < text.endIndex { starts.append(next) }
+            index = next
+        }
+        if starts.last != text.endIndex { starts.append(text.endIndex) }
+        return starts
+    }
+
+    private static func lock(directory: String) throws -> Int32 {
+        let path = (directory as NSString).appendingPathComponent(Self.lockFileName)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ClientsFileError.io("cannot open the lock file \(path): \(Self.lastError())") }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                let message = Self.lastError()
+                close(fd)
+                throw ClientsFileError.io("cannot lock \(path): \(message)")
+            }
+        }
+        return fd
+    }
+
+    /// Writes `text` to `DIR/.<name>.tmp-<pid>` (with the mode and owner of `model`), fsyncs it,
+    /// renames it over `path` and fsyncs the directory. The temporary name ends in neither
+    /// `.yaml` nor `.yml`, so one left by a killed writer is never read as config.
+    private static func writeAtomically(_ text: String, to path: String, like model: String?) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        let name = (path as NSString).lastPathComponent
+        let prefix = ".\(name).tmp-"
+        // Under the lock, any temporary file of ours is a killed writer's.
+        for stale in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where stale.hasPrefix(prefix) {
+            unlink((directory as NSString).appendingPathComponent(stale))
+        }
+        let temporary = (directory as NSString).appendingPathComponent("\(prefix)\(getpid())")
+
+        var mode: mode_t = 0o644
+        var owner: (uid_t, gid_t)?
+        var info = stat()
+        if let model, stat(model, &info) == 0 {
+            mode = info.st_mode & 0o7777
+            owner = (info.st_uid, info.st_gid)
+        }
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw ClientsFileError.io("cannot create \(temporary): \(Self.lastError())") }
+        var closed = false
+        var renamed = false
+        defer {
+            if !closed { close(fd) }
+            if !renamed { unlink(temporary) }
+        }
+        fchmod(fd, mode)  // open's mode went through the umask
+        if let (uid, gid) = owner, geteuid() == 0 { _ = fchown(fd, uid, gid) }
+
+        var bytes = Array(text.utf8)
+        var written = 0
+        while written < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw ClientsFileError.io("cannot write \(temporary): \(Self.lastError())")
+            }
+            written += count
+        }
+        guard fsync(fd) == 0 else { throw ClientsFileError.io("cannot fsync \(temporary): \(Self.lastError())") }
+        closed = true
+        guard close(fd) == 0 else { throw ClientsFileError.io("cannot write \(temporary): \(Self.lastError())") }
+        bytes.removeAll()
+
+        if let pause = ProcessInfo.processInfo.environment[Self.testPauseVariable], let milliseconds = UInt32(pause) {
+            Thread.sleep(forTimeInterval: Double(milliseconds) / 1000)
+        }
+        guard rename(temporary, path) == 0 else { throw ClientsFileError.io("cannot replace \(path): \(Self.lastError())") }
+        renamed = true
+        let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directoryFD >= 0 {
+            fsync(directoryFD)
+            close(directoryFD)
+        }
+    }
+
+    private static func lastError() -> String {
+        String(cString: strerror(errno))
+    }
+}
