@@ -68,9 +68,6 @@ func runGateway(
     if config.issuers.isEmpty {
         logger.warning("no issuers are configured: every request will be refused with 401")
     }
-    if config.issuers.contains(where: \.builtin) {
-        logger.warning("the built-in issuer (builtin: true) is not implemented yet: its clients cannot authenticate")
-    }
     if config.roles.isEmpty {
         logger.warning("no roles are configured: every authenticated request will be refused with 403")
     }
@@ -145,6 +142,7 @@ private func serveUntilStopped(
             onReady?(server)
         }
     )
+    server.setAdminReloader { try await service.reloadOrThrow() }
     let group_ = ServiceGroup(
         configuration: ServiceGroupConfiguration(
             services: [.init(service: service)],
@@ -170,6 +168,9 @@ struct GatewayService: Service {
     let drainTimeout: ConfigDuration
     let logger: Logger
     let ready: @Sendable () throws -> Void
+    /// SIGHUP, the file poll and the admin API reload one at a time, in the order asked, so an
+    /// older read of the directory never lands after a newer one.
+    let reloads = ReloadQueue()
 
     func run() async throws {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
@@ -187,6 +188,14 @@ struct GatewayService: Service {
             tasks.addTask {
                 for await _ in reopens {
                     self.accessLog?.reopen()
+                }
+            }
+            // The built-in issuer's revocations and redemptions reach its state file within a
+            // second, written here, off the event loops.
+            tasks.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(1))
+                    self.server.persistIssuerState()
                 }
             }
             // A change to a *.yaml file of the directory reloads too (polled: no inotify needed,
@@ -208,6 +217,7 @@ struct GatewayService: Service {
         }
         self.logger.info("draining", metadata: ["timeout": "\(self.drainTimeout)"])
         await self.server.drain(timeout: .nanoseconds(self.drainTimeout.nanoseconds))
+        self.server.persistIssuerState()
     }
 
     /// Names, sizes and modification times of the directory's *.yaml files.
@@ -222,6 +232,16 @@ struct GatewayService: Service {
     }
 
     private func reload() async {
+        try? await self.reloadOrThrow()
+    }
+
+    /// Loads the directory and applies it; a failure keeps the running configuration, is
+    /// logged, and is thrown to the caller (the admin API answers with it).
+    func reloadOrThrow() async throws {
+        try await self.reloads.run { try await self.reloadNow() }
+    }
+
+    private func reloadNow() async throws {
         do {
             let config = try ConfigLoader.load(directory: self.directory)
             // Unchanged URL issuers keep their fetched keys; a bad jwks_file fails the reload.
@@ -232,7 +252,23 @@ struct GatewayService: Service {
         } catch {
             self.server.metrics.recordReload(succeeded: false)
             self.logger.error("reload failed; keeping the running configuration:\n\(error)")
+            throw error
         }
+    }
+}
+
+/// Runs operations one after another, in the order they were asked for.
+actor ReloadQueue {
+    private var last: Task<Void, Never>?
+
+    func run(_ operation: @escaping @Sendable () async throws -> Void) async throws {
+        let previous = self.last
+        let task = Task<Void, Error> {
+            await previous?.value
+            try await operation()
+        }
+        self.last = Task { _ = try? await task.value }
+        try await task.value
     }
 }
 

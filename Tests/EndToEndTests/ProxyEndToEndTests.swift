@@ -19,7 +19,8 @@ struct GatewayUnderTest {
         upstream: String? = nil,
         upstreamExtra: String = "",
         listen: String = "127.0.0.1:0",
-        threads: Int = 2
+        threads: Int = 2,
+        extraFiles: [String: String] = [:]
     ) throws -> GatewayUnderTest {
         let backend = try PortcullisProcess.demoBackend()
         let url = upstream ?? "http://127.0.0.1:\(backend.port())"
@@ -33,6 +34,7 @@ struct GatewayUnderTest {
             """
         let gateway = try PortcullisProcess.serve(
             configYAML: yaml,
+            extraFiles: extraFiles,
             environment: ["PORTCULLIS_THREADS": "\(threads)"]
         )
         return GatewayUnderTest(backend: backend, gateway: gateway)

@@ -25,13 +25,17 @@ enum AdminRoute: Equatable {
 }
 
 /// One admin connection, behind NIOHTTP1's server pipeline (which orders pipelined requests):
-/// `/metrics`, `/healthz` and `/readyz`. Off the request path, so it may wait for a scrape.
+/// `/metrics`, `/healthz`, `/readyz`, and the admin API under `/api/` (``AdminAPI``). Off the
+/// request path, so it may wait for a scrape or a file write.
 final class AdminRequestHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let endpoints: AdminServer.Endpoints
     private var request: HTTPRequestHead?
+    private var body: ByteBuffer?
+    /// A request body larger than this (an admin API call is small) is refused with 413.
+    static let maxBody = 64 * 1024
 
     init(endpoints: AdminServer.Endpoints) {
         self.endpoints = endpoints
@@ -41,12 +45,33 @@ final class AdminRequestHandler: ChannelInboundHandler {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
             self.request = head
-        case .body:
-            break
+            self.body = nil
+        case .body(var part):
+            guard let head = self.request else { return }
+            if (self.body?.readableBytes ?? 0) + part.readableBytes > Self.maxBody {
+                self.request = nil
+                self.body = nil
+                var close = head
+                close.headers.replaceOrAdd(name: "connection", value: "close")
+                return self.writeJSON(
+                    .payloadTooLarge,
+                    #"{"error":"request_body_too_large","error_description":"admin API bodies are at most 64 KiB"}"#,
+                    to: close,
+                    context: context
+                )
+            }
+            if self.body == nil { self.body = part } else { self.body!.writeBuffer(&part) }
         case .end:
             guard let head = self.request else { return }
+            let body = self.body.map { Array($0.readableBytesView) } ?? []
             self.request = nil
-            self.respond(to: head, context: context)
+            self.body = nil
+            let path = head.uri.prefix { $0 != "?" }
+            if AdminAPI.isAPIPath(path) {
+                self.callAPI(head, path: path, body: body, context: context)
+            } else {
+                self.respond(to: head, context: context)
+            }
         }
     }
 
@@ -94,6 +119,44 @@ final class AdminRequestHandler: ChannelInboundHandler {
             self.writeJSON(
                 .notFound,
                 #"{"error":"not_found","error_description":"the admin listener serves /metrics, /healthz and /readyz"}"#,
+                to: head,
+                context: context
+            )
+        }
+    }
+
+    private func callAPI(_ head: HTTPRequestHead, path: Substring, body: [UInt8], context: ChannelHandlerContext) {
+        guard let api = self.endpoints.api else {
+            return self.writeJSON(.notFound, #"{"error":"not_found","error_description":"no admin API here"}"#, to: head, context: context)
+        }
+        switch api.authorize(head.headers) {
+        case .allowed:
+            break
+        case .disabled:
+            return self.writeJSON(
+                .forbidden,
+                #"{"error":"admin_api_disabled","error_description":"set admin.token_file to use the admin API"}"#,
+                to: head,
+                context: context
+            )
+        case .missing, .wrong:
+            return self.writeJSON(
+                .unauthorized,
+                #"{"error":"invalid_token","error_description":"the admin API needs Authorization: Bearer <admin token>"}"#,
+                extraHeaders: [("WWW-Authenticate", "Bearer realm=\"portcullis-admin\"")],
+                to: head,
+                context: context
+            )
+        }
+        let method = head.method
+        let path = String(path)
+        context.eventLoop.makeFutureWithTask {
+            await api.handle(method: method, path: path[...], body: body)
+        }.assumeIsolated().whenSuccess { response in
+            self.write(
+                response.status,
+                contentType: "application/json",
+                body: response.body.isEmpty ? "" : response.body + "\n",
                 to: head,
                 context: context
             )

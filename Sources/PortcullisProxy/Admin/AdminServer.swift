@@ -7,7 +7,8 @@ import PortcullisPolicy
 
 /// The admin listener (`admin.address`): `/metrics`, `/healthz` and `/readyz` over plain
 /// HTTP/1.1 on NIOHTTP1's standard server pipeline, on the gateway's event loops but off the
-/// request path. No authentication: bind it where only operators and scrapers reach it.
+/// request path. `/metrics`, `/healthz` and `/readyz` need no authentication (bind the listener
+/// where only operators and scrapers reach it); the admin API needs the admin token.
 final class AdminServer: Sendable {
     /// What the routes read, supplied by the gateway.
     struct Endpoints: Sendable {
@@ -15,6 +16,8 @@ final class AdminServer: Sendable {
         var metricsText: @Sendable (EventLoop) -> EventLoopFuture<String>
         /// Config loaded, listeners open, not draining.
         var isReady: @Sendable () -> Bool
+        /// The admin API (`/api/v1/...`); nil answers 404 there.
+        var api: AdminAPI?
     }
 
     /// An admin connection with nothing to say for this long is closed.
