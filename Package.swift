@@ -77,6 +77,7 @@ let package = Package(
             name: "portcullis",
             dependencies: [
                 "PortcullisProxy",
+                "PortcullisAuth",
                 "PortcullisDemo",
                 "PortcullisPolicy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
