@@ -21,7 +21,8 @@ struct Demo: AsyncParsableCommand {
         // The demo issuer's key is made for this run: a temporary copy of the directory gets
         // its public half, and the banner prints tokens signed with it.
         let signer = JWSSigner.generate(.es256, keyID: "demo-\(UInt32.random(in: 0...UInt32.max))")!
-        let runDirectory = try Self.copyWithDemoKey(directory, signer: signer)
+        var secrets = DemoSecrets()
+        let runDirectory = try Self.copyWithDemoKey(directory, signer: signer, secrets: &secrets)
         defer { try? FileManager.default.removeItem(atPath: runDirectory) }
         let config = try loadOrExit(runDirectory)
         let logger = makeLogger(level: config.logging.level)
@@ -40,7 +41,9 @@ struct Demo: AsyncParsableCommand {
         try await runGateway(config: config, runtime: self.runtime, logger: logger, extraReadyLines: ["backend \(backendURL)"]) { server in
             let base = server.boundAddresses.first.map { "http://\(urlHost($0))" } ?? "http://127.0.0.1:8080"
             let admin = server.adminAddress.map { "http://\(urlHost($0))" }
-            print(Self.banner(gateway: base, backend: backendURL, admin: admin, directory: directory, tokens: tokens))
+            var text = Self.banner(gateway: base, backend: backendURL, admin: admin, directory: directory, tokens: tokens)
+            text += Self.issuerBanner(config: config, gateway: base, admin: admin, secrets: secrets)
+            print(text)
             fflush(stdout)
         }
         try await backend.close()
@@ -90,6 +93,44 @@ struct Demo: AsyncParsableCommand {
         return text
     }
 
+    /// Made for each run: the built-in issuer's key, the admin token, and client secrets.
+    struct DemoSecrets {
+        var signingKeyPEM = BuiltinIssuer.newSigningKeyPEM()
+        var adminToken = ClientSecret.generate()
+        /// By client id: the new secret of each built-in issuer client of the demo config.
+        var clientSecrets: [String: String] = [:]
+    }
+
+    /// Curl lines for the built-in issuer and the admin API, when the config has them.
+    static func issuerBanner(config: GatewayConfig, gateway: String, admin: String?, secrets: DemoSecrets) -> String {
+        var text = ""
+        if let issuer = config.issuers.first(where: \.builtin),
+            let client = config.clients.first(where: { $0.issuer == issuer.name && $0.enabled }),
+            let secret = secrets.clientSecrets[client.id]
+        {
+            text += """
+
+                Portcullis's own token endpoint (OAuth2 client_credentials, issuer '\(issuer.name)'):
+                  client_id \(client.id), client_secret \(secret)   (made for this run)
+                  TOKEN2=$(curl -s -u '\(client.id):\(secret)' -d grant_type=client_credentials \(gateway)/oauth/token | sed 's/.*"access_token":"\\([^"]*\\)".*/\\1/')
+                  curl -s \(gateway)/api/ListTenants -H "Authorization: Bearer $TOKEN2"
+                  curl -s \(gateway)/.well-known/jwks.json                        # its public key
+
+                """
+        }
+        if let admin, config.admin.tokenFile != nil {
+            text += """
+
+                Admin API (admin token made for this run: \(secrets.adminToken)):
+                  curl -s \(admin)/api/v1/clients -H "Authorization: Bearer \(secrets.adminToken)"
+                  curl -s -X POST \(admin)/api/v1/clients -H "Authorization: Bearer \(secrets.adminToken)" \\
+                       -H 'Content-Type: application/json' -d '{"id":"new-script","roles":["readonly"]}'   # shows its secret once
+
+                """
+        }
+        return text
+    }
+
     struct DemoToken {
         var client: String
         var roles: String
@@ -98,7 +139,9 @@ struct Demo: AsyncParsableCommand {
     }
 
     /// A temporary copy of `directory` whose demo-jwks.json holds `signer`'s public key.
-    static func copyWithDemoKey(_ directory: String, signer: JWSSigner) throws -> String {
+    /// Its built-in issuer gets `secrets`' signing key, admin token, and a new secret for every
+    /// built-in client (the committed hashes are replaced in the copy's portcullis.yaml).
+    static func copyWithDemoKey(_ directory: String, signer: JWSSigner, secrets: inout DemoSecrets) throws -> String {
         let files = FileManager.default
         let copy = files.temporaryDirectory.appendingPathComponent("portcullis-demo-\(getpid())").path
         try? files.removeItem(atPath: copy)
@@ -109,7 +152,32 @@ struct Demo: AsyncParsableCommand {
         let jwks = (copy as NSString).appendingPathComponent("demo-jwks.json")
         try? files.removeItem(atPath: jwks)
         try signer.publicJWKSet.write(toFile: jwks, atomically: true, encoding: .utf8)
+        try Self.replaceIssuerSecrets(in: copy, with: &secrets)
         return copy
+    }
+
+    /// Writes the run's signing key and admin token over the files the copied config names, and
+    /// gives each client with a `secret_sha256` a new secret (its hash replaces the old one).
+    static func replaceIssuerSecrets(in copy: String, with secrets: inout DemoSecrets) throws {
+        let config = try ConfigLoader.load(directory: copy)
+        let files = FileManager.default
+        if let settings = config.issuers.first(where: \.builtin)?.builtinSettings {
+            try? files.removeItem(atPath: settings.signingKeyFile)
+            try secrets.signingKeyPEM.write(toFile: settings.signingKeyFile, atomically: true, encoding: .utf8)
+            try? files.removeItem(atPath: settings.stateFile)
+        }
+        if let tokenFile = config.admin.tokenFile {
+            try? files.removeItem(atPath: tokenFile)
+            try (secrets.adminToken + "\n").write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        }
+        for client in config.clients {
+            guard let hash = client.secretSHA256, let written = client.location?.file else { continue }
+            let file = written.hasPrefix("/") ? written : (copy as NSString).appendingPathComponent((written as NSString).lastPathComponent)
+            let secret = ClientSecret.generate()
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            try text.replacingOccurrences(of: hash, with: ClientSecret.sha256Hex(secret)).write(toFile: file, atomically: true, encoding: .utf8)
+            secrets.clientSecrets[client.id] = secret
+        }
     }
 
     /// One token per client of the issuer whose key file is demo-jwks.json, enabled ones first.

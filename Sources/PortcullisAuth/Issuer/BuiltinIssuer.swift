@@ -123,6 +123,12 @@ public final class BuiltinIssuer: Sendable {
         )
     }
 
+    /// A new P-256 signing key as PKCS#8 PEM, for `signing_key_file` (`portcullis demo` makes
+    /// one per run).
+    public static func newSigningKeyPEM() -> String {
+        P256.Signing.PrivateKey().pemRepresentation + "\n"
+    }
+
     private static func thumbprint(_ canonicalJWK: String) -> String {
         Base64URL.encode(Array(SHA256.hash(data: Array(canonicalJWK.utf8))))
     }
