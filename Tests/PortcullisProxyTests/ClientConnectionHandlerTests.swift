@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -16,7 +17,9 @@ import Testing
         let channel: EmbeddedChannel
         let loop: LoopContext
 
-        init(limits: String = "") throws {
+        /// `extra` is appended to the config (e.g. a built-in issuer); `builtin` gives the
+        /// settings the built-in issuer's runtime, as `GatewayServer.start` does.
+        init(limits: String = "", extra: String = "", upstreamExtra: String = "", builtin: Bool = false) throws {
             let config: GatewayConfig
             do throws(ConfigErrors) {
                 config = try ConfigLoader.load(
@@ -29,7 +32,9 @@ import Testing
                                 upstream:
                                   url: "http://127.0.0.1:1"
                                   connect_timeout: 1s
+                                \(upstreamExtra)
                                 \(limits.isEmpty ? "" : "limits:\n" + limits)
+                                \(extra)
                                 """
                         )
                     ],
@@ -39,7 +44,8 @@ import Testing
                 Issue.record("test config failed: \(error)")
                 throw error
             }
-            let settings = try ProxySettings(config)
+            let runtime = builtin ? try BuiltinIssuerRuntime.make(config, logger: Logger(label: "test")) : nil
+            let settings = try ProxySettings(config, builtin: runtime)
 
             let channel = EmbeddedChannel()
             channel.remoteAddress = try SocketAddress(ipAddress: "203.0.113.9", port: 40_000)
