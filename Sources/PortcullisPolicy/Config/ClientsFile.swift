@@ -321,7 +321,9 @@ public enum ClientsFile {
 
     private static func lock(directory: String) throws -> Int32 {
         let path = (directory as NSString).appendingPathComponent(Self.lockFileName)
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        // flock needs no write access: read-only and world-readable, so the gateway's admin API
+        // can still lock a file that `sudo portcullis client` created.
+        let fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ClientsFileError.io("cannot open the lock file \(path): \(Self.lastError())") }
         while flock(fd, LOCK_EX) != 0 {
             guard errno == EINTR else {
