@@ -138,6 +138,12 @@ import Testing
         Self.expectOneError(text, at: "- name: local", key: "issuers[0]", message: "missing signing_key_file")
     }
 
+    @Test func clientsOfABuiltinIssuerWithABadKeyAreNotReportedAsNamingAnUnknownIssuer() {
+        let text = Self.head + Self.local.replacingOccurrences(of: "signing.pem", with: "nowhere.pem")
+            + "clients:\n  - id: psa-sync\n    issuer: local\n    roles: [helpdesk]\n    secret_sha256: \"\(Self.hash)\"\n"
+        Self.expectOneError(text, at: "nowhere.pem", key: "issuers[0].signing_key_file", message: "cannot read the signing key file")
+    }
+
     @Test(arguments: [
         ("signing_key_file: nowhere.pem", "signing_key_file", "cannot read the signing key file \(BuiltinIssuerConfigTests.directory)/nowhere.pem"),
         ("signing_key_file: \"\"", "signing_key_file", "expected the path of a PEM file"),

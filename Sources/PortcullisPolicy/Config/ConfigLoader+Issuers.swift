@@ -56,8 +56,9 @@ extension ConfigLoader {
             for key in Self.outsideIssuerOnlyKeys {
                 if let node = value(key) { errors.append(node.error("\(key) does not apply to the built-in issuer")) }
             }
-            let config = Self.builtinIssuer(name: name, item, value, &errors)
-            return errors.count == errorCount ? config : nil
+            // Kept even when a key is wrong (the load fails anyway), so that its clients are
+            // checked against it rather than each reported as naming an unknown issuer.
+            return Self.builtinIssuer(name: name, item, value, &errors)
         }
         for key in Self.builtinIssuerOnlyKeys {
             if let node = value(key) { errors.append(node.error("\(key) applies only to the built-in issuer (builtin: true)")) }
