@@ -144,6 +144,13 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ]
         ),
+        // Checks deploy/: Kubernetes manifests, the systemd unit, the Containerfile vs README.
+        .testTarget(
+            name: "DeployTests",
+            dependencies: [
+                .product(name: "Yams", package: "Yams")
+            ]
+        ),
     ],
     swiftLanguageModes: [.v5]
 )
