@@ -23,6 +23,7 @@ struct Demo: AsyncParsableCommand {
         let signer = JWSSigner.generate(.es256, keyID: "demo-\(UInt32.random(in: 0...UInt32.max))")!
         var secrets = DemoSecrets()
         let runDirectory = try Self.copyWithDemoKey(directory, signer: signer, secrets: &secrets)
+        let demoSecrets = secrets
         defer { try? FileManager.default.removeItem(atPath: runDirectory) }
         let config = try loadOrExit(runDirectory)
         let logger = makeLogger(level: config.logging.level)
@@ -42,7 +43,7 @@ struct Demo: AsyncParsableCommand {
             let base = server.boundAddresses.first.map { "http://\(urlHost($0))" } ?? "http://127.0.0.1:8080"
             let admin = server.adminAddress.map { "http://\(urlHost($0))" }
             var text = Self.banner(gateway: base, backend: backendURL, admin: admin, directory: directory, tokens: tokens)
-            text += Self.issuerBanner(config: config, gateway: base, admin: admin, secrets: secrets)
+            text += Self.issuerBanner(config: config, gateway: base, admin: admin, secrets: demoSecrets)
             print(text)
             fflush(stdout)
         }

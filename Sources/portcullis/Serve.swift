@@ -220,14 +220,15 @@ struct GatewayService: Service {
         self.server.persistIssuerState()
     }
 
-    /// Names, sizes and modification times of the directory's *.yaml files.
+    /// Names, sizes, modification times and inodes of the directory's *.yaml files, through
+    /// symlinks: a Kubernetes ConfigMap volume changes only the target of `..data`, so the
+    /// files the links lead to are what is compared.
     static func fingerprint(_ directory: String) -> [String] {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return files.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted().map { name in
-            let attributes = try? FileManager.default.attributesOfItem(atPath: (directory as NSString).appendingPathComponent(name))
-            let size = (attributes?[.size] as? NSNumber)?.intValue ?? -1
-            let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            return "\(name) \(size) \(modified)"
+            var info = stat()
+            guard stat((directory as NSString).appendingPathComponent(name), &info) == 0 else { return "\(name) -" }
+            return "\(name) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec) \(info.st_ino)"
         }
     }
 
