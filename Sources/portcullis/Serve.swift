@@ -124,7 +124,7 @@ private func serveUntilStopped(
     // After the drain every loop has handed over its last lines: write them all, then return.
     defer { accessLog?.shutdown() }
     let readyLines =
-        extraReadyLines + server.boundAddresses.map { "http://\(urlHost($0))" }
+        extraReadyLines + zip(server.boundSchemes, server.boundAddresses).map { "\($0)://\(urlHost($1))" }
         + (server.adminAddress.map { ["admin http://\(urlHost($0))"] } ?? [])
     let service = GatewayService(
         server: server,

@@ -60,7 +60,7 @@ import Testing
         #expect(config.directory == "/etc/portcullis")
         #expect(config.listeners.count == 1)
         #expect(config.listeners[0].address == HostPort(host: "127.0.0.1", port: 8080))
-        #expect(config.listeners[0].tlsRequested == nil)
+        #expect(config.listeners[0].tls == nil)
         #expect(config.listeners[0].location == PortcullisPolicy.SourceLocation(file: "gateway.yaml", line: 2, column: 14))
         #expect(config.upstream.scheme == .http)
         #expect(config.upstream.host == "127.0.0.1")
@@ -585,19 +585,6 @@ import Testing
     @Test func emptyListenIsAnError() throws {
         let error = try Self.onlyError("upstream:\n  url: \"http://127.0.0.1:8091\"\nlisten: []\n", key: "listen")
         #expect(error.message.contains("at least one listener"))
-    }
-
-    @Test func tlsOnAListenerIsRecordedWithItsLocation() throws {
-        let config = try Self.load(
-            """
-            upstream:
-              url: "http://127.0.0.1:8091"
-            listen:
-              - address: "[::]:8443"
-                tls: { certificate: tls.crt, key: tls.key }
-            """
-        )
-        #expect(config.listeners[0].tlsRequested?.line == 5)
     }
 
     @Test(arguments: [

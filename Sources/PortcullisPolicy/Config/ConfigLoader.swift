@@ -172,8 +172,8 @@ public enum ConfigLoader {
                 errors.append(addressNode.error("\(address) is listed twice"))
                 continue
             }
-            let tls = entries.first(where: { $0.key == "tls" })?.value.location
-            result.append(ListenerConfig(address: address, tlsRequested: tls, location: addressNode.location))
+            let tls = entries.first(where: { $0.key == "tls" }).flatMap { Self.listenerTLS($0.value, &errors) }
+            result.append(ListenerConfig(address: address, tls: tls, location: addressNode.location))
         }
         return result
     }

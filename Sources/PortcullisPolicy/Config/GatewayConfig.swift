@@ -98,13 +98,13 @@ public struct HostPort: Hashable, Sendable, CustomStringConvertible {
 
 public struct ListenerConfig: Sendable {
     public var address: HostPort
-    /// `tls:` was given; downstream TLS is not implemented yet, and `serve` refuses to start.
-    public var tlsRequested: SourceLocation?
+    /// `tls:`: this listener speaks HTTPS only.
+    public var tls: ListenerTLSConfig?
     public var location: SourceLocation?
 
-    public init(address: HostPort, tlsRequested: SourceLocation? = nil, location: SourceLocation? = nil) {
+    public init(address: HostPort, tls: ListenerTLSConfig? = nil, location: SourceLocation? = nil) {
         self.address = address
-        self.tlsRequested = tlsRequested
+        self.tls = tls
         self.location = location
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import PortcullisAuth
 import PortcullisPolicy
 
@@ -10,6 +11,8 @@ import PortcullisPolicy
 /// metrics and graceful stop.
 public final class GatewayServer: Sendable {
     public let boundAddresses: [SocketAddress]
+    /// `http` or `https`, one per bound address.
+    public let boundSchemes: [String]
     /// Where `/metrics`, `/healthz` and `/readyz` are served; nil without `admin.address`.
     public var adminAddress: SocketAddress? { self.admin?.localAddress }
     public let metrics: GatewayMetrics
@@ -22,10 +25,14 @@ public final class GatewayServer: Sendable {
     private let builtin: BuiltinIssuerRuntime?
     private let adminAPI: AdminAPI?
     private let logger: Logger
+    /// One per `listen[].tls` listener; a reload swaps the contexts in place.
+    private let tlsSlots: [DownstreamTLS.Slot]
 
     private init(
         group: EventLoopGroup,
         channels: [Channel],
+        schemes: [String],
+        tlsSlots: [DownstreamTLS.Slot],
         admin: AdminServer?,
         contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>],
         openConnections: ManagedAtomic<Int>,
@@ -40,6 +47,8 @@ public final class GatewayServer: Sendable {
         self.group = group
         self.channels = channels
         self.boundAddresses = channels.compactMap(\.localAddress)
+        self.boundSchemes = schemes
+        self.tlsSlots = tlsSlots
         self.admin = admin
         self.contexts = contexts
         self.openConnections = openConnections
@@ -57,9 +66,8 @@ public final class GatewayServer: Sendable {
         group: EventLoopGroup,
         logger: Logger
     ) async throws -> GatewayServer {
-        for listener in config.listeners where listener.tlsRequested != nil {
-            let place = listener.tlsRequested.map { "\($0): " } ?? ""
-            throw GatewayError("\(place)listen.tls: TLS listeners are not implemented in this version; terminate TLS in front of Portcullis or remove tls:")
+        let tlsSlots = try config.listeners.map { listener in
+            try listener.tls.map { DownstreamTLS.Slot(address: listener.address, context: try DownstreamTLS.makeContext($0)) }
         }
         let builtin = try BuiltinIssuerRuntime.make(config, logger: logger)
         let settings = try ProxySettings(config, issuerKeys: issuerKeys, builtin: builtin)
@@ -76,7 +84,7 @@ public final class GatewayServer: Sendable {
 
         var channels: [Channel] = []
         do {
-            for listener in config.listeners {
+            for (listener, tls) in zip(config.listeners, tlsSlots) {
                 let bootstrap = ServerBootstrap(group: group)
                     .serverChannelOption(.backlog, value: 1024)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -87,18 +95,33 @@ public final class GatewayServer: Sendable {
                             openConnections.wrappingDecrement(ordering: .relaxed)
                         }
                         guard open <= maxConnections else {
+                            // A 503 over TLS would first cost a handshake: a TLS listener just closes.
+                            if tls != nil { return channel.close() }
                             return Self.refuseOverCapacity(channel)
                         }
                         return channel.eventLoop.makeCompletedFuture {
                             guard let loop = frozenContexts[ObjectIdentifier(channel.eventLoop)] else {
                                 throw GatewayError("event loop without a context")
                             }
-                            try Self.addClientHandlers(to: channel.pipeline.syncOperations, loop: loop.value, maxHeadBytes: maxHeadBytes)
+                            let sync = channel.pipeline.syncOperations
+                            if let tls {
+                                // The context as of this accept; the connection keeps it through reloads.
+                                try sync.addHandler(NIOSSLServerHandler(context: tls.context))
+                            }
+                            try Self.addClientHandlers(
+                                to: sync,
+                                loop: loop.value,
+                                forwardedProto: tls == nil ? "http" : "https",
+                                maxHeadBytes: maxHeadBytes
+                            )
                         }
                     }
                 let channel = try await bootstrap.bind(host: listener.address.host, port: listener.address.port).get()
                 channels.append(channel)
-                logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+                logger.info(
+                    "listening",
+                    metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")", "tls": "\(tls != nil)"]
+                )
             }
         } catch {
             for channel in channels { try? await channel.close() }
@@ -135,6 +158,8 @@ public final class GatewayServer: Sendable {
         return GatewayServer(
             group: group,
             channels: channels,
+            schemes: tlsSlots.map { $0 == nil ? "http" : "https" },
+            tlsSlots: tlsSlots.compactMap { $0 },
             admin: admin,
             contexts: contexts,
             openConnections: openConnections,
@@ -184,9 +209,10 @@ public final class GatewayServer: Sendable {
     static func addClientHandlers(
         to sync: ChannelPipeline.SynchronousOperations,
         loop: LoopContext,
+        forwardedProto: String = "http",
         maxHeadBytes: Int
     ) throws {
-        try sync.addHandler(ClientConnectionHandler(loop: loop, forwardedProto: "http", maxHeadBytes: maxHeadBytes))
+        try sync.addHandler(ClientConnectionHandler(loop: loop, forwardedProto: forwardedProto, maxHeadBytes: maxHeadBytes))
     }
 
     /// Over `max_connections`: a 503 with `Retry-After`, written below HTTP, then close.
@@ -210,10 +236,15 @@ public final class GatewayServer: Sendable {
         if config.issuers.contains(where: \.builtin) && self.builtin == nil {
             throw GatewayError("a built-in issuer added by reload needs a restart (its state file is opened at start)")
         }
+        // Built first: a bad certificate or key fails the whole reload, old contexts included.
+        let tlsContexts = try DownstreamTLS.reloadedContexts(config, slots: self.tlsSlots, logger: self.logger)
         let settings = try ProxySettings(config, issuerKeys: issuerKeys, builtin: self.builtin)
         try self.adminAPI?.update(config)
         for context in self.contexts.values {
             try await context.eventLoop.submit { context.value.update(settings) }.get()
+        }
+        for (slot, context) in tlsContexts {
+            slot.replace(with: context)
         }
         self.metrics.configApplied(issuerKeys: issuerKeys)
     }
