@@ -260,6 +260,7 @@ public enum ConfigLoader {
                 }
             case "auth":
                 upstream.authLocation = value.location
+                upstream.auth = Self.upstreamAuth(value, &errors)
             default:
                 break
             }

@@ -149,7 +149,10 @@ public struct UpstreamConfig: Sendable {
     public var keepaliveTimeout: ConfigDuration
     /// Idle upstream connections kept per event loop.
     public var maxIdleConnections: Int
+    /// Where `auth:` was written.
     public var authLocation: SourceLocation?
+    /// `auth:`: the credential presented upstream; nil sends none.
+    public var auth: UpstreamAuthConfig?
 
     public init(
         scheme: Scheme,
