@@ -164,6 +164,20 @@ struct DownstreamTLSEndToEndTests {
         #expect(result.stderr.contains("ALPN: server accepted http/1.1"), "\(result.stderr)")
     }
 
+    @Test func anH2OnlyClientGetsNoALPNAndItsPrefaceA400() throws {
+        let gateway = try self.gateway()
+        let file = self.pki.path("h2-\(UUID().uuidString)")
+        _ = try runShell(
+            """
+            printf 'PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n' | timeout 10 openssl s_client -alpn h2 -ign_eof \
+              -CAfile '\(self.pki.caCertificate)' -connect 127.0.0.1:\(gateway.port()) > '\(file)' 2>&1
+            """
+        )
+        let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+        #expect(text.contains("No ALPN negotiated"), "\(text)")
+        #expect(text.contains("HTTP/1.1 400 Bad Request"), "\(text)")
+    }
+
     @Test func tls11IsRefused() throws {
         let gateway = try self.gateway()
         // SECLEVEL=0 lets this client offer TLS 1.1 at all, so the refusal is the server's.
@@ -287,6 +301,48 @@ struct DownstreamTLSEndToEndTests {
         #expect(result.output.contains("portcullis.yaml:3:"), "\(result.output)")
         #expect(result.output.contains("listen[0].tls.certificate"), "\(result.output)")
         #expect(result.output.contains("does not match"), "\(result.output)")
+    }
+}
+
+extension DownstreamTLSEndToEndTests {
+    /// A config directory whose one listener serves `certificate` and `key` (file contents).
+    func configDirectory(certificate: String, key: String) throws -> URL {
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("portcullis-dtls-check-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: config, withIntermediateDirectories: true)
+        try certificate.write(to: config.appendingPathComponent("tls.crt"), atomically: true, encoding: .utf8)
+        try key.write(to: config.appendingPathComponent("tls.key"), atomically: true, encoding: .utf8)
+        let yaml = """
+            listen:
+              - address: "127.0.0.1:0"
+                tls: { certificate: tls.crt, key: tls.key }
+            upstream:
+              url: "http://127.0.0.1:\(self.backend.port())"
+            """
+        try yaml.write(to: config.appendingPathComponent("portcullis.yaml"), atomically: true, encoding: .utf8)
+        return config
+    }
+
+    @Test func checkReportsABadPEMAndAMismatchedKeyWithFileLineAndKey() throws {
+        let certificate = try String(contentsOfFile: self.pki.path("server.crt"), encoding: .utf8)
+        let key = try String(contentsOfFile: self.pki.path("server.key"), encoding: .utf8)
+        let good = try runPortcullis(["check", try self.configDirectory(certificate: certificate, key: key).path])
+        #expect(good.status == 0, "\(good.output)")
+
+        let garbage = try runPortcullis(["check", try self.configDirectory(certificate: "not a certificate\n", key: key).path])
+        #expect(garbage.status != 0)
+        #expect(garbage.output.contains("portcullis.yaml:3:"), "\(garbage.output)")
+        #expect(garbage.output.contains("listen[0].tls.certificate"), "\(garbage.output)")
+        #expect(garbage.output.contains("not a PEM certificate"), "\(garbage.output)")
+
+        let badKey = try runPortcullis(["check", try self.configDirectory(certificate: certificate, key: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").path])
+        #expect(badKey.status != 0)
+        #expect(badKey.output.contains("listen[0].tls.key"), "\(badKey.output)")
+
+        try self.pki.issueServerCertificate(serial: "4004", certificate: "check.crt", key: "check.key")
+        let otherKey = try String(contentsOfFile: self.pki.path("check.key"), encoding: .utf8)
+        let mismatch = try runPortcullis(["check", try self.configDirectory(certificate: certificate, key: otherKey).path])
+        #expect(mismatch.status != 0)
+        #expect(mismatch.output.contains("does not match"), "\(mismatch.output)")
     }
 }
 

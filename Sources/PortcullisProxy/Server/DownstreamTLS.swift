@@ -74,8 +74,10 @@ enum DownstreamTLS {
         init(_ context: NIOSSLContext) { self.context = context }
     }
 
-    /// The context of one TLS listener. Accepts read it with one atomic load (no lock), once per
+    /// The context of one TLS listener. Accepts read it with one atomic load, once per
     /// connection, which then keeps it; a reload stores a new box for the connections after it.
+    /// A `ManagedAtomic` rather than a lock: every event loop's accepts read it and only a reload
+    /// writes it, so a reader never waits on the reload or on another loop.
     final class Slot: Sendable {
         let address: HostPort
         private let current: ManagedAtomic<ContextBox>
@@ -117,5 +119,22 @@ extension DownstreamTLS {
             logger.warning("listener \(listener.address) has tls: now; a bound plain listener starts TLS only after a restart")
         }
         return result
+    }
+}
+
+extension GatewayServer {
+    /// Builds the TLS context of every `listen[].tls` listener as `start` does, so `check` finds
+    /// what the loader cannot (it has no TLS library): PEM that does not parse, a key that does
+    /// not match its certificate. One message per listener that fails, with file:line and key.
+    public static func listenerTLSErrors(_ config: GatewayConfig) -> [String] {
+        config.listeners.compactMap { listener in
+            guard let tls = listener.tls else { return nil }
+            do {
+                _ = try DownstreamTLS.makeContext(tls)
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }
     }
 }
