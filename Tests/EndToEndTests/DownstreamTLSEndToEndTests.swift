@@ -278,6 +278,35 @@ struct DownstreamTLSEndToEndTests {
         #expect(Self.statusAndBody(try self.request(gateway, "/api/ListTenants")).status == 200)
     }
 
+    @Test func anOpenConnectionOutlivesACertificateReload() throws {
+        let gateway = try self.gateway()
+        let config = try #require(gateway.configDirectory)
+        // One curl, two transfers on one connection: a slow one the reload happens during, then
+        // another on the same (reused: num_connects 0) connection.
+        let (name, value) = TestIdentity.authorizationHeader
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "curl", "--silent", "--max-time", "10", "--cacert", self.pki.caCertificate, "-H", "\(name): \(value)",
+            "-w", "%{http_code} %{num_connects}\n",
+            "-o", "/dev/null", self.url(gateway, "/demo/slow?ms=1500"),
+            "-o", "/dev/null", self.url(gateway, "/api/ListTenants"),
+        ]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        usleep(400_000)
+        try self.pki.issueServerCertificate(serial: "4004", certificate: "next.crt", key: "next.key")
+        #expect(rename(self.pki.path("next.key"), config.appendingPathComponent("tls/server.key").path) == 0)
+        #expect(rename(self.pki.path("next.crt"), config.appendingPathComponent("tls/server.crt").path) == 0)
+        gateway.signal(SIGHUP)
+        #expect(waitForOutput(gateway, containing: "configuration reloaded"))
+        let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(printed == "200 1\n200 0\n", "\(printed)")
+        #expect(try self.servedSerial(gateway) == "4004")
+    }
+
     @Test func aKeyThatDoesNotMatchTheCertificateStopsTheStartNamingTheCertificate() throws {
         try self.pki.issueServerCertificate(serial: "3003", certificate: "other.crt", key: "other.key")
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("portcullis-dtls-bad-\(UUID().uuidString)")
