@@ -101,6 +101,8 @@ private func serveUntilStopped(
     // Issuer key sets: files read now, URLs fetched off the event loops (first fetch awaited,
     // bounded, so a gateway started with its IdP reachable accepts tokens from the start).
     let keyManager = IssuerKeyManager(logger: logger, eventLoopGroup: group)
+    // upstream.auth: a header value file read now, a token asked for now (first try awaited).
+    let credentials = UpstreamCredentialManager(logger: logger, eventLoopGroup: group)
     let server: GatewayServer
     let accessLog: AccessLogWriter?
     do {
@@ -114,11 +116,16 @@ private func serveUntilStopped(
             accessLog = nil
         }
         let keys = try keyManager.keys(for: config.issuers)
+        let credential = try credentials.credential(for: config.upstream.auth)
         await keyManager.waitForInitialFetch(timeout: .seconds(10))
-        server = try await GatewayServer.start(config: config, issuerKeys: keys, accessLog: accessLog, group: group, logger: logger)
+        await credentials.waitForFirstAttempt(of: credential, timeout: .seconds(10))
+        server = try await GatewayServer.start(
+            config: config, issuerKeys: keys, accessLog: accessLog, upstreamCredential: credential, group: group, logger: logger
+        )
     } catch {
         logger.critical("\(error)")
         await keyManager.shutdown()
+        await credentials.shutdown()
         throw ExitCode(1)
     }
     // After the drain every loop has handed over its last lines: write them all, then return.
@@ -129,6 +136,7 @@ private func serveUntilStopped(
     let service = GatewayService(
         server: server,
         keyManager: keyManager,
+        credentials: credentials,
         accessLog: accessLog,
         directory: config.directory,
         drainTimeout: config.limits.drainTimeout,
@@ -154,15 +162,18 @@ private func serveUntilStopped(
         try await group_.run()
     } catch {
         await keyManager.shutdown()
+        await credentials.shutdown()
         throw error
     }
     await keyManager.shutdown()
+    await credentials.shutdown()
 }
 
 /// Waits for the graceful-shutdown signal, handling SIGHUP reloads meanwhile, then drains.
 struct GatewayService: Service {
     let server: GatewayServer
     let keyManager: IssuerKeyManager
+    let credentials: UpstreamCredentialManager
     let accessLog: AccessLogWriter?
     let directory: String
     let drainTimeout: ConfigDuration
@@ -247,7 +258,12 @@ struct GatewayService: Service {
             let config = try ConfigLoader.load(directory: self.directory)
             // Unchanged URL issuers keep their fetched keys; a bad jwks_file fails the reload.
             let keys = try self.keyManager.keys(for: config.issuers)
-            try await self.server.apply(config, issuerKeys: keys)
+            // An unchanged upstream.auth keeps its credential (and token); a changed one is
+            // obtained before it replaces the running one, which stops once it is applied.
+            let credential = try self.credentials.credential(for: config.upstream.auth)
+            await self.credentials.waitForFirstAttempt(of: credential, timeout: .seconds(10))
+            try await self.server.apply(config, issuerKeys: keys, upstreamCredential: credential)
+            self.credentials.commit(credential)
             self.server.metrics.recordReload(succeeded: true)
             self.logger.info("configuration reloaded", metadata: ["directory": "\(self.directory)"])
         } catch {

@@ -78,6 +78,11 @@ struct ErrorResponse {
         error: "upstream_unavailable",
         description: "the upstream could not be reached or failed"
     )
+    static let upstreamCredentialUnavailable = ErrorResponse(
+        status: .badGateway,
+        error: "upstream_credential_unavailable",
+        description: "the gateway has no valid credential for the upstream (see the gateway's log)"
+    )
     static let gatewayTimeout = ErrorResponse(
         status: .gatewayTimeout,
         error: "upstream_timeout",

@@ -78,6 +78,10 @@ enum HeaderRewriter {
         /// Nil: the client's valid `traceparent` goes on as sent. Else the client's is dropped
         /// and `00-<trace id>-<parent id>-01` sent: the trace id is the request id.
         var newParentID: UInt64?
+        /// `upstream.auth`: the whole header line (`Name: value\r\n`), sent as it is.
+        var credentialLine: [UInt8]? = nil
+        /// The lowercased name of a configured fixed header: client-sent copies are dropped.
+        var credentialHeaderName: String? = nil
     }
 
     /// Writes the upstream request head: request line, the client's headers minus those
@@ -103,6 +107,7 @@ enum HeaderRewriter {
             switch Self.classifyRequest(name) {
             case .keep:
                 if !named.isEmpty && named.contains(name.lowercased()) { continue }
+                if let own = forwarding.credentialHeaderName, Self.equalsIgnoringCase(name, lowercased: own) { continue }
                 Self.writeField(name, value, into: &out)
             case .host:
                 originalHost = value
@@ -113,6 +118,7 @@ enum HeaderRewriter {
             }
         }
         Self.writeField("Host", forwarding.authority, into: &out)
+        if let line = forwarding.credentialLine { out.writeBytes(line) }
         if forwarding.chunked { out.writeStaticString("Transfer-Encoding: chunked\r\n") }
         Self.writeField("X-Forwarded-For", forwarding.forwardedFor, into: &out)
         Self.writeField("X-Forwarded-Proto", forwarding.proto, into: &out)
@@ -128,6 +134,12 @@ enum HeaderRewriter {
         Self.writeField("X-Portcullis-Client-Id", forwarding.clientID, into: &out)
         Self.writeField("X-Portcullis-Client-Name", forwarding.clientName, into: &out)
         out.writeStaticString("\r\n")
+    }
+
+    @inline(__always)
+    private static func equalsIgnoringCase(_ name: String, lowercased: String) -> Bool {
+        name.utf8.count == lowercased.utf8.count
+            && zip(name.utf8, lowercased.utf8).allSatisfy { $0 == $1 || ($0 >= 0x41 && $0 <= 0x5A && $0 | 0x20 == $1) }
     }
 
     /// Framing and the gateway's own headers are never removed by a `Connection` token.

@@ -307,8 +307,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.inspection = (policyRequest, check)
         }
 
+        var credentialLine: [UInt8]?
+        if let credential = self.settings.upstreamCredential {
+            credentialLine = credential.headerLine(atUptimeNanoseconds: self.context.eventLoop.now.uptimeNanoseconds)
+            if credentialLine == nil {
+                return self.respondLocally(.upstreamCredentialUnavailable, close: false, reason: "upstream_credential_unavailable")
+            }
+        }
+
         let chunked = parsed.chunked
-        let forwarding = HeaderRewriter.Forwarding(
+        var forwarding = HeaderRewriter.Forwarding(
             authority: self.settings.upstream.authority,
             proto: self.forwardedProto,
             forwardedFor: client.forwardedFor,
@@ -318,6 +326,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             clientName: caller.name,
             newParentID: parsed.traceID == nil ? self.loop.requestIDs.makeSpanID() : nil
         )
+        forwarding.credentialLine = credentialLine
+        forwarding.credentialHeaderName = self.settings.credentialHeaderName
         var upstreamHead = self.context.channel.allocator.buffer(capacity: 512)
         HeaderRewriter.writeUpstreamHead(
             method: head.method,

@@ -63,6 +63,7 @@ public final class GatewayServer: Sendable {
         config: GatewayConfig,
         issuerKeys: [String: any IssuerKeyProvider] = [:],
         accessLog: AccessLogWriter? = nil,
+        upstreamCredential: UpstreamCredential? = nil,
         group: EventLoopGroup,
         logger: Logger
     ) async throws -> GatewayServer {
@@ -70,7 +71,7 @@ public final class GatewayServer: Sendable {
             try listener.tls.map { DownstreamTLS.Slot(address: listener.address, context: try DownstreamTLS.makeContext($0)) }
         }
         let builtin = try BuiltinIssuerRuntime.make(config, logger: logger)
-        let settings = try ProxySettings(config, issuerKeys: issuerKeys, builtin: builtin)
+        let settings = try ProxySettings(config, issuerKeys: issuerKeys, builtin: builtin, upstreamCredential: upstreamCredential)
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
         for loop in group.makeIterator() {
             contexts[ObjectIdentifier(loop)] = try await loop.submit {
@@ -232,13 +233,17 @@ public final class GatewayServer: Sendable {
     public var openConnectionCount: Int { self.openConnections.load(ordering: .relaxed) }
 
     /// Applies a new configuration to every loop; requests in flight keep their snapshot.
-    public func apply(_ config: GatewayConfig, issuerKeys: [String: any IssuerKeyProvider] = [:]) async throws {
+    public func apply(
+        _ config: GatewayConfig,
+        issuerKeys: [String: any IssuerKeyProvider] = [:],
+        upstreamCredential: UpstreamCredential? = nil
+    ) async throws {
         if config.issuers.contains(where: \.builtin) && self.builtin == nil {
             throw GatewayError("a built-in issuer added by reload needs a restart (its state file is opened at start)")
         }
         // Built first: a bad certificate or key fails the whole reload, old contexts included.
         let tlsContexts = try DownstreamTLS.reloadedContexts(config, slots: self.tlsSlots, logger: self.logger)
-        let settings = try ProxySettings(config, issuerKeys: issuerKeys, builtin: self.builtin)
+        let settings = try ProxySettings(config, issuerKeys: issuerKeys, builtin: self.builtin, upstreamCredential: upstreamCredential)
         try self.adminAPI?.update(config)
         for context in self.contexts.values {
             try await context.eventLoop.submit { context.value.update(settings) }.get()

@@ -29,12 +29,24 @@ final class ProxySettings: Sendable {
     /// The built-in issuer's `/oauth/token`, `/oauth/revoke` and `/.well-known/jwks.json`;
     /// nil without one (those paths are then proxied like any other).
     let tokenService: TokenService?
+    /// `upstream.auth`: read per request (lock-free); nil sends no credential.
+    let upstreamCredential: UpstreamCredential?
+    /// The credential's header name when client-sent copies must be dropped (a fixed header;
+    /// `Authorization` is dropped anyway).
+    let credentialHeaderName: String?
 
     init(
         _ config: GatewayConfig,
         issuerKeys: [String: any IssuerKeyProvider] = [:],
-        builtin: BuiltinIssuerRuntime? = nil
+        builtin: BuiltinIssuerRuntime? = nil,
+        upstreamCredential: UpstreamCredential? = nil
     ) throws {
+        if config.upstream.auth != nil && upstreamCredential?.config != config.upstream.auth {
+            throw GatewayError("upstream.auth is configured but its credential was not obtained")
+        }
+        self.upstreamCredential = config.upstream.auth == nil ? nil : upstreamCredential
+        let headerName = upstreamCredential?.headerName
+        self.credentialHeaderName = headerName == "authorization" ? nil : headerName
         self.upstream = try UpstreamTarget(config.upstream)
         self.exchangeTimeout = .nanoseconds(config.upstream.timeout.nanoseconds)
         self.clientHeaderTimeout = .nanoseconds(config.limits.clientHeaderTimeout.nanoseconds)
