@@ -83,8 +83,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var inspection: (request: RequestPolicy.Request, check: RequestPolicy.BodyCheck)?
     /// A request to the built-in issuer's `/oauth/token` or `/oauth/revoke`: its form body is
     /// read here (at most `LocalRoute.maxBody`), then answered without an upstream.
-    private var localRequest: (route: LocalRoute, service: TokenService, request: TokenService.Request)?
-    private var localBody: ByteBuffer?
+    /// One reference, nil on the proxied path: resetting it per exchange costs a pointer check.
+    private var localRequest: LocalRequest?
     private var isIdempotent = false
     private var leasedReusedConnection = false
     private var retried = false
@@ -443,11 +443,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             }
             // Two credentials are ambiguous: the endpoint sees a malformed one and refuses.
             let authorization = parsed.authorizationCount > 1 ? "" : parsed.authorization
-            self.localRequest = (
-                route, service,
-                TokenService.Request(contentType: parsed.contentType, authorization: authorization, body: [], address: address)
+            self.localRequest = LocalRequest(
+                route: route,
+                service: service,
+                request: TokenService.Request(contentType: parsed.contentType, authorization: authorization, body: [], address: address),
+                body: self.context.channel.allocator.buffer(capacity: min(parsed.contentLength ?? 256, LocalRoute.maxBody))
             )
-            self.localBody = self.context.channel.allocator.buffer(capacity: min(parsed.contentLength ?? 256, LocalRoute.maxBody))
             self.exchangeDeadline = self.context.eventLoop.now + self.settings.exchangeTimeout
             self.rearmTimer()
             if expectContinue {
@@ -458,11 +459,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// The form body of a token or revocation request arrived whole: answer it.
     private func localRequestComplete() {
-        guard let local = self.localRequest, let body = self.localBody else { return }
+        guard let local = self.localRequest else { return }
         self.localRequest = nil
-        self.localBody = nil
         var request = local.request
-        request.body = Array(body.readableBytesView)
+        request.body = Array(local.body.readableBytesView)
         let now = self.loop.nowSeconds
         let result = local.route == .token ? local.service.token(request, now: now) : local.service.revoke(request, now: now)
         if let id = result.clientID { self.log?.clientID = id }
@@ -488,7 +488,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.inspection = nil
         self.inspectedBody = nil
         self.localRequest = nil
-        self.localBody = nil
         self.isIdempotent = Self.idempotent(head.method)
         self.leasedReusedConnection = false
         self.retried = false
@@ -511,12 +510,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.inspectedBody!.writeBuffer(&buffer)
             return
         }
-        if self.localBody != nil {
-            guard self.localBody!.readableBytes + buffer.readableBytes <= LocalRoute.maxBody else {
+        if let local = self.localRequest {
+            guard local.body.readableBytes + buffer.readableBytes <= LocalRoute.maxBody else {
                 return self.respondLocally(.bodyTooLarge, close: true, reason: "body_too_large")
             }
             var buffer = buffer
-            self.localBody!.writeBuffer(&buffer)
+            local.body.writeBuffer(&buffer)
             return
         }
         if self.requestChunked {
@@ -792,7 +791,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.inspection = nil
         self.inspectedBody = nil
         self.localRequest = nil
-        self.localBody = nil
         self.response = .complete
         // A body still on its way would have to be read and dropped: close instead.
         if close || (self.request != .complete && self.requestHasBody) { self.closeAfterResponse = true }
@@ -1019,6 +1017,21 @@ extension ClientConnectionHandler: UpstreamExchange {}
 
 @available(*, unavailable)
 extension ClientConnectionHandler: Sendable {}
+
+/// A token or revocation request whose form body is being read.
+private final class LocalRequest {
+    let route: LocalRoute
+    let service: TokenService
+    let request: TokenService.Request
+    var body: ByteBuffer
+
+    init(route: LocalRoute, service: TokenService, request: TokenService.Request, body: ByteBuffer) {
+        self.route = route
+        self.service = service
+        self.request = request
+        self.body = body
+    }
+}
 
 /// The built-in issuer's paths, served by the gateway itself when a built-in issuer is
 /// configured (DESIGN.md: local routes come before the bearer token).
