@@ -76,18 +76,11 @@ public final class IssuerKeyManager: Sendable {
     ) {
         self.configuration = configuration
         self.logger = logger
-        var clientConfiguration = HTTPClient.Configuration(
-            redirectConfiguration: .disallow,
-            timeout: HTTPClient.Configuration.Timeout(
-                connect: TimeAmount(configuration.connectTimeout),
-                read: TimeAmount(configuration.readTimeout)
-            )
-        )
-        clientConfiguration.decompression = .disabled
-        self.client = HTTPClient(
+        self.client = HTTPClient.offPath(
+            connectTimeout: TimeAmount(configuration.connectTimeout),
+            readTimeout: TimeAmount(configuration.readTimeout),
             eventLoopGroup: eventLoopGroup,
-            configuration: clientConfiguration,
-            backgroundActivityLogger: logger
+            logger: logger
         )
     }
 

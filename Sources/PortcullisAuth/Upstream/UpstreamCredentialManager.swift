@@ -56,15 +56,12 @@ public final class UpstreamCredentialManager: Sendable {
     ) {
         self.configuration = configuration
         self.logger = logger
-        var clientConfiguration = HTTPClient.Configuration(
-            redirectConfiguration: .disallow,
-            timeout: HTTPClient.Configuration.Timeout(
-                connect: TimeAmount(configuration.connectTimeout),
-                read: TimeAmount(configuration.readTimeout)
-            )
+        self.client = HTTPClient.offPath(
+            connectTimeout: TimeAmount(configuration.connectTimeout),
+            readTimeout: TimeAmount(configuration.readTimeout),
+            eventLoopGroup: eventLoopGroup,
+            logger: logger
         )
-        clientConfiguration.decompression = .disabled
-        self.client = HTTPClient(eventLoopGroup: eventLoopGroup, configuration: clientConfiguration, backgroundActivityLogger: logger)
     }
 
     /// The credential for `config` (nil for none): the running one when `config` is unchanged,
