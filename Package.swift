@@ -21,6 +21,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
+        // The system zlib (zlib1g-dev) for response compression. NIOHTTPCompression is not used:
+        // it only offers channel handlers over HTTPServerResponsePart, and the response path
+        // carries bytes (see ResponseCompressor).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         // Policy model, YAML loading and compiled matchers. Pure Swift: no NIO.
         .target(
             name: "PortcullisPolicy",
@@ -52,6 +56,7 @@ let package = Package(
             dependencies: [
                 "PortcullisAuth",
                 "PortcullisPolicy",
+                "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -127,6 +132,7 @@ let package = Package(
                 "PortcullisProxy",
                 "PortcullisAuth",
                 "PrometheusTestSupport",
+                "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -7,7 +7,7 @@ public enum ConfigLoader {
     /// Every top-level key of the schema in DESIGN.md.
     public static let topLevelKeys = [
         "listen", "admin", "trusted_proxies", "upstream", "issuers", "roles", "clients", "logging", "limits",
-        "catalog",
+        "catalog", "compression",
     ]
     /// Keys whose sections later stages interpret; accepted and kept as they are for now.
     static let deferredKeys: Set<String> = []
@@ -94,6 +94,7 @@ public enum ConfigLoader {
         let trusted = sections["trusted_proxies"].map { Self.cidrList($0, &errors) } ?? .empty
         let logging = sections["logging"].map { Self.logging($0, &errors) } ?? LoggingConfig()
         let limits = sections["limits"].map { Self.limits($0, &errors) } ?? Limits()
+        let compression = sections["compression"].map { Self.compression($0, &errors) } ?? CompressionConfig()
         let issuers = sections["issuers"].map { Self.issuers($0, &errors) } ?? []
         let catalog = sections["catalog"].flatMap { Self.catalog($0, &errors) }
         let roles =
@@ -110,7 +111,7 @@ public enum ConfigLoader {
         guard errors.isEmpty, let listeners, let upstream else {
             throw ConfigErrors(errors.sorted { ($0.location?.file ?? "", $0.location?.line ?? 0) < ($1.location?.file ?? "", $1.location?.line ?? 0) })
         }
-        return GatewayConfig(
+        var config = GatewayConfig(
             directory: directory,
             listeners: listeners,
             admin: admin,
@@ -124,6 +125,8 @@ public enum ConfigLoader {
             catalog: catalog,
             deferredSections: deferred
         )
+        config.compression = compression
+        return config
     }
 
     private static func describe(_ error: YamlError, file: String, text: String) -> [ConfigError] {
@@ -348,6 +351,42 @@ public enum ConfigLoader {
             }
         }
         return limits
+    }
+
+    static func compression(_ node: ConfigNode, _ errors: inout [ConfigError]) -> CompressionConfig {
+        var compression = CompressionConfig()
+        guard let entries = node.mapping(&errors) else { return compression }
+        node.checkKeys(entries, known: ["enabled", "min_bytes", "types"], &errors)
+        for entry in entries {
+            let value = entry.value
+            switch entry.key {
+            case "enabled":
+                if let b = value.bool(&errors) { compression.enabled = b }
+            case "min_bytes":
+                if let n = value.integer(&errors, in: 0...1_073_741_824) { compression.minBytes = n }
+            case "types":
+                guard let items = value.sequence(&errors) else { break }
+                var types: [String] = []
+                for item in items {
+                    guard let text = item.string(&errors) else { continue }
+                    let type = text.trimmingCharacters(in: .whitespaces).lowercased()
+                    let parts = type.split(separator: "/", omittingEmptySubsequences: false)
+                    guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty, parts[0] != "*", !type.contains(";") else {
+                        errors.append(item.error("\"\(text)\" is not a media type (type/subtype or type/*)"))
+                        continue
+                    }
+                    if type == "text/event-stream" {
+                        errors.append(item.error("text/event-stream is never compressed (it would stop streaming)"))
+                        continue
+                    }
+                    types.append(type)
+                }
+                compression.types = types
+            default:
+                break
+            }
+        }
+        return compression
     }
 
     private static func positive(_ node: ConfigNode, _ errors: inout [ConfigError]) -> ConfigDuration? {

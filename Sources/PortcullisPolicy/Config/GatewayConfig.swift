@@ -11,6 +11,8 @@ public struct GatewayConfig: Sendable {
     public var trustedProxies: CIDRSet
     public var logging: LoggingConfig
     public var limits: Limits
+    /// `compression:`: gzip/deflate of upstream responses for clients that accept it.
+    public var compression: CompressionConfig = CompressionConfig()
     public var issuers: [IssuerConfig]
     public var clients: [ClientConfig]
     /// `roles:`, in file order.
@@ -260,4 +262,24 @@ public struct Limits: Sendable {
     public var tokenCacheSize: Int = 4096
 
     public init() {}
+}
+
+/// The `compression:` section. Off by default.
+public struct CompressionConfig: Sendable, Equatable {
+    public var enabled: Bool = false
+    /// Responses with a smaller `Content-Length` are sent as they are.
+    public var minBytes: Int = 1024
+    /// Lowercased media types (`type/subtype`, or `type/*`) that are compressed;
+    /// `text/event-stream` never is.
+    public var types: [String] = CompressionConfig.defaultTypes
+
+    public static let defaultTypes = [
+        "text/*", "application/json", "application/javascript", "application/xml", "image/svg+xml",
+    ]
+
+    public init(enabled: Bool = false, minBytes: Int = 1024, types: [String] = CompressionConfig.defaultTypes) {
+        self.enabled = enabled
+        self.minBytes = minBytes
+        self.types = types
+    }
 }

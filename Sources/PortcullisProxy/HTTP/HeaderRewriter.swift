@@ -173,6 +173,7 @@ enum HeaderRewriter {
         requestID: String,
         chunked: Bool,
         close: Bool,
+        encoding: ContentCoding? = nil,
         into out: inout ByteBuffer
     ) {
         let named = head.connectionNamesHeaders ? Self.connectionNamed(head) : []
@@ -188,15 +189,44 @@ enum HeaderRewriter {
                 while p[colon] != UInt8(ascii: ":") { colon += 1 }
                 let name = UnsafeRawBufferPointer(rebasing: p[index..<colon])
                 if !Self.isHopByHopResponseHeader(name) && (named.isEmpty || !Self.contains(named, name)) {
-                    out.writeBytes(UnsafeRawBufferPointer(rebasing: p[index..<lineEnd]))
+                    if encoding == nil {
+                        out.writeBytes(UnsafeRawBufferPointer(rebasing: p[index..<lineEnd]))
+                    } else {
+                        Self.writeForCompressedBody(p, name: name, from: index, to: lineEnd, into: &out)
+                    }
                 }
                 index = lineEnd
             }
         }
         Self.writeField("X-Request-Id", requestID, into: &out)
+        // A second `Vary` line extends the upstream's list (RFC 9110 5.3).
+        if let encoding { out.writeStaticString(encoding.headerLine) }
         if chunked { out.writeStaticString("Transfer-Encoding: chunked\r\n") }
         if close { out.writeStaticString("Connection: close\r\n") }
         out.writeStaticString("\r\n")
+    }
+
+    /// A header line of a response the gateway compresses: `Content-Length` is dropped (the
+    /// body is re-framed), a strong `ETag` becomes weak (RFC 9110 8.8.1: the bytes differ from
+    /// the upstream's), the rest is copied.
+    private static func writeForCompressedBody(
+        _ p: UnsafeRawBufferPointer,
+        name: UnsafeRawBufferPointer,
+        from index: Int,
+        to lineEnd: Int,
+        into out: inout ByteBuffer
+    ) {
+        if HeaderName.equals(name, "content-length") { return }
+        if HeaderName.equals(name, "etag") {
+            var value = index + name.count + 1
+            while p[value] == 0x20 || p[value] == 0x09 { value += 1 }
+            if p[value] == UInt8(ascii: "\"") {
+                out.writeStaticString("ETag: W/")
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: p[value..<lineEnd]))
+                return
+            }
+        }
+        out.writeBytes(UnsafeRawBufferPointer(rebasing: p[index..<lineEnd]))
     }
 
     /// Offset just past the CRLF that ends the line starting at `from` (the head is validated).

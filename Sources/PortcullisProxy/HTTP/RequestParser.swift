@@ -32,6 +32,8 @@ struct ParsedRequestHead {
     var traceID: String?
     /// A `traceparent` was sent (valid or not).
     var hasTraceparent: Bool
+    /// The coding `Accept-Encoding` lets the gateway use (gzip preferred), if any.
+    var acceptEncoding: ContentCoding? = nil
 
     var hasBody: Bool { self.chunked || (self.contentLength ?? 0) > 0 }
 }
@@ -89,6 +91,11 @@ struct RequestParser {
     /// Bytes of `partialLine` already scanned for its end: a line fed a byte at a time is
     /// scanned once, not once per byte.
     private var partialScanned = 0
+    /// `Accept-Encoding` is read only when compression is on (the handler sets this from the
+    /// settings between requests), so clients that send it cost nothing more otherwise.
+    var readsAcceptEncoding = false {
+        didSet { self.builder.readsAcceptEncoding = self.readsAcceptEncoding }
+    }
 
     init(maxHeadBytes: Int) {
         self.maxHeadBytes = maxHeadBytes
@@ -208,7 +215,10 @@ struct RequestParser {
         case .success(let result):
             if result.complete {
                 buffer.moveReaderIndex(forwardBy: result.consumed)
-                defer { self.builder = HeadBuilder() }
+                defer {
+                    self.builder = HeadBuilder()
+                    self.builder.readsAcceptEncoding = self.readsAcceptEncoding
+                }
                 do throws(HTTPFramingError) {
                     return try self.builder.finish()
                 } catch {
@@ -259,6 +269,8 @@ private struct HeadBuilder {
     private var userAgent: String?
     private var traceparents = 0
     private var traceID: String?
+    private var acceptEncoding: ContentCoding?
+    var readsAcceptEncoding = false
 
     /// One line, without its CRLF. True when it is the empty line that ends the head.
     mutating func line(_ p: UnsafeRawBufferPointer) throws(HTTPFramingError) -> Bool {
@@ -384,6 +396,8 @@ private struct HeadBuilder {
         case 14 where HeaderName.equals(name, "content-length"):
             guard self.contentLength == nil else { throw HTTPFramingError("more than one Content-Length") }
             self.contentLength = try HTTPSyntax.contentLength(value, allowsLeadingZeros: false)
+        case 15 where self.readsAcceptEncoding && HeaderName.equals(name, "accept-encoding"):
+            if self.acceptEncoding == nil { self.acceptEncoding = AcceptEncoding.preferred(value) }
         case 17 where HeaderName.equals(name, "transfer-encoding"):
             self.transferEncodings += 1
             // Exactly `chunked`; trailing spaces pass, a trailing tab does not (as llhttp).
@@ -426,7 +440,8 @@ private struct HeadBuilder {
             contentType: self.contentType,
             userAgent: self.userAgent,
             traceID: self.traceparents == 1 ? self.traceID : nil,
-            hasTraceparent: self.traceparents > 0
+            hasTraceparent: self.traceparents > 0,
+            acceptEncoding: self.acceptEncoding
         )
     }
 

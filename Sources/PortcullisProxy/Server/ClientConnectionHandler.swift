@@ -69,6 +69,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// sends it again).
     private var upstreamHead: ByteBuffer?
     private var isHEAD = false
+    /// The coding the client accepts (`Accept-Encoding`, read by the parser); used only when
+    /// compression is on.
+    private var acceptEncoding: ContentCoding?
+    /// The response body's deflate stream, when this response is compressed.
+    private var compressor: ResponseCompressor?
     /// Request body bytes, already framed, that arrived while the upstream was being set up.
     private var pendingParts: CircularBuffer<ByteBuffer> = CircularBuffer(initialCapacity: 4)
     private var requestHasBody = false
@@ -110,6 +115,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.settings = loop.settings
         self.forwardedProto = forwardedProto
         self.parser = RequestParser(maxHeadBytes: maxHeadBytes)
+        self.parser.readsAcceptEncoding = loop.settings.compression != nil
     }
 
     // MARK: - Connection lifecycle
@@ -142,6 +148,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.upstream = .none
         self.pendingParts.removeAll()
         self.inbound = nil
+        self.compressor = nil
         context.fireChannelInactive()
     }
 
@@ -481,6 +488,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.requestVersion = head.version
         self.upstreamHead = nil
         self.isHEAD = head.method == .HEAD
+        self.acceptEncoding = parsed.acceptEncoding
+        self.compressor = nil
         self.requestHasBody = false
         self.requestChunked = false
         self.responseFraming = .asReceived
@@ -649,7 +658,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.log?.status = head.status
         let http10 = self.requestVersion.minor == 0
         let hasBody = head.mayHaveBody && !self.isHEAD
-        if hasBody && head.contentLength == nil {
+        var encoding: ContentCoding?
+        if let compression = self.settings.compression, hasBody, let coding = self.acceptEncoding,
+            compression.allows(head), let compressor = ResponseCompressor(coding, allocator: self.context.channel.allocator)
+        {
+            encoding = coding
+            self.compressor = compressor
+        }
+        if hasBody && (head.contentLength == nil || encoding != nil) {
             self.responseFraming = http10 ? .untilClose : .chunked
         } else {
             self.responseFraming = .asReceived
@@ -664,6 +680,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             requestID: self.requestID,
             chunked: self.responseFraming == .chunked,
             close: self.closeAfterResponse,
+            encoding: encoding,
             into: &bytes
         )
         self.heldHead = bytes
@@ -682,6 +699,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func upstreamResponseBody(_ buffer: ByteBuffer) {
         guard self.response == .streaming else { return }
+        if let compressor = self.compressor {
+            // Written compressed at the end of the read burst (`upstreamReadComplete`).
+            return compressor.write(buffer)
+        }
         self.log?.bytesOut += buffer.readableBytes
         if var head = self.heldHead, self.responseFraming == .asReceived, buffer.readableBytes <= Self.coalescedBodyLimit {
             self.heldHead = nil
@@ -691,6 +712,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             return
         }
         self.writeHeldHead()
+        self.writeBody(buffer)
+    }
+
+    /// Body bytes in the response's framing.
+    private func writeBody(_ buffer: ByteBuffer) {
         if self.responseFraming == .chunked {
             self.context.write(self.wrapOutboundOut(ChunkedFraming.sizeLine(buffer.readableBytes, allocator: self.context.channel.allocator)), promise: nil)
             self.context.write(self.wrapOutboundOut(buffer), promise: nil)
@@ -704,6 +730,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         guard self.response == .streaming else { return }
         if self.log != nil { self.log!.upstreamEndUptimeNanos = self.context.eventLoop.now.uptimeNanoseconds }
         self.writeHeldHead()
+        if let compressor = self.compressor {
+            self.compressor = nil
+            if let last = compressor.finish() {
+                self.log?.bytesOut += last.readableBytes
+                self.writeBody(last)
+            }
+        }
         self.response = .complete
         self.releaseUpstream(reusable: self.request == .complete)
         if self.request == .complete {
@@ -715,6 +748,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func upstreamReadComplete() {
         self.writeHeldHead()
+        // What this burst brought, decodable by the client now: streaming still streams.
+        if let compressor = self.compressor, self.response == .streaming, let bytes = compressor.flush() {
+            self.log?.bytesOut += bytes.readableBytes
+            self.writeBody(bytes)
+        }
         self.context.flush()
     }
 
@@ -763,6 +801,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Both sides complete: wait for the next request on this connection.
     private func finishExchange() {
         self.emitLog()
+        // For the next request head (a reload may have turned compression on or off).
+        self.parser.readsAcceptEncoding = self.loop.settings.compression != nil
         self.request = .idle
         self.response = .complete
         self.exchangeDeadline = nil
@@ -816,6 +856,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.emitLog()
         self.isClosing = true
         self.releaseUpstream(reusable: false)
+        self.compressor = nil  // deflateEnd
         self.closeAfterResponse = true
         if self.isOpen { self.context.close(promise: nil) }
     }

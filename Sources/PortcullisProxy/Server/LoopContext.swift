@@ -34,6 +34,8 @@ final class ProxySettings: Sendable {
     /// The credential's header name when client-sent copies must be dropped (a fixed header;
     /// `Authorization` is dropped anyway).
     let credentialHeaderName: String?
+    /// `compression:`; nil when off (one check per response).
+    let compression: CompressionSettings?
 
     init(
         _ config: GatewayConfig,
@@ -58,6 +60,7 @@ final class ProxySettings: Sendable {
         self.policy = config.policy
         self.cipp = config.upstream.profile == "cipp"
         self.maxInspectBody = config.limits.maxInspectBody
+        self.compression = CompressionSettings(config.compression)
         self.ruleNames = config.policy.rules.map { rule in
             [rule.roleName, rule.location.map { "\($0)" }, rule.key].compactMap { $0 }.joined(separator: " ")
         }
