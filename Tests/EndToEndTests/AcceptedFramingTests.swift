@@ -105,6 +105,44 @@ struct AcceptedFramingTests {
             name: "trailers",
             request: "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: 1\r\n\r\n",
             body: "hello"),
+        // Issue 8's smuggling audit: OWS around a framing value is not part of it (RFC 9112 5.1).
+        Form(
+            name: "Transfer-Encoding with a leading space",
+            request: "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:  chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            body: "hello"),
+        Form(
+            name: "Transfer-Encoding with a trailing space",
+            request: "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked \r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            body: "hello"),
+        Form(
+            name: "Transfer-Encoding with a tab before the value",
+            request: "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\tchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            body: "hello"),
+        Form(
+            name: "Transfer-Encoding with no space after the colon",
+            request: "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            body: "hello"),
+        Form(
+            name: "framing header names in any case",
+            request: "POST /a HTTP/1.1\r\nHost: x\r\ntRaNsFeR-eNcOdInG: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            body: "hello"),
+        Form(
+            name: "Content-Length with no space after the colon",
+            request: "POST /a HTTP/1.1\r\nHost: x\r\ncontent-length:5\r\n\r\nhello",
+            body: "hello"),
+        // Hop-by-hop tricks: a Connection header naming the framing must not strip it upstream.
+        Form(
+            name: "Connection naming Content-Length",
+            request: "POST /a HTTP/1.1\r\nHost: x\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nhello",
+            body: "hello"),
+        Form(
+            name: "Connection naming Transfer-Encoding",
+            request: "POST /a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            body: "hello"),
+        Form(
+            name: "a chunked body smuggling a second request",
+            request: "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n20\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n\r\n0\r\n\r\n",
+            body: "GET /admin HTTP/1.1\r\nHost: x\r\n\r\n"),
         Form(
             name: "a body smuggling a second request",
             request: "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 38\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\nxxxxxx",
@@ -135,6 +173,17 @@ struct AcceptedFramingTests {
         let body = (seen["body"] as? String).flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) }
         #expect(body == form.body)
         #expect(seen["framing"] as? Int == form.framing, "\(head)")
+        // The one framing header is the gateway's own spelling: `Transfer-Encoding: chunked`, or
+        // a plain length equal to the body's.
+        let framingLines = head.split(separator: "\r\n").dropFirst().filter {
+            let name = $0.split(separator: ":", maxSplits: 1).first?.lowercased() ?? ""
+            return name == "content-length" || name == "transfer-encoding"
+        }
+        for line in framingLines {
+            let value = line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) }
+            let isLength = line.lowercased().hasPrefix("content-length:") && value == "\(form.body.utf8.count)"
+            #expect(line == "Transfer-Encoding: chunked" || isLength, "framing sent upstream: \(line)")
+        }
         #expect(head.hasPrefix("\(form.request.hasPrefix("GET") ? "GET" : "POST") /a HTTP/1.1\r\n"))
         // What the gateway drops or replaces never arrives as the client sent it.
         #expect(!head.lowercased().contains("authorization:"))

@@ -139,6 +139,96 @@ struct RequestFramingTests {
         Refused("encoded slash in the path", "GET /demo%2Fecho HTTP/1.1\r\nHost: x\r\n\r\n"),
         Refused("absolute-form target", "GET http://evil/ HTTP/1.1\r\nHost: x\r\n\r\n"),
         Refused("asterisk-form target", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"),
+        // Issue 8's smuggling audit: the forms the tables above did not name yet.
+        Refused("Content-Length 005", "POST /demo/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 005\r\n\r\nhello"),
+        Refused("Content-Length 5 5", "POST /demo/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5 5\r\n\r\nhello"),
+        Refused("Content-Length 5<tab>5", "POST /demo/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\t5\r\n\r\nhello"),
+        Refused("Content-Length empty", "POST /demo/upload HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\nhello"),
+        Refused("Content-Length 0x5", "POST /demo/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 0x5\r\n\r\nhello"),
+        Refused("Content-Length 5,", "POST /demo/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5,\r\n\r\nhello"),
+        Refused(
+            "Content-Length with a vertical tab", "POST /demo/upload HTTP/1.1\r\nHost: x\r\nContent-Length: \u{0B}5\r\n\r\nhello"),
+        Refused(
+            "Content-Length then Transfer-Encoding with OWS",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding:  chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        ),
+        Refused(
+            "Transfer-Encoding chunked then Transfer-Encoding identity",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        ),
+        Refused(
+            "Transfer-Encoding identity then Transfer-Encoding chunked",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        ),
+        Refused(
+            "Transfer-Encoding chunked, chunked",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+        Refused(
+            "Transfer-Encoding quoted",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \"chunked\"\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+        Refused(
+            "Transfer-Encoding with a parameter",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked;q=1\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+        Refused(
+            "Transfer-Encoding empty",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+        Refused(
+            "Transfer-Encoding with a tab before the colon",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding\t: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+        Refused(
+            "Transfer-Encoding obs-folded",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+        Refused(
+            "Transfer-Encoding with a NUL in the value",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\u{0}\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+        Refused(
+            "chunk size with a trailing space",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n"),
+        Refused(
+            "chunk size with a tab before its extension",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\t;a=1\r\nhello\r\n0\r\n\r\n"),
+        Refused(
+            "chunk size missing",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n;a=1\r\nhello\r\n0\r\n\r\n"),
+        Refused(
+            "chunk extension with a bare LF",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;a=1\nhello\r\n0\r\n\r\n"),
+        Refused(
+            "chunk extension with a bare CR",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;a=1\rb\r\nhello\r\n0\r\n\r\n"),
+        Refused(
+            "chunk extension with a NUL",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\u{0}\r\nhello\r\n0\r\n\r\n"),
+        Refused(
+            "chunk extension with a control byte in a quoted value",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"\u{1}\"\r\nhello\r\n0\r\n\r\n"),
+        Refused(
+            "chunk data ended by a bare CR",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r0\r\n\r\n"),
+        Refused(
+            "trailer ended by a bare LF",
+            "POST /demo/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\n\r\n"),
+        Refused("bare CR ending the request line", "GET /demo/echo HTTP/1.1\rHost: x\r\n\r\n"),
+        Refused("bare CR in a header name", "GET /demo/echo HTTP/1.1\r\nHost: x\r\nX-\rA: 1\r\n\r\n"),
+        Refused("NUL in the request target", "GET /demo/echo\u{0} HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Refused("tab before a colon", "GET /demo/echo HTTP/1.1\r\nHost: x\r\nX-A\t: 1\r\n\r\n"),
+        Refused("header line without a colon", "GET /demo/echo HTTP/1.1\r\nHost: x\r\nX-A 1\r\n\r\n"),
+        Refused("header line with an empty name", "GET /demo/echo HTTP/1.1\r\nHost: x\r\n: 1\r\n\r\n"),
+        // Request lines.
+        Refused("authority-form target", "GET example.com:80 HTTP/1.1\r\nHost: example.com:80\r\n\r\n"),
+        Refused("absolute-form target with https", "GET https://x/demo/echo HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Refused("two spaces after the method", "GET  /demo/echo HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Refused("two spaces before the version", "GET /demo/echo  HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Refused("tab after the method", "GET\t/demo/echo HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Refused("tab before the version", "GET /demo/echo\tHTTP/1.1\r\nHost: x\r\n\r\n"),
+        Refused("space after the version", "GET /demo/echo HTTP/1.1 \r\nHost: x\r\n\r\n"),
+        Refused("space before the method", " GET /demo/echo HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Refused("HTTP/0.9 request line", "GET /demo/echo\r\n\r\n"),
+        Refused("HTTP/2.0 request line", "GET /demo/echo HTTP/2.0\r\nHost: x\r\n\r\n"),
+        Refused("HTTP/1.2 request line", "GET /demo/echo HTTP/1.2\r\nHost: x\r\n\r\n"),
+        Refused("lower-case version", "GET /demo/echo http/1.1\r\nHost: x\r\n\r\n"),
+        Refused("lower-case method", "get /demo/echo HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Refused("unknown method", "GETX /demo/echo HTTP/1.1\r\nHost: x\r\n\r\n"),
         Refused(
             "Expect other than 100-continue",
             "POST /demo/upload HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 0\r\n\r\n", status: 417),
