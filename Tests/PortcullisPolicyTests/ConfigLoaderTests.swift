@@ -402,6 +402,26 @@ import Testing
         #expect(errors.map { $0.location?.line } == [5, 6, 8])
     }
 
+    @Test func slowClientTimeoutsDefaultTo60sAndParseAsDurations() throws {
+        let defaults = try Self.load(Self.minimal)
+        #expect(defaults.limits.clientBodyTimeout == .seconds(60))
+        #expect(defaults.limits.sendTimeout == .seconds(60))
+        let config = try Self.load(Self.minimal + "\nlimits:\n  client_body_timeout: 1500ms\n  send_timeout: 2m\n")
+        #expect(config.limits.clientBodyTimeout == .milliseconds(1500))
+        #expect(config.limits.sendTimeout == .minutes(2))
+    }
+
+    @Test(arguments: ["client_body_timeout", "send_timeout"])
+    func badSlowClientTimeoutNamesFileLineAndKey(key: String) throws {
+        let error = try Self.onlyError(Self.minimal + "\nlimits:\n  \(key): 10\n", key: "limits.\(key)")
+        #expect(error.location?.file == "gateway.yaml")
+        #expect(error.location?.line == 6)
+        #expect(error.message.contains("500ms, 30s, 10m or 1h"))
+        let zero = try Self.onlyError(Self.minimal + "\nlimits:\n  \(key): 0s\n", key: "limits.\(key)")
+        #expect(zero.message == "must be more than 0")
+        #expect(zero.location?.line == 6)
+    }
+
     @Test func nestedErrorsNameTheirKeyPath() {
         let errors = Self.errors(
             """

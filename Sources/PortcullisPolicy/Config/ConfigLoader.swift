@@ -325,8 +325,8 @@ public enum ConfigLoader {
         guard let entries = node.mapping(&errors) else { return limits }
         node.checkKeys(
             entries,
-            known: ["client_header_timeout", "idle_timeout", "max_connections", "max_header_bytes", "max_inspect_body", "drain_timeout",
-                "token_cache_size"],
+            known: ["client_header_timeout", "idle_timeout", "client_body_timeout", "send_timeout", "max_connections",
+                "max_header_bytes", "max_inspect_body", "drain_timeout", "token_cache_size"],
             &errors
         )
         for entry in entries {
@@ -336,6 +336,10 @@ public enum ConfigLoader {
                 if let d = Self.positive(value, &errors) { limits.clientHeaderTimeout = d }
             case "idle_timeout":
                 if let d = Self.positive(value, &errors) { limits.idleTimeout = d }
+            case "client_body_timeout":
+                if let d = Self.positive(value, &errors) { limits.clientBodyTimeout = d }
+            case "send_timeout":
+                if let d = Self.positive(value, &errors) { limits.sendTimeout = d }
             case "drain_timeout":
                 if let d = value.duration(&errors) { limits.drainTimeout = d }
             case "max_connections":

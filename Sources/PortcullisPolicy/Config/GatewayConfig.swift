@@ -254,6 +254,12 @@ public struct LoggingConfig: Sendable {
 public struct Limits: Sendable {
     public var clientHeaderTimeout: ConfigDuration = .seconds(30)
     public var idleTimeout: ConfigDuration = .seconds(60)
+    /// The longest gap between two reads of a request body (408, or a close once a response
+    /// has started).
+    public var clientBodyTimeout: ConfigDuration = .seconds(60)
+    /// The longest a client may leave a response unread (its connection not writable) before
+    /// it is closed.
+    public var sendTimeout: ConfigDuration = .seconds(60)
     public var maxConnections: Int = 10_000
     public var maxHeaderBytes: Int = 65_536
     public var maxInspectBody: Int = 1_048_576

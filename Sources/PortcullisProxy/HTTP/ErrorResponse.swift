@@ -73,6 +73,11 @@ struct ErrorResponse {
         error: "request_timeout",
         description: "the request body did not arrive within the exchange timeout"
     )
+    static let bodyStalled = ErrorResponse(
+        status: .requestTimeout,
+        error: "request_timeout",
+        description: "the request body stopped arriving for longer than client_body_timeout"
+    )
     static let badGateway = ErrorResponse(
         status: .badGateway,
         error: "upstream_unavailable",

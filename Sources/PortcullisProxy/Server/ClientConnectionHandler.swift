@@ -109,6 +109,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var exchangeDeadline: NIODeadline?
     private var timerTask: Scheduled<Void>?
     private var timerAt: NIODeadline = .distantFuture
+    // Slow clients, on the same timer: a request body with long gaps (client_body_timeout), a
+    // response left unread (send_timeout: armed when writability goes false, dropped when it
+    // comes back; a stale wake-up finds nothing due).
+    private var bodyProgress = BodyProgressCheck()
+    private var sendStallDeadline: NIODeadline?
+    /// The last bytes are written and the connection closes once they are taken: a client that
+    /// never takes them (writable or not) is closed at send_timeout all the same.
+    private var closeDeadline: NIODeadline?
 
     init(loop: LoopContext, forwardedProto: String, maxHeadBytes: Int) {
         self.loop = loop
@@ -172,6 +180,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.inReadBurst = true
         var bytes = self.unwrapInboundIn(data)
         if self.isClosing { return }
+        self.bodyProgress.madeProgress()
         self.headBytesArrived()
         if self.inbound != nil {
             self.inbound!.writeBuffer(&bytes)
@@ -211,6 +220,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.inReadBurst = false
             self.flushUpstreamIfNeeded()
             if self.awaitingHead && !self.parser.isAtMessageBoundary { self.headBytesArrived() }
+            self.startBodyCheckIfNeeded()
         }
         self.resumeReadingIfPossible()
     }
@@ -218,6 +228,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func channelReadComplete(context: ChannelHandlerContext) {
         self.inReadBurst = false
         self.flushUpstreamIfNeeded()
+        self.startBodyCheckIfNeeded()
+    }
+
+    /// A body still arriving when a read pass ends gets its check; a body that came whole
+    /// with its head never needs one.
+    private func startBodyCheckIfNeeded() {
+        if self.request == .streamingBody && self.requestHasBody && !self.bodyProgress.isRunning && !self.isClosing
+            && self.isOpen
+        {
+            self.bodyProgress.start(now: self.context.eventLoop.now, interval: self.settings.bodyCheckInterval)
+            self.rearmTimer()
+        }
     }
 
     private func flushUpstreamIfNeeded() {
@@ -504,6 +526,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.awaitingHead = false
         self.headStarted = false
         self.connectionDeadline = nil
+        self.bodyProgress.stop()
     }
 
     private func requestBodyReceived(_ buffer: ByteBuffer) {
@@ -555,6 +578,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func requestEndReceived() {
         if self.isClosing && self.request == .idle { return }
         self.request = .complete
+        self.bodyProgress.stop()
         if self.inspection != nil {
             return self.inspectedBodyComplete()
         }
@@ -864,7 +888,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     // MARK: - Timers
 
     private func rearmTimer() {
-        let earliest = min(self.connectionDeadline ?? .distantFuture, self.exchangeDeadline ?? .distantFuture)
+        let earliest = min(
+            min(self.connectionDeadline ?? .distantFuture, self.exchangeDeadline ?? .distantFuture),
+            min(
+                self.bodyProgress.nextCheck ?? .distantFuture,
+                min(self.sendStallDeadline ?? .distantFuture, self.closeDeadline ?? .distantFuture)
+            )
+        )
         guard earliest != .distantFuture else { return }
         if self.timerTask != nil && self.timerAt <= earliest { return }
         self.timerTask?.cancel()
@@ -883,9 +913,29 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.exchangeDeadline = nil
             self.exchangeTimedOut()
         }
+        if let deadline = self.bodyProgress.nextCheck, deadline <= now, self.isOpen && !self.isClosing {
+            if self.request != .streamingBody || !self.requestHasBody {
+                self.bodyProgress.stop()
+            } else if self.bodyProgress.check(
+                now: now,
+                readsHeld: self.readPending,
+                timeout: self.settings.clientBodyTimeout,
+                interval: self.settings.bodyCheckInterval
+            ) {
+                self.bodyTimedOut()
+            }
+        }
+        if let deadline = self.sendStallDeadline, deadline <= now {
+            self.sendStallDeadline = nil
+            if !self.context.channel.isWritable && self.isOpen { self.abortConnection(reason: "send_timeout") }
+        }
+        if let deadline = self.closeDeadline, deadline <= now {
+            self.closeDeadline = nil
+            if self.isOpen { self.abortConnection(reason: "send_timeout") }
+        }
         if let deadline = self.connectionDeadline, deadline <= now {
             self.connectionDeadline = nil
-            if self.awaitingHead {
+            if self.awaitingHead && self.isOpen && !self.isClosing {
                 if self.headStarted {
                     self.isClosing = true
                     let id = self.loop.requestIDs.make()
@@ -904,6 +954,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             }
         }
         if self.isOpen { self.rearmTimer() }
+    }
+
+    /// `client_body_timeout`: the body stopped arriving. The upstream connection holding the
+    /// partial request is closed, never pooled.
+    private func bodyTimedOut() {
+        switch self.response {
+        case .waiting:
+            self.respondLocally(.bodyStalled, close: true, reason: "client_timeout")
+        case .streaming, .complete:
+            self.abortConnection(reason: "client_timeout")
+        }
     }
 
     private func exchangeTimedOut() {
@@ -949,6 +1010,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func resumeReadingIfPossible() {
         if self.readPending && !self.shouldHoldReads && self.isOpen {
             self.readPending = false
+            // Time the gateway held reads is not the client's gap.
+            self.bodyProgress.madeProgress()
             self.context.read()
         }
     }
@@ -971,8 +1034,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, case .attached(let connection) = self.upstream {
-            connection.resumeReading()
+        if context.channel.isWritable {
+            self.sendStallDeadline = nil
+            if case .attached(let connection) = self.upstream { connection.resumeReading() }
+        } else if self.isOpen {
+            // The client is not taking what is written: send_timeout from now. Upstream reads
+            // stop meanwhile (`UpstreamConnection.read`), so what waits is bounded.
+            self.sendStallDeadline = context.eventLoop.now + self.settings.sendTimeout
+            self.rearmTimer()
         }
         context.fireChannelWritabilityChanged()
     }
@@ -1005,6 +1074,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Writes bytes that end the connection, then closes it.
     private func writeAndClose(_ bytes: ByteBuffer) {
+        self.closeDeadline = self.context.eventLoop.now + self.settings.sendTimeout
+        self.rearmTimer()
         let context = NIOLoopBound(self.context!, eventLoop: self.context.eventLoop)
         self.context.writeAndFlush(self.wrapOutboundOut(bytes)).whenComplete { _ in
             context.value.close(promise: nil)

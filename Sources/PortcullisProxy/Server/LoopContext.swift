@@ -15,6 +15,11 @@ final class ProxySettings: Sendable {
     let exchangeTimeout: TimeAmount
     let clientHeaderTimeout: TimeAmount
     let idleTimeout: TimeAmount
+    /// `limits.client_body_timeout`, and the interval of the check that enforces it.
+    let clientBodyTimeout: TimeAmount
+    let bodyCheckInterval: TimeAmount
+    /// `limits.send_timeout`.
+    let sendTimeout: TimeAmount
     let trustedProxies: CIDRSet
     let authenticator: TokenAuthenticator
     let tokenCacheSize: Int
@@ -53,6 +58,10 @@ final class ProxySettings: Sendable {
         self.exchangeTimeout = .nanoseconds(config.upstream.timeout.nanoseconds)
         self.clientHeaderTimeout = .nanoseconds(config.limits.clientHeaderTimeout.nanoseconds)
         self.idleTimeout = .nanoseconds(config.limits.idleTimeout.nanoseconds)
+        self.clientBodyTimeout = .nanoseconds(config.limits.clientBodyTimeout.nanoseconds)
+        // A gap is noticed between client_body_timeout and 1.25 times it.
+        self.bodyCheckInterval = .nanoseconds(max(config.limits.clientBodyTimeout.nanoseconds / 4, 1))
+        self.sendTimeout = .nanoseconds(config.limits.sendTimeout.nanoseconds)
         self.trustedProxies = config.trustedProxies
         self.tokenService = try TokenAuthenticator.compileBuiltin(config, runtime: builtin)
         self.authenticator = try TokenAuthenticator.compile(config, keys: issuerKeys, builtin: self.tokenService)
