@@ -91,10 +91,22 @@ final class LoopMetrics {
     private var retiredTokenCacheHits = 0
     private var retiredTokenCacheMisses = 0
 
+    /// Requests counted for `runKey` but not yet added to `requests`: consecutive requests
+    /// mostly share their series, and comparing two short strings costs less than hashing
+    /// them. Added when the series changes and before every snapshot.
+    private var runKey: RequestKey?
+    private var runCount = 0
+
     /// Counts one finished request.
     func record(_ record: ExchangeRecord) {
         let key = RequestKey(clientID: record.clientID ?? "-", statusClass: record.statusClass, reason: record.reason)
-        self.requests[key, default: 0] += 1
+        if key == self.runKey {
+            self.runCount += 1
+        } else {
+            self.endRun()
+            self.runKey = key
+            self.runCount = 1
+        }
         self.requestDuration.record(nanos: record.totalNanos)
         if let upstream = record.upstreamNanos {
             self.upstreamDuration.record(nanos: upstream)
@@ -107,9 +119,17 @@ final class LoopMetrics {
         self.retiredTokenCacheMisses += misses
     }
 
+    private func endRun() {
+        if let key = self.runKey, self.runCount > 0 {
+            self.requests[key, default: 0] += self.runCount
+        }
+        self.runCount = 0
+    }
+
     /// The counts so far, with the live token cache's and pool's figures.
     func snapshot(tokenCacheHits: Int, tokenCacheMisses: Int, upstreamConnections: Int) -> Snapshot {
-        Snapshot(
+        self.endRun()
+        return Snapshot(
             requests: self.requests,
             requestDuration: self.requestDuration,
             upstreamDuration: self.upstreamDuration,
