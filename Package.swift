@@ -5,7 +5,9 @@ let package = Package(
     name: "portcullis",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "portcullis", targets: ["portcullis"])
+        .executable(name: "portcullis", targets: ["portcullis"]),
+        // For the libFuzzer package in Tests/Fuzz only (it depends on this one by path).
+        .library(name: "PortcullisFuzzChecks", targets: ["PortcullisFuzzChecks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -109,9 +111,19 @@ let package = Package(
             name: "PrometheusTestSupport",
             path: "Tests/Support/PrometheusTestSupport"
         ),
+        // The properties the fuzz targets of Tests/Fuzz check, shared with the regression tests.
+        .target(
+            name: "PortcullisFuzzChecks",
+            dependencies: [
+                "PortcullisPolicy",
+                "PortcullisAuth",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Tests/Support/PortcullisFuzzChecks"
+        ),
         .testTarget(
             name: "PortcullisPolicyTests",
-            dependencies: ["PortcullisPolicy", "SharedTestData"]
+            dependencies: ["PortcullisPolicy", "SharedTestData", "PortcullisFuzzChecks"]
         ),
         .testTarget(
             name: "PortcullisAuthTests",
@@ -119,6 +131,7 @@ let package = Package(
                 "PortcullisAuth",
                 "PortcullisPolicy",
                 "SharedTestData",
+                "PortcullisFuzzChecks",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

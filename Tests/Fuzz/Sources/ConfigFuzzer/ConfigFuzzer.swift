@@ -1,0 +1,9 @@
+import PortcullisFuzzChecks
+
+// The checks live in PortcullisFuzzChecks so the regression tests run the same ones.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
+    let failures = ConfigFuzzCheck.failures(Array(UnsafeRawBufferPointer(start: start, count: count)))
+    precondition(failures.isEmpty, "config: " + failures.joined(separator: "; "))
+    return 0
+}
