@@ -85,6 +85,7 @@ import Testing
         "X-Forwarded-Host", "Forwarded", "X-Real-IP", "X-Request-Id", "X-Portcullis-Client-Id",
         "X-Portcullis-Client-Name", "X-Portcullis-Anything", "x-ms-client-principal",
         "x-ms-client-principal-id", "x-ms-client-principal-name", "X-MS-CLIENT-PRINCIPAL-IDP",
+        "X-HTTP-Method-Override", "X-Method-Override", "X-HTTP-Method",
     ])
     func clientSentHeaderIsDropped(name: String) {
         for spelling in [name, name.lowercased(), name.uppercased()] {
@@ -97,10 +98,32 @@ import Testing
     @Test(arguments: [
         "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Portcullis", "X-Portcullisx", "x-ms-client", "X-Request",
         "X-Real-IPs", "Authorization2", "Proxy-Authenticate", "Tea", "Host2", "Content-Length-X",
+        "X-HTTP-Methods", "X-HTTP-Method-Overrides", "X-Method", "X-Method-Overrid", "X-HTTP-Method-Overrid",
     ])
     func lookalikeHeaderIsKept(name: String) {
         let out = Self.upstream([("Host", "api.example.com"), (name, "kept")])
         #expect(out.contains { $0.0 == name && $0.1 == "kept" }, "\(name) was dropped: \(out)")
+    }
+
+    @Test func methodOverridesNeverReachTheBackendWhateverTheirCaseOrCount() {
+        var out = ByteBuffer()
+        HeaderRewriter.writeUpstreamHead(
+            method: .GET,
+            uri: "/api/ListUsers",
+            headers: HTTPHeaders([
+                ("Host", "api.example.com"),
+                ("X-HTTP-Method-Override", "DELETE"),
+                ("x-http-method-override", "PUT"),
+                ("X-METHOD-OVERRIDE", "DELETE"),
+                ("x-Http-Method", "PATCH"),
+                ("Accept", "*/*"),
+            ]),
+            Self.forwarding(),
+            into: &out
+        )
+        let (first, fields) = Self.fields(out)
+        #expect(first == "GET /api/ListUsers HTTP/1.1")
+        #expect(Self.same(fields, [("Accept", "*/*")] + Self.added), "\(fields)")
     }
 
     @Test func headersNamedInConnectionAreRemovedCaseInsensitively() {

@@ -186,6 +186,29 @@ import Testing
         #expect(error?.kind == .malformed, "\(name): \(error.map { "\($0)" } ?? "accepted")")
     }
 
+    static let invalidHosts = [
+        "", "a b", "a\tb", "a@b", "user:pass@b", "@b", "x/y", "/x", "x?y", "x#y", "x%41", "a,b", "a;b", "a=b",
+        "a'b", "a\"b", "a\\b", "a:", "a:0", "a:080", "a:65536", "a:123456", "a:8o", "a:-1", "a: 80", "a:80:81",
+        ":80", "[::1", "[::1]x", "[::1]:", "[1]", "[]", "[::g]", "[::1%25eth0]", "[v1.x]", "a]",
+        "\u{e9}.example",
+    ]
+
+    @Test(arguments: invalidHosts)
+    func aHostThatIsNotAPlainAuthorityIsRefused(host: String) {
+        let error = Self.refusal("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+        #expect(error?.kind == .malformed, "\(host.debugDescription): \(error.map { "\($0)" } ?? "accepted")")
+        #expect(Self.refusal("GET / HTTP/1.0\r\nHost: \(host)\r\n\r\n")?.kind == .malformed, "HTTP/1.0 \(host.debugDescription)")
+    }
+
+    @Test(arguments: [
+        "x", "api.example.com", "API.Example.COM.", "a-b_c~d", "127.0.0.1", "127.0.0.1:8080", "example.com:1",
+        "example.com:65535", "[::1]", "[::1]:8443", "[2001:DB8::ffff:192.0.2.1]:443", "xn--bcher-kva.example",
+    ])
+    func aPlainAuthorityIsAccepted(host: String) throws {
+        let (_, heads) = try Self.parse("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+        #expect(heads.first?.head.headers["Host"] == [host])
+    }
+
     /// The parser reads targets as bytes; absolute and authority forms are left to the
     /// canonical path, which refuses them (see the handler tests).
     @Test func absoluteFormTargetsAreReadAsTheyCame() throws {

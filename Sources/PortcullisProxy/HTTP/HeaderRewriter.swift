@@ -6,7 +6,9 @@ import NIOHTTP1
 /// Upstream requests lose hop-by-hop headers and those named in `Connection`, the caller's
 /// `Authorization`, and every client-sent copy of the headers Portcullis sets itself
 /// (`X-Forwarded-*`, `Forwarded`, `X-Real-IP`, `X-Request-Id`, `X-Portcullis-*`) as well as
-/// `x-ms-client-principal*`, which Azure's front end would otherwise be trusted to have set.
+/// `x-ms-client-principal*`, which Azure's front end would otherwise be trusted to have set,
+/// and the method-override headers (`X-HTTP-Method-Override`, `X-Method-Override`,
+/// `X-HTTP-Method`): frameworks that honour them would run a method the role decision never saw.
 enum HeaderRewriter {
     private enum RequestHeader {
         case keep
@@ -38,7 +40,8 @@ enum HeaderRewriter {
         case 12:
             return HeaderName.equals(name, "x-request-id") ? .drop : .keep
         case 13:
-            return HeaderName.equals(name, "authorization") ? .drop : Self.prefixed(name)
+            if HeaderName.equals(name, "authorization") || HeaderName.equals(name, "x-http-method") { return .drop }
+            return Self.prefixed(name)
         case 15:
             return HeaderName.equals(name, "x-forwarded-for") ? .drop : Self.prefixed(name)
         case 16:
@@ -47,12 +50,16 @@ enum HeaderRewriter {
             }
             return Self.prefixed(name)
         case 17:
-            if HeaderName.equals(name, "transfer-encoding") || HeaderName.equals(name, "x-forwarded-proto") {
+            if HeaderName.equals(name, "transfer-encoding") || HeaderName.equals(name, "x-forwarded-proto")
+                || HeaderName.equals(name, "x-method-override")
+            {
                 return .drop
             }
             return Self.prefixed(name)
         case 19:
             return HeaderName.equals(name, "proxy-authorization") ? .drop : Self.prefixed(name)
+        case 22:
+            return HeaderName.equals(name, "x-http-method-override") ? .drop : Self.prefixed(name)
         default:
             return name.utf8.count > 13 ? Self.prefixed(name) : .keep
         }

@@ -63,7 +63,8 @@ struct RequestParseError: Error, CustomStringConvertible {
 /// than HTTP/1.0 and HTTP/1.1; anything but single spaces in the request line; bare CR or LF;
 /// obs-fold; whitespace before a colon; control bytes in names or values; `Content-Length`
 /// that is not plain digits, repeated, or beside `Transfer-Encoding`; `Transfer-Encoding`
-/// other than one `chunked` (and any in HTTP/1.0); no `Host` in HTTP/1.1, or more than one;
+/// other than one `chunked` (and any in HTTP/1.0); no `Host` in HTTP/1.1, more than one, or
+/// one that is not a plain `host[:port]` (see `HeadBuilder.isValidHost`);
 /// chunk sizes with a sign, `0x`, whitespace or more than 15 hex digits.
 ///
 /// Bodies come out as slices of the bytes read; chunked ones decoded (the gateway re-frames).
@@ -370,6 +371,7 @@ private struct HeadBuilder {
         switch name.count {
         case 4 where HeaderName.equals(name, "host"):
             self.hosts += 1
+            guard Self.isValidHost(value) else { throw HTTPFramingError("invalid Host header") }
         case 6 where HeaderName.equals(name, "expect"):
             if HeaderName.equals(value, "100-continue") {
                 self.expectsContinue = true
@@ -443,6 +445,56 @@ private struct HeadBuilder {
             hasTraceparent: self.traceparents > 0,
             acceptEncoding: self.acceptEncoding
         )
+    }
+
+    /// RFC 9112 3.2 `Host = uri-host [ ":" port ]`, narrowed to what an `http(s)` authority
+    /// can name (RFC 9110 4.2.1: never empty): a name of letters, digits, `-`, `.`, `_`, `~`, or
+    /// a bracketed IPv6 literal (hex digits, `:` and `.`), then optionally a port 1-65535
+    /// without leading zeros. The backend may route on it (`X-Forwarded-Host`), so anything it
+    /// could read differently is refused: userinfo (`a@b`), a path, whitespace,
+    /// percent-encoding, sub-delims (`,` splits an `X-Forwarded-Host` list), an empty port.
+    @inline(__always)
+    static func isValidHost(_ value: UnsafeRawBufferPointer) -> Bool {
+        let count = value.count
+        var index = 0
+        if count > 0 && value[0] == UInt8(ascii: "[") {
+            index = 1
+            var colons = 0
+            while index < count && value[index] != UInt8(ascii: "]") {
+                let byte = value[index]
+                if byte == UInt8(ascii: ":") {
+                    colons += 1
+                } else if !(HTTPSyntax.hexValue(byte) != nil || byte == UInt8(ascii: ".")) {
+                    return false
+                }
+                index += 1
+            }
+            guard index < count, colons >= 2 else { return false }
+            index += 1
+        } else {
+            while index < count {
+                let byte = value[index]
+                let lowered = byte | 0x20
+                let isNameByte =
+                    (lowered >= 0x61 && lowered <= 0x7A) || HTTPSyntax.isDigit(byte)
+                    || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
+                    || byte == UInt8(ascii: "~")
+                guard isNameByte else { break }
+                index += 1
+            }
+            guard index > 0 else { return false }
+        }
+        if index == count { return true }
+        guard value[index] == UInt8(ascii: ":") else { return false }
+        index += 1
+        guard count - index >= 1, count - index <= 5, value[index] != UInt8(ascii: "0") else { return false }
+        var port = 0
+        while index < count {
+            guard HTTPSyntax.isDigit(value[index]) else { return false }
+            port = port * 10 + Int(value[index] &- 0x30)
+            index += 1
+        }
+        return port <= 65535
     }
 
     /// `00-<32 hex>-<16 hex>-<2 hex>`, lowercase, ids not all zero (W3C Trace Context).
