@@ -92,7 +92,8 @@ enum HeaderRewriter {
     }
 
     /// Writes the upstream request head: request line, the client's headers minus those
-    /// dropped above, then the gateway's own. Header bytes are copied, never re-decoded.
+    /// dropped above, then the gateway's own. Header bytes are copied, never re-decoded; the
+    /// head's size is counted first so that it is written into memory reserved once.
     static func writeUpstreamHead(
         method: HTTPMethod,
         uri: String,
@@ -100,47 +101,114 @@ enum HeaderRewriter {
         _ forwarding: Forwarding,
         into out: inout ByteBuffer
     ) {
-        out.writeString(method.rawValue)
-        out.writeInteger(UInt8(ascii: " "))
-        out.writeString(uri)
-        out.writeStaticString(" HTTP/1.1\r\n")
         var originalHost: String?
         var named: Set<String> = []
         for (name, value) in headers where name.utf8.count == 10 && HeaderName.equals(name, "connection") {
             named.formUnion(HeaderName.connectionTokens(value))
         }
         named.subtract(Self.protectedFromConnection)
-        for (name, value) in headers {
-            switch Self.classifyRequest(name) {
-            case .keep:
-                if !named.isEmpty && named.contains(name.lowercased()) { continue }
-                if let own = forwarding.credentialHeaderName, Self.equalsIgnoringCase(name, lowercased: own) { continue }
-                Self.writeField(name, value, into: &out)
+        // Bit i: the client's header i is forwarded (the first 64; any later ones are judged
+        // again when written).
+        var forwarded: UInt64 = 0
+        var size = method.rawValue.utf8.count + 1 + uri.utf8.count + Self.requestLineEnd.utf8CodeUnitCount
+        for (index, (name, value)) in headers.enumerated() {
+            switch Self.disposition(name, forwarding, named: named) {
+            case .write:
+                if index < 64 { forwarded |= 1 << UInt64(index) }
+                size += name.utf8.count + value.utf8.count + 4
             case .host:
                 originalHost = value
-            case .traceparent:
-                if forwarding.newParentID == nil { Self.writeField(name, value, into: &out) }
-            case .drop, .connection:
+            case .skip:
                 break
             }
         }
-        Self.writeField("Host", forwarding.authority, into: &out)
-        if let line = forwarding.credentialLine { out.writeBytes(line) }
-        if forwarding.chunked { out.writeStaticString("Transfer-Encoding: chunked\r\n") }
-        Self.writeField("X-Forwarded-For", forwarding.forwardedFor, into: &out)
-        Self.writeField("X-Forwarded-Proto", forwarding.proto, into: &out)
-        if let originalHost { Self.writeField("X-Forwarded-Host", originalHost, into: &out) }
-        Self.writeField("X-Request-Id", forwarding.requestID, into: &out)
-        if let parent = forwarding.newParentID {
-            out.writeStaticString("traceparent: 00-")
-            out.writeString(forwarding.requestID)
-            out.writeInteger(UInt8(ascii: "-"))
-            Self.writeHex(parent, into: &out)
-            out.writeStaticString("-01\r\n")
+        size += Self.fieldSize("Host", forwarding.authority)
+        size += forwarding.credentialLine?.count ?? 0
+        if forwarding.chunked { size += Self.chunkedLine.utf8CodeUnitCount }
+        size += Self.fieldSize("X-Forwarded-For", forwarding.forwardedFor)
+        size += Self.fieldSize("X-Forwarded-Proto", forwarding.proto)
+        if let originalHost { size += Self.fieldSize("X-Forwarded-Host", originalHost) }
+        size += Self.fieldSize("X-Request-Id", forwarding.requestID)
+        if forwarding.newParentID != nil {
+            size += Self.traceparentStart.utf8CodeUnitCount + forwarding.requestID.utf8.count + 1 + 16
+                + Self.traceparentEnd.utf8CodeUnitCount
         }
-        Self.writeField("X-Portcullis-Client-Id", forwarding.clientID, into: &out)
-        Self.writeField("X-Portcullis-Client-Name", forwarding.clientName, into: &out)
-        out.writeStaticString("\r\n")
+        size += Self.fieldSize("X-Portcullis-Client-Id", forwarding.clientID)
+        size += Self.fieldSize("X-Portcullis-Client-Name", forwarding.clientName)
+        size += 2
+
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { memory in
+            var head = HeadBytesWriter(memory)
+            head.write(method.rawValue)
+            head.write(byte: UInt8(ascii: " "))
+            head.write(uri)
+            head.write(Self.requestLineEnd)
+            for (index, (name, value)) in headers.enumerated() {
+                let write: Bool
+                if index < 64 {
+                    write = forwarded & (1 << UInt64(index)) != 0
+                } else if case .write = Self.disposition(name, forwarding, named: named) {
+                    write = true
+                } else {
+                    write = false
+                }
+                if write { Self.writeField(name, value, into: &head) }
+            }
+            Self.writeField("Host", forwarding.authority, into: &head)
+            if let line = forwarding.credentialLine { head.write(line) }
+            if forwarding.chunked { head.write(Self.chunkedLine) }
+            Self.writeField("X-Forwarded-For", forwarding.forwardedFor, into: &head)
+            Self.writeField("X-Forwarded-Proto", forwarding.proto, into: &head)
+            if let originalHost { Self.writeField("X-Forwarded-Host", originalHost, into: &head) }
+            Self.writeField("X-Request-Id", forwarding.requestID, into: &head)
+            if let parent = forwarding.newParentID {
+                head.write(Self.traceparentStart)
+                head.write(forwarding.requestID)
+                head.write(byte: UInt8(ascii: "-"))
+                Self.writeHex(parent, into: &head)
+                head.write(Self.traceparentEnd)
+            }
+            Self.writeField("X-Portcullis-Client-Id", forwarding.clientID, into: &head)
+            Self.writeField("X-Portcullis-Client-Name", forwarding.clientName, into: &head)
+            head.write("\r\n" as StaticString)
+            return head.count
+        }
+    }
+
+    private static let requestLineEnd: StaticString = " HTTP/1.1\r\n"
+    private static let chunkedLine: StaticString = "Transfer-Encoding: chunked\r\n"
+    private static let traceparentStart: StaticString = "traceparent: 00-"
+    private static let traceparentEnd: StaticString = "-01\r\n"
+    private static let closeLine: StaticString = "Connection: close\r\n"
+
+    private enum Disposition {
+        case write
+        /// Not forwarded: replaced by the upstream's authority, sent on as `X-Forwarded-Host`.
+        case host
+        case skip
+    }
+
+    /// What becomes of one of the client's headers on the way upstream.
+    @inline(__always)
+    private static func disposition(_ name: String, _ forwarding: Forwarding, named: Set<String>) -> Disposition {
+        switch Self.classifyRequest(name) {
+        case .keep:
+            if !named.isEmpty && named.contains(name.lowercased()) { return .skip }
+            if let own = forwarding.credentialHeaderName, Self.equalsIgnoringCase(name, lowercased: own) { return .skip }
+            return .write
+        case .host:
+            return .host
+        case .traceparent:
+            return forwarding.newParentID == nil ? .write : .skip
+        case .drop, .connection:
+            return .skip
+        }
+    }
+
+    /// `name: value\r\n`
+    @inline(__always)
+    private static func fieldSize(_ name: StaticString, _ value: String) -> Int {
+        name.utf8CodeUnitCount + value.utf8.count + 4
     }
 
     @inline(__always)
@@ -152,13 +220,10 @@ enum HeaderRewriter {
     /// Framing and the gateway's own headers are never removed by a `Connection` token.
     private static let protectedFromConnection: Set<String> = ["host", "content-length", "transfer-encoding", "x-request-id"]
 
-    private static func writeHex(_ value: UInt64, into out: inout ByteBuffer) {
+    private static func writeHex(_ value: UInt64, into out: inout HeadBytesWriter) {
         let digits: StaticString = "0123456789abcdef"
-        out.writeWithUnsafeMutableBytes(minimumWritableBytes: 16) { buffer in
-            for i in 0..<16 {
-                buffer[i] = digits.utf8Start[Int((value >> UInt64(60 - 4 * i)) & 0xF)]
-            }
-            return 16
+        for i in 0..<16 {
+            out.write(byte: digits.utf8Start[Int((value >> UInt64(60 - 4 * i)) & 0xF)])
         }
     }
 
@@ -168,6 +233,22 @@ enum HeaderRewriter {
         out.writeStaticString(": ")
         out.writeString(value)
         out.writeStaticString("\r\n")
+    }
+
+    @inline(__always)
+    private static func writeField(_ name: String, _ value: String, into out: inout HeadBytesWriter) {
+        out.write(name)
+        out.write(": " as StaticString)
+        out.write(value)
+        out.write("\r\n" as StaticString)
+    }
+
+    @inline(__always)
+    private static func writeField(_ name: StaticString, _ value: String, into out: inout HeadBytesWriter) {
+        out.write(name)
+        out.write(": " as StaticString)
+        out.write(value)
+        out.write("\r\n" as StaticString)
     }
 
     /// Writes the client's response head from the upstream's: the status line with the
@@ -184,6 +265,38 @@ enum HeaderRewriter {
         into out: inout ByteBuffer
     ) {
         let named = head.connectionNamesHeaders ? Self.connectionNamed(head) : []
+        if encoding == nil {
+            // The head is copied line by line minus some: at most its own size, plus ours.
+            var size = head.bytes.readableBytes + Self.fieldSize("X-Request-Id", requestID)
+            if chunked { size += Self.chunkedLine.utf8CodeUnitCount }
+            if close { size += Self.closeLine.utf8CodeUnitCount }
+            out.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { memory in
+                var writer = HeadBytesWriter(memory)
+                head.bytes.withUnsafeReadableBytes { p in
+                    writer.write(http10 ? "HTTP/1.0 " as StaticString : "HTTP/1.1 ")
+                    var index = 9
+                    var lineEnd = Self.lineEnd(p, from: index)
+                    writer.write(UnsafeRawBufferPointer(rebasing: p[index..<lineEnd]))
+                    index = lineEnd
+                    while p[index] != 0x0D {
+                        lineEnd = Self.lineEnd(p, from: index)
+                        var colon = index
+                        while p[colon] != UInt8(ascii: ":") { colon += 1 }
+                        let name = UnsafeRawBufferPointer(rebasing: p[index..<colon])
+                        if !Self.isHopByHopResponseHeader(name) && (named.isEmpty || !Self.contains(named, name)) {
+                            writer.write(UnsafeRawBufferPointer(rebasing: p[index..<lineEnd]))
+                        }
+                        index = lineEnd
+                    }
+                }
+                Self.writeField("X-Request-Id", requestID, into: &writer)
+                if chunked { writer.write(Self.chunkedLine) }
+                if close { writer.write(Self.closeLine) }
+                writer.write("\r\n" as StaticString)
+                return writer.count
+            }
+            return
+        }
         head.bytes.withUnsafeReadableBytes { p in
             out.writeStaticString(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
             var index = 9
