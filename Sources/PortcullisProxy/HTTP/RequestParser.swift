@@ -412,6 +412,8 @@ private struct HeadBuilder {
         default:
             break
         }
+        // One allocation for a usual head instead of one per doubling from one field.
+        if self.fields.capacity == 0 { self.fields.reserveCapacity(16) }
         self.fields.append((String(decoding: name, as: UTF8.self), valueString))
     }
 
