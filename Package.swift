@@ -6,8 +6,10 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "portcullis", targets: ["portcullis"]),
-        // For the libFuzzer package in Tests/Fuzz only (it depends on this one by path).
-        .library(name: "PortcullisFuzzChecks", targets: ["PortcullisFuzzChecks"]),
+        // For the libFuzzer package in Tests/Fuzz only (it depends on this one by path); two, so
+        // the policy fuzzers build without the NIO and crypto stack.
+        .library(name: "PortcullisPolicyFuzzChecks", targets: ["PortcullisPolicyFuzzChecks"]),
+        .library(name: "PortcullisAuthFuzzChecks", targets: ["PortcullisAuthFuzzChecks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -113,17 +115,22 @@ let package = Package(
         ),
         // The properties the fuzz targets of Tests/Fuzz check, shared with the regression tests.
         .target(
-            name: "PortcullisFuzzChecks",
+            name: "PortcullisPolicyFuzzChecks",
+            dependencies: ["PortcullisPolicy"],
+            path: "Tests/Support/PortcullisFuzzChecks/Policy"
+        ),
+        .target(
+            name: "PortcullisAuthFuzzChecks",
             dependencies: [
                 "PortcullisPolicy",
                 "PortcullisAuth",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            path: "Tests/Support/PortcullisFuzzChecks"
+            path: "Tests/Support/PortcullisFuzzChecks/Auth"
         ),
         .testTarget(
             name: "PortcullisPolicyTests",
-            dependencies: ["PortcullisPolicy", "SharedTestData", "PortcullisFuzzChecks"]
+            dependencies: ["PortcullisPolicy", "SharedTestData", "PortcullisPolicyFuzzChecks"]
         ),
         .testTarget(
             name: "PortcullisAuthTests",
@@ -131,7 +138,7 @@ let package = Package(
                 "PortcullisAuth",
                 "PortcullisPolicy",
                 "SharedTestData",
-                "PortcullisFuzzChecks",
+                "PortcullisAuthFuzzChecks",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -3,7 +3,8 @@
 // its own so the root package's `swift build` and `swift test` never see the fuzzer flags.
 import PackageDescription
 
-let fuzzers = ["JWSFuzzer", "CIDRFuzzer", "PathFuzzer", "ConfigFuzzer"]
+let fuzzers = ["JWSFuzzer": "PortcullisAuthFuzzChecks", "CIDRFuzzer": "PortcullisPolicyFuzzChecks",
+    "PathFuzzer": "PortcullisPolicyFuzzChecks", "ConfigFuzzer": "PortcullisPolicyFuzzChecks"]
 // A path dependency's identity is its folder's name (`main`, or a clone's), not its manifest name.
 let root = String(Context.packageDirectory.split(separator: "/").dropLast(2).last ?? "main").lowercased()
 
@@ -12,11 +13,8 @@ let package = Package(
     dependencies: [
         .package(path: "../..")
     ],
-    targets: fuzzers.map { name in
-        .executableTarget(
-            name: name,
-            dependencies: [.product(name: "PortcullisFuzzChecks", package: root)]
-        )
+    targets: fuzzers.sorted { $0.key < $1.key }.map { name, checks in
+        .executableTarget(name: name, dependencies: [.product(name: checks, package: root)])
     },
     swiftLanguageModes: [.v5]
 )

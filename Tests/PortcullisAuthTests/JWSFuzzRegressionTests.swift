@@ -1,5 +1,5 @@
 import Foundation
-import PortcullisFuzzChecks
+import PortcullisAuthFuzzChecks
 import Testing
 
 /// Every committed input of the `jws` fuzz target (Tests/Fuzz/corpus/jws and

@@ -1,5 +1,5 @@
 import Foundation
-import PortcullisFuzzChecks
+import PortcullisPolicyFuzzChecks
 import PortcullisPolicy
 import Testing
 

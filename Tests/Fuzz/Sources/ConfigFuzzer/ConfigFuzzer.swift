@@ -1,6 +1,6 @@
-import PortcullisFuzzChecks
+import PortcullisPolicyFuzzChecks
 
-// The checks live in PortcullisFuzzChecks so the regression tests run the same ones.
+// The checks live in Tests/Support/PortcullisFuzzChecks so the regression tests run the same ones.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let failures = ConfigFuzzCheck.failures(Array(UnsafeRawBufferPointer(start: start, count: count)))

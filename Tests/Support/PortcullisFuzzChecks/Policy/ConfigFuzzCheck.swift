@@ -21,7 +21,13 @@ public enum ConfigFuzzCheck {
             if config.listeners.isEmpty { failures.append("accepted a config without a listener") }
         } catch {
             if error.errors.isEmpty { failures.append("refused with no error") }
-            let lines = text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).count
+            // YAML breaks lines at LF, CR and CRLF (the fuzzer's first find: a lone CR).
+            let bytes = Array(text.utf8)
+            var lines = 1
+            for (index, byte) in bytes.enumerated()
+            where byte == 0x0A || (byte == 0x0D && (index + 1 == bytes.count || bytes[index + 1] != 0x0A)) {
+                lines += 1
+            }
             for problem in error.errors {
                 if problem.message.isEmpty { failures.append("an error without a message (key '\(problem.key)')") }
                 guard let location = problem.location else { continue }
