@@ -800,6 +800,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             }
             self.respondLocally(.badGateway, close: self.request != .complete, reason: "upstream_error")
         case .streaming:
+            if let head = self.heldHead {
+                // The head is still held to ride with the body, so no byte of this response has
+                // reached the client (e.g. a bad chunk size in the head's packet): it can still
+                // get a 502 instead of a cut connection.
+                self.heldHead = nil
+                self.compressor = nil
+                self.log?.bytesOut -= head.readableBytes
+                self.response = .waiting
+                return self.respondLocally(.badGateway, close: true, reason: "upstream_error")
+            }
             // Mid-body there is no way to signal an error but to cut the connection.
             self.abortConnection(reason: "upstream_aborted")
         case .complete:
