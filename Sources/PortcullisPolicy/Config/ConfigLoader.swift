@@ -220,7 +220,7 @@ public enum ConfigLoader {
         guard let entries = node.mapping(&errors) else { return nil }
         node.checkKeys(
             entries,
-            known: ["url", "profile", "timeout", "connect_timeout", "ca_file", "auth", "keepalive_timeout", "max_idle_connections", "receive_buffer"],
+            known: ["url", "profile", "timeout", "connect_timeout", "ca_file", "auth", "keepalive_timeout", "max_idle_connections"],
             &errors
         )
         guard let urlNode = entries.first(where: { $0.key == "url" })?.value else {
@@ -248,8 +248,6 @@ public enum ConfigLoader {
                 if let d = value.duration(&errors) { upstream.keepaliveTimeout = d }
             case "max_idle_connections":
                 if let n = value.integer(&errors, in: 0...100_000) { upstream.maxIdleConnections = n }
-            case "receive_buffer":
-                if let n = value.integer(&errors, in: 0...(1 << 30)) { upstream.receiveBuffer = n }
             case "ca_file":
                 if let path = value.string(&errors) {
                     if scheme != .https { errors.append(value.error("ca_file needs an https:// upstream url")) }

@@ -151,8 +151,6 @@ public struct UpstreamConfig: Sendable {
     public var keepaliveTimeout: ConfigDuration
     /// Idle upstream connections kept per event loop.
     public var maxIdleConnections: Int
-    /// SO_RCVBUF of upstream sockets in bytes; 0 leaves it to kernel autotuning.
-    public var receiveBuffer: Int
     /// Where `auth:` was written.
     public var authLocation: SourceLocation?
     /// `auth:`: the credential presented upstream; nil sends none.
@@ -168,7 +166,6 @@ public struct UpstreamConfig: Sendable {
         profile: String = "generic",
         keepaliveTimeout: ConfigDuration = .seconds(30),
         maxIdleConnections: Int = 128,
-        receiveBuffer: Int = Self.defaultReceiveBuffer,
         authLocation: SourceLocation? = nil
     ) {
         self.scheme = scheme
@@ -180,15 +177,8 @@ public struct UpstreamConfig: Sendable {
         self.profile = profile
         self.keepaliveTimeout = keepaliveTimeout
         self.maxIdleConnections = maxIdleConnections
-        self.receiveBuffer = receiveBuffer
         self.authLocation = authLocation
     }
-
-    /// The gateway stops reading upstream while its client is slow, so the upstream socket's
-    /// receive buffer is what a stalled exchange holds in the kernel. Autotuned, each grows to
-    /// megabytes and a thousand slow readers fill the host's tcp_mem; 256 KiB still covers a
-    /// backend on the same network at full speed.
-    public static let defaultReceiveBuffer = 262_144
 
     /// What goes in the upstream request's `Host` header.
     public var authority: String {

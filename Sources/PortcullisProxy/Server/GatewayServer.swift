@@ -57,18 +57,6 @@ public final class GatewayServer: Sendable {
         self.logger = logger
     }
 
-    /// TCP_NOTSENT_LOWAT on client sockets: the kernel keeps at most this many bytes queued
-    /// but not yet sent, while bytes in flight still follow the congestion window, so a slow
-    /// reader holds ~128 KiB of unsent response instead of an autotuned 4 MB send buffer and a
-    /// fast client far away is not capped (a fixed SO_SNDBUF would cap it). The channel stops
-    /// being writable at the bound, which is what holds the upstream read back.
-    #if os(Linux)
-    static let tcpNotSentLowat = ChannelOptions.tcpOption(NIOBSDSocket.Option(rawValue: 25))
-    #else
-    static let tcpNotSentLowat = ChannelOptions.tcpOption(NIOBSDSocket.Option(rawValue: 0x201))
-    #endif
-    static let notSentLowatBytes: SocketOptionValue = 131_072
-
     /// Binds every listener of `config` on `group`, one event loop per core, then the admin
     /// listener when `admin.address` is set.
     public static func start(
@@ -102,7 +90,6 @@ public final class GatewayServer: Sendable {
                     .serverChannelOption(.backlog, value: 1024)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                    .childChannelOption(Self.tcpNotSentLowat, value: Self.notSentLowatBytes)
                     .childChannelInitializer { channel in
                         let open = openConnections.wrappingIncrementThenLoad(ordering: .relaxed)
                         channel.closeFuture.whenComplete { _ in
