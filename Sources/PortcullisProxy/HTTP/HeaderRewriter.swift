@@ -309,11 +309,7 @@ enum HeaderRewriter {
                 while p[colon] != UInt8(ascii: ":") { colon += 1 }
                 let name = UnsafeRawBufferPointer(rebasing: p[index..<colon])
                 if !Self.isHopByHopResponseHeader(name) && (named.isEmpty || !Self.contains(named, name)) {
-                    if encoding == nil {
-                        out.writeBytes(UnsafeRawBufferPointer(rebasing: p[index..<lineEnd]))
-                    } else {
-                        Self.writeForCompressedBody(p, name: name, from: index, to: lineEnd, into: &out)
-                    }
+                    Self.writeForCompressedBody(p, name: name, from: index, to: lineEnd, into: &out)
                 }
                 index = lineEnd
             }
