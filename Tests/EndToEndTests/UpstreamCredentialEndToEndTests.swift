@@ -113,6 +113,7 @@ struct UpstreamCredentialEndToEndTests {
         tokenDelay: Double = 0,
         mode: String = "ok",
         valueFile: String = "-",
+        downstreamTLS: Bool = false,
         auth: ((String) -> String)? = nil
     ) throws -> System {
         let pki = try ThrowawayPKI.make()
@@ -132,10 +133,15 @@ struct UpstreamCredentialEndToEndTests {
                       client_secret_file: upstream-secret
                       scope: "api://upstream/.default"
                 """
+        // The same throwaway CA's `localhost` certificate serves the clients as well.
+        let tlsLine =
+            downstreamTLS
+            ? "    tls: { certificate: \"\(pki.serverCertificate)\", key: \"\(pki.serverKey)\" }" : ""
         let gateway = try PortcullisProcess.serve(
             configYAML: """
                 listen:
                   - address: "127.0.0.1:0"
+                \(tlsLine)
                 upstream:
                   url: "https://localhost:\(upstreamPort)"
                   ca_file: "\(pki.caCertificate)"
@@ -177,6 +183,33 @@ struct UpstreamCredentialEndToEndTests {
         for token in stats["tokens"] as? [String] ?? [] {
             #expect(!output.contains(token))
         }
+    }
+
+    /// The whole chain encrypted: an HTTPS client, the gateway's TLS listener, the HTTPS upstream
+    /// that answers 200 only with the gateway's own current token.
+    @Test(.enabled(if: enabled && commandExists("curl"), "needs openssl, python3 and curl"))
+    func httpsClientThroughTheGatewayToAnHTTPSUpstreamWithTheGatewaysCredential() throws {
+        let system = try Self.start(downstreamTLS: true)
+        let port = system.gateway.port()
+        let (name, value) = TestIdentity.authorizationHeader
+        let result = try curl([
+            "--http1.1", "--cacert", system.pki.caCertificate, "--resolve", "localhost:\(port):127.0.0.1",
+            "-H", "\(name): \(value)", "-w", "\n%{http_code}", "https://localhost:\(port)/api/ListTenants",
+        ])
+        #expect(result.exitCode == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.last == "200", "\(result.stdout)")
+        let body = lines.dropLast().joined(separator: "\n")
+        let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+        #expect(json?["ok"] as? Bool == true)
+        let seen = json?["authorization"] as? [String] ?? []
+        #expect(seen.count == 1)
+        #expect(seen.first?.hasPrefix("Bearer tok-1-") == true, "\(seen)")
+        #expect(!seen.contains(value))
+
+        // Plain HTTP to the TLS listener is not served.
+        let plain = RawHTTPClient.request("GET", "/api/ListTenants", port: port)
+        #expect(plain.status != 200)
     }
 
     @Test(.enabled(if: enabled, "needs openssl and python3"))

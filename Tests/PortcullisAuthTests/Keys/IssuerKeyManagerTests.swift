@@ -59,7 +59,7 @@ struct IssuerKeyManagerTests {
             try "{".write(toFile: path, atomically: true, encoding: .utf8)
             try await withKeyManager { manager in
                 let running = try #require(try manager.keys(for: [urlIssuer(url: server.url("/jwks"))])["idp"])
-                await manager.waitForInitialFetch(timeout: .seconds(10))
+                await manager.waitForInitialFetch(timeout: .seconds(60))
 
                 // The new configuration drops "idp" and adds a broken file: refused as a whole.
                 #expect(throws: KeySetError.self) { try manager.keys(for: [fileIssuer(path: path)]) }
@@ -100,7 +100,7 @@ struct IssuerKeyManagerTests {
         server.answer("/jwks", json: KeySetDocuments.p256(kids: "old"))
         try await withKeyManager { manager in
             let keys = try #require(try manager.keys(for: [urlIssuer(url: server.url("/jwks"))])["idp"])
-            await manager.waitForInitialFetch(timeout: .seconds(10))
+            await manager.waitForInitialFetch(timeout: .seconds(60))
             #expect(keys.current.keyIDs == ["old"])
 
             server.answer("/jwks", json: KeySetDocuments.p256(kids: "new"))
@@ -119,7 +119,7 @@ struct IssuerKeyManagerTests {
         server.answer("/jwks", json: KeySetDocuments.p256(kids: "k1"))
         try await withKeyManager(.fast(unknownKeyIDInterval: .seconds(30))) { manager in
             let keys = try #require(try manager.keys(for: [urlIssuer(url: server.url("/jwks"))])["idp"])
-            await manager.waitForInitialFetch(timeout: .seconds(10))
+            await manager.waitForInitialFetch(timeout: .seconds(60))
             server.answer("/jwks", json: KeySetDocuments.p256(kids: "k1", "k2"))
             keys.unknownKeyID("k2")
             #expect(await eventually { keys.current.key(withID: "k2") != nil })
@@ -141,7 +141,7 @@ struct IssuerKeyManagerTests {
         server.answer("/jwks", json: KeySetDocuments.p256(kids: "k1"))
         try await withKeyManager(.fast(unknownKeyIDInterval: .milliseconds(200))) { manager in
             let keys = try #require(try manager.keys(for: [urlIssuer(url: server.url("/jwks"))])["idp"])
-            await manager.waitForInitialFetch(timeout: .seconds(10))
+            await manager.waitForInitialFetch(timeout: .seconds(60))
             server.answer("/jwks", json: KeySetDocuments.p256(kids: "k2"))
             keys.unknownKeyID("k2")
             #expect(await eventually { keys.current.key(withID: "k2") != nil })
@@ -165,7 +165,7 @@ struct IssuerKeyManagerTests {
         )
         try await withKeyManager(configuration) { manager in
             let keys = try #require(try manager.keys(for: [urlIssuer(url: server.url("/jwks"))])["idp"])
-            await manager.waitForInitialFetch(timeout: .seconds(10))
+            await manager.waitForInitialFetch(timeout: .seconds(60))
 
             keys.unknownKeyID("ghost")
             #expect(await eventually { server.requests("/jwks") == 2 && keys.refreshCount == 2 })
@@ -192,7 +192,7 @@ struct IssuerKeyManagerTests {
         let logs = RecordingLogHandler.Store()
         try await withKeyManager(.fast(), logs: logs) { manager in
             let keys = try #require(try manager.keys(for: [urlIssuer(url: url, refresh: .milliseconds(100))])["idp"])
-            await manager.waitForInitialFetch(timeout: .seconds(10))
+            await manager.waitForInitialFetch(timeout: .seconds(60))
             #expect(keys.current.keyIDs == ["good"])
 
             let failures: [(KeySetServer.Answer, KeySetError.Code)] = [
@@ -232,7 +232,7 @@ struct IssuerKeyManagerTests {
         configuration.maximumKeySetBytes = 512
         try await withKeyManager(configuration) { manager in
             let keys = try #require(try manager.keys(for: [urlIssuer(url: server.url("/jwks"))])["idp"])
-            await manager.waitForInitialFetch(timeout: .seconds(10))
+            await manager.waitForInitialFetch(timeout: .seconds(60))
             #expect(keys.lastError?.code == .tooLarge)
             #expect(keys.current.isEmpty)
         }
@@ -243,7 +243,7 @@ struct IssuerKeyManagerTests {
     func insecureURLIsNeverFetched(url: String) async throws {
         try await withKeyManager { manager in
             let keys = try #require(try manager.keys(for: [urlIssuer(url: url)])["idp"])
-            await manager.waitForInitialFetch(timeout: .seconds(10))
+            await manager.waitForInitialFetch(timeout: .seconds(60))
             #expect(keys.lastError?.code == .insecureURL)
             #expect(keys.current.isEmpty)
         }
@@ -261,7 +261,7 @@ struct IssuerKeyManagerTests {
         server.answer("/tenant/keys", json: KeySetDocuments.p256(kids: "d1"))
         try await withKeyManager { manager in
             let keys = try #require(try manager.keys(for: [discoveryIssuer(issuer: issuer)])["oidc"])
-            await manager.waitForInitialFetch(timeout: .seconds(10))
+            await manager.waitForInitialFetch(timeout: .seconds(60))
             #expect(keys.current.keyIDs == ["d1"])
             #expect(server.requests("/tenant/.well-known/openid-configuration") == 1)
 
@@ -284,7 +284,7 @@ struct IssuerKeyManagerTests {
         server.answer("/tenant/keys", json: KeySetDocuments.p256(kids: "d1"))
         try await withKeyManager { manager in
             let keys = try #require(try manager.keys(for: [discoveryIssuer(issuer: server.url("/tenant"))])["oidc"])
-            await manager.waitForInitialFetch(timeout: .seconds(10))
+            await manager.waitForInitialFetch(timeout: .seconds(60))
             #expect(keys.lastError?.code == .issuerMismatch)
             #expect(keys.current.isEmpty)
             #expect(server.requests("/tenant/keys") == 0)
@@ -301,7 +301,7 @@ struct IssuerKeyManagerTests {
         )
         try await withKeyManager { manager in
             let keys = try #require(try manager.keys(for: [discoveryIssuer(issuer: issuer)])["oidc"])
-            await manager.waitForInitialFetch(timeout: .seconds(10))
+            await manager.waitForInitialFetch(timeout: .seconds(60))
             #expect(keys.lastError?.code == .insecureURL)
             #expect(keys.current.isEmpty)
         }
@@ -316,7 +316,7 @@ struct IssuerKeyManagerTests {
         server.answer("/b", json: KeySetDocuments.p256(kids: "b1"))
         try await withKeyManager { manager in
             let first = try #require(try manager.keys(for: [urlIssuer(url: server.url("/a"), refresh: .milliseconds(100))])["idp"])
-            await manager.waitForInitialFetch(timeout: .seconds(10))
+            await manager.waitForInitialFetch(timeout: .seconds(60))
 
             let same = try #require(try manager.keys(for: [urlIssuer(url: server.url("/a"), refresh: .milliseconds(100))])["idp"])
             #expect(same === first)
@@ -360,24 +360,26 @@ struct IssuerKeyManagerTests {
         let server = try await KeySetServer.start()
         server.answer("/jwks", .hang)
         var configuration = IssuerKeyManager.Configuration.fast()
-        configuration.readTimeout = .seconds(30)
-        configuration.requestTimeout = .seconds(30)
+        // The fetch's own timeouts are far above every bound below, so a bound that holds
+        // shows the wait (or the shutdown) did not sit out the fetch. The bounds are loose on
+        // purpose: the whole test run shares two cores, and while the blocking end-to-end
+        // suites hold the cooperative pool's threads a wake-up can be 10 s late (seen in CI).
+        configuration.readTimeout = .seconds(300)
+        configuration.requestTimeout = .seconds(300)
         try await withKeyManager(configuration) { manager in
             let keys = try #require(try manager.keys(for: [urlIssuer(url: server.url("/jwks"))])["idp"])
             let start = ContinuousClock.now
             await manager.waitForInitialFetch(timeout: .milliseconds(300))
             let waited = ContinuousClock.now - start
             #expect(waited >= .milliseconds(300))
-            // Far below the fetch's 30 s timeout; loose, because the whole suite runs in
-            // parallel on two cores and a wake-up can be seconds late.
-            #expect(waited < .seconds(20))
+            #expect(waited < .seconds(60))
             #expect(keys.current.isEmpty)
             #expect(keys.lastError == nil)
 
             // Shutting down cancels the hanging fetch rather than waiting out its timeout.
             let shutdownStart = ContinuousClock.now
             await manager.shutdown()
-            #expect(ContinuousClock.now - shutdownStart < .seconds(10))
+            #expect(ContinuousClock.now - shutdownStart < .seconds(60))
         }
         try await server.stop()
     }
@@ -398,7 +400,7 @@ struct IssuerKeyManagerTests {
         try await withKeyManager { manager in
             let keys = try #require(try manager.keys(for: [urlIssuer(url: server.url("/jwks"))])["idp"])
             let running = Task { await manager.run() }
-            await manager.waitForInitialFetch(timeout: .seconds(10))
+            await manager.waitForInitialFetch(timeout: .seconds(60))
             #expect(keys.current.keyIDs == ["k1"])
 
             running.cancel()

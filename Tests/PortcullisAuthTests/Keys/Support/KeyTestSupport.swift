@@ -112,8 +112,9 @@ func withKeyManager(
 }
 
 /// Polls `condition` every 10 ms until it holds or `timeout` passes; returns whether it held.
-/// (Generous: the whole suite runs in parallel on two cores, and refreshes back off.)
-func eventually(timeout: Duration = .seconds(15), _ condition: () -> Bool) async -> Bool {
+/// (Generous: the whole suite runs in parallel on two cores, refreshes back off, and while the
+/// blocking end-to-end suites hold the cooperative pool a wake-up can be ~10 s late.)
+func eventually(timeout: Duration = .seconds(60), _ condition: () -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if condition() {
