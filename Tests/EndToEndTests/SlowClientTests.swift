@@ -238,6 +238,73 @@ struct SlowClientTests {
     }
 }
 
+extension SlowClientTests {
+    /// What `ss` says of the kernel buffers of the host's established TCP sockets that `filter`
+    /// selects (`sport = :N` or `dport = :N`): per socket, the bytes queued to send (Send-Q),
+    /// the send buffer's size (`tb`) and the receive buffer's size (`rb`).
+    static func socketBuffers(_ filter: String) -> [(sendQueue: Int, sendBuffer: Int, receiveBuffer: Int)] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "ss -tmnH state established '( \(filter) )'"]
+        let out = Pipe()
+        process.standardOutput = out
+        guard (try? process.run()) != nil else { return [] }
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        // One socket: "RecvQ SendQ local peer" then, on its own line, "skmem:(r0,rb..,t0,tb..,...)".
+        var sockets: [(Int, Int, Int)] = []
+        var sendQueue: Int?
+        for line in text.split(separator: "\n") {
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            if let skmem = fields.first(where: { $0.hasPrefix("skmem:(") }) {
+                let parts = skmem.dropFirst(7).dropLast().split(separator: ",")
+                func value(_ name: String) -> Int {
+                    parts.first { $0.hasPrefix(name) && Int($0.dropFirst(name.count)) != nil }
+                        .flatMap { Int($0.dropFirst(name.count)) } ?? -1
+                }
+                sockets.append((sendQueue ?? -1, value("tb"), value("rb")))
+                sendQueue = nil
+            } else if fields.count >= 2, let queued = Int(fields[1]) {
+                sendQueue = queued
+            }
+        }
+        return sockets
+    }
+
+    /// A client that stops reading a download: the gateway's socket to it holds at most its
+    /// configured send buffer (`limits.client_send_buffer`), and the upstream socket the
+    /// exchange stalls on at most `upstream.receive_buffer`, instead of autotuned megabytes
+    /// each (1,000 such clients filled the host's tcp_mem and slowed every other connection).
+    @Test(.enabled(if: commandExists("ss"), "needs ss (iproute2)"))
+    func aClientThatStopsReadingHoldsOnlyTheConfiguredKernelBuffers() throws {
+        let system = try GatewayUnderTest.start(
+            "limits:\n  send_timeout: 30s\n  client_send_buffer: 65536",
+            upstreamExtra: "  receive_buffer: 131072"
+        )
+        let client = try RawHTTPClient.connect(port: system.port)
+        #expect(client.sendRequest("GET", "/demo/stream?bytes=\(1 << 30)"))
+        let first = try #require(client.receive(timeout: 5))
+        #expect(String(decoding: first.prefix(12), as: UTF8.self) == "HTTP/1.1 200")
+        // The client reads nothing more; give the kernel time to grow what autotuning would.
+        usleep(1_500_000)
+        let toClient = Self.socketBuffers("sport = :\(system.port)")
+        let fromUpstream = Self.socketBuffers("dport = :\(system.backendPort)")
+        print("client not reading: gateway→client sockets \(toClient), gateway←upstream sockets \(fromUpstream)")
+        // The kernel doubles SO_SNDBUF / SO_RCVBUF for its bookkeeping.
+        #expect(toClient.count == 1)
+        for socket in toClient {
+            #expect(socket.sendBuffer > 0 && socket.sendBuffer <= 2 * 65_536, "\(socket)")
+            // Send-Q counts the bytes not yet acknowledged, which the kernel lets run a little
+            // past the buffer (its skb accounting); autotuned it is megabytes.
+            #expect(socket.sendQueue <= 4 * 65_536, "\(socket)")
+        }
+        #expect(!fromUpstream.isEmpty)
+        for socket in fromUpstream {
+            #expect(socket.receiveBuffer > 0 && socket.receiveBuffer <= 2 * 131_072, "\(socket)")
+        }
+    }
+}
+
 /// The result of a request made on another thread.
 private final class ResultBox: @unchecked Sendable {
     var response: HTTPTestResponse?

@@ -75,6 +75,7 @@ import Testing
         #expect(config.upstream.connectTimeout == .seconds(5))
         #expect(config.upstream.keepaliveTimeout == .seconds(30))
         #expect(config.upstream.maxIdleConnections == 128)
+        #expect(config.upstream.receiveBuffer == 262_144)
         #expect(config.upstream.profile == "generic")
         #expect(config.upstream.caFile == nil)
         #expect(config.upstream.authLocation == nil)
@@ -420,6 +421,29 @@ import Testing
         let zero = try Self.onlyError(Self.minimal + "\nlimits:\n  \(key): 0s\n", key: "limits.\(key)")
         #expect(zero.message == "must be more than 0")
         #expect(zero.location?.line == 6)
+    }
+
+    @Test func upstreamReceiveBufferIsBytesAndZeroMeansAutotuning() throws {
+        let upstream = "listen:\n  - address: \"127.0.0.1:8080\"\nupstream:\n  url: \"http://127.0.0.1:8091\"\n"
+        #expect(try Self.load(upstream + "  receive_buffer: 65536\n").upstream.receiveBuffer == 65_536)
+        #expect(try Self.load(upstream + "  receive_buffer: 0\n").upstream.receiveBuffer == 0)
+        let negative = try Self.onlyError(upstream + "  receive_buffer: -1\n", key: "upstream.receive_buffer")
+        #expect(negative.location?.file == "gateway.yaml")
+        #expect(negative.location?.line == 5)
+        #expect(negative.message.contains("0...1073741824"), "\(negative)")
+        let words = try Self.onlyError(upstream + "  receive_buffer: 256k\n", key: "upstream.receive_buffer")
+        #expect(words.location?.line == 5)
+        #expect(words.message.contains("expected a whole number"), "\(words)")
+    }
+
+    @Test func clientSendBufferIsBytesAndZeroMeansAutotuning() throws {
+        #expect(try Self.load(Self.minimal).limits.clientSendBuffer == 131_072)
+        #expect(try Self.load(Self.minimal + "\nlimits:\n  client_send_buffer: 65536\n").limits.clientSendBuffer == 65_536)
+        #expect(try Self.load(Self.minimal + "\nlimits:\n  client_send_buffer: 0\n").limits.clientSendBuffer == 0)
+        let negative = try Self.onlyError(Self.minimal + "\nlimits:\n  client_send_buffer: -1\n", key: "limits.client_send_buffer")
+        #expect(negative.location?.file == "gateway.yaml")
+        #expect(negative.location?.line == 6)
+        #expect(negative.message.contains("0...1073741824"), "\(negative)")
     }
 
     @Test func nestedErrorsNameTheirKeyPath() {

@@ -220,7 +220,7 @@ public enum ConfigLoader {
         guard let entries = node.mapping(&errors) else { return nil }
         node.checkKeys(
             entries,
-            known: ["url", "profile", "timeout", "connect_timeout", "ca_file", "auth", "keepalive_timeout", "max_idle_connections"],
+            known: ["url", "profile", "timeout", "connect_timeout", "ca_file", "auth", "keepalive_timeout", "max_idle_connections", "receive_buffer"],
             &errors
         )
         guard let urlNode = entries.first(where: { $0.key == "url" })?.value else {
@@ -248,6 +248,8 @@ public enum ConfigLoader {
                 if let d = value.duration(&errors) { upstream.keepaliveTimeout = d }
             case "max_idle_connections":
                 if let n = value.integer(&errors, in: 0...100_000) { upstream.maxIdleConnections = n }
+            case "receive_buffer":
+                if let n = value.integer(&errors, in: 0...(1 << 30)) { upstream.receiveBuffer = n }
             case "ca_file":
                 if let path = value.string(&errors) {
                     if scheme != .https { errors.append(value.error("ca_file needs an https:// upstream url")) }
@@ -326,7 +328,7 @@ public enum ConfigLoader {
         node.checkKeys(
             entries,
             known: ["client_header_timeout", "idle_timeout", "client_body_timeout", "send_timeout", "max_connections",
-                "max_header_bytes", "max_inspect_body", "drain_timeout", "token_cache_size"],
+                "max_header_bytes", "max_inspect_body", "drain_timeout", "token_cache_size", "client_send_buffer"],
             &errors
         )
         for entry in entries {
@@ -348,6 +350,8 @@ public enum ConfigLoader {
                 if let n = value.integer(&errors, in: 1024...1_048_576) { limits.maxHeaderBytes = n }
             case "token_cache_size":
                 if let n = value.integer(&errors, in: 0...1_000_000) { limits.tokenCacheSize = n }
+            case "client_send_buffer":
+                if let n = value.integer(&errors, in: 0...(1 << 30)) { limits.clientSendBuffer = n }
             case "max_inspect_body":
                 if let n = value.integer(&errors, in: 0...1_073_741_824) { limits.maxInspectBody = n }
             default:

@@ -151,6 +151,8 @@ public struct UpstreamConfig: Sendable {
     public var keepaliveTimeout: ConfigDuration
     /// Idle upstream connections kept per event loop.
     public var maxIdleConnections: Int
+    /// SO_RCVBUF of upstream sockets in bytes; 0 leaves it to kernel autotuning.
+    public var receiveBuffer: Int
     /// Where `auth:` was written.
     public var authLocation: SourceLocation?
     /// `auth:`: the credential presented upstream; nil sends none.
@@ -166,6 +168,7 @@ public struct UpstreamConfig: Sendable {
         profile: String = "generic",
         keepaliveTimeout: ConfigDuration = .seconds(30),
         maxIdleConnections: Int = 128,
+        receiveBuffer: Int = Self.defaultReceiveBuffer,
         authLocation: SourceLocation? = nil
     ) {
         self.scheme = scheme
@@ -177,8 +180,15 @@ public struct UpstreamConfig: Sendable {
         self.profile = profile
         self.keepaliveTimeout = keepaliveTimeout
         self.maxIdleConnections = maxIdleConnections
+        self.receiveBuffer = receiveBuffer
         self.authLocation = authLocation
     }
+
+    /// The gateway stops reading upstream while its client is slow, so the upstream socket's
+    /// receive buffer is what a stalled exchange holds in the kernel. Autotuned, each grows to
+    /// megabytes and a thousand slow readers fill the host's tcp_mem; 256 KiB still covers a
+    /// backend on the same network at full speed.
+    public static let defaultReceiveBuffer = 262_144
 
     /// What goes in the upstream request's `Host` header.
     public var authority: String {
@@ -260,12 +270,21 @@ public struct Limits: Sendable {
     /// The longest a client may leave a response unread (its connection not writable) before
     /// it is closed.
     public var sendTimeout: ConfigDuration = .seconds(60)
+    /// SO_SNDBUF of accepted client sockets in bytes; 0 leaves it to kernel autotuning.
+    public var clientSendBuffer: Int = Limits.defaultClientSendBuffer
     public var maxConnections: Int = 10_000
     public var maxHeaderBytes: Int = 65_536
     public var maxInspectBody: Int = 1_048_576
     public var drainTimeout: ConfigDuration = .seconds(30)
     /// Verified tokens remembered per event loop (0: verify every request).
     public var tokenCacheSize: Int = 4096
+
+    /// A client that reads slowly fills its socket's send buffer, and autotuned that buffer
+    /// grows to megabytes: a thousand slow readers then hold the host's whole tcp_mem and every
+    /// other connection of the host slows down (measured in Benchmarks/RESULTS-hostile.md).
+    /// 128 KiB (the kernel doubles it for its bookkeeping) bounds that and still fills a
+    /// client's link at a few MB/s per connection over a 20 ms round trip.
+    public static let defaultClientSendBuffer = 131_072
 
     public init() {}
 }

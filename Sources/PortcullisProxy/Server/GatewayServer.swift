@@ -81,15 +81,22 @@ public final class GatewayServer: Sendable {
         let openConnections = ManagedAtomic(0)
         let maxConnections = config.limits.maxConnections
         let maxHeadBytes = config.limits.maxHeaderBytes
+        let clientSendBuffer = SocketOptionValue(config.limits.clientSendBuffer)
         let frozenContexts = contexts
 
         var channels: [Channel] = []
         do {
             for (listener, tls) in zip(config.listeners, tlsSlots) {
-                let bootstrap = ServerBootstrap(group: group)
+                var bootstrap = ServerBootstrap(group: group)
                     .serverChannelOption(.backlog, value: 1024)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                if clientSendBuffer > 0 {
+                    // Bounds what a slow reader holds in the kernel (Limits.defaultClientSendBuffer);
+                    // the channel stops being writable at the bound, which holds the upstream read.
+                    bootstrap = bootstrap.childChannelOption(.socketOption(.so_sndbuf), value: clientSendBuffer)
+                }
+                bootstrap = bootstrap
                     .childChannelInitializer { channel in
                         let open = openConnections.wrappingIncrementThenLoad(ordering: .relaxed)
                         channel.closeFuture.whenComplete { _ in

@@ -94,9 +94,14 @@ final class UpstreamPool {
     private func connect() -> EventLoopFuture<UpstreamConnection> {
         let target = self.target
         let pool = NIOLoopBound(self, eventLoop: self.eventLoop)
-        return ClientBootstrap(group: self.eventLoop)
+        var bootstrap = ClientBootstrap(group: self.eventLoop)
             .connectTimeout(target.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        if target.receiveBuffer > 0 {
+            // Set before connect, so the window scale is negotiated for this size.
+            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(target.receiveBuffer))
+        }
+        return bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations

@@ -10,6 +10,8 @@ struct UpstreamTarget: Sendable {
     var connectTimeout: TimeAmount
     var keepaliveTimeout: TimeAmount
     var maxIdleConnections: Int
+    /// SO_RCVBUF in bytes; 0 leaves the kernel's autotuning.
+    var receiveBuffer: Int
     /// Set for `https://` upstreams: the system CA bundle, or `ca_file` alone.
     var tls: NIOSSLContext?
     /// SNI: the host name, unless the upstream is addressed by IP.
@@ -22,6 +24,7 @@ struct UpstreamTarget: Sendable {
         self.connectTimeout = .nanoseconds(config.connectTimeout.nanoseconds)
         self.keepaliveTimeout = .nanoseconds(config.keepaliveTimeout.nanoseconds)
         self.maxIdleConnections = config.maxIdleConnections
+        self.receiveBuffer = config.receiveBuffer
         if config.scheme == .https {
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.minimumTLSVersion = .tlsv12
