@@ -170,6 +170,10 @@ import Testing
         "HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\n\r\n",
         "HTTP/1.1 200 OK\r\nX-A : 1\r\n\r\n",
         "HTTP/1.1 200 OK\r\nX-A: a\u{0}b\r\n\r\n",
+        // Past the first eight bytes of a value too (the scan takes eight at a time).
+        "HTTP/1.1 200 OK\r\nX-A: abcdefghijklmno\u{7F}p\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: abcdefghijklmnop\u{1}\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: abcdefghijklmnop\nX-B: 2\r\n\r\n",
         "HTTP/1.1 200 OK\r\nX-A: a\rb\r\n\r\n",
         "HTTP/1.1 200 OK\r\nX\u{1}A: 1\r\n\r\n",
         "HTTP/1.1 200 OK\r\n: empty name\r\n\r\n",
@@ -215,5 +219,13 @@ import Testing
     func sizeLineIsLowercaseHexWithoutLeadingZeros(size: Int) {
         let line = String(buffer: ChunkedFraming.sizeLine(size, allocator: ByteBufferAllocator()))
         #expect(line == String(size, radix: 16) + "\r\n")
+    }
+
+    @Test func headerValueEndsBeforeItsTrailingWhitespace() {
+        let outcome = Self.parse("HTTP/1.1 200 OK\r\nContent-Length: 2 \t \r\nX-A: a b\t\r\n\r\nok")
+        #expect(outcome.error == nil)
+        #expect(outcome.heads.first?.contentLength == 2)
+        #expect(outcome.body == "ok")
+        #expect(outcome.ended)
     }
 }

@@ -1,3 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 
 /// An HTTP/1.1 message that cannot be read without guessing (RFC 9112 framing, RFC 9110 field
@@ -9,6 +16,13 @@ struct HTTPFramingError: Error, CustomStringConvertible {
 
 /// Byte classes and small grammars shared by the request and response parsers.
 enum HTTPSyntax {
+    /// The offset of the first CR in `p[from...]` (memchr), nil if there is none.
+    @inline(__always)
+    static func firstCR(_ p: UnsafeRawBufferPointer, from: Int) -> Int? {
+        guard from < p.count, let found = memchr(p.baseAddress! + from, 0x0D, p.count - from) else { return nil }
+        return UnsafeRawPointer(found) - p.baseAddress!
+    }
+
     @inline(__always)
     static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
 

@@ -41,7 +41,8 @@ enum RequestPolicy {
     }
 
     static func decide(_ request: Request, settings: ProxySettings) -> Verdict {
-        if let allowed = request.client.allowedIPs, !allowed.contains(request.address) {
+        // Read in place: binding the set would copy it out of the record (three retains).
+        if request.client.allowedIPs?.contains(request.address) == false {
             return .deny(.ipNotAllowed, Outcome(reason: "ip_not_allowed"))
         }
         let policy = settings.policy

@@ -241,13 +241,14 @@ struct UpstreamResponseParser {
             index += 1
             while index < p.count && (p[index] == 0x20 || p[index] == 0x09) { index += 1 }
             let valueStart = index
-            var valueEnd = index
-            while index < p.count && p[index] != 0x0D {
-                let byte = p[index]
-                guard HTTPSyntax.isFieldByte(byte) else { throw UpstreamProtocolError("control byte in a header value") }
-                index += 1
-                if byte != 0x20 && byte != 0x09 { valueEnd = index }
+            // The value runs to the next CR (found with memchr, checked eight bytes at a time);
+            // a CTL before it, a bare LF included, is refused.
+            index = HTTPSyntax.firstCR(p, from: index) ?? p.count
+            guard HTTPSyntax.allFieldBytes(p, from: valueStart, to: index) else {
+                throw UpstreamProtocolError("control byte in a header value")
             }
+            var valueEnd = index
+            while valueEnd > valueStart && (p[valueEnd - 1] == 0x20 || p[valueEnd - 1] == 0x09) { valueEnd -= 1 }
             let value = UnsafeRawBufferPointer(rebasing: p[valueStart..<valueEnd])
             index = try Self.expectCRLF(p, index)
 
