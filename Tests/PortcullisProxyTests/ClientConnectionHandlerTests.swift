@@ -60,8 +60,11 @@ import Testing
             try self.channel.writeInbound(ByteBuffer(string: text))
         }
 
-        /// Everything written to the socket so far, as one string.
+        /// Everything written to the socket so far, as one string. Runs the loop's pending
+        /// tasks first: a response that keeps the connection open is flushed at the end of the
+        /// loop tick (`LoopContext.flushAtTickEnd`).
         func written() throws -> String {
+            self.channel.embeddedEventLoop.run()
             var all = ByteBuffer()
             while let buffer = try self.channel.readOutbound(as: ByteBuffer.self) {
                 all.writeImmutableBuffer(buffer)

@@ -245,7 +245,28 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func flushUpstreamIfNeeded() {
         if self.upstreamNeedsFlush, case .attached(let connection) = self.upstream {
             self.upstreamNeedsFlush = false
-            connection.flush()
+            if !connection.flushDeferred {
+                connection.flushDeferred = true
+                self.loop.flushAtTickEnd(connection)
+            }
+        }
+    }
+
+    /// Set while this connection's flush waits for the end of the loop tick.
+    private var flushDeferred = false
+
+    /// Flushes to the client after every I/O event of this loop tick (`LoopContext`).
+    private func flushToClientAtTickEnd() {
+        if !self.flushDeferred {
+            self.flushDeferred = true
+            self.loop.flushAtTickEnd(self)
+        }
+    }
+
+    func flushAtTickEnd() {
+        if self.flushDeferred {
+            self.flushDeferred = false
+            if self.isOpen { self.context.flush() }
         }
     }
 
@@ -777,7 +798,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.log?.bytesOut += bytes.readableBytes
             self.writeBody(bytes)
         }
-        self.context.flush()
+        self.flushToClientAtTickEnd()
     }
 
     func upstreamWritabilityChanged() {
@@ -828,7 +849,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         } else {
             // The lease may already be over, so its read-complete will not flush for us.
             if let last { self.context.write(self.wrapOutboundOut(last), promise: nil) }
-            self.context.flush()
+            self.flushToClientAtTickEnd()
         }
     }
 
@@ -1136,6 +1157,8 @@ extension ExchangeRecord {
 }
 
 extension ClientConnectionHandler: UpstreamExchange {}
+
+extension ClientConnectionHandler: TickFlushing {}
 
 @available(*, unavailable)
 extension ClientConnectionHandler: Sendable {}

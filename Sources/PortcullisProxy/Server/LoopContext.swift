@@ -135,6 +135,31 @@ final class LoopContext {
         return promise.futureResult
     }
 
+    // MARK: - Flushes at the end of the loop tick
+
+    /// Connections with writes to flush once every I/O event of this loop tick has been
+    /// handled (an immediate task runs after them): the responses and upstream requests of
+    /// one epoll batch leave together, so the processes they wake (clients, upstream) get
+    /// them in one burst instead of being woken once per message.
+    private var deferredFlushes: [any TickFlushing] = []
+    private var flushing: [any TickFlushing] = []
+
+    /// `connection.flushAtTickEnd()` runs after this tick's I/O events; call it once per tick
+    /// per connection (each keeps its own flag).
+    func flushAtTickEnd(_ connection: any TickFlushing) {
+        if self.deferredFlushes.isEmpty {
+            let loop = NIOLoopBound(self, eventLoop: self.eventLoop)
+            self.eventLoop.execute { loop.value.runDeferredFlushes() }
+        }
+        self.deferredFlushes.append(connection)
+    }
+
+    private func runDeferredFlushes() {
+        swap(&self.deferredFlushes, &self.flushing)
+        for connection in self.flushing { connection.flushAtTickEnd() }
+        self.flushing.removeAll(keepingCapacity: true)
+    }
+
     private var wallSampleUptime: UInt64 = 0
     private var wallSampleMillis: Int64 = 0
 
@@ -200,3 +225,8 @@ final class LoopContext {
 
 @available(*, unavailable)
 extension LoopContext: Sendable {}
+
+/// A connection whose flush can wait for the end of the loop tick (`LoopContext.flushAtTickEnd`).
+protocol TickFlushing: AnyObject {
+    func flushAtTickEnd()
+}

@@ -81,7 +81,15 @@ final class UpstreamConnection: ChannelDuplexHandler {
     }
 
     func flush() {
+        self.flushDeferred = false
         self.context.flush()
+    }
+
+    /// Set while a flush waits for the end of the loop tick.
+    var flushDeferred = false
+
+    func flushAtTickEnd() {
+        if self.flushDeferred { self.flush() }
     }
 
     func close() {
@@ -179,6 +187,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
         }
     }
 }
+
+extension UpstreamConnection: TickFlushing {}
 
 @available(*, unavailable)
 extension UpstreamConnection: Sendable {}
