@@ -175,6 +175,19 @@ import Testing
         try harness.finish()
     }
 
+    /// A response finished in the tick a graceful stop begins in is still flushed at the end of
+    /// the tick: the idle connection it leaves must not be closed with the response unsent.
+    @Test func aDrainRightAfterAResponseStillSendsIt() throws {
+        let harness = try Harness()
+        try harness.send("GET /api/ListUsers HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
+        // Same tick: the response's flush has not run yet when the drain closes idle connections.
+        _ = harness.loop.startDraining()
+        let response = try harness.response()
+        try response.expectGatewayError("401 Unauthorized", error: "unauthorized", close: false)
+        #expect(!harness.channel.isActive)
+        try harness.finish()
+    }
+
     @Test(arguments: ["Basic dXNlcjpwYXNz", "Bearer", "Bearer a b", "bearer\ttoken"])
     func aCredentialThatIsNoBearerTokenIs401InvalidToken(value: String) throws {
         let harness = try Harness()

@@ -980,6 +980,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                     self.emitLog()
                     self.writeAndClose(bytes)
                 } else {
+                    self.flushAtTickEnd()
                     self.context.close(promise: nil)
                 }
             }
@@ -1052,6 +1053,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.inbound = nil
         if self.request == .idle {
             self.isClosing = true
+            // A response finished earlier in this tick waits for the tick's end: send it first
+            // (a close drops what was written but not flushed).
+            self.flushAtTickEnd()
             self.context.close(promise: nil)
         } else {
             self.closeAfterResponse = true
