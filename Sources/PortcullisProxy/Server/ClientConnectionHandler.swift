@@ -245,29 +245,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func flushUpstreamIfNeeded() {
         if self.upstreamNeedsFlush, case .attached(let connection) = self.upstream {
             self.upstreamNeedsFlush = false
-            if !connection.flushDeferred {
-                connection.flushDeferred = true
-                self.loop.flushAtTickEnd(connection)
-            }
+            self.loop.flushAtTickEnd(connection)
         }
     }
 
-    /// Set while this connection's flush waits for the end of the loop tick.
-    private var flushDeferred = false
+    var flushDeferred = false
 
-    /// Flushes to the client after every I/O event of this loop tick (`LoopContext`).
-    private func flushToClientAtTickEnd() {
-        if !self.flushDeferred {
-            self.flushDeferred = true
-            self.loop.flushAtTickEnd(self)
-        }
-    }
-
-    func flushAtTickEnd() {
-        if self.flushDeferred {
-            self.flushDeferred = false
-            if self.isOpen { self.context.flush() }
-        }
+    func flushNow() {
+        if self.isOpen { self.context.flush() }
     }
 
     private func requestHeadReceived(_ parsed: ParsedRequestHead) {
@@ -798,7 +783,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.log?.bytesOut += bytes.readableBytes
             self.writeBody(bytes)
         }
-        self.flushToClientAtTickEnd()
+        self.loop.flushAtTickEnd(self)
     }
 
     func upstreamWritabilityChanged() {
@@ -849,7 +834,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         } else {
             // The lease may already be over, so its read-complete will not flush for us.
             if let last { self.context.write(self.wrapOutboundOut(last), promise: nil) }
-            self.flushToClientAtTickEnd()
+            self.loop.flushAtTickEnd(self)
         }
     }
 
@@ -980,7 +965,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                     self.emitLog()
                     self.writeAndClose(bytes)
                 } else {
-                    self.flushAtTickEnd()
+                    self.flushIfDeferred()
                     self.context.close(promise: nil)
                 }
             }
@@ -1053,9 +1038,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.inbound = nil
         if self.request == .idle {
             self.isClosing = true
-            // A response finished earlier in this tick waits for the tick's end: send it first
-            // (a close drops what was written but not flushed).
-            self.flushAtTickEnd()
+            // A response finished earlier in this tick waits for the tick's end: send it first.
+            self.flushIfDeferred()
             self.context.close(promise: nil)
         } else {
             self.closeAfterResponse = true

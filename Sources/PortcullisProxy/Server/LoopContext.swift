@@ -144,9 +144,10 @@ final class LoopContext {
     private var deferredFlushes: [any TickFlushing] = []
     private var flushing: [any TickFlushing] = []
 
-    /// `connection.flushAtTickEnd()` runs after this tick's I/O events; call it once per tick
-    /// per connection (each keeps its own flag).
-    func flushAtTickEnd(_ connection: any TickFlushing) {
+    /// Flushes `connection` after this tick's I/O events; asking again before then does nothing.
+    func flushAtTickEnd<Connection: TickFlushing>(_ connection: Connection) {
+        guard !connection.flushDeferred else { return }
+        connection.flushDeferred = true
         if self.deferredFlushes.isEmpty {
             let loop = NIOLoopBound(self, eventLoop: self.eventLoop)
             self.eventLoop.execute { loop.value.runDeferredFlushes() }
@@ -156,7 +157,7 @@ final class LoopContext {
 
     private func runDeferredFlushes() {
         swap(&self.deferredFlushes, &self.flushing)
-        for connection in self.flushing { connection.flushAtTickEnd() }
+        for connection in self.flushing { connection.flushIfDeferred() }
         self.flushing.removeAll(keepingCapacity: true)
     }
 
@@ -228,5 +229,18 @@ extension LoopContext: Sendable {}
 
 /// A connection whose flush can wait for the end of the loop tick (`LoopContext.flushAtTickEnd`).
 protocol TickFlushing: AnyObject {
-    func flushAtTickEnd()
+    /// Set while the connection's flush waits for the end of the tick.
+    var flushDeferred: Bool { get set }
+    /// Flushes the channel's written bytes now.
+    func flushNow()
+}
+
+extension TickFlushing {
+    /// A flush still waiting for the tick's end runs now: at the tick's end, and before a
+    /// close (which drops what was written but not flushed).
+    func flushIfDeferred() {
+        guard self.flushDeferred else { return }
+        self.flushDeferred = false
+        self.flushNow()
+    }
 }

@@ -80,16 +80,16 @@ final class UpstreamConnection: ChannelDuplexHandler {
         self.context.write(self.wrapOutboundOut(bytes), promise: nil)
     }
 
+    /// Flushes now; a flush waiting for the end of the tick is then not needed.
     func flush() {
         self.flushDeferred = false
-        self.context.flush()
+        self.flushNow()
     }
 
-    /// Set while a flush waits for the end of the loop tick.
     var flushDeferred = false
 
-    func flushAtTickEnd() {
-        if self.flushDeferred { self.flush() }
+    func flushNow() {
+        self.context.flush()
     }
 
     func close() {
