@@ -116,7 +116,10 @@ struct AdminEndpointsEndToEndTests {
         let admin = try Self.adminPort(system)
 
         system.gateway.signal(SIGHUP)
-        var metrics = try Self.scrape(port: admin) { $0.value("portcullis_config_reloads_total") == 1 }
+        // The key set is read again after the reload is counted (its own task): wait for both.
+        var metrics = try Self.scrape(port: admin) {
+            $0.value("portcullis_config_reloads_total") == 1 && $0.value("portcullis_jwks_refreshes_total", ["issuer": "e2e"]) == 2
+        }
         #expect(metrics.value("portcullis_config_reloads_total") == 1)
         #expect(metrics.value("portcullis_config_generation") == 2)
         // The jwks_file is read again at every reload: the count goes on from the first load.

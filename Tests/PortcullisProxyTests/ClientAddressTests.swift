@@ -18,9 +18,8 @@ import Testing
         trusted: CIDRSet = Self.trusted
     ) -> ClientAddress {
         let peerAddress = Self.ip(peer)
-        var headers = HTTPHeaders([("Host", "api.example.com")])
-        for value in xff { headers.add(name: "X-Forwarded-For", value: value) }
-        return ClientAddress.resolve(peer: peerAddress, peerText: peerAddress.description, headers: headers, trusted: trusted)
+        let fields = RequestFields([("Host", "api.example.com")] + xff.map { ("X-Forwarded-For", $0) })
+        return ClientAddress.resolve(peer: peerAddress, peerText: peerAddress.description, fields: fields, trusted: trusted)
     }
 
     // MARK: - Untrusted peers
@@ -47,7 +46,7 @@ import Testing
         let resolved = ClientAddress.resolve(
             peer: Self.ip("198.51.100.1"),
             peerText: "peer-as-written",
-            headers: HTTPHeaders([("X-Forwarded-For", "1.1.1.1")]),
+            fields: RequestFields([("X-Forwarded-For", "1.1.1.1")]),
             trusted: Self.trusted
         )
         #expect(resolved.forwardedFor == "peer-as-written")
@@ -119,7 +118,7 @@ import Testing
         let resolved = ClientAddress.resolve(
             peer: Self.ip("10.0.0.1"),
             peerText: "10.0.0.1",
-            headers: HTTPHeaders([("x-FORWARDED-for", "203.0.113.5")]),
+            fields: RequestFields([("x-FORWARDED-for", "203.0.113.5")]),
             trusted: Self.trusted
         )
         #expect(resolved.address == Self.ip("203.0.113.5"))

@@ -22,7 +22,7 @@ import Testing
         HeaderRewriter.writeUpstreamHead(
             method: .GET,
             uri: "/api/ListUsers",
-            headers: HTTPHeaders(pairs),
+            fields: RequestFields(pairs),
             Self.forwarding(chunked: chunked),
             into: &out
         )
@@ -110,7 +110,7 @@ import Testing
         HeaderRewriter.writeUpstreamHead(
             method: .GET,
             uri: "/api/ListUsers",
-            headers: HTTPHeaders([
+            fields: RequestFields([
                 ("Host", "api.example.com"),
                 ("X-HTTP-Method-Override", "DELETE"),
                 ("x-http-method-override", "PUT"),

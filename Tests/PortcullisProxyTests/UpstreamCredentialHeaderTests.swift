@@ -12,7 +12,7 @@ import Testing
         forwarding.credentialLine = Array(line.utf8)
         forwarding.credentialHeaderName = name
         var out = ByteBuffer()
-        HeaderRewriter.writeUpstreamHead(method: .GET, uri: "/api/ListUsers", headers: HTTPHeaders(pairs), forwarding, into: &out)
+        HeaderRewriter.writeUpstreamHead(method: .GET, uri: "/api/ListUsers", fields: RequestFields(pairs), forwarding, into: &out)
         return HeaderRewriterTests.fields(out).1
     }
 

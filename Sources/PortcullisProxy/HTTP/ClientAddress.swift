@@ -1,4 +1,3 @@
-import NIOHTTP1
 import PortcullisPolicy
 
 /// The client address of a request and the `X-Forwarded-For` value sent upstream.
@@ -11,14 +10,13 @@ struct ClientAddress {
     var address: IPAddress
     var forwardedFor: String
 
-    static func resolve(peer: IPAddress, peerText: String, headers: HTTPHeaders, trusted: CIDRSet) -> ClientAddress {
-        guard !trusted.isEmpty, trusted.contains(peer), headers.contains(name: "x-forwarded-for") else {
+    static func resolve(peer: IPAddress, peerText: String, fields: RequestFields, trusted: CIDRSet) -> ClientAddress {
+        guard !trusted.isEmpty, trusted.contains(peer) else {
             return ClientAddress(address: peer, forwardedFor: peerText)
         }
-        var entries: [Substring] = []
-        for value in headers[canonicalForm: "x-forwarded-for"] {
-            entries.append(value)
-        }
+        // Every X-Forwarded-For field, in order, as one list (RFC 9110 5.3).
+        let entries = fields.values("x-forwarded-for").flatMap { $0.split(separator: ",") }
+        guard !entries.isEmpty else { return ClientAddress(address: peer, forwardedFor: peerText) }
         // Walk right to left through the hops the trusted proxies vouch for.
         var client = peer
         var chain: [String] = [peerText]

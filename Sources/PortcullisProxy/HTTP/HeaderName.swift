@@ -46,6 +46,19 @@ enum HeaderName {
         return true
     }
 
+    /// `bytes` starts with `lowercase` ignoring ASCII case; `lowercase` must be lowercase ASCII.
+    @inline(__always)
+    static func hasPrefix(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        let count = lowercase.utf8CodeUnitCount
+        return bytes.count >= count && Self.equals(UnsafeRawBufferPointer(rebasing: bytes[0..<count]), lowercase)
+    }
+
+    /// `bytes` equals `lowercased` ignoring ASCII case; `lowercased` must be lowercase.
+    static func equals(_ bytes: UnsafeRawBufferPointer, lowercased: [UInt8]) -> Bool {
+        bytes.count == lowercased.count
+            && zip(bytes, lowercased).allSatisfy { $0 == $1 || ($0 >= 0x41 && $0 <= 0x5A && $0 | 0x20 == $1) }
+    }
+
     /// A `Connection` value naming no header to remove: just `keep-alive` or `close`, the
     /// usual case, checked without splitting or allocating.
     @inline(__always)

@@ -20,8 +20,8 @@ enum HeaderRewriter {
     }
 
     @inline(__always)
-    private static func classifyRequest(_ name: String) -> RequestHeader {
-        switch name.utf8.count {
+    private static func classifyRequest(_ name: UnsafeRawBufferPointer) -> RequestHeader {
+        switch name.count {
         case 2:
             return HeaderName.equals(name, "te") ? .drop : .keep
         case 4:
@@ -61,12 +61,12 @@ enum HeaderRewriter {
         case 22:
             return HeaderName.equals(name, "x-http-method-override") ? .drop : Self.prefixed(name)
         default:
-            return name.utf8.count > 13 ? Self.prefixed(name) : .keep
+            return name.count > 13 ? Self.prefixed(name) : .keep
         }
     }
 
     @inline(__always)
-    private static func prefixed(_ name: String) -> RequestHeader {
+    private static func prefixed(_ name: UnsafeRawBufferPointer) -> RequestHeader {
         if HeaderName.hasPrefix(name, "x-portcullis-") || HeaderName.hasPrefix(name, "x-ms-client-principal") {
             return .drop
         }
@@ -91,33 +91,54 @@ enum HeaderRewriter {
         var credentialHeaderName: String? = nil
     }
 
-    /// Writes the upstream request head: request line, the client's headers minus those
-    /// dropped above, then the gateway's own. Header bytes are copied, never re-decoded; the
-    /// head's size is counted first so that it is written into memory reserved once.
+    /// Writes the upstream request head: request line, the client's fields minus those
+    /// dropped above, then the gateway's own. Field lines are copied as the parser normalized
+    /// them, never re-decoded; the head's size is counted first so that it is written into
+    /// memory reserved once.
     static func writeUpstreamHead(
         method: HTTPMethod,
         uri: String,
-        headers: HTTPHeaders,
+        fields: RequestFields,
         _ forwarding: Forwarding,
         into out: inout ByteBuffer
     ) {
-        var originalHost: String?
-        var named: Set<String> = []
-        for (name, value) in headers where name.utf8.count == 10 && HeaderName.equals(name, "connection") {
-            named.formUnion(HeaderName.connectionTokens(value))
+        fields.withLines { p, lines in
+            Self.writeUpstreamHead(method: method, uri: uri, p, lines, forwarding, into: &out)
         }
-        named.subtract(Self.protectedFromConnection)
-        // Bit i: the client's header i is forwarded (the first 64; any later ones are judged
+    }
+
+    private static func writeUpstreamHead(
+        method: HTTPMethod,
+        uri: String,
+        _ p: UnsafeRawBufferPointer,
+        _ lines: [RequestFields.Field],
+        _ forwarding: Forwarding,
+        into out: inout ByteBuffer
+    ) {
+        @inline(__always) func name(_ field: RequestFields.Field) -> UnsafeRawBufferPointer {
+            UnsafeRawBufferPointer(rebasing: p[Int(field.start)..<Int(field.nameEnd)])
+        }
+        var named: [[UInt8]] = []
+        for field in lines where field.nameEnd - field.start == 10 && HeaderName.equals(name(field), "connection") {
+            let value = String(decoding: UnsafeRawBufferPointer(rebasing: p[field.valueStart..<field.valueEnd]), as: UTF8.self)
+            for token in HeaderName.connectionTokens(value) where !Self.protectedFromConnection.contains(token) {
+                named.append(Array(token.utf8))
+            }
+        }
+        let ownHeader = forwarding.credentialHeaderName.map { Array($0.utf8) }
+        // Bit i: the client's field i is forwarded (the first 64; any later ones are judged
         // again when written).
         var forwarded: UInt64 = 0
-        var size = method.rawValue.utf8.count + 1 + uri.utf8.count + Self.requestLineEnd.utf8CodeUnitCount
-        for (index, (name, value)) in headers.enumerated() {
-            switch Self.disposition(name, forwarding, named: named) {
+        var originalHost: Range<Int>?
+        let methodName = method.rawValue
+        var size = methodName.utf8.count + 1 + uri.utf8.count + Self.requestLineEnd.utf8CodeUnitCount
+        for (index, field) in lines.enumerated() {
+            switch Self.disposition(name(field), forwarding, named: named, own: ownHeader) {
             case .write:
                 if index < 64 { forwarded |= 1 << UInt64(index) }
-                size += name.utf8.count + value.utf8.count + 4
+                size += Int(field.end - field.start)
             case .host:
-                originalHost = value
+                originalHost = field.valueStart..<field.valueEnd
             case .skip:
                 break
             }
@@ -127,7 +148,7 @@ enum HeaderRewriter {
         if forwarding.chunked { size += Self.chunkedLine.utf8CodeUnitCount }
         size += Self.fieldSize("X-Forwarded-For", forwarding.forwardedFor)
         size += Self.fieldSize("X-Forwarded-Proto", forwarding.proto)
-        if let originalHost { size += Self.fieldSize("X-Forwarded-Host", originalHost) }
+        if let originalHost { size += Self.forwardedHostStart.utf8CodeUnitCount + originalHost.count + 2 }
         size += Self.fieldSize("X-Request-Id", forwarding.requestID)
         if forwarding.newParentID != nil {
             size += Self.traceparentStart.utf8CodeUnitCount + forwarding.requestID.utf8.count + 1 + 16
@@ -139,27 +160,40 @@ enum HeaderRewriter {
 
         out.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { memory in
             var head = HeadBytesWriter(memory)
-            head.write(method.rawValue)
+            head.write(methodName)
             head.write(byte: UInt8(ascii: " "))
             head.write(uri)
             head.write(Self.requestLineEnd)
-            for (index, (name, value)) in headers.enumerated() {
+            // Runs of forwarded lines are adjacent in `p`: one copy per run.
+            var run = 0..<0
+            for (index, field) in lines.enumerated() {
                 let write: Bool
                 if index < 64 {
                     write = forwarded & (1 << UInt64(index)) != 0
-                } else if case .write = Self.disposition(name, forwarding, named: named) {
+                } else if case .write = Self.disposition(name(field), forwarding, named: named, own: ownHeader) {
                     write = true
                 } else {
                     write = false
                 }
-                if write { Self.writeField(name, value, into: &head) }
+                guard write else { continue }
+                if run.upperBound == Int(field.start) {
+                    run = run.lowerBound..<Int(field.end)
+                } else {
+                    head.write(UnsafeRawBufferPointer(rebasing: p[run]))
+                    run = Int(field.start)..<Int(field.end)
+                }
             }
+            head.write(UnsafeRawBufferPointer(rebasing: p[run]))
             Self.writeField("Host", forwarding.authority, into: &head)
             if let line = forwarding.credentialLine { head.write(line) }
             if forwarding.chunked { head.write(Self.chunkedLine) }
             Self.writeField("X-Forwarded-For", forwarding.forwardedFor, into: &head)
             Self.writeField("X-Forwarded-Proto", forwarding.proto, into: &head)
-            if let originalHost { Self.writeField("X-Forwarded-Host", originalHost, into: &head) }
+            if let originalHost {
+                head.write(Self.forwardedHostStart)
+                head.write(UnsafeRawBufferPointer(rebasing: p[originalHost]))
+                head.write("\r\n" as StaticString)
+            }
             Self.writeField("X-Request-Id", forwarding.requestID, into: &head)
             if let parent = forwarding.newParentID {
                 head.write(Self.traceparentStart)
@@ -177,6 +211,7 @@ enum HeaderRewriter {
 
     private static let requestLineEnd: StaticString = " HTTP/1.1\r\n"
     private static let chunkedLine: StaticString = "Transfer-Encoding: chunked\r\n"
+    private static let forwardedHostStart: StaticString = "X-Forwarded-Host: "
     private static let traceparentStart: StaticString = "traceparent: 00-"
     private static let traceparentEnd: StaticString = "-01\r\n"
     private static let closeLine: StaticString = "Connection: close\r\n"
@@ -188,13 +223,18 @@ enum HeaderRewriter {
         case skip
     }
 
-    /// What becomes of one of the client's headers on the way upstream.
+    /// What becomes of one of the client's fields on the way upstream.
     @inline(__always)
-    private static func disposition(_ name: String, _ forwarding: Forwarding, named: Set<String>) -> Disposition {
+    private static func disposition(
+        _ name: UnsafeRawBufferPointer,
+        _ forwarding: Forwarding,
+        named: [[UInt8]],
+        own: [UInt8]?
+    ) -> Disposition {
         switch Self.classifyRequest(name) {
         case .keep:
-            if !named.isEmpty && named.contains(name.lowercased()) { return .skip }
-            if let own = forwarding.credentialHeaderName, Self.equalsIgnoringCase(name, lowercased: own) { return .skip }
+            if !named.isEmpty && named.contains(where: { HeaderName.equals(name, lowercased: $0) }) { return .skip }
+            if let own, HeaderName.equals(name, lowercased: own) { return .skip }
             return .write
         case .host:
             return .host
@@ -209,12 +249,6 @@ enum HeaderRewriter {
     @inline(__always)
     private static func fieldSize(_ name: StaticString, _ value: String) -> Int {
         name.utf8CodeUnitCount + value.utf8.count + 4
-    }
-
-    @inline(__always)
-    private static func equalsIgnoringCase(_ name: String, lowercased: String) -> Bool {
-        name.utf8.count == lowercased.utf8.count
-            && zip(name.utf8, lowercased.utf8).allSatisfy { $0 == $1 || ($0 >= 0x41 && $0 <= 0x5A && $0 | 0x20 == $1) }
     }
 
     /// Framing and the gateway's own headers are never removed by a `Connection` token.
@@ -233,14 +267,6 @@ enum HeaderRewriter {
         out.writeStaticString(": ")
         out.writeString(value)
         out.writeStaticString("\r\n")
-    }
-
-    @inline(__always)
-    private static func writeField(_ name: String, _ value: String, into out: inout HeadBytesWriter) {
-        out.write(name)
-        out.write(": " as StaticString)
-        out.write(value)
-        out.write("\r\n" as StaticString)
     }
 
     @inline(__always)
@@ -374,10 +400,7 @@ enum HeaderRewriter {
     }
 
     private static func contains(_ names: [[UInt8]], _ name: UnsafeRawBufferPointer) -> Bool {
-        names.contains { candidate in
-            candidate.count == name.count
-                && zip(candidate, name).allSatisfy { $0 == $1 || ($1 >= 0x41 && $1 <= 0x5A && $0 == $1 | 0x20) }
-        }
+        names.contains { HeaderName.equals(name, lowercased: $0) }
     }
 
     /// Response headers that never reach the client as the upstream sent them.

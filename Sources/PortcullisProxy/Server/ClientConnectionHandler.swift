@@ -258,7 +258,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func requestHeadReceived(_ parsed: ParsedRequestHead) {
         if self.isClosing { return }
         precondition(self.request == .idle, "request head in phase \(self.request)")
-        let head = parsed.head
+        let head = parsed
         self.startExchange(parsed)
         let now = self.context.eventLoop.now.uptimeNanoseconds
         self.log = ExchangeRecord(
@@ -305,7 +305,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         let client = ClientAddress.resolve(
             peer: self.peer,
             peerText: self.peerText,
-            headers: head.headers,
+            fields: head.fields,
             trusted: self.settings.trustedProxies
         )
         let caller: ClientRecord
@@ -367,7 +367,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         HeaderRewriter.writeUpstreamHead(
             method: head.method,
             uri: target.uri,
-            headers: head.headers,
+            fields: head.fields,
             forwarding,
             into: &upstreamHead
         )
@@ -461,7 +461,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         address: IPAddress,
         expectContinue: Bool
     ) {
-        let method = parsed.head.method
+        let method = parsed.method
         switch route {
         case .jwks:
             guard method == .GET || method == .HEAD else {
@@ -507,7 +507,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private static let continueResponse = ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n")
 
     private func startExchange(_ parsed: ParsedRequestHead) {
-        let head = parsed.head
+        let head = parsed
         self.settings = self.loop.settings
         self.exchangesStarted += 1
         self.request = .streamingBody

@@ -1,0 +1,71 @@
+import NIOCore
+import Testing
+
+@testable import PortcullisProxy
+
+/// `RequestFields`: the parser's byte form of a request's header fields, and the upstream head
+/// written from it.
+@Suite struct RequestFieldsTests {
+    @Test func eachFieldIsOneNormalizedLineInOrder() throws {
+        let (_, heads) = try RequestParserTests.parse(
+            "GET / HTTP/1.1\r\nHost: x\r\nX-A:a  \r\nx-b: \t b c\t\r\nX-Empty:\r\nx-a: second\r\n\r\n"
+        )
+        let fields = try #require(heads.first).fields
+        #expect(String(buffer: fields.lines) == "Host: x\r\nX-A: a\r\nx-b: b c\r\nX-Empty: \r\nx-a: second\r\n")
+        #expect(fields.count == 5)
+        #expect(fields.pairs.map(\.name) == ["Host", "X-A", "x-b", "X-Empty", "x-a"])
+        #expect(fields["X-A"] == ["a", "second"])
+        #expect(fields["x-empty"] == [""])
+        #expect(fields["x-missing"] == [])
+    }
+
+    /// The parser reuses one head's memory for the next: a head still held (a pipelined
+    /// request, an inspected body) keeps its own fields.
+    @Test(arguments: [0, 1, 5])
+    func aHeadKeptWhileTheNextIsParsedKeepsItsFields(split: Int) throws {
+        let (_, heads) = try RequestParserTests.parse(
+            "GET /1 HTTP/1.1\r\nHost: one\r\nX-N: 1\r\n\r\n"
+                + "GET /2 HTTP/1.1\r\nHost: two\r\nX-N: 2\r\nX-More: yes\r\n\r\n"
+                + "GET /3 HTTP/1.1\r\nHost: three\r\n\r\n",
+            split: split
+        )
+        #expect(heads.map { $0.fields.pairs.map { "\($0.name)=\($0.value)" } } == [
+            ["Host=one", "X-N=1"],
+            ["Host=two", "X-N=2", "X-More=yes"],
+            ["Host=three"],
+        ])
+    }
+
+    @Test func emptyingKeepsSmallMemoryAndDropsLarge() {
+        var fields = RequestFields([("Host", "x")])
+        let small = fields.lines.capacity
+        fields.removeAll()
+        #expect(fields.isEmpty && fields.lines.readableBytes == 0)
+        #expect(fields.lines.capacity == small)
+
+        let big = String(repeating: "v", count: 10_000)
+        fields = RequestFields([("X-Big", big)])
+        #expect(fields.lines.capacity > 4096)
+        fields.removeAll()
+        #expect(fields.isEmpty && fields.lines.capacity <= 4096)
+    }
+
+    /// Kept lines are copied in runs; a dropped field between two kept ones must not leak
+    /// into the run, nor a kept field after 64 of them be lost.
+    @Test func droppedFieldsBetweenKeptOnesAndPastSixtyFour() {
+        var pairs: [(String, String)] = [("Host", "client.example"), ("X-A", "1"), ("Authorization", "Bearer secret"), ("X-B", "2")]
+        for index in 0..<70 { pairs.append(("X-\(index)", "\(index)")) }
+        pairs.append(("X-Forwarded-For", "6.6.6.6"))
+        pairs.append(("X-Last", "z"))
+        var out = ByteBuffer()
+        HeaderRewriter.writeUpstreamHead(
+            method: .GET, uri: "/", fields: RequestFields(pairs), HeaderRewriterTests.forwarding(), into: &out
+        )
+        let head = String(buffer: out)
+        #expect(!head.contains("secret"))
+        #expect(!head.contains("6.6.6.6"))
+        #expect(head.contains("X-A: 1\r\nX-B: 2\r\nX-0: 0\r\n"))
+        #expect(head.contains("X-69: 69\r\nX-Last: z\r\n"))
+        #expect(head.contains("X-Forwarded-Host: client.example\r\n"))
+    }
+}
