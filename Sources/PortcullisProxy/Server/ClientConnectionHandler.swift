@@ -260,6 +260,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         precondition(self.request == .idle, "request head in phase \(self.request)")
         let head = parsed
         self.startExchange(parsed)
+        let settings = self.settings
         let now = self.context.eventLoop.now.uptimeNanoseconds
         self.log = ExchangeRecord(
             startMillis: self.loop.wallMillis(uptimeNanos: now),
@@ -302,15 +303,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         // RFC 9110 10.1.1: no interim response to an HTTP/1.0 client.
         let expectContinue = parsed.expectsContinue && head.version.minor >= 1
 
-        let client = ClientAddress.resolve(
-            peer: self.peer,
-            peerText: self.peerText,
-            fields: head.fields,
-            trusted: self.settings.trustedProxies
-        )
+        let client =
+            if let trusted = settings.trustedProxies {
+                ClientAddress.resolve(peer: self.peer, peerText: self.peerText, fields: head.fields, trusted: trusted)
+            } else {
+                ClientAddress(address: self.peer, forwardedFor: self.peerText)
+            }
         let caller: ClientRecord
         if client.address != self.peer { self.log!.sourceIP = client.address.description }
-        if let service = self.settings.tokenService, let route = LocalRoute(path: target.path) {
+        if let service = settings.tokenService, let route = LocalRoute(path: target.path) {
             return self.startLocalRoute(route, service: service, parsed, address: client.address, expectContinue: expectContinue)
         }
         switch self.authenticate(parsed) {
@@ -327,23 +328,23 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             target: target,
             hasBody: self.requestHasBody,
             // Only the CIPP profile reads bodies, and only bodies that exist.
-            bodyIsJSON: self.settings.cipp && self.requestHasBody
+            bodyIsJSON: settings.cipp && self.requestHasBody
                 && (parsed.contentType.map(Self.isJSONMediaType) ?? false)
         )
-        switch RequestPolicy.decide(policyRequest, settings: self.settings) {
+        switch RequestPolicy.decide(policyRequest, settings: settings) {
         case .allow(let outcome):
-            self.log!.record(outcome, settings: self.settings)
+            self.log!.record(outcome, settings: settings)
         case .deny(let error, let outcome):
-            self.log!.record(outcome, settings: self.settings)
+            self.log!.record(outcome, settings: settings)
             return self.respondLocally(error, close: false, reason: outcome.reason)
         case .readBody(let check):
             let expected = parsed.contentLength ?? 4096
-            self.inspectedBody = self.context.channel.allocator.buffer(capacity: min(expected, self.settings.maxInspectBody))
+            self.inspectedBody = self.context.channel.allocator.buffer(capacity: min(expected, settings.maxInspectBody))
             self.inspection = (policyRequest, check)
         }
 
         var credentialLine: [UInt8]?
-        if let credential = self.settings.upstreamCredential {
+        if let credential = settings.upstreamCredential {
             credentialLine = credential.headerLine(atUptimeNanoseconds: self.context.eventLoop.now.uptimeNanoseconds)
             if credentialLine == nil {
                 return self.respondLocally(.upstreamCredentialUnavailable, close: false, reason: "upstream_credential_unavailable")
@@ -352,7 +353,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
         let chunked = parsed.chunked
         var forwarding = HeaderRewriter.Forwarding(
-            authority: self.settings.upstream.authority,
+            authority: settings.upstream.authority,
             proto: self.forwardedProto,
             forwardedFor: client.forwardedFor,
             requestID: self.requestID,
@@ -362,7 +363,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             newParentID: parsed.traceID == nil ? self.loop.requestIDs.makeSpanID() : nil
         )
         forwarding.credentialLine = credentialLine
-        forwarding.credentialHeaderName = self.settings.credentialHeaderName
+        forwarding.credentialHeaderName = settings.credentialHeaderName
         var upstreamHead = self.context.channel.allocator.buffer(capacity: 512)
         HeaderRewriter.writeUpstreamHead(
             method: head.method,
@@ -378,7 +379,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         // for one may not be HTTP: the connection ends with this exchange.
         if parsed.upgrade { self.closeAfterResponse = true }
 
-        self.exchangeDeadline = self.context.eventLoop.now + self.settings.exchangeTimeout
+        self.exchangeDeadline = self.context.eventLoop.now + settings.exchangeTimeout
         self.rearmTimer()
         if expectContinue {
             self.context.writeAndFlush(self.wrapOutboundOut(Self.continueResponse), promise: nil)

@@ -20,7 +20,9 @@ final class ProxySettings: Sendable {
     let bodyCheckInterval: TimeAmount
     /// `limits.send_timeout`.
     let sendTimeout: TimeAmount
-    let trustedProxies: CIDRSet
+    /// Nil when none are configured (the usual case): the request path then reads no set,
+    /// which it would copy (seven references) to read.
+    let trustedProxies: CIDRSet?
     let authenticator: TokenAuthenticator
     let tokenCacheSize: Int
     /// Roles and clients compiled for decisions.
@@ -62,7 +64,7 @@ final class ProxySettings: Sendable {
         // A gap is noticed between client_body_timeout and 1.25 times it.
         self.bodyCheckInterval = .nanoseconds(max(config.limits.clientBodyTimeout.nanoseconds / 4, 1))
         self.sendTimeout = .nanoseconds(config.limits.sendTimeout.nanoseconds)
-        self.trustedProxies = config.trustedProxies
+        self.trustedProxies = config.trustedProxies.isEmpty ? nil : config.trustedProxies
         self.tokenService = try TokenAuthenticator.compileBuiltin(config, runtime: builtin)
         self.authenticator = try TokenAuthenticator.compile(config, keys: issuerKeys, builtin: self.tokenService)
         self.tokenCacheSize = config.limits.tokenCacheSize
