@@ -72,6 +72,32 @@ import Testing
         }
     }
 
+    /// Every control byte, DEL, quote and backslash escaped; other bytes (UTF-8 included) as
+    /// they are; a value made only of bytes that need `\u00XX` (the reservation's worst case).
+    @Test func everyByteThatNeedsEscapingIsEscapedAndNothingElse() throws {
+        var encoder = AccessLogEncoder()
+        let controls = String(decoding: (0..<0x20).map { UInt8($0) } + [0x7F], as: UTF8.self)
+        let mixed = "Mozilla/5.0 (X11; Linux) plain \"quoted\" back\\slash é ✓ " + controls
+        let worst = String(repeating: "\u{1}", count: 4000)
+        let bytes = encoder.encode(Self.record {
+            $0.userAgent = mixed
+            $0.path = worst
+            $0.bytesIn = Int.max
+            $0.status = -1
+        })
+        #expect(bytes.last == UInt8(ascii: "\n"))
+        #expect(bytes.dropLast().allSatisfy { $0 >= 0x20 && $0 != 0x7F })
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+        #expect(object["user_agent"] as? String == mixed)
+        #expect(object["path"] as? String == worst)
+        #expect(object["bytes_in"] as? Int == Int.max && object["status"] as? Int == -1)
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.contains(#"\u0000\u0001"#) && text.contains(#"\u007f"#) && text.contains(#"\t\n"#))
+        // The next line of the same encoder starts clean.
+        let next = String(decoding: encoder.encode(Self.record()), as: UTF8.self)
+        #expect(next.hasPrefix("{\"ts\":\"2026-11-22T12:59:54.123Z\",\"request_id\":\"0464b9f3c949e99e615f0352ba1279d9\""))
+    }
+
     @Test func dropMarkersSayHowManyLinesAreMissing() throws {
         var encoder = AccessLogEncoder()
         let object = try #require(

@@ -159,7 +159,7 @@ enum HeaderRewriter {
         size += 2
 
         out.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { memory in
-            var head = HeadBytesWriter(memory)
+            var head = ReservedBytesWriter(memory)
             head.write(methodName)
             head.write(byte: UInt8(ascii: " "))
             head.write(uri)
@@ -254,7 +254,7 @@ enum HeaderRewriter {
     /// Framing and the gateway's own headers are never removed by a `Connection` token.
     private static let protectedFromConnection: Set<String> = ["host", "content-length", "transfer-encoding", "x-request-id"]
 
-    private static func writeHex(_ value: UInt64, into out: inout HeadBytesWriter) {
+    private static func writeHex(_ value: UInt64, into out: inout ReservedBytesWriter) {
         let digits: StaticString = "0123456789abcdef"
         for i in 0..<16 {
             out.write(byte: digits.utf8Start[Int((value >> UInt64(60 - 4 * i)) & 0xF)])
@@ -270,7 +270,7 @@ enum HeaderRewriter {
     }
 
     @inline(__always)
-    private static func writeField(_ name: StaticString, _ value: String, into out: inout HeadBytesWriter) {
+    private static func writeField(_ name: StaticString, _ value: String, into out: inout ReservedBytesWriter) {
         out.write(name)
         out.write(": " as StaticString)
         out.write(value)
@@ -297,7 +297,7 @@ enum HeaderRewriter {
             if chunked { size += Self.chunkedLine.utf8CodeUnitCount }
             if close { size += Self.closeLine.utf8CodeUnitCount }
             out.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { memory in
-                var writer = HeadBytesWriter(memory)
+                var writer = ReservedBytesWriter(memory)
                 head.bytes.withUnsafeReadableBytes { p in
                     writer.write(http10 ? "HTTP/1.0 " as StaticString : "HTTP/1.1 ")
                     var index = 9

@@ -61,7 +61,7 @@ struct RequestFields {
         let length = name.count + 2 + value.count + 2
         // One write per line: four ByteBuffer writes cost four uniqueness and capacity checks.
         self.lines.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { memory in
-            var line = HeadBytesWriter(memory)
+            var line = ReservedBytesWriter(memory)
             line.write(name)
             line.write(": " as StaticString)
             line.write(value)

@@ -165,7 +165,7 @@ public final class AccessLogWriter: AccessLogStats, @unchecked Sendable {
                 "access log: the writer fell behind; lines dropped and marked in the log",
                 metadata: ["lines": "\(drops)", "dropped_total": "\(self.droppedLines)"]
             )
-            self.files.appendMain(self.encoder.dropMarker(lines: drops, nowMillis: Self.nowMillis()))
+            self.encoder.dropMarker(lines: drops, nowMillis: Self.nowMillis()).withUnsafeBytes { self.files.appendMain($0) }
         }
         // Locals for the pass: no exclusivity check per line on the class's properties.
         var encoder = self.encoder
@@ -178,9 +178,10 @@ public final class AccessLogWriter: AccessLogStats, @unchecked Sendable {
         var count = 0
         for batch in batches.reversed() {
             for record in batch.records {
-                let line = encoder.encode(record)
-                files.appendMain(line)
-                if let client = record.clientID { files.appendClient(client, line) }
+                encoder.withLine(record) { line in
+                    files.appendMain(line)
+                    if let client = record.clientID { files.appendClient(client, line) }
+                }
             }
             count += batch.records.count
         }
@@ -244,13 +245,13 @@ struct FileSet {
         self.main = OpenFile(descriptor: descriptor)
     }
 
-    mutating func appendMain(_ line: [UInt8]) {
+    mutating func appendMain(_ line: UnsafeRawBufferPointer) {
         guard self.main != nil else { return }
         self.main!.buffer.append(contentsOf: line)
         self.main!.lines += 1
     }
 
-    mutating func appendClient(_ clientID: String, _ line: [UInt8]) {
+    mutating func appendClient(_ clientID: String, _ line: UnsafeRawBufferPointer) {
         guard let directory = self.clientDirectory else { return }
         self.useCounter += 1
         if self.clients[clientID] == nil {

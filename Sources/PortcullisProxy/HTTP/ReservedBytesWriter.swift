@@ -1,7 +1,8 @@
-/// Writes a message head into memory reserved for it beforehand: one capacity check per head
-/// (`ByteBuffer.writeWithUnsafeMutableBytes`) instead of one per piece, which on the request path
-/// cost more than the copies themselves. Writing past the reservation is a precondition failure.
-struct HeadBytesWriter {
+/// Writes a message head or an access-log line into memory reserved for it beforehand: one
+/// capacity check per message (`ByteBuffer.writeWithUnsafeMutableBytes`) instead of one per
+/// piece, which on the request path cost more than the copies themselves. Writing past the
+/// reservation is a precondition failure.
+struct ReservedBytesWriter {
     private let base: UnsafeMutableRawPointer
     private let capacity: Int
     private(set) var count = 0
@@ -13,7 +14,7 @@ struct HeadBytesWriter {
 
     @inline(__always)
     mutating func write(_ bytes: UnsafeRawBufferPointer) {
-        precondition(bytes.count <= self.capacity - self.count, "head larger than the memory reserved for it")
+        precondition(bytes.count <= self.capacity - self.count, "more bytes than the memory reserved for them")
         guard let source = bytes.baseAddress, bytes.count > 0 else { return }
         (self.base + self.count).copyMemory(from: source, byteCount: bytes.count)
         self.count += bytes.count
@@ -39,7 +40,7 @@ struct HeadBytesWriter {
 
     @inline(__always)
     mutating func write(byte: UInt8) {
-        precondition(self.count < self.capacity, "head larger than the memory reserved for it")
+        precondition(self.count < self.capacity, "more bytes than the memory reserved for them")
         self.base.storeBytes(of: byte, toByteOffset: self.count, as: UInt8.self)
         self.count += 1
     }
