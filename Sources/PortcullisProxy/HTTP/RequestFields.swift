@@ -5,8 +5,9 @@ import NIOCore
 ///
 /// Each field is one normalized line, `name: value\r\n` (the name as sent, the value without
 /// the whitespace around it), in `lines`, in the order received. Before this the parser made
-/// two strings per field for an `HTTPHeaders`, which the rewriter walked and wrote out again:
-/// about 5,000 instructions per request (callgrind, the benchmark's three-field request).
+/// two strings per field for an `HTTPHeaders`, which the rewriter walked and wrote out again;
+/// keeping bytes saved 2,600 of 56,200 instructions per request (callgrind, the benchmark's
+/// request).
 struct RequestFields {
     /// Where one field's line is in `lines`: the name is `start..<nameEnd`, then `": "`, the
     /// value, and the CRLF that ends at `end`.
