@@ -120,10 +120,7 @@ enum HeaderRewriter {
         }
         var named: [[UInt8]] = []
         for field in lines where field.nameEnd - field.start == 10 && HeaderName.equals(name(field), "connection") {
-            let value = String(decoding: UnsafeRawBufferPointer(rebasing: p[field.valueStart..<field.valueEnd]), as: UTF8.self)
-            for token in HeaderName.connectionTokens(value) where !Self.protectedFromConnection.contains(token) {
-                named.append(Array(token.utf8))
-            }
+            Self.addNamed(byConnection: UnsafeRawBufferPointer(rebasing: p[field.valueStart..<field.valueEnd]), to: &named)
         }
         let ownHeader = forwarding.credentialHeaderName.map { Array($0.utf8) }
         // Bit i: the client's field i is forwarded (the first 64; any later ones are judged
@@ -233,7 +230,7 @@ enum HeaderRewriter {
     ) -> Disposition {
         switch Self.classifyRequest(name) {
         case .keep:
-            if !named.isEmpty && named.contains(where: { HeaderName.equals(name, lowercased: $0) }) { return .skip }
+            if !named.isEmpty && Self.contains(named, name) { return .skip }
             if let own, HeaderName.equals(name, lowercased: own) { return .skip }
             return .write
         case .host:
@@ -381,7 +378,7 @@ enum HeaderRewriter {
 
     /// Lowercased names listed in the response's `Connection` headers, minus protected ones.
     private static func connectionNamed(_ head: UpstreamResponseHead) -> [[UInt8]] {
-        var names: Set<String> = []
+        var names: [[UInt8]] = []
         head.bytes.withUnsafeReadableBytes { p in
             var index = Self.lineEnd(p, from: 0)
             while p[index] != 0x0D {
@@ -389,14 +386,20 @@ enum HeaderRewriter {
                 var colon = index
                 while p[colon] != UInt8(ascii: ":") { colon += 1 }
                 if HeaderName.equals(UnsafeRawBufferPointer(rebasing: p[index..<colon]), "connection") {
-                    let value = String(decoding: UnsafeRawBufferPointer(rebasing: p[(colon + 1)..<(lineEnd - 2)]), as: UTF8.self)
-                    names.formUnion(HeaderName.connectionTokens(value))
+                    Self.addNamed(byConnection: UnsafeRawBufferPointer(rebasing: p[(colon + 1)..<(lineEnd - 2)]), to: &names)
                 }
                 index = lineEnd
             }
         }
-        names.subtract(Self.protectedFromConnection)
-        return names.map { Array($0.utf8) }
+        return names
+    }
+
+    /// Adds the header names a `Connection` value lists (lowercased), minus the protected ones.
+    private static func addNamed(byConnection value: UnsafeRawBufferPointer, to names: inout [[UInt8]]) {
+        let text = String(decoding: value, as: UTF8.self)
+        for token in HeaderName.connectionTokens(text) where !Self.protectedFromConnection.contains(token) {
+            names.append(Array(token.utf8))
+        }
     }
 
     private static func contains(_ names: [[UInt8]], _ name: UnsafeRawBufferPointer) -> Bool {

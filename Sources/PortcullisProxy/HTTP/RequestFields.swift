@@ -42,15 +42,16 @@ struct RequestFields {
     var isEmpty: Bool { self.fields.isEmpty }
 
     /// Empties the fields, keeping the memory when nothing else holds it (the next request
-    /// of a connection reuses the previous one's), unless a large head grew it: an idle
-    /// connection does not keep up to `max_header_bytes` for its next request.
+    /// of a connection reuses the previous one's).
     mutating func removeAll() {
-        if self.lines.capacity > Self.keptCapacity {
-            self = Self()
-        } else {
-            self.lines.clear()
-            self.fields.removeAll(keepingCapacity: true)
-        }
+        self.lines.clear()
+        self.fields.removeAll(keepingCapacity: true)
+    }
+
+    /// These fields' memory, for the connection's next head: kept when small, dropped when a
+    /// large head grew it, so that an idle connection does not hold up to `max_header_bytes`.
+    var forReuse: RequestFields {
+        self.lines.capacity > Self.keptCapacity ? RequestFields() : self
     }
 
     private static let keptCapacity = 4096
@@ -90,8 +91,6 @@ struct RequestFields {
             }
         }
     }
-
-    subscript(name: String) -> [String] { self.values(name) }
 
     /// Every field as a name-value pair of strings, in order.
     var pairs: [(name: String, value: String)] {

@@ -258,7 +258,7 @@ struct RequestParser {
             if result.complete {
                 buffer.moveReaderIndex(forwardBy: result.consumed)
                 defer {
-                    self.builder = HeadBuilder(reusing: self.builder.fieldStorage, readsAcceptEncoding: self.readsAcceptEncoding)
+                    self.builder = HeadBuilder(reusing: self.builder.fieldStorage.forReuse, readsAcceptEncoding: self.readsAcceptEncoding)
                 }
                 do throws(HTTPFramingError) {
                     return try self.builder.finish()

@@ -87,7 +87,7 @@ struct AccessLogEncoder {
         line.append(contentsOf: #"{"ts":""#.utf8)
         Self.appendTimestamp(nowMillis, to: &line)
         line.append(contentsOf: #"","event":"access_log_dropped","lines":"#.utf8)
-        line.append(contentsOf: String(lines).utf8)
+        Self.appendDecimal(Int64(lines), to: &line)
         line.append(contentsOf: "}\n".utf8)
         return line
     }
@@ -172,13 +172,24 @@ struct AccessLogEncoder {
         value < 10 ? 0x30 + value : 0x61 + value - 10
     }
 
-    /// `value` in decimal, zero-padded to `width` digits (at most 20 characters).
+    /// `value` in decimal, zero-padded to `width` digits.
     private static func decimal(_ value: Int64, width: Int = 1, into out: inout ReservedBytesWriter) {
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, filled from the end
-        let magnitude = value.magnitude
+        Self.withDigits(value, width: width) { out.write($0) }
+    }
+
+    static func appendDecimal(_ value: Int64, to out: inout [UInt8], width: Int = 1) {
+        Self.withDigits(value, width: width) { out.append(contentsOf: $0) }
+    }
+
+    /// The decimal text of `value` (a `-` first when negative), its digits zero-padded to
+    /// `width`, at most 20 characters, written into a scratch on the stack.
+    @inline(__always)
+    private static func withDigits(_ value: Int64, width: Int, _ body: (UnsafeRawBufferPointer) -> Void) {
+        precondition(width <= 19, "decimal width \(width)")
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes, filled from the end
         withUnsafeMutableBytes(of: &digits) { scratch in
             var index = scratch.count
-            var rest = magnitude
+            var rest = value.magnitude
             repeat {
                 index -= 1
                 scratch[index] = UInt8(truncatingIfNeeded: rest % 10) + 0x30
@@ -188,25 +199,7 @@ struct AccessLogEncoder {
                 index -= 1
                 scratch[index] = UInt8(ascii: "-")
             }
-            out.write(UnsafeRawBufferPointer(rebasing: scratch[index...]))
-        }
-    }
-
-    static func appendDecimal(_ value: Int64, to out: inout [UInt8], width: Int = 1) {
-        if value < 0 {
-            out.append(UInt8(ascii: "-"))
-            return Self.appendDecimal(0 - value, to: &out, width: width)
-        }
-        // Highest power of ten to print, so digits come out in order with no scratch buffer.
-        var divisor: Int64 = 1
-        var digits = 1
-        while digits < width || (digits < 19 && value / divisor >= 10) {
-            divisor *= 10
-            digits += 1
-        }
-        while divisor > 0 {
-            out.append(UInt8(truncatingIfNeeded: value / divisor % 10) + 0x30)
-            divisor /= 10
+            body(UnsafeRawBufferPointer(rebasing: scratch[index...]))
         }
     }
 

@@ -258,7 +258,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func requestHeadReceived(_ parsed: ParsedRequestHead) {
         if self.isClosing { return }
         precondition(self.request == .idle, "request head in phase \(self.request)")
-        let head = parsed
         self.startExchange(parsed)
         let settings = self.settings
         let now = self.context.eventLoop.now.uptimeNanoseconds
@@ -266,7 +265,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             startMillis: self.loop.wallMillis(uptimeNanos: now),
             requestID: self.requestID,
             sourceIP: self.peerText,
-            method: head.method.rawValue,
+            method: parsed.method.rawValue,
             path: "",
             status: 0,
             decision: .allow,
@@ -282,18 +281,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.requestHasBody = parsed.hasBody
 
         if self.loop.isDraining {
-            self.log!.path = Self.pathForLog(head.uri)
+            self.log!.path = Self.pathForLog(parsed.uri)
             return self.respondLocally(.draining, close: true, reason: "draining")
         }
-        if head.method == .CONNECT {
-            self.log!.path = Self.pathForLog(head.uri)
+        if parsed.method == .CONNECT {
+            self.log!.path = Self.pathForLog(parsed.uri)
             return self.respondLocally(.badRequest("CONNECT is not supported"), close: true, reason: "bad_request")
         }
         let target: CanonicalTarget
-        switch CanonicalPath.canonicalize(head.uri) {
+        switch CanonicalPath.canonicalize(parsed.uri) {
         case .success(let canonical): target = canonical
         case .failure(let error):
-            self.log!.path = Self.pathForLog(head.uri)
+            self.log!.path = Self.pathForLog(parsed.uri)
             return self.respondLocally(.badRequest("\(error)"), close: true, reason: "bad_request")
         }
         self.log!.path = String(target.path)
@@ -301,11 +300,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             return self.respondLocally(.expectationFailed, close: true, reason: "expectation_failed")
         }
         // RFC 9110 10.1.1: no interim response to an HTTP/1.0 client.
-        let expectContinue = parsed.expectsContinue && head.version.minor >= 1
+        let expectContinue = parsed.expectsContinue && parsed.version.minor >= 1
 
         let client =
             if let trusted = settings.trustedProxies {
-                ClientAddress.resolve(peer: self.peer, peerText: self.peerText, fields: head.fields, trusted: trusted)
+                ClientAddress.resolve(peer: self.peer, peerText: self.peerText, fields: parsed.fields, trusted: trusted)
             } else {
                 ClientAddress(address: self.peer, forwardedFor: self.peerText)
             }
@@ -324,7 +323,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         let policyRequest = RequestPolicy.Request(
             client: caller,
             address: client.address,
-            method: head.method,
+            method: parsed.method,
             target: target,
             hasBody: self.requestHasBody,
             // Only the CIPP profile reads bodies, and only bodies that exist.
@@ -366,14 +365,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         forwarding.credentialHeaderName = settings.credentialHeaderName
         var upstreamHead = self.context.channel.allocator.buffer(capacity: 512)
         HeaderRewriter.writeUpstreamHead(
-            method: head.method,
+            method: parsed.method,
             uri: target.uri,
-            fields: head.fields,
+            fields: parsed.fields,
             forwarding,
             into: &upstreamHead
         )
         self.upstreamHead = upstreamHead
-        self.isHEAD = head.method == .HEAD
+        self.isHEAD = parsed.method == .HEAD
         self.requestChunked = chunked
         // No upgrade is made (`Upgrade` is not forwarded), and what a client sends after asking
         // for one may not be HTTP: the connection ends with this exchange.
@@ -508,15 +507,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private static let continueResponse = ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n")
 
     private func startExchange(_ parsed: ParsedRequestHead) {
-        let head = parsed
         self.settings = self.loop.settings
         self.exchangesStarted += 1
         self.request = .streamingBody
         self.response = .waiting
         self.requestID = self.loop.requestIDs.make()
-        self.requestVersion = head.version
+        self.requestVersion = parsed.version
         self.upstreamHead = nil
-        self.isHEAD = head.method == .HEAD
+        self.isHEAD = parsed.method == .HEAD
         self.acceptEncoding = parsed.acceptEncoding
         self.compressor = nil
         self.requestHasBody = false
@@ -526,7 +524,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.inspection = nil
         self.inspectedBody = nil
         self.localRequest = nil
-        self.isIdempotent = Self.idempotent(head.method)
+        self.isIdempotent = Self.idempotent(parsed.method)
         self.leasedReusedConnection = false
         self.retried = false
         self.closeAfterResponse = !parsed.keepAlive
