@@ -46,6 +46,8 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 // JWKS and discovery fetches only: never on the request path.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                // The tenant directory's fetch trusts upstream.ca_file as the request path does.
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -11,7 +11,7 @@ import NIOPosix
 ///   (400 without `tenantFilter`, 404 for an unknown tenant)
 /// - `POST /api/ExecResetPass`, `POST /api/ExecResetMFA` with `{"tenantFilter":...,"ID":"user@..."}`
 ///   answering `{"Results":"Successfully reset ..."}`
-/// - `POST /api/$batch` with `{"requests":[{"id","method","url"}]}` answering `{"responses":[...]}`
+/// - `POST /api/$batch` with `{"requests":[{"id","method","url","query"}]}` answering `{"responses":[...]}`
 /// - any other `/api/*`: 404 JSON
 ///
 /// Endpoints under `/demo/` exist for tests and demos of the proxy's edge cases:

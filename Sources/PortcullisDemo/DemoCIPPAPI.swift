@@ -82,7 +82,7 @@ enum DemoCIPPAPI {
         return DemoJSONResponse(["Results": result(DemoData.userPrincipalName(user, tenant))])
     }
 
-    /// `{"requests":[{"id","method","url","body"?}]}` where `url` is relative to `/api/`.
+    /// `{"requests":[{"id","method","url","query"?,"body"?}]}` where `url` names the endpoint.
     private static func batch(method: String, body: [UInt8]) -> DemoJSONResponse {
         guard method == "POST" else {
             return .error(405, "Use POST with a JSON body {\"requests\":[...]}")
@@ -104,7 +104,18 @@ enum DemoCIPPAPI {
             if url.lowercased().hasPrefix("api/") {
                 url = url.dropFirst(4)
             }
-            let itemTarget = DemoRequestTarget(uri: "/api/" + url)
+            // As CIPP does: the item's query object is its query.
+            var query = ""
+            if let fields = request["query"] as? [String: Any] {
+                var allowed = CharacterSet.alphanumerics
+                allowed.insert(charactersIn: "-._~")
+                query = fields.keys.sorted().compactMap { key in
+                    let value = fields[key] as? String ?? (fields[key] as? [String: Any])?["value"] as? String
+                    guard let value else { return nil }
+                    return "\(key.addingPercentEncoding(withAllowedCharacters: allowed) ?? key)=\(value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value)"
+                }.joined(separator: "&")
+            }
+            let itemTarget = DemoRequestTarget(uri: "/api/" + url + (query.isEmpty ? "" : "?" + query))
             let itemBody = request["body"].map { DemoJSONResponse.encode($0) } ?? []
             let answer: DemoJSONResponse
             if case .api(let endpoint) = DemoRoute(target: itemTarget), endpoint != "$batch" {

@@ -22,5 +22,6 @@ struct Check: ParsableCommand {
         let listeners = config.listeners.map { "\($0.address)" }.joined(separator: ", ")
         let upstream = "\(config.upstream.scheme.rawValue)://\(config.upstream.authority)"
         print("ok: \(self.directory): \(config.listeners.count) listener(s) (\(listeners)), upstream \(upstream), timeout \(config.upstream.timeout)")
+        for warning in config.warnings { print("warning: \(warning)") }
     }
 }

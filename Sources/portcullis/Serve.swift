@@ -128,6 +128,9 @@ private func serveUntilStopped(
         await credentials.shutdown()
         throw ExitCode(1)
     }
+    for warning in config.warnings { logger.warning("\(warning)") }
+    let tenants = TenantDirectoryFetcher(logger: logger, eventLoopGroup: group) { [server] in server.publishTenantDirectory($0) }
+    tenants.configure(config.tenantDirectorySource, credential: try? credentials.credential(for: config.upstream.auth))
     // After the drain every loop has handed over its last lines: write them all, then return.
     defer { accessLog?.shutdown() }
     let readyLines =
@@ -137,6 +140,7 @@ private func serveUntilStopped(
         server: server,
         keyManager: keyManager,
         credentials: credentials,
+        tenants: tenants,
         accessLog: accessLog,
         directory: config.directory,
         drainTimeout: config.limits.drainTimeout,
@@ -161,10 +165,12 @@ private func serveUntilStopped(
     do {
         try await group_.run()
     } catch {
+        await tenants.shutdown()
         await keyManager.shutdown()
         await credentials.shutdown()
         throw error
     }
+    await tenants.shutdown()
     await keyManager.shutdown()
     await credentials.shutdown()
 }
@@ -174,6 +180,7 @@ struct GatewayService: Service {
     let server: GatewayServer
     let keyManager: IssuerKeyManager
     let credentials: UpstreamCredentialManager
+    let tenants: TenantDirectoryFetcher
     let accessLog: AccessLogWriter?
     let directory: String
     let drainTimeout: ConfigDuration
@@ -264,6 +271,8 @@ struct GatewayService: Service {
             await self.credentials.waitForFirstAttempt(of: credential, timeout: .seconds(10))
             try await self.server.apply(config, issuerKeys: keys, upstreamCredential: credential)
             self.credentials.commit(credential)
+            self.tenants.configure(config.tenantDirectorySource, credential: credential)
+            for warning in config.warnings { self.logger.warning("\(warning)") }
             self.server.metrics.recordReload(succeeded: true)
             self.logger.info("configuration reloaded", metadata: ["directory": "\(self.directory)"])
         } catch {
@@ -299,4 +308,13 @@ func writeAtomically(_ text: String, to path: String) throws {
     let temporary = path + ".tmp"
     try text.write(toFile: temporary, atomically: false, encoding: .utf8)
     guard rename(temporary, path) == 0 else { throw GatewayError("cannot write \(path)") }
+}
+
+extension GatewayConfig {
+    /// What `tenant_directory: {upstream:}` fetches; nil for a file or none.
+    var tenantDirectorySource: TenantDirectoryFetcher.Source? {
+        guard case .upstream(let path, let refresh)? = self.tenantDirectory else { return nil }
+        let url = "\(self.upstream.scheme.rawValue)://\(self.upstream.authority)\(path)"
+        return TenantDirectoryFetcher.Source(url: url, caFile: self.upstream.caFile, refresh: .nanoseconds(refresh.nanoseconds))
+    }
 }

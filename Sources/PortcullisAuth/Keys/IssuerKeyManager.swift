@@ -24,8 +24,10 @@ public final class IssuerKeyManager: Sendable {
     public struct Configuration: Sendable {
         /// The shortest time between two early fetches asked for by unknown `kid`s, per issuer.
         public var unknownKeyIDInterval: Duration = .seconds(30)
-        /// How long a `kid` that an early fetch did not bring may not ask for another.
-        public var negativeCacheTTL: Duration = .seconds(300)
+        /// How long a `kid` that an early fetch did not bring may not ask for another. No longer
+        /// than the interval: an IdP that signs with a new key before every copy of its key set
+        /// shows it must cost at most that long an outage, not this.
+        public var negativeCacheTTL: Duration = .seconds(30)
         /// `kid`s remembered as unknown, per issuer.
         public var negativeCacheCapacity = 256
         /// The first retry delay after a failed fetch; it doubles up to the refresh interval.

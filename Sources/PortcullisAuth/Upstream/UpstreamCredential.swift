@@ -69,3 +69,18 @@ public final class UpstreamCredential: Sendable {
         return credential
     }
 }
+
+extension UpstreamCredential {
+    /// The header to send now as a name and a value, for fetches made off the request path
+    /// (the tenant directory); nil when there is no valid credential.
+    public func header(atUptimeNanoseconds now: UInt64) -> (name: String, value: String)? {
+        guard let line = self.headerLine(atUptimeNanoseconds: now), let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
+            return nil
+        }
+        let name = String(decoding: line[..<colon], as: UTF8.self)
+        var value = line[(colon + 1)...]
+        while value.first == UInt8(ascii: " ") { value = value.dropFirst() }
+        while value.last == UInt8(ascii: "\n") || value.last == UInt8(ascii: "\r") { value = value.dropLast() }
+        return (name, String(decoding: value, as: UTF8.self))
+    }
+}

@@ -7,7 +7,7 @@ public enum ConfigLoader {
     /// Every top-level key of the schema in DESIGN.md.
     public static let topLevelKeys = [
         "listen", "admin", "trusted_proxies", "upstream", "issuers", "roles", "clients", "logging", "limits",
-        "catalog", "compression",
+        "catalog", "compression", "tenant_directory",
     ]
     /// Keys whose sections later stages interpret; accepted and kept as they are for now.
     static let deferredKeys: Set<String> = []
@@ -97,10 +97,15 @@ public enum ConfigLoader {
         let compression = sections["compression"].map { Self.compression($0, &errors) } ?? CompressionConfig()
         let issuers = sections["issuers"].map { Self.issuers($0, &errors) } ?? []
         let catalog = sections["catalog"].flatMap { Self.catalog($0, &errors) }
+        var warnings: [ConfigError] = []
         let roles =
             sections["roles"].map {
-                Self.roles($0, catalog: catalog, catalogConfigured: sections["catalog"] != nil, profile: upstream?.profile, &errors)
+                Self.roles($0, catalog: catalog, catalogConfigured: sections["catalog"] != nil, profile: upstream?.profile, &errors, &warnings)
             } ?? []
+        let tenantDirectory = sections["tenant_directory"].flatMap { Self.tenantDirectory($0, profile: upstream?.profile, &errors) }
+        if upstream?.profile == "cipp" {
+            Self.checkTenantRules(roles, sections["roles"], directory: tenantDirectory, &errors, &warnings)
+        }
         let roleNames = sections["roles"].map(Self.roleNames) ?? []
         let clients = sections["clients"].map { Self.clients($0, issuers: issuers, roleNames: roleNames, &errors) } ?? []
         var deferred: [String: SourceLocation] = [:]
@@ -126,6 +131,8 @@ public enum ConfigLoader {
             deferredSections: deferred
         )
         config.compression = compression
+        config.tenantDirectory = tenantDirectory
+        config.warnings = warnings.sorted { ($0.location?.file ?? "", $0.location?.line ?? 0) < ($1.location?.file ?? "", $1.location?.line ?? 0) }
         return config
     }
 
@@ -328,7 +335,8 @@ public enum ConfigLoader {
         node.checkKeys(
             entries,
             known: ["client_header_timeout", "idle_timeout", "client_body_timeout", "send_timeout", "max_connections",
-                "max_header_bytes", "max_inspect_body", "drain_timeout", "token_cache_size", "client_send_buffer"],
+                "max_header_bytes", "max_inspect_body", "drain_timeout", "token_cache_size", "client_send_buffer",
+                "max_batch_items"],
             &errors
         )
         for entry in entries {
@@ -354,6 +362,8 @@ public enum ConfigLoader {
                 if let n = value.integer(&errors, in: 0...(1 << 30)) { limits.clientSendBuffer = n }
             case "max_inspect_body":
                 if let n = value.integer(&errors, in: 0...1_073_741_824) { limits.maxInspectBody = n }
+            case "max_batch_items":
+                if let n = value.integer(&errors, in: 1...1000) { limits.maxBatchItems = n }
             default:
                 break
             }

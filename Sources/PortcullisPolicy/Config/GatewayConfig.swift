@@ -24,6 +24,10 @@ public struct GatewayConfig: Sendable {
     /// new one (`AccessPolicy(roles:catalog:clients:caseInsensitivePaths:)`).
     public var policy: AccessPolicy
     public var deferredSections: [String: SourceLocation]
+    /// `tenant_directory:` (CIPP profile): where tenant ids and domains are resolved.
+    public var tenantDirectory: TenantDirectoryConfig?
+    /// What loaded but deserves the operator's eye (printed by `check`, logged on load).
+    public var warnings: [ConfigError] = []
 
     public init(
         directory: String,
@@ -54,7 +58,8 @@ public struct GatewayConfig: Sendable {
             roles: roles,
             catalog: catalog,
             clients: clients,
-            caseInsensitivePaths: upstream.pathsAreCaseInsensitive
+            caseInsensitivePaths: upstream.pathsAreCaseInsensitive,
+            permissionsCoverEveryMethod: upstream.profile == "cipp"
         )
         self.deferredSections = deferredSections
     }
@@ -278,6 +283,8 @@ public struct Limits: Sendable {
     public var drainTimeout: ConfigDuration = .seconds(30)
     /// Verified tokens remembered per event loop (0: verify every request).
     public var tokenCacheSize: Int = 4096
+    /// The most items a CIPP `$batch` may hold (CIPP's own limit is 20).
+    public var maxBatchItems: Int = 20
 
     /// A client that reads slowly fills its socket's send buffer, and autotuned that buffer
     /// grows to megabytes: a thousand slow readers then hold the host's whole tcp_mem and every
@@ -307,4 +314,14 @@ public struct CompressionConfig: Sendable, Equatable {
         self.minBytes = minBytes
         self.types = types
     }
+}
+
+/// `tenant_directory:` (CIPP profile): CIPP's tenant list, to know each tenant by its id and by
+/// its default domain.
+public enum TenantDirectoryConfig: Sendable {
+    /// `file: tenants.json`: an export of CIPP's `ListTenants`, read at each load.
+    case file(path: String, directory: TenantDirectory)
+    /// `upstream: /api/ListTenants`: fetched from the backend with `upstream.auth`, every
+    /// `refresh`, off the request path; the last good copy is kept.
+    case upstream(path: String, refresh: ConfigDuration)
 }

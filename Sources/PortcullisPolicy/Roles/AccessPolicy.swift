@@ -35,8 +35,16 @@ public struct AccessPolicy: Sendable {
     /// Compiles a validated configuration (the loader reports what this would trip over).
     ///
     /// Client role names that are not roles are ignored; roles with `permissions` expand against
-    /// `catalog` (nothing without one).
-    public init(roles: [RoleConfig], catalog: PermissionCatalog?, clients: [ClientConfig], caseInsensitivePaths: Bool) {
+    /// `catalog` (nothing without one). `permissionsCoverEveryMethod`: a permission grants its
+    /// operations' paths whatever the method, because the backend runs the same handler for
+    /// every method (CIPP), so the method is no boundary there.
+    public init(
+        roles: [RoleConfig],
+        catalog: PermissionCatalog?,
+        clients: [ClientConfig],
+        caseInsensitivePaths: Bool,
+        permissionsCoverEveryMethod: Bool = false
+    ) {
         var rules: [PolicyRule] = []
         for (index, role) in roles.enumerated() {
             for rule in role.allow {
@@ -65,7 +73,7 @@ public struct AccessPolicy: Sendable {
                             role: index,
                             roleName: role.name,
                             kind: .allow,
-                            methods: operation.methods,
+                            methods: permissionsCoverEveryMethod ? nil : operation.methods,
                             pattern: operation.pattern,
                             anyTenant: operation.anyTenant,
                             origin: .permission(permission, catalog: catalog.fileName, path: operation.path),
@@ -176,13 +184,13 @@ public struct AccessPolicy: Sendable {
 
     /// Whether the roles that allowed `decision` cover `tenant` (CIPP `tenantFilter`; nil when
     /// the request names none). See `TenantRules` for the rules. A denied decision stays denied.
-    public func checkTenant(_ tenant: String?, client: Int, decision: AccessDecision) -> TenantVerdict {
+    public func checkTenant(_ tenant: String?, client: Int, decision: AccessDecision, directory: TenantDirectory? = nil) -> TenantVerdict {
         guard decision.isAllowed, self.clientRoleRanges.indices.contains(client) else { return .notAllowed }
         let roles = self.clientRoles[self.clientRoleRanges[client]]
         for (slot, role) in roles.enumerated() where decision.allowingRoles.contains(slot) {
             guard let rules = self.tenantRules[Int(role)] else { return .allowed }
             if let tenant {
-                if rules.permits(tenant) { return .allowed }
+                if rules.permits(tenant, directory: directory) { return .allowed }
             } else if decision.endpointHasNoTenantCheck || decision.noTenantCheckRoles.contains(slot) {
                 return .allowed
             }

@@ -1,3 +1,5 @@
+import Foundation
+
 extension ConfigLoader {
     static let roleKeys = ["description", "allow", "deny", "tenants", "permissions"]
     static let ruleKeys = ["methods", "paths", "any_tenant"]
@@ -53,7 +55,8 @@ extension ConfigLoader {
         catalog: PermissionCatalog?,
         catalogConfigured: Bool,
         profile: String?,
-        _ errors: inout [ConfigError]
+        _ errors: inout [ConfigError],
+        _ warnings: inout [ConfigError]
     ) -> [RoleConfig] {
         guard let entries = node.mapping(&errors) else { return [] }
         var roles: [RoleConfig] = []
@@ -78,6 +81,17 @@ extension ConfigLoader {
                     if let text = value.string(&errors) { role.description = text }
                 case "allow":
                     role.allow = Self.rules(value, allow: true, &extensionMethods, &errors)
+                    if profile == "cipp" {
+                        for rule in role.allow where rule.methods != nil {
+                            warnings.append(
+                                ConfigError(
+                                    rule.location,
+                                    key: "\(rule.key).methods",
+                                    "under profile: cipp the method is no boundary: CIPP runs an endpoint's handler for every method, so this rule's methods do not make it read-only; grant catalogue permissions (*.Read) instead"
+                                )
+                            )
+                        }
+                    }
                 case "deny":
                     role.deny = Self.rules(value, allow: false, &extensionMethods, &errors)
                 case "tenants":
@@ -95,7 +109,7 @@ extension ConfigLoader {
                     role.permissions = Self.permissions(value, keyLocation: key.keyLocation, &errors)
                     if let selection = role.permissions {
                         if let catalog {
-                            Self.checkSelection(selection, value, catalog: catalog, &errors)
+                            Self.checkSelection(selection, value, catalog: catalog, &errors, &warnings)
                         } else if !catalogConfigured {
                             errors.append(
                                 ConfigError(
@@ -255,13 +269,16 @@ extension ConfigLoader {
         return errors.count == errorCount ? selection : nil
     }
 
-    /// Every include and exclude name must select some permission of the catalogue: a typo in
-    /// an exclude would otherwise grant what it meant to hold back.
+    /// An include that selects no permission of the catalogue is an error (it grants nothing
+    /// the operator meant). An exclude that selects none is a warning: CIPP's own role
+    /// definitions exclude permissions its current catalogue no longer has, and a backend update
+    /// that drops a permission must not stop a reload.
     private static func checkSelection(
         _ selection: PermissionSelection,
         _ node: ConfigNode,
         catalog: PermissionCatalog,
-        _ errors: inout [ConfigError]
+        _ errors: inout [ConfigError],
+        _ warnings: inout [ConfigError]
     ) {
         let known = catalog.permissions
         guard case .mapping(let mapping) = node.node else { return }
@@ -276,7 +293,100 @@ extension ConfigLoader {
                 let element = node.child(valueNode, key: key).element(item, index: index)
                 let near = known.map { ($0, ConfigNode.editDistance(name.lowercased(), $0.lowercased())) }.min { $0.1 < $1.1 }
                 let hint = near.map { $0.1 <= 3 ? " (did you mean '\($0.0)'?)" : "" } ?? ""
-                errors.append(element.error("'\(name)' matches no permission in \(catalog.fileName)\(hint)"))
+                let problem = element.error("'\(name)' matches no permission in \(catalog.fileName)\(hint)")
+                if key == "include" { errors.append(problem) } else { warnings.append(problem) }
+            }
+        }
+    }
+
+    /// `tenant_directory: {file: tenants.json}` or `{upstream: /api/ListTenants, refresh: 15m}`.
+    static func tenantDirectory(_ node: ConfigNode, profile: String?, _ errors: inout [ConfigError]) -> TenantDirectoryConfig? {
+        guard let entries = node.mapping(&errors) else { return nil }
+        node.checkKeys(entries, known: ["file", "upstream", "refresh"], &errors)
+        func value(_ key: String) -> ConfigNode? { entries.first { $0.key == key }?.value }
+        if let profile, profile != "cipp" {
+            errors.append(node.error("tenant_directory applies only with upstream.profile: cipp; the profile is \(profile)"))
+            return nil
+        }
+        switch (value("file"), value("upstream")) {
+        case (let file?, nil):
+            if let refresh = value("refresh") {
+                errors.append(refresh.error("refresh applies to upstream:; a file is read again at each reload"))
+            }
+            guard let path = file.string(&errors) else { return nil }
+            let resolved = Self.resolve(path, relativeTo: file.file)
+            guard let data = FileManager.default.contents(atPath: resolved) else {
+                errors.append(file.error("cannot read \(resolved): expected CIPP's tenant list exported as JSON (ListTenants)"))
+                return nil
+            }
+            switch TenantDirectory.parse(data, source: resolved) {
+            case .success(let directory): return .file(path: resolved, directory: directory)
+            case .failure(let error):
+                errors.append(file.error(error.description))
+                return nil
+            }
+        case (nil, let upstream?):
+            guard let path = upstream.string(&errors) else { return nil }
+            guard path.hasPrefix("/"), !path.contains("#"), !path.contains(" ") else {
+                errors.append(upstream.error("expected a path on the upstream, e.g. /api/ListTenants"))
+                return nil
+            }
+            var refresh = ConfigDuration.minutes(15)
+            if let node = value("refresh"), let duration = node.duration(&errors) {
+                if duration.nanoseconds < ConfigDuration.seconds(10).nanoseconds {
+                    errors.append(node.error("expected at least 10s: the tenant list is CIPP's own, fetched from it"))
+                } else {
+                    refresh = duration
+                }
+            }
+            return .upstream(path: path, refresh: refresh)
+        case (nil, nil):
+            errors.append(node.error("expected file: (an export of CIPP's ListTenants) or upstream: /api/ListTenants"))
+            return nil
+        case (_?, _?):
+            errors.append(node.error("give file: or upstream:, not both"))
+            return nil
+        }
+    }
+
+    /// Under `profile: cipp`, a role's `tenants` can be enforced only where both forms of a
+    /// tenant (id and domain) are known: a `block` list without a directory is refused, and
+    /// names a file directory does not hold are warned about.
+    static func checkTenantRules(
+        _ roles: [RoleConfig],
+        _ node: ConfigNode?,
+        directory: TenantDirectoryConfig?,
+        _ errors: inout [ConfigError],
+        _ warnings: inout [ConfigError]
+    ) {
+        for role in roles {
+            guard let rules = role.tenants else { continue }
+            let key = "roles.\(role.name).tenants"
+            switch directory {
+            case nil:
+                if !rules.block.isEmpty {
+                    errors.append(
+                        ConfigError(
+                            role.location,
+                            key: "\(key).block",
+                            "a block list needs tenant_directory: CIPP knows a tenant by its id and by its domain, and a request naming the other form would pass; add tenant_directory: {upstream: /api/ListTenants} or {file: tenants.json}"
+                        )
+                    )
+                } else if rules.allow?.isEmpty == false {
+                    warnings.append(
+                        ConfigError(
+                            role.location,
+                            key: "\(key).allow",
+                            "without tenant_directory, tenants are compared as written: a request naming an allowed tenant by its other form (id or domain) is refused"
+                        )
+                    )
+                }
+            case .file(_, let loaded)?:
+                for name in (rules.allow ?? []) + rules.block where loaded.resolve(name) == nil {
+                    warnings.append(ConfigError(role.location, key: key, "'\(name)' is not in the tenant directory \(loaded.source)"))
+                }
+            case .upstream?:
+                break
             }
         }
     }

@@ -68,8 +68,10 @@ public struct RouteRule: Sendable {
 /// A role's `tenants: {allow: [...], block: [...]}` (CIPP profile; the tenant is `tenantFilter`).
 ///
 /// - A tenant named by a request must be in `allow` (when `allow` is given; absent means every
-///   tenant) and not in `block`. Names compare ASCII case-insensitively. `AllTenants` is a name
-///   like any other: a role listing two tenants cannot ask for all of them.
+///   tenant) and not in `block`. With a `TenantDirectory`, the request's tenant is resolved and
+///   each entry may name it by id or by domain; a tenant it cannot resolve (`AllTenants`
+///   included) is refused. Without one, names compare as written, ASCII case-insensitively, and
+///   `block` is refused at load (it could be sidestepped with the other form).
 /// - A request naming no tenant is allowed by a role with `tenants` only where the endpoint has
 ///   no tenant check: its catalogue operation says `x-cipp-any-tenant: true`, or the allow rule
 ///   that matched says `any_tenant: true`. Otherwise it needs a tenant.
@@ -86,7 +88,18 @@ public struct TenantRules: Sendable, Hashable {
         self.block = block
     }
 
-    /// Whether this role may act for `tenant` (a tenant the request names).
+    /// Whether this role may act for `tenant` (a tenant the request names), compared through
+    /// `directory` when there is one: the request and the role may each write a tenant as its
+    /// id or its domain, and a tenant the directory does not know is refused.
+    public func permits(_ tenant: some StringProtocol, directory: TenantDirectory?) -> Bool {
+        guard let directory else { return self.permits(tenant) }
+        guard let resolved = directory.resolve(tenant) else { return false }
+        if self.block.contains(where: { TenantDirectory.entry($0, names: resolved) }) { return false }
+        guard let allow = self.allow else { return true }
+        return allow.contains { TenantDirectory.entry($0, names: resolved) }
+    }
+
+    /// Whether this role may act for `tenant`, names compared as written (no directory).
     public func permits(_ tenant: some StringProtocol) -> Bool {
         if self.block.contains(where: { Self.same($0, tenant) }) { return false }
         guard let allow = self.allow else { return true }
@@ -101,7 +114,8 @@ public struct TenantRules: Sendable, Hashable {
 /// A role's `permissions: {include: [...], exclude: [...]}` over catalogue permission names.
 ///
 /// `*` in a name matches any run of characters, dots included: `*.Read` selects
-/// `Identity.User.Read` and not `Identity.User.ReadWrite`. Names are case-sensitive.
+/// `Identity.User.Read` and not `Identity.User.ReadWrite`. Names match in any ASCII letter case,
+/// as CIPP's own role definitions are matched (PowerShell's `-like`).
 public struct PermissionSelection: Sendable, Hashable {
     public var include: [String]
     public var exclude: [String]
@@ -119,10 +133,10 @@ public struct PermissionSelection: Sendable, Hashable {
             && !self.exclude.contains { Self.glob($0, matches: permission) }
     }
 
-    /// `*` matches any run of bytes; everything else itself.
+    /// `*` matches any run of bytes; everything else itself, in any ASCII letter case.
     public static func glob(_ pattern: String, matches name: String) -> Bool {
-        let pattern = Array(pattern.utf8)
-        let name = Array(name.utf8)
+        let pattern = pattern.utf8.map(asciiLower)
+        let name = name.utf8.map(asciiLower)
         var p = 0
         var n = 0
         var starP = -1

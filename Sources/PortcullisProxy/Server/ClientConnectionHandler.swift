@@ -85,7 +85,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// A request whose decision needs its body: the body read so far (at most
     /// `max_inspect_body`), what to check, and the request as the policy saw it.
     private var inspectedBody: ByteBuffer?
-    private var inspection: (request: RequestPolicy.Request, check: RequestPolicy.BodyCheck)?
+    private var inspection: (request: RequestPolicy.Request, check: RequestDecision.BodyCheck)?
     /// A request to the built-in issuer's `/oauth/token` or `/oauth/revoke`: its form body is
     /// read here (at most `LocalRoute.maxBody`), then answered without an upstream.
     /// One reference, nil on the proxied path: resetting it per exchange costs a pointer check.
@@ -325,12 +325,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             address: client.address,
             method: parsed.method,
             target: target,
-            hasBody: self.requestHasBody,
-            // Only the CIPP profile reads bodies, and only bodies that exist.
-            bodyIsJSON: settings.cipp && self.requestHasBody
-                && (parsed.contentType.map(Self.isJSONMediaType) ?? false)
+            hasBody: self.requestHasBody
         )
-        switch RequestPolicy.decide(policyRequest, settings: settings) {
+        switch RequestPolicy.decide(policyRequest, settings: settings, directory: self.loop.tenantDirectory) {
         case .allow(let outcome):
             self.log!.record(outcome, settings: settings)
         case .deny(let error, let outcome):
@@ -393,18 +390,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         String(uri.prefix { $0 != "?" })
     }
 
-    /// `application/json` or `application/*+json`, parameters ignored.
-    static func isJSONMediaType(_ value: String) -> Bool {
-        let type = value.split(separator: ";", maxSplits: 1).first.map { $0.trimmingASCIIWhitespace().lowercased() } ?? ""
-        return type == "application/json" || (type.hasPrefix("application/") && type.hasSuffix("+json"))
-    }
-
     /// The whole body of an inspected request arrived: decide, then forward it or answer.
     private func inspectedBodyComplete() {
         guard let (request, check) = self.inspection, let body = self.inspectedBody else { return }
         self.inspection = nil
         self.inspectedBody = nil
-        switch RequestPolicy.decide(request, body: body, check: check, settings: self.settings) {
+        switch RequestPolicy.decide(request, body: body, check: check, settings: self.settings, directory: self.loop.tenantDirectory) {
         case .allow(let outcome):
             self.log?.record(outcome, settings: self.settings)
             // The bytes go upstream as they came, framed as the upstream head says.

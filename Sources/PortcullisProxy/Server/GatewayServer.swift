@@ -261,6 +261,13 @@ public final class GatewayServer: Sendable {
         self.metrics.configApplied(issuerKeys: issuerKeys)
     }
 
+    /// Hands a fetched tenant directory to every loop (`tenant_directory: {upstream:}`).
+    public func publishTenantDirectory(_ directory: TenantDirectory) {
+        for context in self.contexts.values {
+            context.eventLoop.execute { context.value.fetchedTenantDirectory = directory }
+        }
+    }
+
     /// How the admin API's `POST /api/v1/reload` and its mutations reload: as SIGHUP does,
     /// but the caller hears why a reload failed.
     public func setAdminReloader(_ reload: @escaping @Sendable () async throws -> Void) {

@@ -27,8 +27,8 @@ final class ProxySettings: Sendable {
     let tokenCacheSize: Int
     /// Roles and clients compiled for decisions.
     let policy: AccessPolicy
-    /// `profile: cipp`: tenants and `$batch` are checked.
-    let cipp: Bool
+    /// `profile: cipp`: endpoint names, tenants and `$batch` are checked; nil otherwise.
+    let cipp: CIPPSettings?
     /// The most body bytes read to decide a request (tenant in a JSON body, `$batch`).
     let maxInspectBody: Int
     /// For the access log's `rule`, by index into `policy.rules`: `role file:line key`.
@@ -69,13 +69,40 @@ final class ProxySettings: Sendable {
         self.authenticator = try TokenAuthenticator.compile(config, keys: issuerKeys, builtin: self.tokenService)
         self.tokenCacheSize = config.limits.tokenCacheSize
         self.policy = config.policy
-        self.cipp = config.upstream.profile == "cipp"
+        self.cipp = config.upstream.profile == "cipp" ? CIPPSettings(config) : nil
         self.maxInspectBody = config.limits.maxInspectBody
         self.compression = CompressionSettings(config.compression)
         self.ruleNames = config.policy.rules.map { rule in
             [rule.roleName, rule.location.map { "\($0)" }, rule.key].compactMap { $0 }.joined(separator: " ")
         }
     }
+}
+
+/// What `profile: cipp` adds to the settings.
+struct CIPPSettings: Sendable {
+    let maxBatchItems: Int
+    /// `tenant_directory: {file:}`, read with this load; nil when the directory is fetched from
+    /// the upstream (each loop then holds the last good copy) or not configured.
+    let fileDirectory: TenantDirectory?
+    /// `tenant_directory: {upstream:}`: until the first fetch, no tenant resolves.
+    let fetchesDirectory: Bool
+
+    init(_ config: GatewayConfig) {
+        self.maxBatchItems = config.limits.maxBatchItems
+        switch config.tenantDirectory {
+        case .file(_, let directory)?:
+            self.fileDirectory = directory
+            self.fetchesDirectory = false
+        case .upstream?:
+            self.fileDirectory = nil
+            self.fetchesDirectory = true
+        case nil:
+            self.fileDirectory = nil
+            self.fetchesDirectory = false
+        }
+    }
+
+    static let notFetchedYet = TenantDirectory(tenants: [], source: "the upstream (not fetched yet)")
 }
 
 /// Per-event-loop state shared by the connections of that loop: the upstream pool, the
@@ -87,6 +114,15 @@ final class LoopContext {
     var requestIDs = RequestIDGenerator()
     /// Tokens verified on this loop under the current settings.
     var tokenCache: VerifiedTokenCache
+    /// The tenant directory last fetched from the upstream (`tenant_directory: {upstream:}`),
+    /// handed to every loop by the refresher.
+    var fetchedTenantDirectory: TenantDirectory?
+    /// The directory that decisions on this loop compare tenants through.
+    var tenantDirectory: TenantDirectory? {
+        guard let cipp = self.settings.cipp else { return nil }
+        if let file = cipp.fileDirectory { return file }
+        return cipp.fetchesDirectory ? self.fetchedTenantDirectory ?? CIPPSettings.notFetchedYet : nil
+    }
     /// Requests counted on this loop, read by the admin listener's `/metrics`.
     let metrics = LoopMetrics()
     /// Where finished requests are written; nil when no access log is configured.

@@ -56,3 +56,11 @@ struct IssuerKeysTests {
         #expect(keys.generation == 2_000)
     }
 }
+
+@Suite struct KeyRotationOutageBoundTests {
+    @Test func anUnknownKidIsRefusedNoLongerThanTheEarlyRefreshInterval() {
+        let configuration = IssuerKeyManager.Configuration()
+        #expect(configuration.unknownKeyIDInterval == .seconds(30))
+        #expect(configuration.negativeCacheTTL <= configuration.unknownKeyIDInterval)
+    }
+}

@@ -5,8 +5,8 @@ import Testing
 
 @Suite struct PermissionCatalogTests {
     /// A config in `folder` whose catalogue is `catalogPath` and whose roles and clients follow.
-    static func load(folder: TemporaryFolder, catalog: String, roles: String, clients: String) throws(ConfigErrors) -> GatewayConfig {
-        let text = RolesConfigLoaderTests.base() + """
+    static func load(folder: TemporaryFolder, catalog: String, roles: String, clients: String, profile: String = "cipp") throws(ConfigErrors) -> GatewayConfig {
+        let text = RolesConfigLoaderTests.base(profile: profile) + """
             catalog:
               openapi: \(catalog)
               permission_field: x-cipp-role
@@ -37,11 +37,9 @@ import Testing
 
     // MARK: - A hand-written catalogue
 
-    @Test func permissionsExpandIntoRulesForEachSelectedOperation() throws {
-        let folder = try TemporaryFolder()
-        defer { folder.remove() }
+    static func smallConfig(_ folder: TemporaryFolder, profile: String) throws -> GatewayConfig {
         try folder.write("api.json", Self.smallCatalog)
-        let config = try Self.load(
+        return try Self.load(
             folder: folder,
             catalog: "api.json",
             roles: """
@@ -57,15 +55,33 @@ import Testing
                   - id: a
                     issuer: local
                     roles: [auditor]
-                """
+                """,
+            profile: profile
         )
+    }
+
+    @Test func underCIPPAPermissionGrantsItsEndpointsForEveryMethod() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let config = try Self.smallConfig(folder, profile: "cipp")
+        #expect(config.allows("r", "GET", "/api/listthings"))
+        #expect(config.allows("r", "POST", "/api/ListThings"))
+        #expect(config.allows("r", "DELETE", "/api/things/42"), "the path's Thing.Read operation grants it")
+        #expect(!config.allows("r", "POST", "/api/ExecUnlabelled"))
+        #expect(!config.allows("a", "GET", "/api/ListTenants"))
+    }
+
+    @Test func permissionsExpandIntoRulesForEachSelectedOperation() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let config = try Self.smallConfig(folder, profile: "generic")
         let catalog = try #require(config.catalog)
         #expect(catalog.permissions == ["Core.Read", "Thing.Audit", "Thing.Read", "Thing.ReadWrite"])
         #expect(catalog.operations.count == 7)
 
         #expect(config.allows("r", "GET", "/api/ListThings"))
         #expect(config.allows("r", "HEAD", "/api/ListThings"))  // a GET covers HEAD
-        #expect(config.allows("r", "GET", "/api/listthings"))  // cipp profile
+        #expect(!config.allows("r", "GET", "/api/listthings"))  // generic profile: case-sensitive
         #expect(!config.allows("r", "POST", "/api/ListThings"))
         #expect(config.allows("r", "GET", "/api/things/42"))  // {id} is one segment
         #expect(!config.allows("r", "GET", "/api/things/42/x"))
@@ -110,10 +126,25 @@ import Testing
         } catch {
             errors = error.errors
         }
-        #expect(errors.count == 2, "\(errors)")
-        #expect(errors.map(\.key) == ["roles.reader.permissions.include[0]", "roles.reader.permissions.exclude[0]"])
-        #expect(errors.map { $0.location?.line ?? 0 } == [15, 16])
+        // An include that matches nothing is an error; an exclude, a warning (below).
+        #expect(errors.count == 1, "\(errors)")
+        #expect(errors.map(\.key) == ["roles.reader.permissions.include[0]"])
+        #expect(errors.map { $0.location?.line ?? 0 } == [15])
         #expect(errors.first?.message.contains("matches no permission in api.json (did you mean 'Thing.Read'?)") == true, "\(errors)")
+        let loaded = try Self.load(
+            folder: folder,
+            catalog: "api.json",
+            roles: """
+                  reader:
+                    permissions:
+                      include: ["*.Read"]
+                      exclude: ["Thing.Audt"]
+                """,
+            clients: ""
+        )
+        #expect(loaded.warnings.map(\.key) == ["roles.reader.permissions.exclude[0]"])
+        #expect(loaded.warnings.first?.location?.line == 16)
+        #expect(loaded.warnings.first?.message.contains("'Thing.Audt' matches no permission in api.json (did you mean 'Thing.Audit'?)") == true, "\(loaded.warnings)")
     }
 
     @Test func aPermissionFieldNoOperationCarriesIsAnErrorOnThatKey() throws {

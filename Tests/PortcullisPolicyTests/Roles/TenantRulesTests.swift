@@ -25,6 +25,7 @@ import Testing
           - { id: free, issuer: local, roles: [free] }
           - { id: mixed, issuer: local, roles: [notFabrikam, two] }
           - { id: noneAndFree, issuer: local, roles: [none, free] }
+        tenant_directory: { upstream: /api/ListTenants }
 
         """
 
