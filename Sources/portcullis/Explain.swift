@@ -33,6 +33,9 @@ struct Explain: ParsableCommand {
     @Option(name: .long, help: "CIPP's tenant list (an export of ListTenants), to resolve tenant ids and domains as the gateway does with tenant_directory: {upstream:}.")
     var tenants: String?
 
+    @Flag(name: .long, help: "Print the answer as one JSON object.")
+    var json = false
+
     func run() throws {
         let config = try loadOrExit(self.directory)
         var directory: TenantDirectory?
@@ -54,7 +57,7 @@ struct Explain: ParsableCommand {
                 body = Array(text.utf8)
             }
         }
-        let lines = Self.explain(
+        let answer = Self.answer(
             config: config,
             client: self.client,
             method: self.method.uppercased(),
@@ -64,12 +67,52 @@ struct Explain: ParsableCommand {
             body: body,
             tenants: directory
         )
-        print(lines.joined(separator: "\n"))
-        if lines.first?.hasPrefix("allow") != true { throw ExitCode(2) }
+        print(self.json ? answer.json : answer.lines.joined(separator: "\n"))
+        if !answer.allowed { throw ExitCode(2) }
     }
 
-    /// The answer as lines: the verdict first (`allow` or `deny (reason)`), then why, then the
-    /// checks its arguments left out. The decision is `RequestDecision`'s, as in the gateway.
+    /// What `explain` answers: the verdict, its access-log reason and status, why, the deciding
+    /// rule, and the checks its arguments left out.
+    struct Answer {
+        var allowed: Bool
+        var reason: String
+        var status: Int
+        var why: String
+        var rule: String?
+        var tenant: String?
+        var details: [String] = []
+        var notChecked: [String] = []
+
+        static func deny(_ reason: String, _ status: Int, _ why: String) -> Answer {
+            Answer(allowed: false, reason: reason, status: status, why: why)
+        }
+
+        var lines: [String] {
+            var head = self.allowed ? "allow" : "deny (\(self.reason))"
+            if !self.allowed, ["tenant_denied", "tenant_required", "tenant_unknown"].contains(self.reason) {
+                head += ": tenant \(self.tenant ?? "(none named)")"
+            }
+            if !self.allowed { head += " -> \(self.status)" }
+            var lines = [head]
+            if !self.allowed { lines.append("  " + self.why) }
+            if let rule = self.rule { lines.append((self.allowed ? "  allowed by " : "  decided by ") + rule) }
+            return lines + self.details.map { "  " + $0 } + self.notChecked.map { "  " + $0 }
+        }
+
+        var json: String {
+            var object: [String: Any] = [
+                "decision": self.allowed ? "allow" : "deny", "reason": self.reason, "status": self.status,
+                "not_checked": self.notChecked, "details": self.details,
+            ]
+            if !self.why.isEmpty { object["why"] = self.why }
+            if let rule = self.rule { object["rule"] = rule }
+            if let tenant = self.tenant { object["tenant"] = tenant }
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+
+    /// The answer as lines (see `Answer.lines`).
     static func explain(
         config: GatewayConfig,
         client id: String,
@@ -80,20 +123,36 @@ struct Explain: ParsableCommand {
         body: [UInt8]? = nil,
         tenants: TenantDirectory? = nil
     ) -> [String] {
+        Self.answer(config: config, client: id, method: method, target: target, ip: ip, tenant: tenant, body: body, tenants: tenants).lines
+    }
+
+    /// The decision is `RequestDecision`'s, as in the gateway; the client record and address
+    /// checks are those the gateway makes before it.
+    static func answer(
+        config: GatewayConfig,
+        client id: String,
+        method: String,
+        target: String,
+        ip: String?,
+        tenant: String?,
+        body: [UInt8]? = nil,
+        tenants: TenantDirectory? = nil
+    ) -> Answer {
         guard let client = config.clients.first(where: { $0.id == id }) else {
-            return ["deny (unknown_client): no client '\(id)' in \(config.directory) -> 401"]
+            return .deny("unknown_client", 401, "no client '\(id)' in \(config.directory)")
         }
-        guard client.enabled else { return ["deny (client_disabled): '\(id)' is disabled -> 401"] }
-        var lines: [String] = []
+        guard client.enabled else { return .deny("client_disabled", 401, "'\(id)' is disabled") }
+        var details: [String] = []
         var notChecked: [String] = []
         if let ip {
-            guard let address = IPAddress(parsing: ip) else { return ["deny: '\(ip)' is not an IP address"] }
+            guard let address = IPAddress(parsing: ip) else { return .deny("bad_request", 400, "'\(ip)' is not an IP address") }
             guard client.allowsAddress(address) else {
-                return ["deny (ip_not_allowed): \(ip) is not in the allowed_ips of '\(id)' -> 403"]
+                return .deny("ip_not_allowed", 403, "\(ip) is not in the allowed_ips of '\(id)'")
             }
-            lines.append("  address \(ip): allowed (\(client.allowedIPs == nil ? "no allowed_ips: any address" : "in allowed_ips"))")
+            details.append("address \(ip): allowed (\(client.allowedIPs == nil ? "no allowed_ips: any address" : "in allowed_ips"))")
         } else if let allowed = client.allowedIPs {
-            notChecked.append("  address not checked (no --ip); this client is limited to \(allowed.isEmpty ? "no address at all" : allowed.prefixes.map { "\($0)" }.joined(separator: ", "))")
+            let ranges = allowed.isEmpty ? "no address at all" : allowed.prefixes.map { "\($0)" }.joined(separator: ", ")
+            notChecked.append("address not checked (no --ip); this client is limited to \(ranges)")
         }
         var fullTarget = target
         if let tenant {
@@ -103,12 +162,12 @@ struct Explain: ParsableCommand {
         let canonical: CanonicalTarget
         switch CanonicalPath.canonicalize(fullTarget) {
         case .success(let value): canonical = value
-        case .failure(let error): return ["deny (bad_request): \(error) -> 400"]
+        case .failure(let error): return .deny("bad_request", 400, "\(error)")
         }
         let policy = config.policy
-        guard let index = policy.clientIndex(id: id) else { return ["deny (role_denied): '\(id)' has no roles -> 403"] }
+        guard let index = policy.clientIndex(id: id) else { return .deny("role_denied", 403, "'\(id)' has no roles") }
         let roles = client.roles.joined(separator: ", ")
-        lines.append("  client \(id) (roles: \(roles.isEmpty ? "none" : roles)), \(method) \(canonical.path)")
+        details.append("client \(id) (roles: \(roles.isEmpty ? "none" : roles)), \(method) \(canonical.path)")
 
         var cipp: RequestDecision.CIPP?
         if config.upstream.profile == "cipp" {
@@ -118,7 +177,7 @@ struct Explain: ParsableCommand {
                 directory = directory ?? loaded
             case .upstream(let path, _)? where directory == nil:
                 notChecked.append(
-                    "  tenants compared as written: the gateway resolves ids and domains through the tenant list it fetches from the upstream (\(path)); pass --tenants FILE (an export of it) to do the same here"
+                    "tenants compared as written: the gateway resolves ids and domains through the tenant list it fetches from the upstream (\(path)); pass --tenants FILE (an export of it) to do the same here"
                 )
             case .upstream?, nil:
                 break
@@ -136,33 +195,25 @@ struct Explain: ParsableCommand {
         if case .needsBody(let check) = verdict, let cipp {
             verdict = RequestDecision.decide(input, body: body ?? [], check: check, policy: policy, cipp: cipp)
         }
+        var answer: Answer
         switch verdict {
         case .allow(let outcome):
-            if let rule = outcome.rule { lines.append("  allowed by " + policy.rules[rule].description) }
-            if cipp != nil {
-                lines.append("  tenant \(outcome.tenant ?? "(none named)"): allowed")
-            }
-            return ["allow"] + lines + notChecked
+            answer = Answer(allowed: true, reason: outcome.reason.rawValue, status: 200, why: "", tenant: outcome.tenant)
+            answer.rule = outcome.rule.map { policy.rules[$0].description }
+            if cipp != nil { details.append("tenant \(outcome.tenant ?? "(none named)"): allowed") }
         case .deny(let refusal, let outcome):
-            let status: String
-            let why: String
             switch refusal {
-            case .forbidden(let text): (status, why) = ("403", text)
-            case .badRequest(let text): (status, why) = ("400", text)
+            case .forbidden(let why): answer = .deny(outcome.reason.rawValue, 403, why)
+            case .badRequest(let why): answer = .deny(outcome.reason.rawValue, 400, why)
             }
-            var head = "deny (\(outcome.reason.rawValue))"
-            if outcome.reason == .tenantDenied || outcome.reason == .tenantRequired || outcome.reason == .tenantUnknown {
-                head += ": tenant \(outcome.tenant ?? "(none named)")"
-            }
-            var explanation = ["\(head) -> \(status)", "  \(why)"]
-            if let rule = outcome.rule {
-                explanation.append("  decided by " + policy.rules[rule].description)
-            } else if outcome.reason == .roleDenied {
-                explanation[1] += " (deny by default)"
-            }
-            return explanation + lines + notChecked
+            answer.tenant = outcome.tenant
+            answer.rule = outcome.rule.map { policy.rules[$0].description }
+            if outcome.rule == nil && outcome.reason == .roleDenied { answer.why += " (deny by default)" }
         case .needsBody:
-            return ["deny (bad_request): the request cannot be decided -> 400"] + lines + notChecked
+            answer = .deny("bad_request", 400, "the request cannot be decided")
         }
+        answer.details = details
+        answer.notChecked = notChecked
+        return answer
     }
 }
