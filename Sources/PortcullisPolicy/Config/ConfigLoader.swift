@@ -7,7 +7,7 @@ public enum ConfigLoader {
     /// Every top-level key of the schema in DESIGN.md.
     public static let topLevelKeys = [
         "listen", "admin", "trusted_proxies", "upstream", "issuers", "roles", "clients", "logging", "limits",
-        "catalog", "compression", "tenant_directory",
+        "catalog", "compression", "tenant_directory", "client_limits",
     ]
     /// Keys whose sections later stages interpret; accepted and kept as they are for now.
     static let deferredKeys: Set<String> = []
@@ -102,6 +102,7 @@ public enum ConfigLoader {
             sections["roles"].map {
                 Self.roles($0, catalog: catalog, catalogConfigured: sections["catalog"] != nil, profile: upstream?.profile, &errors, &warnings)
             } ?? []
+        let clientLimits = sections["client_limits"].flatMap { Self.clientLimits($0, &errors) }
         let tenantDirectory = sections["tenant_directory"].flatMap { Self.tenantDirectory($0, profile: upstream?.profile, &errors) }
         if upstream?.profile == "cipp" {
             Self.checkTenantRules(roles, sections["roles"], directory: tenantDirectory, &errors, &warnings)
@@ -132,6 +133,7 @@ public enum ConfigLoader {
         )
         config.compression = compression
         config.tenantDirectory = tenantDirectory
+        config.clientLimits = clientLimits
         config.warnings = warnings.sorted { ($0.location?.file ?? "", $0.location?.line ?? 0) < ($1.location?.file ?? "", $1.location?.line ?? 0) }
         return config
     }

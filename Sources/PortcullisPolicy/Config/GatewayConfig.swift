@@ -26,6 +26,9 @@ public struct GatewayConfig: Sendable {
     public var deferredSections: [String: SourceLocation]
     /// `tenant_directory:` (CIPP profile): where tenant ids and domains are resolved.
     public var tenantDirectory: TenantDirectoryConfig?
+    /// `client_limits:`: the limits of every client unless its roles or its own entry say
+    /// otherwise (the most specific wins).
+    public var clientLimits: ClientLimits?
     /// What loaded but deserves the operator's eye (printed by `check`, logged on load).
     public var warnings: [ConfigError] = []
 

@@ -1,7 +1,7 @@
 import Foundation
 
 extension ConfigLoader {
-    static let roleKeys = ["description", "allow", "deny", "tenants", "permissions"]
+    static let roleKeys = ["description", "allow", "deny", "tenants", "permissions", "limits"]
     static let ruleKeys = ["methods", "paths", "any_tenant"]
     static let catalogKeys = ["openapi", "permission_field", "any_tenant_field"]
 
@@ -105,6 +105,8 @@ extension ConfigLoader {
                             )
                         )
                     }
+                case "limits":
+                    role.limits = Self.clientLimits(value, &errors)
                 case "permissions":
                     role.permissions = Self.permissions(value, keyLocation: key.keyLocation, &errors)
                     if let selection = role.permissions {

@@ -12,6 +12,8 @@ public struct RoleConfig: Sendable {
     public var tenants: TenantRules?
     /// Catalogue permissions whose operations the role may call.
     public var permissions: PermissionSelection?
+    /// The limits of clients holding this role, unless their own entry says otherwise.
+    public var limits: ClientLimits?
     public var location: SourceLocation?
 
     public init(

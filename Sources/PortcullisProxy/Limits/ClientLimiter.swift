@@ -1,0 +1,101 @@
+import Atomics
+import PortcullisPolicy
+
+/// One client's limit counters, shared by every event loop: a rate (GCRA state), a quota (the
+/// window and its count) and the exchanges in flight, each one atomic word updated by
+/// compare-and-swap, so an admitted count never exceeds a limit and no lock is taken.
+///
+/// The counters outlive reloads (`LimiterRegistry` keeps them by client id); the limits they are
+/// checked against come with each settings snapshot.
+final class ClientLimiter: Sendable {
+    private let rate = ManagedAtomic<UInt64>(0)
+    private let quota = ManagedAtomic<UInt64>(0)
+    private let inFlight = ManagedAtomic<Int>(0)
+
+    enum Refusal: Error, Equatable {
+        case rate(retryAfterNanos: UInt64)
+        case quota(retryAfterSeconds: Int64)
+        case concurrency
+    }
+
+    /// What an admitted request's `RateLimit` header reports: the policy that is nearest to
+    /// refusing, its remaining count and the seconds until it resets.
+    struct Allowance: Equatable {
+        var remaining: Int
+        var resetSeconds: Int64
+    }
+
+    /// Admits `cells` requests (a `$batch` counts its items) now, all or nothing. A request
+    /// admitted with a concurrency limit holds one slot until `release()`.
+    func admit(
+        _ limits: ClientLimits,
+        cells: Int,
+        nowNanos: UInt64,
+        nowSeconds: Int64
+    ) -> Result<Allowance?, Refusal> {
+        if let cap = limits.concurrency {
+            var current = self.inFlight.load(ordering: .relaxed)
+            while true {
+                guard current < cap else { return .failure(.concurrency) }
+                let (exchanged, original) = self.inFlight.compareExchange(expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
+                if exchanged { break }
+                current = original
+            }
+        }
+        var allowance: Allowance?
+        var rateCost: UInt64 = 0
+        if let spec = limits.rate {
+            let interval = spec.intervalNanos
+            var state = self.rate.load(ordering: .relaxed)
+            while true {
+                let decision = RateLimitMath.admit(state: state, now: nowNanos, cells: cells, interval: interval, burst: limits.effectiveBurst)
+                guard let new = decision.newState else {
+                    if limits.concurrency != nil { self.release() }
+                    return .failure(.rate(retryAfterNanos: decision.waitNanos))
+                }
+                let (exchanged, original) = self.rate.compareExchange(expected: state, desired: new, ordering: .acquiringAndReleasing)
+                if exchanged {
+                    rateCost = interval &* UInt64(cells)
+                    allowance = Allowance(remaining: decision.remaining, resetSeconds: Int64((decision.waitNanos + 999_999_999) / 1_000_000_000))
+                    break
+                }
+                state = original
+            }
+        }
+        if let spec = limits.quota {
+            let window = RateLimitMath.window(spec.window, seconds: nowSeconds)
+            var state = self.quota.load(ordering: .relaxed)
+            while true {
+                let (new, remaining) = RateLimitMath.admitQuota(state: state, window: window, cells: cells, limit: spec.count)
+                guard let new else {
+                    // Refused whole: give back what the rate took.
+                    if rateCost > 0 { self.rate.wrappingDecrement(by: rateCost, ordering: .relaxed) }
+                    if limits.concurrency != nil { self.release() }
+                    return .failure(.quota(retryAfterSeconds: RateLimitMath.secondsUntilNextWindow(spec.window, seconds: nowSeconds)))
+                }
+                let (exchanged, original) = self.quota.compareExchange(expected: state, desired: new, ordering: .acquiringAndReleasing)
+                if exchanged {
+                    if allowance == nil || remaining < allowance!.remaining {
+                        allowance = Allowance(remaining: remaining, resetSeconds: RateLimitMath.secondsUntilNextWindow(spec.window, seconds: nowSeconds))
+                    }
+                    break
+                }
+                state = original
+            }
+        }
+        return .success(allowance)
+    }
+
+    /// Gives back the concurrency slot of an exchange that `admit` let through.
+    func release() {
+        self.inFlight.wrappingDecrement(ordering: .acquiringAndReleasing)
+    }
+
+    var exchangesInFlight: Int { self.inFlight.load(ordering: .relaxed) }
+
+    /// Requests the quota still allows in the current window (for the metrics gauge).
+    func quotaRemaining(_ spec: QuotaSpec, nowSeconds: Int64) -> Int {
+        let window = RateLimitMath.window(spec.window, seconds: nowSeconds)
+        return RateLimitMath.admitQuota(state: self.quota.load(ordering: .relaxed), window: window, cells: 0, limit: spec.count).remaining
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import Dispatch
+import PortcullisPolicy
+import Testing
+
+@testable import PortcullisProxy
+
+@Suite struct ClientLimiterTests {
+    static let now: UInt64 = 10_000_000_000
+
+    @Test func manyThreadsTogetherAreAdmittedExactlyTheLimit() {
+        let limiter = ClientLimiter()
+        let limits = ClientLimits(rate: RateSpec(count: 100, period: .minute), burst: 100)
+        let admitted = Counter()
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            for _ in 0..<1000 {
+                if case .success = limiter.admit(limits, cells: 1, nowNanos: Self.now, nowSeconds: 1_796_601_600) { admitted.add() }
+            }
+        }
+        #expect(admitted.value == 100)
+    }
+
+    static func admitted(_ result: Result<ClientLimiter.Allowance?, ClientLimiter.Refusal>) -> Bool {
+        if case .success = result { return true }
+        return false
+    }
+
+    @Test func theConcurrencyCapHoldsAndEverySlotIsGivenBack() {
+        let limiter = ClientLimiter()
+        let limits = ClientLimits(concurrency: 2)
+        #expect(Self.admitted(limiter.admit(limits, cells: 1, nowNanos: Self.now, nowSeconds: 0)))
+        #expect(Self.admitted(limiter.admit(limits, cells: 1, nowNanos: Self.now, nowSeconds: 0)))
+        #expect(throws: ClientLimiter.Refusal.concurrency) { try limiter.admit(limits, cells: 1, nowNanos: Self.now, nowSeconds: 0).get() }
+        limiter.release()
+        #expect(limiter.exchangesInFlight == 1)
+        #expect(Self.admitted(limiter.admit(limits, cells: 1, nowNanos: Self.now, nowSeconds: 0)))
+    }
+
+    @Test func aRefusalByOneLimitTakesNothingFromTheOthers() throws {
+        let limiter = ClientLimiter()
+        let limits = ClientLimits(rate: RateSpec(count: 10, period: .second), burst: 10, quota: QuotaSpec(count: 3, window: .day), concurrency: 5)
+        let day: Int64 = 1_796_601_600
+        for _ in 0..<3 { _ = try limiter.admit(limits, cells: 1, nowNanos: Self.now, nowSeconds: day).get() }
+        #expect(limiter.exchangesInFlight == 3)
+        let refused = limiter.admit(limits, cells: 1, nowNanos: Self.now, nowSeconds: day)
+        #expect(refused == .failure(.quota(retryAfterSeconds: 86_400)))
+        #expect(limiter.exchangesInFlight == 3, "the refused request holds no slot")
+        // The next UTC day the quota starts again; the rate lost nothing to the refusal.
+        let allowance = try limiter.admit(limits, cells: 1, nowNanos: Self.now, nowSeconds: day + 86_400).get()
+        #expect(allowance?.remaining == 2)
+        // A batch of 20 against a rate of 10 with a burst of 10 is refused whole.
+        let batch = limiter.admit(ClientLimits(rate: RateSpec(count: 10, period: .second), burst: 10), cells: 20, nowNanos: Self.now, nowSeconds: day)
+        guard case .failure(.rate) = batch else {
+            Issue.record("expected a rate refusal, got \(batch)")
+            return
+        }
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add() { self.lock.withLock { self.count += 1 } }
+    var value: Int { self.lock.withLock { self.count } }
+}
