@@ -21,6 +21,8 @@ final class ClientLimiter: Sendable {
     /// What an admitted request's `RateLimit` header reports: the policy that is nearest to
     /// refusing, its remaining count and the seconds until it resets.
     struct Allowance: Equatable {
+        /// `rate` or `quota`: a name of the client's `RateLimit-Policy`.
+        var policy: String
         var remaining: Int
         var resetSeconds: Int64
     }
@@ -56,7 +58,7 @@ final class ClientLimiter: Sendable {
                 let (exchanged, original) = self.rate.compareExchange(expected: state, desired: new, ordering: .acquiringAndReleasing)
                 if exchanged {
                     rateCost = interval &* UInt64(cells)
-                    allowance = Allowance(remaining: decision.remaining, resetSeconds: Int64((decision.waitNanos + 999_999_999) / 1_000_000_000))
+                    allowance = Allowance(policy: "rate", remaining: decision.remaining, resetSeconds: Int64((decision.waitNanos + 999_999_999) / 1_000_000_000))
                     break
                 }
                 state = original
@@ -76,7 +78,7 @@ final class ClientLimiter: Sendable {
                 let (exchanged, original) = self.quota.compareExchange(expected: state, desired: new, ordering: .acquiringAndReleasing)
                 if exchanged {
                     if allowance == nil || remaining < allowance!.remaining {
-                        allowance = Allowance(remaining: remaining, resetSeconds: RateLimitMath.secondsUntilNextWindow(spec.window, seconds: nowSeconds))
+                        allowance = Allowance(policy: "quota", remaining: remaining, resetSeconds: RateLimitMath.secondsUntilNextWindow(spec.window, seconds: nowSeconds))
                     }
                     break
                 }

@@ -1,0 +1,101 @@
+import NIOConcurrencyHelpers
+import NIOHTTP1
+import PortcullisPolicy
+
+/// Each client's counters by id, kept across reloads so that a reload (or a changed limit) does
+/// not hand every client a fresh allowance.
+final class LimiterRegistry: Sendable {
+    private let limiters = NIOLockedValueBox<[String: ClientLimiter]>([:])
+
+    func limiter(for clientID: String) -> ClientLimiter {
+        self.limiters.withLockedValue { limiters in
+            if let existing = limiters[clientID] { return existing }
+            let created = ClientLimiter()
+            limiters[clientID] = created
+            return created
+        }
+    }
+}
+
+/// One limited client in a settings snapshot: its limits, resolved once per load, and its
+/// counters.
+struct ClientLimitSlot: Sendable {
+    let limits: ClientLimits
+    let limiter: ClientLimiter
+    /// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers), written once per load.
+    let policyHeader: String
+
+    init(limits: ClientLimits, limiter: ClientLimiter) {
+        self.limits = limits
+        self.limiter = limiter
+        var policies: [String] = []
+        if let rate = limits.rate {
+            policies.append("\"rate\";q=\(limits.effectiveBurst);w=\(max(1, Int64(rate.intervalNanos) * Int64(limits.effectiveBurst) / 1_000_000_000))")
+        }
+        if let quota = limits.quota {
+            policies.append("\"quota\";q=\(quota.count);w=\(quota.window == .day ? 86_400 : 2_592_000)")
+        }
+        if let concurrency = limits.concurrency { policies.append("\"concurrency\";q=\(concurrency)") }
+        self.policyHeader = policies.joined(separator: ", ")
+    }
+
+    /// Every client's slot by policy index (nil: no limit applies), from the config's
+    /// `client_limits`, its roles' `limits` and its own.
+    static func compile(_ config: GatewayConfig, registry: LimiterRegistry) -> [ClientLimitSlot?] {
+        let roleLimits = Dictionary(config.roles.map { ($0.name, $0.limits) }, uniquingKeysWith: { first, _ in first })
+        return config.clients.map { client in
+            let limits = ClientLimits.resolve(
+                client: nil,
+                roles: client.roles.compactMap { roleLimits[$0] ?? nil },
+                global: config.clientLimits
+            )
+            guard !limits.isEmpty else { return nil }
+            return ClientLimitSlot(limits: limits, limiter: registry.limiter(for: client.id))
+        }
+    }
+}
+
+extension ErrorResponse {
+    /// 429 for a client over one of its limits, with `Retry-After` and the RateLimit headers.
+    static func limited(_ refusal: ClientLimiter.Refusal, slot: ClientLimitSlot) -> (ErrorResponse, reason: String) {
+        let retryAfter: Int64
+        let error: StaticString
+        let description: String
+        let policy: String
+        switch refusal {
+        case .rate(let nanos):
+            retryAfter = max(1, Int64((nanos + 999_999_999) / 1_000_000_000))
+            error = "rate_limited"
+            description = "the client is over its rate of \(slot.limits.rate.map { "\($0)" } ?? "-") (burst \(slot.limits.effectiveBurst))"
+            policy = "rate"
+        case .quota(let seconds):
+            retryAfter = max(1, seconds)
+            error = "quota_exceeded"
+            description = "the client has used its quota of \(slot.limits.quota.map { "\($0)" } ?? "-")"
+            policy = "quota"
+        case .concurrency:
+            retryAfter = 1
+            error = "concurrency_limited"
+            description = "the client has \(slot.limits.concurrency ?? 0) requests in flight, its limit"
+            policy = "concurrency"
+        }
+        let response = ErrorResponse(
+            status: .tooManyRequests,
+            error: error,
+            description: description,
+            extraHeaders: [
+                ("Retry-After", String(retryAfter)),
+                ("RateLimit-Policy", slot.policyHeader),
+                ("RateLimit", "\"\(policy)\";r=0;t=\(retryAfter)"),
+            ]
+        )
+        return (response, error.description)
+    }
+}
+
+extension ClientLimiter.Allowance {
+    /// The `RateLimit` field of an admitted response.
+    var headerLine: String {
+        "RateLimit: \"\(self.policy)\";r=\(self.remaining);t=\(self.resetSeconds)\r\n"
+    }
+}
