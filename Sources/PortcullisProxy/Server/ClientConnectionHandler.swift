@@ -795,9 +795,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         switch self.response {
         case .waiting:
             if self.leasedReusedConnection && !self.retried && !self.requestHasBody && self.isIdempotent
-                && self.request == .complete
+                && self.request == .complete && !connection.hasReceivedResponseBytes
             {
                 // A pooled connection the upstream had already closed: retry once, on a new one.
+                // Never once a byte came back (a 1xx or `101` included): the backend has read
+                // the request.
                 self.retried = true
                 self.upstream = .none
                 self.lease(fresh: true)
