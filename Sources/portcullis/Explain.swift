@@ -52,6 +52,9 @@ struct Explain: ParsableCommand {
         case .success(let value): canonical = value
         case .failure(let error): return ["deny (bad_request): \(error) -> 400"]
         }
+        if let violation = config.pathFirewall.check(canonical.path) {
+            return ["deny (\(violation.reason)): \(violation) -> 400 (path_firewall)"]
+        }
         let policy = config.policy
         guard let index = policy.clientIndex(id: id) else { return ["deny (role_denied): '\(id)' has no roles -> 403"] }
         let decision = policy.decide(client: index, method: method, path: canonical.path)

@@ -102,6 +102,9 @@ enum RequestPolicy {
                 guard case .success(let target) = CanonicalPath.canonicalize(item.target) else {
                     return .deny(.badRequest("a $batch url is not a valid path"), Outcome(reason: "bad_request"))
                 }
+                if let violation = settings.pathFirewall.check(target.path) {
+                    return .deny(.badRequest("a $batch url: \(violation)"), Outcome(reason: violation.reason))
+                }
                 if Self.isBatch(target.path) {
                     return .deny(.badRequest("a $batch may not contain a $batch"), Outcome(reason: "bad_request"))
                 }
