@@ -1,8 +1,9 @@
 /// The bearer token of an `Authorization` header value (RFC 6750 section 2.1).
 ///
-/// Strict on purpose: the scheme is `Bearer` in any case, followed by exactly one space and a
-/// `b64token` (`A-Z a-z 0-9 - . _ ~ + /` then optional `=` padding), nothing before or after.
-/// A JWS compact token fits this alphabet. Anything else is no token rather than a guess.
+/// Strict on purpose: the scheme is `Bearer` in any case, followed by one or more spaces
+/// (`1*SP`) and a `b64token` (`A-Z a-z 0-9 - . _ ~ + /` then optional `=` padding), nothing
+/// before or after. A JWS compact token fits this alphabet. Anything else is no token rather
+/// than a guess.
 public enum BearerToken {
     /// The token bytes of `authorization`, or nil when it is not a well-formed bearer credential.
     public static func extract(from authorization: String) -> Substring? {
@@ -10,8 +11,9 @@ public enum BearerToken {
         return token
     }
 
-    /// What follows `Bearer ` (scheme in any case), not yet checked against the b64token
-    /// alphabet: enough to look a token up among those verified before, which were checked.
+    /// What follows `Bearer` and its spaces (scheme in any case), not yet checked against the
+    /// b64token alphabet: enough to look a token up among those verified before, which were
+    /// checked. Nil when nothing follows the spaces.
     public static func candidate(from authorization: String) -> Substring? {
         let utf8 = authorization.utf8
         guard utf8.count > 7 else { return nil }
@@ -21,7 +23,12 @@ public enum BearerToken {
             index = utf8.index(after: index)
         }
         guard utf8[index] == UInt8(ascii: " ") else { return nil }
-        return authorization[utf8.index(after: index)...]
+        // RFC 6750 2.1: `"Bearer" 1*SP b64token`.
+        repeat {
+            index = utf8.index(after: index)
+        } while index < utf8.endIndex && utf8[index] == UInt8(ascii: " ")
+        guard index < utf8.endIndex else { return nil }
+        return authorization[index...]
     }
 
     /// `token` is a `b64token`: the alphabet, then only `=` padding, not empty, no `=` first.

@@ -138,6 +138,20 @@ struct Explain: ParsableCommand {
         body: [UInt8]? = nil,
         tenants: TenantDirectory? = nil
     ) -> Answer {
+        // In the gateway's order: the path and its firewall come before the token.
+        var fullTarget = target
+        if let tenant {
+            let encoded = tenant.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? tenant
+            fullTarget += (target.contains("?") ? "&" : "?") + "tenantFilter=" + encoded
+        }
+        let canonical: CanonicalTarget
+        switch CanonicalPath.canonicalize(fullTarget) {
+        case .success(let value): canonical = value
+        case .failure(let error): return .deny("bad_request", 400, "\(error)")
+        }
+        if let violation = config.pathFirewall.check(canonical.path) {
+            return .deny(violation.reason, 400, "\(violation) (path_firewall)")
+        }
         guard let client = config.clients.first(where: { $0.id == id }) else {
             return .deny("unknown_client", 401, "no client '\(id)' in \(config.directory)")
         }
@@ -153,16 +167,6 @@ struct Explain: ParsableCommand {
         } else if let allowed = client.allowedIPs {
             let ranges = allowed.isEmpty ? "no address at all" : allowed.prefixes.map { "\($0)" }.joined(separator: ", ")
             notChecked.append("address not checked (no --ip); this client is limited to \(ranges)")
-        }
-        var fullTarget = target
-        if let tenant {
-            let encoded = tenant.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? tenant
-            fullTarget += (target.contains("?") ? "&" : "?") + "tenantFilter=" + encoded
-        }
-        let canonical: CanonicalTarget
-        switch CanonicalPath.canonicalize(fullTarget) {
-        case .success(let value): canonical = value
-        case .failure(let error): return .deny("bad_request", 400, "\(error)")
         }
         let policy = config.policy
         guard let index = policy.clientIndex(id: id) else { return .deny("role_denied", 403, "'\(id)' has no roles") }

@@ -43,6 +43,8 @@ struct ExplainAgreesWithGatewayTests {
             reason: "tenant_denied"),
         Case(client: "helpdesk", method: "POST", path: "/api/ExecResetPass", body: "not json", reason: "bad_request"),
         Case(client: "retired", method: "GET", path: "/api/ListTenants", reason: "client_disabled"),
+        Case(client: "reader", method: "GET", path: "/api/ListTenants;x=1", reason: "path_semicolon"),
+        Case(client: "reader", method: "GET", path: "/api/ListTenants.", reason: "path_trailing_dot"),
     ]
 
     @Test func explainGivesTheGatewaysAnswerForEveryReason() throws {

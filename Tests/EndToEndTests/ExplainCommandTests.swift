@@ -35,6 +35,8 @@ struct ExplainCommandTests {
         (["--client", "psa-sync", "--method", "POST", "--path", "/api/ExecResetPass", "--tenant", "northwind.onmicrosoft.com"], "deny (tenant_denied)"),
         (["--client", "retired-script", "--method", "GET", "--path", "/api/ListTenants"], "deny (client_disabled)"),
         (["--client", "nobody", "--method", "GET", "--path", "/api/ListTenants"], "deny (unknown_client)"),
+        (["--client", "reporting-dashboard", "--method", "GET", "--path", "/api/ListTenants;x=1"], "deny (path_semicolon)"),
+        (["--client", "reporting-dashboard", "--method", "GET", "--path", "/api/ListTenants."], "deny (path_trailing_dot)"),
     ])
     func deniedRequestsSayWhy(arguments: [String], verdict: String) throws {
         let (status, output) = try Self.explain(arguments)

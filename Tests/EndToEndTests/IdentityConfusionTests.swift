@@ -19,7 +19,13 @@ struct IdentityConfusionTests {
         let gateway: PortcullisProcess
         var port: Int { self.gateway.port() }
 
-        init() throws {
+        /// `role` is the body of the reader's `readonly` role and `upstreamExtra` lines under
+        /// `upstream:`, both indented as in the file; `extra` ends the config.
+        init(
+            role: String = "    allow:\n      - { methods: [GET], paths: [\"/api/List*\"] }",
+            upstreamExtra: String = "",
+            extra: String = ""
+        ) throws {
             let record = FileManager.default.temporaryDirectory.appendingPathComponent("identity-\(UUID().uuidString).jsonl")
             FileManager.default.createFile(atPath: record.path, contents: nil)
             let backend = try PythonBackend(
@@ -61,6 +67,7 @@ struct IdentityConfusionTests {
                       - address: "127.0.0.1:0"
                     upstream:
                       url: "http://127.0.0.1:\(backend.port)"
+                    \(upstreamExtra)
                     trusted_proxies: ["127.0.0.2", "10.0.0.0/8"]
                     issuers:
                     \(TestIdentity.issuerEntryYAML)
@@ -71,8 +78,8 @@ struct IdentityConfusionTests {
                         roles: [readonly]
                     roles:
                       readonly:
-                        allow:
-                          - { methods: [GET], paths: ["/api/List*"] }
+                    \(role)
+                    \(extra)
                     """,
                 environment: ["PORTCULLIS_THREADS": "1"]
             )
@@ -220,6 +227,61 @@ struct IdentityConfusionTests {
         #expect(seen.values("x-portcullis-client-name") == [Self.readerName], "\(seen.fields)")
         #expect(seen.names(withPrefix: "x-portcullis-").sorted() == ["x-portcullis-client-id", "x-portcullis-client-name"], "\(seen.fields)")
         #expect(seen.values("x-portcullis") == ["kept: not the gateway's prefix"])
+    }
+
+    /// CGI, WSGI, PHP and many frameworks read `_` as `-` in header names.
+    @Test(.enabled(if: commandExists("python3"), "needs python3"))
+    func underscoreSpellingsOfGatewayHeadersNeverReachTheBackend() throws {
+        let system = try System()
+        let response = system.call(headers: [
+            ("X_Forwarded_For", "6.6.6.6"),
+            ("X_Portcullis_Client_Id", "admin"),
+            ("x_portcullis_client_name", "Administrator"),
+            ("X_Request_Id", "client-chosen"),
+            ("X_Forwarded_Host", "evil.example"),
+            ("X_Real_IP", "6.6.6.6"),
+            ("X_MS_CLIENT_PRINCIPAL_NAME", "admin@contoso.onmicrosoft.com"),
+            ("X_HTTP_Method_Override", "DELETE"),
+            ("X_Custom_Header", "kept"),
+        ])
+        #expect(response.status == 200, "\(response)")
+        let seen = try #require(system.heads.first)
+        #expect(!seen.fields.contains { $0.name.contains("_") && $0.name != "X_Custom_Header" }, "\(seen.fields)")
+        #expect(!seen.fields.contains { ["6.6.6.6", "admin", "Administrator", "client-chosen", "evil.example", "DELETE"].contains($0.value) }, "\(seen.fields)")
+        #expect(seen.values("x-portcullis-client-id") == [Self.readerID], "\(seen.fields)")
+        #expect(seen.values("x_custom_header") == ["kept"], "\(seen.fields)")
+    }
+
+    @Test(.enabled(if: commandExists("python3"), "needs python3"))
+    func dropHeadersWithUnderscoresDropsEveryNameHoldingOne() throws {
+        let system = try System(upstreamExtra: "  drop_headers_with_underscores: true")
+        let response = system.call(headers: [("X_Custom_Header", "dropped"), ("Accept_Language", "dropped"), ("X-Plain", "kept")])
+        #expect(response.status == 200, "\(response)")
+        let seen = try #require(system.heads.first)
+        #expect(!seen.fields.contains { $0.name.contains("_") || $0.value == "dropped" }, "\(seen.fields)")
+        #expect(seen.values("x-plain") == ["kept"], "\(seen.fields)")
+    }
+
+    // MARK: - Bearer credentials
+
+    /// RFC 6750 2.1: `"Bearer" 1*SP b64token`; the second call finds the verified token cached.
+    @Test(.enabled(if: commandExists("python3"), "needs python3"))
+    func aBearerTokenAfterSeveralSpacesIsAccepted() throws {
+        let system = try System()
+        let token = TestIdentity.token(clientID: Self.readerID)
+        for spaces in [2, 5, 2] {
+            let connection = try RawHTTPClient.connect(port: system.port)
+            defer { connection.close() }
+            connection.sendRequest(
+                "GET", "/api/ListUsers",
+                headers: [("Authorization", "Bearer" + String(repeating: " ", count: spaces) + token)],
+                authorize: false
+            )
+            let response = connection.readResponse() ?? .failed(connection.lastFailure ?? "no response")
+            #expect(response.status == 200, "\(spaces) spaces: \(response)")
+        }
+        #expect(system.heads.count == 3)
+        #expect(system.heads.allSatisfy { $0.values("authorization").isEmpty })
     }
 
     @Test(.enabled(if: commandExists("python3"), "needs python3"))

@@ -12,8 +12,19 @@ import Testing
         #expect(BearerToken.extract(from: header) == Substring(token))
     }
 
+    /// RFC 6750 2.1: `"Bearer" 1*SP b64token`.
     @Test(arguments: [
-        "", "Bearer", "Bearer ", "Bearer  abc", " Bearer abc", "Bearer abc ", "Bearer\tabc",
+        ("Bearer  abc", "abc"),
+        ("bearer   abc.def.ghi", "abc.def.ghi"),
+        ("Bearer      a-b_c~d+e/f==", "a-b_c~d+e/f=="),
+    ])
+    func oneOrMoreSpacesMaySeparateTheSchemeFromTheToken(header: String, token: String) {
+        #expect(BearerToken.extract(from: header) == Substring(token))
+        #expect(BearerToken.candidate(from: header) == Substring(token))
+    }
+
+    @Test(arguments: [
+        "", "Bearer", "Bearer ", "Bearer   ", "Bearer \tabc", "Bearer  \tabc", " Bearer abc", "Bearer abc ", "Bearer\tabc",
         "Basic dXNlcjpwYXNz", "Bearerabc", "Bearer a=b", "Bearer =abc", "Bearer a,b", "Bearer a b",
         "Bearer a\"b", "Bearer a%2Eb", "Token abc", "Bearer abc\r\n",
     ])

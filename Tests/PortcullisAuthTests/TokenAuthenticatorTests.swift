@@ -104,7 +104,7 @@ import Testing
         #expect(BearerToken.extract(from: header).map(String.init) == token)
     }
 
-    @Test(arguments: ["Bearer", "Bearer ", "Bearer  abc", "Basic abc", "Bearer abc def", "Bearer =abc", "Bearer a=b", "Bearer a\u{7F}", "Bearerabc"])
+    @Test(arguments: ["Bearer", "Bearer ", "Bearer  ", "Basic abc", "Bearer abc def", "Bearer =abc", "Bearer a=b", "Bearer a\u{7F}", "Bearerabc"])
     func malformedBearerCredentials(header: String) {
         #expect(BearerToken.extract(from: header) == nil)
     }

@@ -86,6 +86,12 @@ import Testing
         func finish() throws {
             _ = try self.channel.finish(acceptAlreadyClosed: true)
         }
+
+        /// The access-log reasons of the requests finished so far, with their counts.
+        var reasons: [String: Int] {
+            let snapshot = self.loop.metrics.snapshot(tokenCacheHits: 0, tokenCacheMisses: 0, upstreamConnections: 0)
+            return snapshot.requests.reduce(into: [:]) { $0[$1.key.reason, default: 0] += $1.value }
+        }
     }
 
     /// A response as the client reads it from the socket.
@@ -154,6 +160,71 @@ import Testing
         try response.expectGatewayError("400 Bad Request", error: "bad_request")
         #expect(try response.json()["error_description"] as? String == "path climbs above /")
         #expect(!harness.channel.isActive)
+        try harness.finish()
+    }
+
+    // MARK: - Path firewall (before the bearer token: no token needed to be refused)
+
+    @Test(arguments: [
+        ("/x/..;/admin/y", "path_semicolon", "';' in path"),
+        ("/admin;x/y", "path_semicolon", "';' in path"),
+        ("/admin%3Bx/y", "path_semicolon", "';' in path"),
+        ("/%2561dmin/x", "path_encoded_percent", "encoded '%' (%25) in path"),
+        ("/admin%C0%AF/x", "path_non_ascii", "byte outside ASCII in path"),
+        ("/admin./x", "path_trailing_dot", "path segment ending in '.'"),
+        ("/admin%2e/x?q=1", "path_trailing_dot", "path segment ending in '.'"),
+    ])
+    func aPathFormBackendsReadDifferentlyIs400WithItsOwnReason(path: String, reason: String, description: String) throws {
+        let harness = try Harness()
+        try harness.send("GET \(path) HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
+        let response = try harness.response()
+        try response.expectGatewayError("400 Bad Request", error: "bad_request")
+        #expect(try response.json()["error_description"] as? String == description)
+        #expect(!harness.channel.isActive)
+        #expect(harness.reasons == [reason: 1])
+        try harness.finish()
+    }
+
+    @Test(arguments: [
+        ("allow_semicolon", "/x/..;/admin/y"),
+        ("allow_encoded_percent", "/%2561dmin/x"),
+        ("allow_non_ascii", "/caf%C3%A9"),
+        ("allow_trailing_dot", "/admin./x"),
+    ])
+    func anOptedOutFormGoesOnToTheBearerToken(key: String, path: String) throws {
+        let harness = try Harness(extra: "path_firewall:\n  \(key): true\n")
+        try harness.send("GET \(path) HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
+        try harness.response().expectGatewayError("401 Unauthorized", error: "unauthorized", close: false)
+        #expect(harness.reasons == ["missing_token": 1])
+        try harness.finish()
+    }
+
+    // MARK: - Header count
+
+    @Test func moreHeaderFieldsThanTheLimitIs431() throws {
+        let harness = try Harness(limits: "  max_header_count: 10\n")
+        let fields = (0..<10).map { "X-F\($0): v\r\n" }.joined()
+        try harness.send("GET /api/ListUsers HTTP/1.1\r\nHost: api.example.com\r\n\(fields)\r\n")
+        let response = try harness.response()
+        try response.expectGatewayError("431 Request Header Fields Too Large", error: "request_header_too_large")
+        #expect(!harness.channel.isActive)
+        #expect(harness.reasons == ["too_many_headers": 1])
+        try harness.finish()
+    }
+
+    @Test func headerFieldsUpToTheLimitAreRead() throws {
+        let harness = try Harness(limits: "  max_header_count: 10\n")
+        let fields = (0..<9).map { "X-F\($0): v\r\n" }.joined()
+        try harness.send("GET /api/ListUsers HTTP/1.1\r\nHost: api.example.com\r\n\(fields)\r\n")
+        try harness.response().expectGatewayError("401 Unauthorized", error: "unauthorized", close: false)
+        try harness.finish()
+    }
+
+    @Test func theDefaultHeaderCountLimitIsAHundred() throws {
+        let harness = try Harness()
+        let fields = (0..<100).map { "X-F\($0): v\r\n" }.joined()
+        try harness.send("GET /api/ListUsers HTTP/1.1\r\nHost: api.example.com\r\n\(fields)\r\n")
+        try harness.response().expectGatewayError("431 Request Header Fields Too Large", error: "request_header_too_large")
         try harness.finish()
     }
 

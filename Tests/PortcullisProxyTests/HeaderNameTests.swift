@@ -16,6 +16,25 @@ import Testing
         #expect(HeaderName.equals(name, "authorization") == expected)
     }
 
+    @Test(arguments: [
+        ("X-Request-Id", true),
+        ("x_request_id", true),
+        ("X_REQUEST-ID", true),
+        ("x-request_id", true),
+        ("x\rrequest-id", false),
+        ("x-request_i", false),
+        ("x-request-i_", false),
+        ("x.request.id", false),
+    ])
+    func underscoreReadsAsDashWhenAsked(name: String, expected: Bool) {
+        let bytes = Array(name.utf8)
+        bytes.withUnsafeBytes { raw in
+            #expect(HeaderName.equalsReadingUnderscoreAsDash(raw, "x-request-id") == expected)
+            #expect(HeaderName.equalsReadingUnderscoreAsDash(raw, lowercased: Array("x-request-id".utf8)) == expected)
+            #expect(HeaderName.hasPrefixReadingUnderscoreAsDash(raw, "x-request-") == (expected || name.hasPrefix("x-request")))
+        }
+    }
+
     @Test func caseFoldingAppliesToLettersOnly() {
         // '-' (0x2D) and '\r' (0x0D) differ by 0x20, as do '@' and '`': not letters, not equal.
         #expect(!HeaderName.equals("x\rhost", "x-host"))

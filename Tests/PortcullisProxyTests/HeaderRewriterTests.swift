@@ -17,13 +17,21 @@ import Testing
         )
     }
 
-    static func upstream(_ pairs: [(String, String)], chunked: Bool = false) -> [(String, String)] {
+    static func upstream(
+        _ pairs: [(String, String)],
+        chunked: Bool = false,
+        dropsUnderscoredNames: Bool = false,
+        credentialHeaderName: String? = nil
+    ) -> [(String, String)] {
         var out = ByteBuffer()
+        var forwarding = Self.forwarding(chunked: chunked)
+        forwarding.dropsUnderscoredNames = dropsUnderscoredNames
+        forwarding.credentialHeaderName = credentialHeaderName
         HeaderRewriter.writeUpstreamHead(
             method: .GET,
             uri: "/api/ListUsers",
             fields: RequestFields(pairs),
-            Self.forwarding(chunked: chunked),
+            forwarding,
             into: &out
         )
         let (first, fields) = Self.fields(out)
@@ -103,6 +111,36 @@ import Testing
     func lookalikeHeaderIsKept(name: String) {
         let out = Self.upstream([("Host", "api.example.com"), (name, "kept")])
         #expect(out.contains { $0.0 == name && $0.1 == "kept" }, "\(name) was dropped: \(out)")
+    }
+
+    /// CGI, WSGI, PHP and many frameworks read `_` and `-` alike (`HTTP_X_FORWARDED_FOR`).
+    @Test(arguments: [
+        "X_Forwarded_For", "x_forwarded_for", "X-Forwarded_For", "X_FORWARDED_PROTO", "X_Forwarded_Host",
+        "X_Request_Id", "X_Real_IP", "X_Portcullis_Client_Id", "X_Portcullis_Client_Name", "x_portcullis-anything",
+        "X_MS_CLIENT_PRINCIPAL", "x_ms_client_principal_id", "X_HTTP_Method_Override", "X_Method_Override",
+        "X_HTTP_Method", "Proxy_Authorization", "Proxy_Connection", "Keep_Alive", "Transfer_Encoding",
+    ])
+    func aNameThatReadsAsADroppedHeaderWithUnderscoresIsDropped(name: String) {
+        let out = Self.upstream([("Host", "api.example.com"), (name, "from-client"), ("Accept", "*/*")])
+        #expect(!out.contains { $0.1 == "from-client" }, "\(name) survived: \(out)")
+        #expect(Self.same(out, [("Accept", "*/*")] + Self.added), "\(out)")
+    }
+
+    @Test func aNameThatReadsAsTheUpstreamCredentialHeaderIsDropped() {
+        let out = Self.upstream(
+            [("Host", "api.example.com"), ("X_Functions_Key", "from-client"), ("x-functions_key", "from-client")],
+            credentialHeaderName: "x-functions-key"
+        )
+        #expect(!out.contains { $0.1 == "from-client" }, "\(out)")
+    }
+
+    @Test(arguments: ["X_Custom_Trace", "Accept_Language", "X_Forwarded_Fore", "X_Portcullis", "Content_Type"])
+    func otherNamesWithUnderscoresAreKeptUnlessAllAreDropped(name: String) {
+        let kept = Self.upstream([("Host", "api.example.com"), (name, "kept"), ("X-Plain", "kept")])
+        #expect(kept.contains { $0.0 == name && $0.1 == "kept" }, "\(name) was dropped: \(kept)")
+        let dropped = Self.upstream([("Host", "api.example.com"), (name, "kept"), ("X-Plain", "kept")], dropsUnderscoredNames: true)
+        #expect(!dropped.contains { $0.0 == name }, "\(name) survived: \(dropped)")
+        #expect(Self.same(dropped, [("X-Plain", "kept")] + Self.added), "\(dropped)")
     }
 
     @Test func methodOverridesNeverReachTheBackendWhateverTheirCaseOrCount() {

@@ -14,10 +14,10 @@ import Testing
     }
 
     /// All events from `input`, fed in pieces of `split` bytes (0: all at once).
-    static func parse(_ input: String, split: Int = 0, maxHeadBytes: Int = 65_536) throws(RequestParseError)
+    static func parse(_ input: String, split: Int = 0, maxHeadBytes: Int = 65_536, maxFields: Int = 100) throws(RequestParseError)
         -> (events: [Parsed], heads: [ParsedRequestHead])
     {
-        var parser = RequestParser(maxHeadBytes: maxHeadBytes)
+        var parser = RequestParser(maxHeadBytes: maxHeadBytes, maxFields: maxFields)
         var events: [Parsed] = []
         var heads: [ParsedRequestHead] = []
         let bytes = Array(input.utf8)
@@ -116,6 +116,41 @@ import Testing
             } catch {
                 #expect(error.kind == .headTooLarge)
             }
+        }
+    }
+
+    /// A head with `Host` and `extra` more fields, all well under the byte limit.
+    static func head(fields extra: Int) -> String {
+        "GET / HTTP/1.1\r\nHost: x\r\n" + (0..<extra).map { "X-F\($0): v\r\n" }.joined() + "\r\n"
+    }
+
+    @Test(arguments: [0, 1, 7])
+    func headerFieldsUpToTheLimitAreAccepted(split: Int) throws {
+        let parsed = try Self.parse(Self.head(fields: 99), split: split, maxFields: 100)
+        #expect(parsed.heads.count == 1)
+        #expect(parsed.heads.first?.fields.count == 100)
+    }
+
+    @Test(arguments: [0, 1, 7])
+    func oneHeaderFieldOverTheLimitIsTooManyFields(split: Int) throws {
+        for (extra, limit) in [(100, 100), (5_000, 100), (3, 3)] {
+            do throws(RequestParseError) {
+                _ = try Self.parse(Self.head(fields: extra), split: split, maxFields: limit)
+                Issue.record("\(extra + 1) fields accepted with a limit of \(limit)")
+            } catch {
+                #expect(error.kind == .tooManyFields, "\(error)")
+            }
+        }
+    }
+
+    @Test func theDefaultLimitIsAHundredFields() throws {
+        var parser = RequestParser(maxHeadBytes: 65_536)
+        var buffer = ByteBuffer(string: Self.head(fields: 100))
+        do throws(RequestParseError) {
+            _ = try parser.next(&buffer)
+            Issue.record("101 fields accepted by default")
+        } catch {
+            #expect(error.kind == .tooManyFields)
         }
     }
 

@@ -7,7 +7,7 @@ public enum ConfigLoader {
     /// Every top-level key of the schema in DESIGN.md.
     public static let topLevelKeys = [
         "listen", "admin", "trusted_proxies", "upstream", "issuers", "roles", "clients", "logging", "limits",
-        "catalog", "compression", "tenant_directory", "client_limits",
+        "catalog", "compression", "tenant_directory", "client_limits", "path_firewall",
     ]
     /// Keys whose sections later stages interpret; accepted and kept as they are for now.
     static let deferredKeys: Set<String> = []
@@ -95,6 +95,7 @@ public enum ConfigLoader {
         let logging = sections["logging"].map { Self.logging($0, &errors) } ?? LoggingConfig()
         let limits = sections["limits"].map { Self.limits($0, &errors) } ?? Limits()
         let compression = sections["compression"].map { Self.compression($0, &errors) } ?? CompressionConfig()
+        let pathFirewall = sections["path_firewall"].map { Self.pathFirewall($0, &errors) } ?? PathFirewall()
         let issuers = sections["issuers"].map { Self.issuers($0, &errors) } ?? []
         let catalog = sections["catalog"].flatMap { Self.catalog($0, &errors) }
         var warnings: [ConfigError] = []
@@ -135,6 +136,7 @@ public enum ConfigLoader {
         config.tenantDirectory = tenantDirectory
         config.clientLimits = clientLimits
         config.warnings = warnings.sorted { ($0.location?.file ?? "", $0.location?.line ?? 0) < ($1.location?.file ?? "", $1.location?.line ?? 0) }
+        config.pathFirewall = pathFirewall
         return config
     }
 
@@ -229,7 +231,10 @@ public enum ConfigLoader {
         guard let entries = node.mapping(&errors) else { return nil }
         node.checkKeys(
             entries,
-            known: ["url", "profile", "timeout", "connect_timeout", "ca_file", "auth", "keepalive_timeout", "max_idle_connections", "receive_buffer"],
+            known: [
+                "url", "profile", "timeout", "connect_timeout", "ca_file", "auth", "keepalive_timeout", "max_idle_connections",
+                "receive_buffer", "case_insensitive_paths", "drop_headers_with_underscores",
+            ],
             &errors
         )
         guard let urlNode = entries.first(where: { $0.key == "url" })?.value else {
@@ -242,6 +247,7 @@ public enum ConfigLoader {
             return nil
         }
         var upstream = UpstreamConfig(scheme: scheme, host: host, port: port)
+        var caseSensitiveNode: ConfigNode?
         for entry in entries {
             let value = entry.value
             switch entry.key {
@@ -275,9 +281,19 @@ public enum ConfigLoader {
             case "auth":
                 upstream.authLocation = value.location
                 upstream.auth = Self.upstreamAuth(value, &errors)
+            case "drop_headers_with_underscores":
+                if let b = value.bool(&errors) { upstream.dropHeadersWithUnderscores = b }
+            case "case_insensitive_paths":
+                if let b = value.bool(&errors) {
+                    upstream.caseInsensitivePaths = b
+                    if !b { caseSensitiveNode = value }
+                }
             default:
                 break
             }
+        }
+        if let caseSensitiveNode, upstream.profile == "cipp" {
+            errors.append(caseSensitiveNode.error("profile cipp routes paths case-insensitively; case_insensitive_paths cannot be false"))
         }
         return upstream
     }
@@ -337,8 +353,8 @@ public enum ConfigLoader {
         node.checkKeys(
             entries,
             known: ["client_header_timeout", "idle_timeout", "client_body_timeout", "send_timeout", "max_connections",
-                "max_header_bytes", "max_inspect_body", "drain_timeout", "token_cache_size", "client_send_buffer",
-                "max_batch_items"],
+                "max_header_bytes", "max_header_count", "max_inspect_body", "drain_timeout", "token_cache_size",
+                "client_send_buffer", "max_batch_items"],
             &errors
         )
         for entry in entries {
@@ -358,6 +374,8 @@ public enum ConfigLoader {
                 if let n = value.integer(&errors, in: 1...1_000_000) { limits.maxConnections = n }
             case "max_header_bytes":
                 if let n = value.integer(&errors, in: 1024...1_048_576) { limits.maxHeaderBytes = n }
+            case "max_header_count":
+                if let n = value.integer(&errors, in: 1...10_000) { limits.maxHeaderCount = n }
             case "token_cache_size":
                 if let n = value.integer(&errors, in: 0...1_000_000) { limits.tokenCacheSize = n }
             case "client_send_buffer":
@@ -407,6 +425,23 @@ public enum ConfigLoader {
             }
         }
         return compression
+    }
+
+    static func pathFirewall(_ node: ConfigNode, _ errors: inout [ConfigError]) -> PathFirewall {
+        var firewall = PathFirewall()
+        guard let entries = node.mapping(&errors) else { return firewall }
+        node.checkKeys(entries, known: ["allow_semicolon", "allow_encoded_percent", "allow_non_ascii", "allow_trailing_dot"], &errors)
+        for entry in entries {
+            let value = entry.value
+            switch entry.key {
+            case "allow_semicolon": if let b = value.bool(&errors) { firewall.allowSemicolon = b }
+            case "allow_encoded_percent": if let b = value.bool(&errors) { firewall.allowEncodedPercent = b }
+            case "allow_non_ascii": if let b = value.bool(&errors) { firewall.allowNonASCII = b }
+            case "allow_trailing_dot": if let b = value.bool(&errors) { firewall.allowTrailingDot = b }
+            default: break
+            }
+        }
+        return firewall
     }
 
     private static func positive(_ node: ConfigNode, _ errors: inout [ConfigError]) -> ConfigDuration? {

@@ -11,6 +11,8 @@ public struct GatewayConfig: Sendable {
     public var trustedProxies: CIDRSet
     public var logging: LoggingConfig
     public var limits: Limits
+    /// `path_firewall:`: path forms refused before the rules (all of them unless opted out).
+    public var pathFirewall: PathFirewall = PathFirewall()
     /// `compression:`: gzip/deflate of upstream responses for clients that accept it.
     public var compression: CompressionConfig = CompressionConfig()
     public var issuers: [IssuerConfig]
@@ -152,9 +154,16 @@ public struct UpstreamConfig: Sendable {
     public var caFile: String?
     /// `cipp` or `generic`; interpreted by the policy stage.
     public var profile: String
-    /// The CIPP profile: endpoint names are case-insensitive, so rules match ASCII
-    /// case-insensitively.
-    public var pathsAreCaseInsensitive: Bool { self.profile == "cipp" }
+    /// `case_insensitive_paths`: the backend routes paths ASCII case-insensitively (ASP.NET,
+    /// IIS, Azure Functions), so rules must match that way too.
+    public var caseInsensitivePaths: Bool = false
+    /// Rules match ASCII case-insensitively: `case_insensitive_paths`, or the CIPP profile
+    /// (its endpoint names are case-insensitive), which cannot turn it off.
+    public var pathsAreCaseInsensitive: Bool { self.caseInsensitivePaths || self.profile == "cipp" }
+    /// `drop_headers_with_underscores`: no client header whose name holds `_` is forwarded
+    /// (nginx's default). Off, only names that read as a header the gateway sets or removes
+    /// once `_` is read as `-` are dropped.
+    public var dropHeadersWithUnderscores: Bool = false
     /// Pooled idle upstream connections are closed after this long (keep below the backend's).
     public var keepaliveTimeout: ConfigDuration
     /// Idle upstream connections kept per event loop.
@@ -282,6 +291,8 @@ public struct Limits: Sendable {
     public var clientSendBuffer: Int = Limits.defaultClientSendBuffer
     public var maxConnections: Int = 10_000
     public var maxHeaderBytes: Int = 65_536
+    /// Header fields in one request head (431 beyond).
+    public var maxHeaderCount: Int = Limits.defaultMaxHeaderCount
     public var maxInspectBody: Int = 1_048_576
     public var drainTimeout: ConfigDuration = .seconds(30)
     /// Verified tokens remembered per event loop (0: verify every request).
@@ -295,6 +306,8 @@ public struct Limits: Sendable {
     /// 128 KiB (the kernel doubles it for its bookkeeping) bounds that and still fills a
     /// client's link at a few MB/s per connection over a 20 ms round trip.
     public static let defaultClientSendBuffer = 131_072
+
+    public static let defaultMaxHeaderCount = 100
 
     public init() {}
 }

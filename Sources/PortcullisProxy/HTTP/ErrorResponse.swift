@@ -63,6 +63,11 @@ struct ErrorResponse {
         error: "request_header_too_large",
         description: "the request head exceeds the configured limit"
     )
+    static let tooManyHeaderFields = ErrorResponse(
+        status: .requestHeaderFieldsTooLarge,
+        error: "request_header_too_large",
+        description: "the request has more header fields than the configured limit"
+    )
     static let requestTimeout = ErrorResponse(
         status: .requestTimeout,
         error: "request_timeout",

@@ -46,6 +46,48 @@ enum HeaderName {
         return true
     }
 
+    /// `bytes` equals `lowercase` ignoring ASCII case and reading `_` in `bytes` as `-`:
+    /// CGI, WSGI, PHP and many frameworks turn both into `_` (`HTTP_X_FORWARDED_FOR`), so to
+    /// them `X_Forwarded_For` is `X-Forwarded-For`. `lowercase` must be lowercase ASCII.
+    @inline(__always)
+    static func equalsReadingUnderscoreAsDash(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        let count = lowercase.utf8CodeUnitCount
+        guard bytes.count == count else { return false }
+        let expected = lowercase.utf8Start
+        for index in 0..<count {
+            let byte = bytes[index]
+            let want = expected[index]
+            if byte != want && !(byte ^ 0x20 == want && want >= 0x61 && want <= 0x7A)
+                && !(byte == UInt8(ascii: "_") && want == UInt8(ascii: "-"))
+            {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// `hasPrefix` reading `_` in `bytes` as `-` (see `equalsReadingUnderscoreAsDash`).
+    @inline(__always)
+    static func hasPrefixReadingUnderscoreAsDash(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        let count = lowercase.utf8CodeUnitCount
+        return bytes.count >= count
+            && Self.equalsReadingUnderscoreAsDash(UnsafeRawBufferPointer(rebasing: bytes[0..<count]), lowercase)
+    }
+
+    /// `equals(_:lowercased:)` reading `_` in `bytes` as `-`.
+    static func equalsReadingUnderscoreAsDash(_ bytes: UnsafeRawBufferPointer, lowercased: [UInt8]) -> Bool {
+        bytes.count == lowercased.count
+            && zip(bytes, lowercased).allSatisfy {
+                $0 == $1 || ($0 >= 0x41 && $0 <= 0x5A && $0 | 0x20 == $1) || ($0 == UInt8(ascii: "_") && $1 == UInt8(ascii: "-"))
+            }
+    }
+
+    /// `bytes` holds a `_`.
+    @inline(__always)
+    static func containsUnderscore(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.contains(UInt8(ascii: "_"))
+    }
+
     /// `bytes` starts with `lowercase` ignoring ASCII case; `lowercase` must be lowercase ASCII.
     @inline(__always)
     static func hasPrefix(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {

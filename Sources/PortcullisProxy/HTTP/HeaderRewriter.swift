@@ -9,6 +9,8 @@ import NIOHTTP1
 /// `x-ms-client-principal*`, which Azure's front end would otherwise be trusted to have set,
 /// and the method-override headers (`X-HTTP-Method-Override`, `X-Method-Override`,
 /// `X-HTTP-Method`): frameworks that honour them would run a method the role decision never saw.
+/// A name that is one of these once `_` is read as `-` (`X_Forwarded_For`) is dropped too, and
+/// with `upstream.drop_headers_with_underscores` every name holding a `_`.
 enum HeaderRewriter {
     private enum RequestHeader {
         case keep
@@ -19,47 +21,54 @@ enum HeaderRewriter {
         case traceparent
     }
 
+    /// Names are compared reading `_` as `-`: a backend that maps headers to variables
+    /// (`HTTP_X_FORWARDED_FOR`) would take `X_Forwarded_For` for the header dropped here.
+    @inline(__always)
+    private static func named(_ name: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        HeaderName.equalsReadingUnderscoreAsDash(name, lowercase)
+    }
+
     @inline(__always)
     private static func classifyRequest(_ name: UnsafeRawBufferPointer) -> RequestHeader {
         switch name.count {
         case 2:
-            return HeaderName.equals(name, "te") ? .drop : .keep
+            return Self.named(name, "te") ? .drop : .keep
         case 4:
-            return HeaderName.equals(name, "host") ? .host : .keep
+            return Self.named(name, "host") ? .host : .keep
         case 6:
-            return HeaderName.equals(name, "expect") ? .drop : .keep
+            return Self.named(name, "expect") ? .drop : .keep
         case 7:
-            return HeaderName.equals(name, "trailer") || HeaderName.equals(name, "upgrade") ? .drop : .keep
+            return Self.named(name, "trailer") || Self.named(name, "upgrade") ? .drop : .keep
         case 9:
-            return HeaderName.equals(name, "forwarded") || HeaderName.equals(name, "x-real-ip") ? .drop : .keep
+            return Self.named(name, "forwarded") || Self.named(name, "x-real-ip") ? .drop : .keep
         case 11:
-            return HeaderName.equals(name, "traceparent") ? .traceparent : .keep
+            return Self.named(name, "traceparent") ? .traceparent : .keep
         case 10:
-            if HeaderName.equals(name, "connection") { return .connection }
-            return HeaderName.equals(name, "keep-alive") ? .drop : .keep
+            if Self.named(name, "connection") { return .connection }
+            return Self.named(name, "keep-alive") ? .drop : .keep
         case 12:
-            return HeaderName.equals(name, "x-request-id") ? .drop : .keep
+            return Self.named(name, "x-request-id") ? .drop : .keep
         case 13:
-            if HeaderName.equals(name, "authorization") || HeaderName.equals(name, "x-http-method") { return .drop }
+            if Self.named(name, "authorization") || Self.named(name, "x-http-method") { return .drop }
             return Self.prefixed(name)
         case 15:
-            return HeaderName.equals(name, "x-forwarded-for") ? .drop : Self.prefixed(name)
+            return Self.named(name, "x-forwarded-for") ? .drop : Self.prefixed(name)
         case 16:
-            if HeaderName.equals(name, "proxy-connection") || HeaderName.equals(name, "x-forwarded-host") {
+            if Self.named(name, "proxy-connection") || Self.named(name, "x-forwarded-host") {
                 return .drop
             }
             return Self.prefixed(name)
         case 17:
-            if HeaderName.equals(name, "transfer-encoding") || HeaderName.equals(name, "x-forwarded-proto")
-                || HeaderName.equals(name, "x-method-override")
+            if Self.named(name, "transfer-encoding") || Self.named(name, "x-forwarded-proto")
+                || Self.named(name, "x-method-override")
             {
                 return .drop
             }
             return Self.prefixed(name)
         case 19:
-            return HeaderName.equals(name, "proxy-authorization") ? .drop : Self.prefixed(name)
+            return Self.named(name, "proxy-authorization") ? .drop : Self.prefixed(name)
         case 22:
-            return HeaderName.equals(name, "x-http-method-override") ? .drop : Self.prefixed(name)
+            return Self.named(name, "x-http-method-override") ? .drop : Self.prefixed(name)
         default:
             return name.count > 13 ? Self.prefixed(name) : .keep
         }
@@ -67,7 +76,9 @@ enum HeaderRewriter {
 
     @inline(__always)
     private static func prefixed(_ name: UnsafeRawBufferPointer) -> RequestHeader {
-        if HeaderName.hasPrefix(name, "x-portcullis-") || HeaderName.hasPrefix(name, "x-ms-client-principal") {
+        if HeaderName.hasPrefixReadingUnderscoreAsDash(name, "x-portcullis-")
+            || HeaderName.hasPrefixReadingUnderscoreAsDash(name, "x-ms-client-principal")
+        {
             return .drop
         }
         return .keep
@@ -89,6 +100,8 @@ enum HeaderRewriter {
         var credentialLine: [UInt8]? = nil
         /// The lowercased name of a configured fixed header: client-sent copies are dropped.
         var credentialHeaderName: String? = nil
+        /// `upstream.drop_headers_with_underscores`: no client field whose name holds `_` goes on.
+        var dropsUnderscoredNames = false
     }
 
     /// Writes the upstream request head: request line, the client's fields minus those
@@ -231,7 +244,8 @@ enum HeaderRewriter {
         switch Self.classifyRequest(name) {
         case .keep:
             if !named.isEmpty && Self.contains(named, name) { return .skip }
-            if let own, HeaderName.equals(name, lowercased: own) { return .skip }
+            if let own, HeaderName.equalsReadingUnderscoreAsDash(name, lowercased: own) { return .skip }
+            if forwarding.dropsUnderscoredNames && HeaderName.containsUnderscore(name) { return .skip }
             return .write
         case .host:
             return .host

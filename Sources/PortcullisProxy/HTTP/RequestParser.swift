@@ -7,6 +7,7 @@ import Darwin
 #endif
 import NIOCore
 import NIOHTTP1
+import PortcullisPolicy
 
 /// A client's request head, and what the request path needs to know of its headers, found
 /// while parsing so that no handler walks the header list for it again.
@@ -92,6 +93,8 @@ struct RequestParseError: Error, CustomStringConvertible {
         case malformed
         /// 431: the head is longer than `max_header_bytes`.
         case headTooLarge
+        /// 431: the head has more fields than `max_header_count`.
+        case tooManyFields
     }
 
     var kind: Kind
@@ -129,11 +132,12 @@ struct RequestParser {
     }
 
     private let maxHeadBytes: Int
+    private let maxFields: Int
     private var state: State = .head
     private var chunked: ChunkedBodyDecoder
     /// The head being read; its lines are judged as they complete, so a bad one is refused
     /// without waiting for the rest of the head.
-    private var builder = HeadBuilder(reusing: RequestFields(), readsAcceptEncoding: false)
+    private var builder: HeadBuilder
     /// An incomplete line of a head split across reads (rare: most heads come in one read).
     private var partialLine: ByteBuffer?
     /// Bytes of `partialLine` already scanned for its end: a line fed a byte at a time is
@@ -145,8 +149,12 @@ struct RequestParser {
         didSet { self.builder.readsAcceptEncoding = self.readsAcceptEncoding }
     }
 
-    init(maxHeadBytes: Int) {
+    /// `maxFields`: header fields one head may have (`limits.max_header_count`); trailers,
+    /// which are not forwarded, count only against `maxHeadBytes`.
+    init(maxHeadBytes: Int, maxFields: Int = Limits.defaultMaxHeaderCount) {
         self.maxHeadBytes = maxHeadBytes
+        self.maxFields = maxFields
+        self.builder = HeadBuilder(reusing: RequestFields(), readsAcceptEncoding: false, maxFields: maxFields)
         self.chunked = ChunkedBodyDecoder(lenient: false, maxTrailerBytes: maxHeadBytes)
     }
 
@@ -258,7 +266,11 @@ struct RequestParser {
             if result.complete {
                 buffer.moveReaderIndex(forwardBy: result.consumed)
                 defer {
-                    self.builder = HeadBuilder(reusing: self.builder.fieldStorage.forReuse, readsAcceptEncoding: self.readsAcceptEncoding)
+                    self.builder = HeadBuilder(
+                        reusing: self.builder.fieldStorage.forReuse,
+                        readsAcceptEncoding: self.readsAcceptEncoding,
+                        maxFields: self.maxFields
+                    )
                 }
                 do throws(HTTPFramingError) {
                     return try self.builder.finish()
@@ -271,6 +283,9 @@ struct RequestParser {
         case .failure(let error):
             if self.builder.bytes > limit {
                 throw RequestParseError(.headTooLarge, "request head larger than \(limit) bytes")
+            }
+            if self.builder.hasTooManyFields {
+                throw RequestParseError(.tooManyFields, error.description)
             }
             throw RequestParseError(.malformed, error.description)
         }
@@ -312,12 +327,16 @@ private struct HeadBuilder {
     private var traceID: String?
     private var acceptEncoding: ContentCoding?
     var readsAcceptEncoding = false
+    private let maxFields: Int
+    /// The head was refused for having more than `maxFields` fields (431, not 400).
+    private(set) var hasTooManyFields = false
 
     /// `fields` is emptied when the request line comes, by when the head that last used it
     /// is usually gone, so that its memory is reused.
-    init(reusing fields: RequestFields, readsAcceptEncoding: Bool) {
+    init(reusing fields: RequestFields, readsAcceptEncoding: Bool, maxFields: Int) {
         self.fields = fields
         self.readsAcceptEncoding = readsAcceptEncoding
+        self.maxFields = maxFields
     }
 
     /// The fields read so far (for the next head to reuse).
@@ -399,6 +418,10 @@ private struct HeadBuilder {
 
     /// field-line = field-name ":" OWS field-value OWS
     private mutating func fieldLine(_ p: UnsafeRawBufferPointer) throws(HTTPFramingError) {
+        guard self.fields.count < self.maxFields else {
+            self.hasTooManyFields = true
+            throw HTTPFramingError("more than \(self.maxFields) header fields")
+        }
         var index = 0
         while index < p.count && HTTPSyntax.isTokenByte(p[index]) { index += 1 }
         guard index > 0, index < p.count, p[index] == UInt8(ascii: ":") else {

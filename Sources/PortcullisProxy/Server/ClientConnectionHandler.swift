@@ -122,7 +122,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.loop = loop
         self.settings = loop.settings
         self.forwardedProto = forwardedProto
-        self.parser = RequestParser(maxHeadBytes: maxHeadBytes)
+        self.parser = RequestParser(maxHeadBytes: maxHeadBytes, maxFields: loop.settings.maxHeaderCount)
         self.parser.readsAcceptEncoding = loop.settings.compression != nil
     }
 
@@ -296,6 +296,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             return self.respondLocally(.badRequest("\(error)"), close: true, reason: "bad_request")
         }
         self.log!.path = String(target.path)
+        if let violation = settings.pathFirewall.check(target.path) {
+            return self.respondLocally(.badRequest(violation.description), close: true, reason: violation.reason)
+        }
         if parsed.hasUnsupportedExpectation {
             return self.respondLocally(.expectationFailed, close: true, reason: "expectation_failed")
         }
@@ -360,6 +363,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         )
         forwarding.credentialLine = credentialLine
         forwarding.credentialHeaderName = settings.credentialHeaderName
+        forwarding.dropsUnderscoredNames = settings.dropsUnderscoredHeaderNames
         var upstreamHead = self.context.channel.allocator.buffer(capacity: 512)
         HeaderRewriter.writeUpstreamHead(
             method: parsed.method,
@@ -786,9 +790,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         switch self.response {
         case .waiting:
             if self.leasedReusedConnection && !self.retried && !self.requestHasBody && self.isIdempotent
-                && self.request == .complete
+                && self.request == .complete && !connection.hasReceivedResponseBytes
             {
                 // A pooled connection the upstream had already closed: retry once, on a new one.
+                // Never once a byte came back (a 1xx or `101` included): the backend has read
+                // the request.
                 self.retried = true
                 self.upstream = .none
                 self.lease(fresh: true)
@@ -1076,9 +1082,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         guard self.response == .waiting else { return self.abortConnection(reason: "bad_request") }
         self.releaseUpstream(reusable: false)
         self.pendingParts.removeAll()
-        let response: ErrorResponse =
-            error.kind == .headTooLarge ? .headerTooLarge : .badRequest(error.description)
-        self.respondLocally(response, close: true, reason: error.kind == .headTooLarge ? "header_too_large" : "bad_request")
+        switch error.kind {
+        case .headTooLarge: self.respondLocally(.headerTooLarge, close: true, reason: "header_too_large")
+        case .tooManyFields: self.respondLocally(.tooManyHeaderFields, close: true, reason: "too_many_headers")
+        case .malformed: self.respondLocally(.badRequest(error.description), close: true, reason: "bad_request")
+        }
     }
 
     /// Writes bytes that end the connection, then closes it.

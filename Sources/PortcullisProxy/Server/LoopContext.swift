@@ -29,8 +29,14 @@ final class ProxySettings: Sendable {
     let policy: AccessPolicy
     /// `profile: cipp`: endpoint names, tenants and `$batch` are checked; nil otherwise.
     let cipp: CIPPSettings?
+    /// `path_firewall:`: path forms refused before the rules.
+    let pathFirewall: PathFirewall
+    /// `upstream.drop_headers_with_underscores`.
+    let dropsUnderscoredHeaderNames: Bool
     /// The most body bytes read to decide a request (tenant in a JSON body, `$batch`).
     let maxInspectBody: Int
+    /// `limits.max_header_count`, for connections accepted under these settings.
+    let maxHeaderCount: Int
     /// For the access log's `rule`, by index into `policy.rules`: `role file:line key`.
     let ruleNames: [String]
     /// The built-in issuer's `/oauth/token`, `/oauth/revoke` and `/.well-known/jwks.json`;
@@ -70,7 +76,10 @@ final class ProxySettings: Sendable {
         self.tokenCacheSize = config.limits.tokenCacheSize
         self.policy = config.policy
         self.cipp = config.upstream.profile == "cipp" ? CIPPSettings(config) : nil
+        self.pathFirewall = config.pathFirewall
+        self.dropsUnderscoredHeaderNames = config.upstream.dropHeadersWithUnderscores
         self.maxInspectBody = config.limits.maxInspectBody
+        self.maxHeaderCount = config.limits.maxHeaderCount
         self.compression = CompressionSettings(config.compression)
         self.ruleNames = config.policy.rules.map { rule in
             [rule.roleName, rule.location.map { "\($0)" }, rule.key].compactMap { $0 }.joined(separator: " ")

@@ -30,6 +30,9 @@ final class UpstreamConnection: ChannelDuplexHandler {
     private(set) var isReusable = true
     private var isActive = false
     private var readPending = false
+    /// A byte came back since the last request head was written: that request reached the
+    /// backend's application (an interim 1xx or a `101` counts), so it is never sent again.
+    private(set) var hasReceivedResponseBytes = false
     var idleSince: NIODeadline = .now()
 
     init(pool: UpstreamPool) {
@@ -73,6 +76,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
     /// Sends a request head; its response is parsed next.
     func writeHead(_ head: ByteBuffer, isHEAD: Bool) {
         self.parser.expectResponse(toHEAD: isHEAD)
+        self.hasReceivedResponseBytes = false
         self.context.write(self.wrapOutboundOut(head), promise: nil)
     }
 
@@ -116,6 +120,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
             self.close()
             return
         }
+        if buffer.readableBytes > 0 { self.hasReceivedResponseBytes = true }
         do {
             while let event = try self.parser.next(&buffer) {
                 switch event {
