@@ -160,6 +160,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
+    /// The context holds this handler and this handler holds the context: letting go of it
+    /// here is what frees both once the channel has closed.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     /// The first bytes of a request head start its `client_header_timeout`, so an idle
     /// keep-alive connection (closed quietly after `idle_timeout`) is told apart from a slow
     /// request head (408).
@@ -252,7 +258,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     var flushDeferred = false
 
     func flushNow() {
-        if self.isOpen { self.context.flush() }
+        if self.isOpen { self.context?.flush() }
     }
 
     private func requestHeadReceived(_ parsed: ParsedRequestHead) {

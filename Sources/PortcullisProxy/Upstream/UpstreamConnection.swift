@@ -48,6 +48,12 @@ final class UpstreamConnection: ChannelDuplexHandler {
         self.isActive = context.channel.isActive
     }
 
+    /// The context holds this handler and this handler holds the context: letting go of it
+    /// here is what frees both once the channel has closed.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         self.isActive = true
         context.fireChannelActive()
@@ -65,7 +71,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
         }
         if self.readPending {
             self.readPending = false
-            self.context.read()
+            self.context?.read()
         }
     }
 
@@ -93,7 +99,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
     var flushDeferred = false
 
     func flushNow() {
-        self.context.flush()
+        self.context?.flush()
     }
 
     func close() {
@@ -107,7 +113,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
     func resumeReading() {
         if self.readPending {
             self.readPending = false
-            self.context.read()
+            self.context?.read()
         }
     }
 

@@ -258,6 +258,17 @@ final class PortcullisProcess: @unchecked Sendable {
         self.procStatusField("VmRSS")
     }
 
+    /// User and system CPU time so far, in seconds (/proc/PID/stat); 0 once the process has gone.
+    var cpuSeconds: Double {
+        guard let text = try? String(contentsOfFile: "/proc/\(self.pid)/stat", encoding: .utf8),
+            let end = text.lastIndex(of: ")")
+        else { return 0 }
+        // After "pid (comm)": state is field 3, utime and stime are fields 14 and 15.
+        let fields = text[text.index(after: end)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
     private func procStatusField(_ name: String) -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/\(self.pid)/status", encoding: .utf8) else {
             return nil
