@@ -70,12 +70,15 @@ public enum RequestDecision {
         public var tenant: String?
         /// For a `$batch`, the item that was denied (0-based).
         public var batchItem: Int?
+        /// What the request counts as against rate limits and quotas: a `$batch` its items.
+        public var cost: Int
 
-        public init(reason: Reason, rule: Int? = nil, tenant: String? = nil, batchItem: Int? = nil) {
+        public init(reason: Reason, rule: Int? = nil, tenant: String? = nil, batchItem: Int? = nil, cost: Int = 1) {
             self.reason = reason
             self.rule = rule
             self.tenant = tenant
             self.batchItem = batchItem
+            self.cost = cost
         }
     }
 
@@ -167,7 +170,7 @@ public enum RequestDecision {
                 }
                 return verdict
             }
-            return .allow(Outcome(reason: .allowed, rule: nil))
+            return .allow(Outcome(reason: .allowed, rule: nil, cost: max(1, items.count)))
         }
     }
 

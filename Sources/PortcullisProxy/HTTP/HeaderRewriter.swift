@@ -299,12 +299,13 @@ enum HeaderRewriter {
         chunked: Bool,
         close: Bool,
         encoding: ContentCoding? = nil,
+        extraLines: String? = nil,
         into out: inout ByteBuffer
     ) {
         let named = head.connectionNamesHeaders ? Self.connectionNamed(head) : []
         if encoding == nil {
             // The head is copied line by line minus some: at most its own size, plus ours.
-            var size = head.bytes.readableBytes + Self.fieldSize("X-Request-Id", requestID)
+            var size = head.bytes.readableBytes + Self.fieldSize("X-Request-Id", requestID) + (extraLines?.utf8.count ?? 0)
             if chunked { size += Self.chunkedLine.utf8CodeUnitCount }
             if close { size += Self.closeLine.utf8CodeUnitCount }
             out.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { memory in
@@ -327,6 +328,10 @@ enum HeaderRewriter {
                     }
                 }
                 Self.writeField("X-Request-Id", requestID, into: &writer)
+                if let extraLines {
+                    var lines = extraLines
+                    lines.withUTF8 { writer.write(UnsafeRawBufferPointer($0)) }
+                }
                 if chunked { writer.write(Self.chunkedLine) }
                 if close { writer.write(Self.closeLine) }
                 writer.write("\r\n" as StaticString)
@@ -352,6 +357,7 @@ enum HeaderRewriter {
             }
         }
         Self.writeField("X-Request-Id", requestID, into: &out)
+        if let extraLines { out.writeString(extraLines) }
         // A second `Vary` line extends the upstream's list (RFC 9110 5.3).
         if let encoding { out.writeStaticString(encoding.headerLine) }
         if chunked { out.writeStaticString("Transfer-Encoding: chunked\r\n") }

@@ -13,6 +13,8 @@ enum RequestPolicy {
         var reason: String
         var rule: Int? = nil
         var tenant: String? = nil
+        /// What the request counts as against the client's rate and quota.
+        var cost = 1
 
         init(reason: String, rule: Int? = nil, tenant: String? = nil) {
             self.reason = reason
@@ -22,6 +24,7 @@ enum RequestPolicy {
 
         init(_ outcome: RequestDecision.Outcome) {
             self.init(reason: outcome.reason.rawValue, rule: outcome.rule, tenant: outcome.tenant)
+            self.cost = outcome.cost
         }
     }
 

@@ -23,6 +23,8 @@ public final class GatewayServer: Sendable {
     private let openConnections: ManagedAtomic<Int>
     private let draining: ManagedAtomic<Bool>
     private let builtin: BuiltinIssuerRuntime?
+    /// Each client's limit counters, kept across reloads.
+    private let limiters: LimiterRegistry
     private let adminAPI: AdminAPI?
     private let logger: Logger
     /// One per `listen[].tls` listener; a reload swaps the contexts in place.
@@ -39,10 +41,12 @@ public final class GatewayServer: Sendable {
         draining: ManagedAtomic<Bool>,
         metrics: GatewayMetrics,
         builtin: BuiltinIssuerRuntime?,
+        limiters: LimiterRegistry,
         adminAPI: AdminAPI?,
         logger: Logger
     ) {
         self.builtin = builtin
+        self.limiters = limiters
         self.adminAPI = adminAPI
         self.group = group
         self.channels = channels
@@ -71,7 +75,9 @@ public final class GatewayServer: Sendable {
             try listener.tls.map { DownstreamTLS.Slot(address: listener.address, context: try DownstreamTLS.makeContext($0)) }
         }
         let builtin = try BuiltinIssuerRuntime.make(config, logger: logger)
-        let settings = try ProxySettings(config, issuerKeys: issuerKeys, builtin: builtin, upstreamCredential: upstreamCredential)
+        let limiters = LimiterRegistry()
+        let settings = try ProxySettings(
+            config, issuerKeys: issuerKeys, builtin: builtin, upstreamCredential: upstreamCredential, limiters: limiters)
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
         for loop in group.makeIterator() {
             contexts[ObjectIdentifier(loop)] = try await loop.submit {
@@ -174,6 +180,7 @@ public final class GatewayServer: Sendable {
             draining: draining,
             metrics: metrics,
             builtin: builtin,
+            limiters: limiters,
             adminAPI: adminAPI,
             logger: logger
         )
@@ -250,7 +257,8 @@ public final class GatewayServer: Sendable {
         }
         // Built first: a bad certificate or key fails the whole reload, old contexts included.
         let tlsContexts = try DownstreamTLS.reloadedContexts(config, slots: self.tlsSlots, logger: self.logger)
-        let settings = try ProxySettings(config, issuerKeys: issuerKeys, builtin: self.builtin, upstreamCredential: upstreamCredential)
+        let settings = try ProxySettings(
+            config, issuerKeys: issuerKeys, builtin: self.builtin, upstreamCredential: upstreamCredential, limiters: self.limiters)
         try self.adminAPI?.update(config)
         for context in self.contexts.values {
             try await context.eventLoop.submit { context.value.update(settings) }.get()

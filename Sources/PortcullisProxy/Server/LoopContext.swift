@@ -47,6 +47,8 @@ final class ProxySettings: Sendable {
     /// The credential's header name when client-sent copies must be dropped (a fixed header;
     /// `Authorization` is dropped anyway).
     let credentialHeaderName: String?
+    /// Each client's limits and counters by policy index; nil where no limit applies.
+    let clientLimits: [ClientLimitSlot?]
     /// `compression:`; nil when off (one check per response).
     let compression: CompressionSettings?
 
@@ -54,7 +56,8 @@ final class ProxySettings: Sendable {
         _ config: GatewayConfig,
         issuerKeys: [String: any IssuerKeyProvider] = [:],
         builtin: BuiltinIssuerRuntime? = nil,
-        upstreamCredential: UpstreamCredential? = nil
+        upstreamCredential: UpstreamCredential? = nil,
+        limiters: LimiterRegistry = LimiterRegistry()
     ) throws {
         if config.upstream.auth != nil && upstreamCredential?.config != config.upstream.auth {
             throw GatewayError("upstream.auth is configured but its credential was not obtained")
@@ -81,6 +84,7 @@ final class ProxySettings: Sendable {
         self.maxInspectBody = config.limits.maxInspectBody
         self.maxHeaderCount = config.limits.maxHeaderCount
         self.compression = CompressionSettings(config.compression)
+        self.clientLimits = ClientLimitSlot.compile(config, registry: limiters)
         self.ruleNames = config.policy.rules.map { rule in
             [rule.roleName, rule.location.map { "\($0)" }, rule.key].compactMap { $0 }.joined(separator: " ")
         }
