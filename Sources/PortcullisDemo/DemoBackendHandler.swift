@@ -110,7 +110,18 @@ final class DemoBackendHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelWritabilityChanged()
     }
 
+    /// A `/demo/slow` request counted in the stats' in-flight figure.
+    private var countedSlow = false
+
+    private func endSlow() {
+        if self.countedSlow {
+            self.countedSlow = false
+            self.tracker.slowEnded()
+        }
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        self.endSlow()
         if case .waiting(let timer) = self.state {
             timer.cancel()
         }
@@ -149,8 +160,11 @@ final class DemoBackendHandler: ChannelInboundHandler, RemovableChannelHandler {
             ]
             self.respond(context: context, request, DemoJSONResponse(echo))
         case .slow(let milliseconds):
+            self.tracker.slowStarted()
+            self.countedSlow = true
             self.state = .waiting(
                 context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(milliseconds)) {
+                    self.endSlow()
                     guard case .waiting = self.state else { return }
                     self.respond(context: context, request, DemoJSONResponse(["slept_ms": milliseconds]))
                 }
@@ -334,6 +348,8 @@ final class DemoBackendHandler: ChannelInboundHandler, RemovableChannelHandler {
             "connections_accepted": stats.connectionsAccepted,
             "connections_open": stats.connectionsOpen,
             "requests": stats.requests,
+            "slow_in_flight": stats.slowInFlight,
+            "slow_in_flight_max": stats.slowInFlightMax,
         ]
     }
 

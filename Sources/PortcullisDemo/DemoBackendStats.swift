@@ -7,6 +7,9 @@ public struct DemoBackendStats: Sendable, Equatable {
     public var connectionsOpen: Int
     /// Request heads received, the current `/demo/stats` request included.
     public var requests: Int
+    /// `/demo/slow` requests waiting now, and the most that ever waited at once.
+    public var slowInFlight = 0
+    public var slowInFlightMax = 0
 
     public init(connectionsAccepted: Int = 0, connectionsOpen: Int = 0, requests: Int = 0) {
         self.connectionsAccepted = connectionsAccepted
@@ -53,11 +56,23 @@ final class DemoConnectionTracker: Sendable {
         self.state.withLockedValue { $0.stats.requests += 1 }
     }
 
+    func slowStarted() {
+        self.state.withLockedValue { state in
+            state.stats.slowInFlight += 1
+            state.stats.slowInFlightMax = max(state.stats.slowInFlightMax, state.stats.slowInFlight)
+        }
+    }
+
+    func slowEnded() {
+        self.state.withLockedValue { $0.stats.slowInFlight -= 1 }
+    }
+
     /// Zeroes the accepted and request counts; the open count stays the live number.
     func reset() {
         self.state.withLockedValue { state in
             state.stats.connectionsAccepted = 0
             state.stats.requests = 0
+            state.stats.slowInFlightMax = state.stats.slowInFlight
         }
     }
 

@@ -199,6 +199,15 @@ struct Explain: ParsableCommand {
         if case .needsBody(let check) = verdict, let cipp {
             verdict = RequestDecision.decide(input, body: body ?? [], check: check, policy: policy, cipp: cipp)
         }
+        let roleLimits = Dictionary(config.roles.map { ($0.name, $0.limits) }, uniquingKeysWith: { first, _ in first })
+        let limits = ClientLimits.resolve(client: nil, roles: client.roles.compactMap { roleLimits[$0] ?? nil }, global: config.clientLimits)
+        if !limits.isEmpty {
+            var parts: [String] = []
+            if let rate = limits.rate { parts.append("rate \(rate) (burst \(limits.effectiveBurst))") }
+            if let quota = limits.quota { parts.append("quota \(quota) (UTC)") }
+            if let concurrency = limits.concurrency { parts.append("concurrency \(concurrency)") }
+            notChecked.append("limits apply and are not checked here: " + parts.joined(separator: ", ") + " (429 beyond)")
+        }
         var answer: Answer
         switch verdict {
         case .allow(let outcome):

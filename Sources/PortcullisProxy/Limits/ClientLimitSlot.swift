@@ -24,6 +24,8 @@ struct ClientLimitSlot: Sendable {
     let limiter: ClientLimiter
     /// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers), written once per load.
     let policyHeader: String
+    /// The same as a header line, for admitted responses.
+    let policyLine: String
 
     init(limits: ClientLimits, limiter: ClientLimiter) {
         self.limits = limits
@@ -37,6 +39,7 @@ struct ClientLimitSlot: Sendable {
         }
         if let concurrency = limits.concurrency { policies.append("\"concurrency\";q=\(concurrency)") }
         self.policyHeader = policies.joined(separator: ", ")
+        self.policyLine = "RateLimit-Policy: \(self.policyHeader)\r\n"
     }
 
     /// Every client's slot by policy index (nil: no limit applies), from the config's

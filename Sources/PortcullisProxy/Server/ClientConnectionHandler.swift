@@ -99,6 +99,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var inReadBurst = false
     /// The access-log line of the exchange in flight; emitted once, when it ends (`emitLog`).
     private var log: ExchangeRecord?
+    /// The client's limiter while this exchange holds one of its concurrency slots; given back
+    /// when the exchange ends (`emitLog`), however it ends.
+    private var heldLimit: ClientLimiter?
+    /// `RateLimit-Policy` and `RateLimit` for the response of a limited client.
+    private var rateLimitLines: String?
 
     private var readPending = false
 
@@ -339,6 +344,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         switch RequestPolicy.decide(policyRequest, settings: settings, directory: self.loop.tenantDirectory) {
         case .allow(let outcome):
             self.log!.record(outcome, settings: settings)
+            guard self.admitLimits(caller, cost: outcome.cost) else { return }
         case .deny(let error, let outcome):
             self.log!.record(outcome, settings: settings)
             return self.respondLocally(error, close: false, reason: outcome.reason)
@@ -408,6 +414,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         switch RequestPolicy.decide(request, body: body, check: check, settings: self.settings, directory: self.loop.tenantDirectory) {
         case .allow(let outcome):
             self.log?.record(outcome, settings: self.settings)
+            guard self.admitLimits(request.client, cost: outcome.cost) else { return }
             // The bytes go upstream as they came, framed as the upstream head says.
             if self.requestChunked {
                 if body.readableBytes > 0 {
@@ -425,6 +432,24 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.respondLocally(error, close: false, reason: outcome.reason)
         case .readBody:
             self.respondLocally(.badRequest("the request cannot be decided"), close: true, reason: "bad_request")
+        }
+    }
+
+    /// The client's limits (rate, quota, concurrency): admitted, or answered 429 here. A
+    /// `$batch` costs its number of items.
+    private func admitLimits(_ client: ClientRecord, cost: Int) -> Bool {
+        let slots = self.settings.clientLimits
+        guard client.policyIndex >= 0, client.policyIndex < slots.count, let slot = slots[client.policyIndex] else { return true }
+        let now = self.context.eventLoop.now.uptimeNanoseconds
+        switch slot.limiter.admit(slot.limits, cells: cost, nowNanos: now, nowSeconds: self.loop.nowSeconds) {
+        case .success(let allowance):
+            if slot.limits.concurrency != nil { self.heldLimit = slot.limiter }
+            self.rateLimitLines = slot.policyLine + (allowance?.headerLine ?? "")
+            return true
+        case .failure(let refusal):
+            let (response, reason) = ErrorResponse.limited(refusal, slot: slot)
+            self.respondLocally(response, close: false, reason: reason)
+            return false
         }
     }
 
@@ -525,6 +550,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.inspection = nil
         self.inspectedBody = nil
         self.localRequest = nil
+        self.rateLimitLines = nil
         self.isIdempotent = Self.idempotent(parsed.method)
         self.leasedReusedConnection = false
         self.retried = false
@@ -711,6 +737,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             chunked: self.responseFraming == .chunked,
             close: self.closeAfterResponse,
             encoding: encoding,
+            extraLines: self.rateLimitLines,
             into: &bytes
         )
         self.heldHead = bytes
@@ -1129,6 +1156,7 @@ extension ClientConnectionHandler {
 
     /// Hands the finished exchange's line to the loop (metrics, then the access-log writer).
     fileprivate func emitLog() {
+        if let limiter = self.heldLimit.take() { limiter.release() }
         guard var record = self.log.take() else { return }
         let now = self.context.eventLoop.now.uptimeNanoseconds
         if let start = record.upstreamStartUptimeNanos {
