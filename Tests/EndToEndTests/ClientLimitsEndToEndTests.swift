@@ -22,6 +22,8 @@ struct ClientLimitsEndToEndTests {
                 allow: [{ paths: ["/**"] }]
             logging:
               access_log: access.log
+            admin:
+              address: "127.0.0.1:0"
             """,
             upstreamExtra: "  profile: \(profile)",
             threads: 2
@@ -71,6 +73,10 @@ struct ClientLimitsEndToEndTests {
         #expect(first.header("RateLimit-Policy") == "\"rate\";q=5;w=30")
         #expect(first.header("RateLimit")?.hasPrefix("\"rate\";r=4;t=") == true, "\(first.header("RateLimit") ?? "none")")
         #expect(Self.call(gateway, "/api/ListTenants", client: "free").header("RateLimit") == nil)
+        let metrics = try AdminEndpointsEndToEndTests.scrape(port: try AdminEndpointsEndToEndTests.adminPort(gateway))
+        // 4 left of the burst of 5 (5 again once 6 s have passed on a slow machine).
+        #expect([4, 5].contains(metrics.value("portcullis_client_limit_remaining", ["client": "limited", "limit": "rate"]) ?? -1))
+        #expect(metrics.value("portcullis_client_limit_remaining", ["client": "free", "limit": "rate"]) == nil)
     }
 
     @Test func aConcurrencyCapHoldsAtTheBackend() throws {

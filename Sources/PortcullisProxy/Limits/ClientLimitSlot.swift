@@ -20,6 +20,7 @@ final class LimiterRegistry: Sendable {
 /// One limited client in a settings snapshot: its limits, resolved once per load, and its
 /// counters.
 struct ClientLimitSlot: Sendable {
+    let clientID: String
     let limits: ClientLimits
     let limiter: ClientLimiter
     /// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers), written once per load.
@@ -27,7 +28,8 @@ struct ClientLimitSlot: Sendable {
     /// The same as a header line, for admitted responses.
     let policyLine: String
 
-    init(limits: ClientLimits, limiter: ClientLimiter) {
+    init(clientID: String, limits: ClientLimits, limiter: ClientLimiter) {
+        self.clientID = clientID
         self.limits = limits
         self.limiter = limiter
         var policies: [String] = []
@@ -53,7 +55,7 @@ struct ClientLimitSlot: Sendable {
                 global: config.clientLimits
             )
             guard !limits.isEmpty else { return nil }
-            return ClientLimitSlot(limits: limits, limiter: registry.limiter(for: client.id))
+            return ClientLimitSlot(clientID: client.id, limits: limits, limiter: registry.limiter(for: client.id))
         }
     }
 }
@@ -100,5 +102,31 @@ extension ClientLimiter.Allowance {
     /// The `RateLimit` field of an admitted response.
     var headerLine: String {
         "RateLimit: \"\(self.policy)\";r=\(self.remaining);t=\(self.resetSeconds)\r\n"
+    }
+}
+
+extension ClientLimitSlot {
+    /// The gauges of `/metrics`: what each limited client may still do now.
+    static func renderGauges(_ slots: [ClientLimitSlot], nowNanos: UInt64, nowSeconds: Int64, into out: inout PrometheusTextWriter) {
+        guard !slots.isEmpty else { return }
+        out.family(
+            "portcullis_client_limit_remaining",
+            .gauge,
+            help: "Requests a limited client may still make now: at once under its rate (limit=rate), or in the current UTC window of its quota (limit=quota)."
+        )
+        for slot in slots {
+            if let rate = slot.limits.rate {
+                let remaining = slot.limiter.rateRemaining(rate, burst: slot.limits.effectiveBurst, nowNanos: nowNanos)
+                out.sample("portcullis_client_limit_remaining", remaining, labels: ["client": slot.clientID, "limit": "rate"])
+            }
+            if let quota = slot.limits.quota {
+                let remaining = slot.limiter.quotaRemaining(quota, nowSeconds: nowSeconds)
+                out.sample("portcullis_client_limit_remaining", remaining, labels: ["client": slot.clientID, "limit": "quota"])
+            }
+        }
+        out.family("portcullis_client_exchanges_in_flight", .gauge, help: "Exchanges in flight of a client with a concurrency limit.")
+        for slot in slots where slot.limits.concurrency != nil {
+            out.sample("portcullis_client_exchanges_in_flight", slot.limiter.exchangesInFlight, labels: ["client": slot.clientID])
+        }
     }
 }

@@ -95,6 +95,11 @@ final class ClientLimiter: Sendable {
 
     var exchangesInFlight: Int { self.inFlight.load(ordering: .relaxed) }
 
+    /// Requests the rate allows at once now (for the metrics gauge).
+    func rateRemaining(_ spec: RateSpec, burst: Int, nowNanos: UInt64) -> Int {
+        RateLimitMath.admit(state: self.rate.load(ordering: .relaxed), now: nowNanos, cells: 0, interval: spec.intervalNanos, burst: burst).remaining
+    }
+
     /// Requests the quota still allows in the current window (for the metrics gauge).
     func quotaRemaining(_ spec: QuotaSpec, nowSeconds: Int64) -> Int {
         let window = RateLimitMath.window(spec.window, seconds: nowSeconds)

@@ -1,3 +1,4 @@
+import Foundation
 import Atomics
 import Logging
 import NIOCore
@@ -197,12 +198,24 @@ public final class GatewayServer: Sendable {
         let snapshots = contexts.values.map { context in
             context.eventLoop.submit { context.value.metricsSnapshot() }
         }
-        return EventLoopFuture.whenAllSucceed(snapshots, on: loop).map { snapshots in
+        // The limit counters are shared by every loop: any loop's settings name them.
+        let slots: EventLoopFuture<[ClientLimitSlot]> =
+            contexts.values.first.map { context in
+                context.eventLoop.submit { context.value.settings.clientLimits.compactMap { $0 } }
+            } ?? loop.makeSucceededFuture([])
+        return EventLoopFuture.whenAllSucceed(snapshots, on: loop).and(slots).map { snapshots, slots in
             var merged = LoopMetrics.Snapshot()
             for snapshot in snapshots {
                 merged.merge(snapshot)
             }
-            return metrics.render(merged, clientConnections: openConnections.load(ordering: .relaxed))
+            var limits = PrometheusTextWriter()
+            ClientLimitSlot.renderGauges(
+                slots,
+                nowNanos: NIODeadline.now().uptimeNanoseconds,
+                nowSeconds: Int64(Date().timeIntervalSince1970),
+                into: &limits
+            )
+            return metrics.render(merged, clientConnections: openConnections.load(ordering: .relaxed)) + limits.text
         }
     }
 
