@@ -197,7 +197,7 @@ public enum CanonicalPath {
     }
 
     @inline(__always)
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
+    static func hexValue(_ byte: UInt8) -> UInt8? {
         if byte &- UInt8(ascii: "0") < 10 { return byte &- UInt8(ascii: "0") }
         let lower = byte | 0x20
         if lower &- UInt8(ascii: "a") < 6 { return lower &- UInt8(ascii: "a") + 10 }

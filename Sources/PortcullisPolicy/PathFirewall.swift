@@ -77,7 +77,7 @@ public struct PathFirewall: Hashable, Sendable {
                 if !self.allowSemicolon { return .semicolon }
             case UInt8(ascii: "%"):
                 // A canonical path's escapes are whole: `%` and two hex digits.
-                guard index + 2 < count, let high = Self.hexValue(bytes[index + 1]), let low = Self.hexValue(bytes[index + 2])
+                guard index + 2 < count, let high = CanonicalPath.hexValue(bytes[index + 1]), let low = CanonicalPath.hexValue(bytes[index + 2])
                 else { break }
                 if high == 2 && low == 5 {
                     if !self.allowEncodedPercent { return .encodedPercent }
@@ -111,11 +111,4 @@ public struct PathFirewall: Hashable, Sendable {
         return index >= 2 && bytes[index - 1] == UInt8(ascii: ".") && bytes[index - 2] == UInt8(ascii: "/")
     }
 
-    @inline(__always)
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        if byte &- UInt8(ascii: "0") < 10 { return byte &- UInt8(ascii: "0") }
-        let lower = byte | 0x20
-        if lower &- UInt8(ascii: "a") < 6 { return lower &- UInt8(ascii: "a") + 10 }
-        return nil
-    }
 }

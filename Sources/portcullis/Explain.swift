@@ -112,20 +112,6 @@ struct Explain: ParsableCommand {
         }
     }
 
-    /// The answer as lines (see `Answer.lines`).
-    static func explain(
-        config: GatewayConfig,
-        client id: String,
-        method: String,
-        target: String,
-        ip: String?,
-        tenant: String?,
-        body: [UInt8]? = nil,
-        tenants: TenantDirectory? = nil
-    ) -> [String] {
-        Self.answer(config: config, client: id, method: method, target: target, ip: ip, tenant: tenant, body: body, tenants: tenants).lines
-    }
-
     /// The decision is `RequestDecision`'s, as in the gateway; the client record and address
     /// checks are those the gateway makes before it.
     static func answer(

@@ -263,7 +263,7 @@ public enum CIPPRequest {
         while let byte = iterator.next() {
             switch byte {
             case UInt8(ascii: "%"):
-                guard let high = iterator.next().flatMap(Self.hex), let low = iterator.next().flatMap(Self.hex) else {
+                guard let high = iterator.next().flatMap(CanonicalPath.hexValue), let low = iterator.next().flatMap(CanonicalPath.hexValue) else {
                     return nil
                 }
                 out.append(high << 4 | low)
@@ -274,15 +274,6 @@ public enum CIPPRequest {
             }
         }
         return String(validating: out, as: UTF8.self)
-    }
-
-    private static func hex(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case 0x30...0x39: return byte - 0x30
-        case 0x41...0x46: return byte - 0x41 + 10
-        case 0x61...0x66: return byte - 0x61 + 10
-        default: return nil
-        }
     }
 
     private static func isEndpointNameByte(_ byte: UInt8) -> Bool {
