@@ -7,22 +7,21 @@ public struct CanonicalTarget: Hashable, Sendable {
     public let uri: String
     /// False when the client's target was already canonical and `uri` is that same string.
     public let isRewritten: Bool
-    private let pathEnd: String.Index
-
-    init(uri: String, pathEnd: String.Index, isRewritten: Bool) {
-        self.uri = uri
-        self.pathEnd = pathEnd
-        self.isRewritten = isRewritten
-    }
-
     /// The canonical path: unreserved escapes decoded, other escapes in uppercase hex, `//`
-    /// merged, `.` and `..` resolved. Starts with `/`.
-    public var path: Substring { self.uri[..<self.pathEnd] }
-
+    /// merged, `.` and `..` resolved. Starts with `/`. Sliced once: the request path reads it
+    /// several times.
+    public let path: Substring
     /// The raw query without the `?`, exactly as sent; nil when the target has no `?`.
-    public var query: Substring? {
-        guard self.pathEnd < self.uri.endIndex else { return nil }
-        return self.uri[self.uri.utf8.index(after: self.pathEnd)...]
+    public let query: Substring?
+    /// The path holds `;`, `%` or `.`: only then can `PathFirewall` refuse it.
+    public let mayConcernFirewall: Bool
+
+    init(uri: String, pathEnd: String.Index, isRewritten: Bool, mayConcernFirewall: Bool) {
+        self.uri = uri
+        self.isRewritten = isRewritten
+        self.path = uri[..<pathEnd]
+        self.query = pathEnd < uri.endIndex ? uri[uri.utf8.index(after: pathEnd)...] : nil
+        self.mayConcernFirewall = mayConcernFirewall
     }
 }
 
@@ -53,6 +52,7 @@ public enum CanonicalPath {
 
         var pathEnd = bytes.count
         var isCanonical = true
+        var firewallBytes = false
         var previous = UInt8(ascii: "/")
         var index = 1
         while index < bytes.count {
@@ -63,6 +63,7 @@ public enum CanonicalPath {
             }
             if byte == UInt8(ascii: "#") { return .failure(.fragment) }
             if !isPathByte(byte) { isCanonical = false }
+            if isFirewallByte(byte) { firewallBytes = true }
             // "//", "/./" and "/../" all start with a slash followed by a slash or a dot.
             if previous == UInt8(ascii: "/"), byte == UInt8(ascii: "/") || byte == UInt8(ascii: ".") {
                 isCanonical = false
@@ -92,10 +93,11 @@ public enum CanonicalPath {
 
         if isCanonical && !queryNeedsEncoding {
             let pathEndIndex = target.utf8.index(target.utf8.startIndex, offsetBy: pathEnd)
-            return .success(CanonicalTarget(uri: target, pathEnd: pathEndIndex, isRewritten: false))
+            return .success(CanonicalTarget(uri: target, pathEnd: pathEndIndex, isRewritten: false, mayConcernFirewall: firewallBytes))
         }
         if isCanonical { rewritten = Array(bytes[..<pathEnd]) }
         let pathLength = rewritten.count
+        let rewrittenFirewallBytes = rewritten.contains(where: isFirewallByte)
         if queryNeedsEncoding {
             rewritten.append(UInt8(ascii: "?"))
             for byte in bytes[(pathEnd + 1)...] {
@@ -112,7 +114,7 @@ public enum CanonicalPath {
         }
         let uri = String(decoding: rewritten, as: UTF8.self)
         let pathEndIndex = uri.utf8.index(uri.utf8.startIndex, offsetBy: pathLength)
-        return .success(CanonicalTarget(uri: uri, pathEnd: pathEndIndex, isRewritten: true))
+        return .success(CanonicalTarget(uri: uri, pathEnd: pathEndIndex, isRewritten: true, mayConcernFirewall: rewrittenFirewallBytes))
     }
 
     /// Decodes and re-encodes escapes, then resolves dot segments; `path` starts with `/`.
@@ -215,6 +217,13 @@ public enum CanonicalPath {
     @inline(__always)
     static func isPathByte(_ byte: UInt8) -> Bool {
         inBitmap(byte, low: 0x2fff_ffd2_0000_0000, high: 0x47ff_fffe_87ff_ffff)
+    }
+
+    /// `;`, `%` and `.`, the bytes `PathFirewall` looks at (bytes from 0x80 are `%` escapes in
+    /// a canonical path).
+    @inline(__always)
+    static func isFirewallByte(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: ";") || byte == UInt8(ascii: "%") || byte == UInt8(ascii: ".") || byte >= 0x80
     }
 
     /// RFC 3986 unreserved: ALPHA DIGIT - . _ ~.

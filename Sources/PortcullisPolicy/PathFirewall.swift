@@ -57,8 +57,14 @@ public struct PathFirewall: Hashable, Sendable {
         }
     }
 
-    /// The first form of `path` (a canonical path) this firewall refuses; nil when it passes.
+    /// The first form of `target`'s path this firewall refuses; nil when it passes. Most paths
+    /// hold none of the bytes it looks at, which the canonicaliser has noted.
     @inline(__always)
+    public func check(_ target: CanonicalTarget) -> Violation? {
+        target.mayConcernFirewall ? self.check(target.path) : nil
+    }
+
+    /// The first form of `path` (a canonical path) this firewall refuses; nil when it passes.
     public func check(_ path: Substring) -> Violation? {
         if self.allowSemicolon && self.allowEncodedPercent && self.allowNonASCII && self.allowTrailingDot { return nil }
         if let result = path.utf8.withContiguousStorageIfAvailable({ self.check($0) }) {

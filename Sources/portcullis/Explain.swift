@@ -135,7 +135,7 @@ struct Explain: ParsableCommand {
         case .success(let value): canonical = value
         case .failure(let error): return .deny("bad_request", 400, "\(error)")
         }
-        if let violation = config.pathFirewall.check(canonical.path) {
+        if let violation = config.pathFirewall.check(canonical) {
             return .deny(violation.reason, 400, "\(violation) (path_firewall)")
         }
         guard let client = config.clients.first(where: { $0.id == id }) else {

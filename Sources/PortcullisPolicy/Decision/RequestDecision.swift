@@ -107,8 +107,7 @@ public enum RequestDecision {
     /// The decision from the request head. `cipp` is nil outside `profile: cipp`.
     public static func decide(_ input: Input, policy: AccessPolicy, cipp: CIPP?) -> Verdict {
         guard let cipp else {
-            let decision = policy.decide(client: input.client, method: input.method, path: input.path)
-            return decision.isAllowed ? .allow(Outcome(reason: .allowed, rule: decision.rule)) : Self.routeDenial(decision)
+            return Self.decideRoute(client: input.client, method: input.method, path: input.path, policy: policy)
         }
         // Before any rule: the rules match the name as written, CIPP's lookup would not.
         if CIPPRequest.hasWildcard(input.path.utf8) {
@@ -172,6 +171,13 @@ public enum RequestDecision {
             }
             return .allow(Outcome(reason: .allowed, rule: nil, cost: max(1, items.count)))
         }
+    }
+
+    /// The whole decision outside `profile: cipp`: the method and the canonical path against
+    /// the client's roles.
+    public static func decideRoute(client: Int, method: String, path: Substring, policy: AccessPolicy) -> Verdict {
+        let decision = policy.decide(client: client, method: method, path: path)
+        return decision.isAllowed ? .allow(Outcome(reason: .allowed, rule: decision.rule)) : Self.routeDenial(decision)
     }
 
     /// `/api/$batch` in any letter case.

@@ -61,7 +61,8 @@ enum RequestPolicy {
             return .deny(.ipNotAllowed, Outcome(reason: "ip_not_allowed"))
         }
         guard let profile = settings.cipp else {
-            return Self.verdict(RequestDecision.decide(request.input, policy: settings.policy, cipp: nil))
+            let client = request.client.policyIndex
+            return Self.verdict(RequestDecision.decideRoute(client: client, method: request.method.rawValue, path: request.target.path, policy: settings.policy))
         }
         let cipp = RequestDecision.CIPP(directory: directory(), maxBatchItems: profile.maxBatchItems)
         return Self.verdict(RequestDecision.decide(request.input, policy: settings.policy, cipp: cipp))

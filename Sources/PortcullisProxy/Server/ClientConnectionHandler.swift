@@ -307,7 +307,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             return self.respondLocally(.badRequest("\(error)"), close: true, reason: "bad_request")
         }
         self.log!.path = String(target.path)
-        if let violation = settings.pathFirewall.check(target.path) {
+        if let violation = settings.pathFirewall.check(target) {
             return self.respondLocally(.badRequest(violation.description), close: true, reason: violation.reason)
         }
         if parsed.hasUnsupportedExpectation {
@@ -438,6 +438,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// The client's limits (rate, quota, concurrency): admitted, or answered 429 here. A
     /// `$batch` costs its number of items.
     private func admitLimits(_ client: ClientRecord, cost: Int) -> Bool {
+        guard self.settings.hasClientLimits else { return true }
         let slots = self.settings.clientLimits
         guard client.policyIndex >= 0, client.policyIndex < slots.count, let slot = slots[client.policyIndex] else { return true }
         let now = self.context.eventLoop.now.uptimeNanoseconds

@@ -49,6 +49,8 @@ final class ProxySettings: Sendable {
     let credentialHeaderName: String?
     /// Each client's limits and counters by policy index; nil where no limit applies.
     let clientLimits: [ClientLimitSlot?]
+    /// Some client has a limit (most configurations have none: one check per request).
+    let hasClientLimits: Bool
     /// `compression:`; nil when off (one check per response).
     let compression: CompressionSettings?
 
@@ -85,6 +87,7 @@ final class ProxySettings: Sendable {
         self.maxHeaderCount = config.limits.maxHeaderCount
         self.compression = CompressionSettings(config.compression)
         self.clientLimits = ClientLimitSlot.compile(config, registry: limiters)
+        self.hasClientLimits = self.clientLimits.contains { $0 != nil }
         self.ruleNames = config.policy.rules.map { rule in
             [rule.roleName, rule.location.map { "\($0)" }, rule.key].compactMap { $0 }.joined(separator: " ")
         }
