@@ -128,3 +128,72 @@ final class StatusCounts: @unchecked Sendable {
     var total: Int { self.lock.withLock { self.statuses.values.reduce(0, +) } }
     var all: [Int: Int] { self.lock.withLock { self.statuses } }
 }
+
+/// `upstream.max_concurrent` with its queue: the backend never sees more than the cap, whatever
+/// the clients; waiting exchanges go through in turn (their bodies kept), a full queue or a
+/// wait past its timeout is 503 with `Retry-After`.
+@Suite("Backend cap end to end", .serialized)
+struct BackendCapEndToEndTests {
+    static func gateway(_ upstream: String) throws -> GatewayUnderTest {
+        try GatewayUnderTest.start(
+            """
+            logging:
+              access_log: access.log
+            """,
+            upstreamExtra: upstream,
+            threads: 2
+        )
+    }
+
+    static func concurrently(_ count: Int, _ body: @escaping @Sendable (Int) -> Int) -> StatusCounts {
+        let counts = StatusCounts()
+        let threads = (0..<count).map { index in Thread { counts.add(body(index)) } }
+        threads.forEach { $0.start() }
+        let deadline = Date().addingTimeInterval(120)
+        while counts.total < count && Date() < deadline { usleep(20_000) }
+        return counts
+    }
+
+    @Test func waitingExchangesGoThroughInTurnAndTheBackendNeverSeesMoreThanTheCap() throws {
+        let gateway = try Self.gateway("  max_concurrent: 2\n  queue: { size: 8, timeout: 60s }")
+        gateway.resetBackendStats()
+        let counts = Self.concurrently(6) { _ in RawHTTPClient.request("GET", "/demo/slow?ms=700", port: gateway.port).status }
+        #expect(counts.count(200) == 6, "\(counts.all)")
+        #expect((1...2).contains(gateway.backendStats()["slow_in_flight_max"] ?? -1), "\(gateway.backendStats())")
+        // A waiting request's body is kept and forwarded once its turn comes.
+        let body = String(repeating: "b", count: 3000)
+        let results = Self.concurrently(3) { index in
+            if index < 2 { return RawHTTPClient.request("GET", "/demo/slow?ms=700", port: gateway.port).status }
+            usleep(100_000)
+            let upload = RawHTTPClient.request("POST", "/demo/upload", port: gateway.port, body: Array(body.utf8))
+            return upload.json?["bytes"] as? Int == 3000 ? 299 : upload.status
+        }
+        #expect(results.count(200) == 2 && results.count(299) == 1, "\(results.all)")
+    }
+
+    @Test func aFullQueueIs503AndAWaitPastItsTimeoutToo() throws {
+        let full = try Self.gateway("  max_concurrent: 1\n  queue: { size: 0 }")
+        let counts = Self.concurrently(2) { index in
+            if index == 1 { usleep(300_000) }
+            let response = RawHTTPClient.request("GET", "/demo/slow?ms=1500", port: full.port)
+            if response.status == 503 {
+                #expect(response.header("Retry-After") == "1")
+                #expect(response.json?["error"] as? String == "backend_busy")
+            }
+            return response.status
+        }
+        #expect(counts.count(200) == 1 && counts.count(503) == 1, "\(counts.all)")
+        #expect(CIPPTenantEndToEndTests.accessLogHas(full, reason: "backend_busy"))
+
+        let timed = try Self.gateway("  max_concurrent: 1\n  queue: { size: 4, timeout: 300ms }")
+        let start = Date()
+        let waited = Self.concurrently(2) { index in
+            if index == 1 { usleep(300_000) }
+            return RawHTTPClient.request("GET", "/demo/slow?ms=3000", port: timed.port).status
+        }
+        #expect(waited.count(200) == 1 && waited.count(503) == 1, "\(waited.all)")
+        #expect(Date().timeIntervalSince(start) >= 3, "the first request ran its 3 s")
+        // The slot came back: the next one goes through.
+        #expect(RawHTTPClient.request("GET", "/demo/slow?ms=10", port: timed.port).status == 200)
+    }
+}

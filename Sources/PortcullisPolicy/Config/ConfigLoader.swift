@@ -233,7 +233,7 @@ public enum ConfigLoader {
             entries,
             known: [
                 "url", "profile", "timeout", "connect_timeout", "ca_file", "auth", "keepalive_timeout", "max_idle_connections",
-                "receive_buffer", "case_insensitive_paths", "drop_headers_with_underscores",
+                "receive_buffer", "case_insensitive_paths", "drop_headers_with_underscores", "max_concurrent", "queue",
             ],
             &errors
         )
@@ -283,6 +283,21 @@ public enum ConfigLoader {
                 upstream.auth = Self.upstreamAuth(value, &errors)
             case "drop_headers_with_underscores":
                 if let b = value.bool(&errors) { upstream.dropHeadersWithUnderscores = b }
+            case "max_concurrent":
+                upstream.maxConcurrent = value.integer(&errors, in: 1...1_000_000)
+            case "queue":
+                guard let fields = value.mapping(&errors) else { break }
+                value.checkKeys(fields, known: ["size", "timeout"], &errors)
+                for field in fields {
+                    switch field.key {
+                    case "size":
+                        if let n = field.value.integer(&errors, in: 0...1_000_000) { upstream.queueSize = n }
+                    case "timeout":
+                        if let d = Self.positive(field.value, &errors) { upstream.queueTimeout = d }
+                    default:
+                        break
+                    }
+                }
             case "case_insensitive_paths":
                 if let b = value.bool(&errors) {
                     upstream.caseInsensitivePaths = b
@@ -291,6 +306,9 @@ public enum ConfigLoader {
             default:
                 break
             }
+        }
+        if upstream.maxConcurrent == nil, let queue = entries.first(where: { $0.key == "queue" })?.value {
+            errors.append(queue.error("queue needs max_concurrent beside it"))
         }
         if let caseSensitiveNode, upstream.profile == "cipp" {
             errors.append(caseSensitiveNode.error("profile cipp routes paths case-insensitively; case_insensitive_paths cannot be false"))

@@ -164,6 +164,13 @@ public struct UpstreamConfig: Sendable {
     /// (nginx's default). Off, only names that read as a header the gateway sets or removes
     /// once `_` is read as `-` are dropped.
     public var dropHeadersWithUnderscores: Bool = false
+    /// `max_concurrent`: exchanges in flight to the backend from this gateway, all clients
+    /// together; nil for no cap.
+    public var maxConcurrent: Int?
+    /// `queue.size`: exchanges that may wait for a slot beyond `maxConcurrent` (503 beyond).
+    public var queueSize: Int = 256
+    /// `queue.timeout`: the longest an exchange waits for a slot (then 503).
+    public var queueTimeout: ConfigDuration = .seconds(5)
     /// Pooled idle upstream connections are closed after this long (keep below the backend's).
     public var keepaliveTimeout: ConfigDuration
     /// Idle upstream connections kept per event loop.

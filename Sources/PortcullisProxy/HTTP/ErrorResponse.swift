@@ -98,6 +98,16 @@ struct ErrorResponse {
         error: "upstream_timeout",
         description: "the upstream did not answer within the exchange timeout"
     )
+    /// `upstream.max_concurrent` reached and its queue full, or the wait timed out.
+    static func backendBusy(_ description: String) -> ErrorResponse {
+        ErrorResponse(
+            status: .serviceUnavailable,
+            error: "backend_busy",
+            description: description,
+            extraHeaders: [("Retry-After", "1")]
+        )
+    }
+
     static let draining = ErrorResponse(
         status: .serviceUnavailable,
         error: "unavailable",

@@ -104,6 +104,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var heldLimit: ClientLimiter?
     /// `RateLimit-Policy` and `RateLimit` for the response of a limited client.
     private var rateLimitLines: String?
+    /// This exchange holds one of `upstream.max_concurrent`'s slots (given back in `emitLog`).
+    private var holdsBackendSlot = false
+    /// Waiting in the loop's queue for a slot, until this deadline (then 503).
+    private var backendQueueDeadline: NIODeadline?
 
     private var readPending = false
 
@@ -637,6 +641,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     private func lease(fresh: Bool) {
         guard let head = self.upstreamHead else { return }
+        if let cap = self.settings.maxConcurrent, !self.holdsBackendSlot {
+            guard let gate = self.loop.backendGate else { return }
+            if gate.tryAcquire(cap: cap) {
+                self.holdsBackendSlot = true
+            } else {
+                return self.waitForBackendSlot()
+            }
+        }
         if self.log != nil && self.log!.upstreamStartUptimeNanos == nil {
             self.log!.upstreamStartUptimeNanos = self.context.eventLoop.now.uptimeNanoseconds
         }
@@ -652,6 +664,28 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 handler.value.connectCompleted(result)
             }
         }
+    }
+
+    /// The backend is at `upstream.max_concurrent`: wait in the loop's queue, or 503 when the
+    /// queue is full.
+    private func waitForBackendSlot() {
+        // Body bytes wait in `pendingParts` and reads are held, as while connecting.
+        self.upstream = .connecting
+        self.backendQueueDeadline = self.context.eventLoop.now + self.settings.backendQueueTimeout
+        guard self.loop.waitForBackend(self, queueSize: self.settings.backendQueueSize) else {
+            self.backendQueueDeadline = nil
+            return self.respondLocally(.backendBusy("the backend is at its limit of exchanges and the queue is full"), close: false, reason: "backend_busy")
+        }
+        if self.backendQueueDeadline != nil { self.rearmTimer() }
+    }
+
+    /// A slot came free for this waiting exchange (called by the loop).
+    func backendSlotGranted() {
+        self.backendQueueDeadline = nil
+        self.holdsBackendSlot = true
+        guard self.isOpen, self.response == .waiting, case .connecting = self.upstream else { return }
+        self.upstream = .none
+        self.lease(fresh: false)
     }
 
     private func connectCompleted(_ result: Result<UpstreamConnection, Error>) {
@@ -888,6 +922,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Answers from the gateway itself; the upstream, if any, is let go.
     private func respondLocally(_ error: ErrorResponse, close: Bool, reason: String) {
         guard self.response == .waiting else { return }
+        if self.backendQueueDeadline != nil {
+            self.backendQueueDeadline = nil
+            self.loop.leaveBackendQueue(self)
+        }
         if self.log != nil {
             self.log!.status = Int(error.status.code)
             self.log!.reason = reason
@@ -935,7 +973,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     private func rearmTimer() {
         let earliest = min(
-            min(self.connectionDeadline ?? .distantFuture, self.exchangeDeadline ?? .distantFuture),
+            min(self.connectionDeadline ?? .distantFuture, min(self.exchangeDeadline ?? .distantFuture, self.backendQueueDeadline ?? .distantFuture)),
             min(
                 self.bodyProgress.nextCheck ?? .distantFuture,
                 min(self.sendStallDeadline ?? .distantFuture, self.closeDeadline ?? .distantFuture)
@@ -955,6 +993,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.timerTask = nil
         guard self.isOpen else { return }
         let now = self.context.eventLoop.now
+        if let deadline = self.backendQueueDeadline, deadline <= now {
+            self.backendQueueDeadline = nil
+            if self.loop.leaveBackendQueue(self) {
+                self.respondLocally(.backendBusy("no backend slot came free within upstream.queue.timeout"), close: self.request != .complete, reason: "backend_busy")
+            }
+        }
         if let deadline = self.exchangeDeadline, deadline <= now {
             self.exchangeDeadline = nil
             self.exchangeTimedOut()
@@ -1158,6 +1202,14 @@ extension ClientConnectionHandler {
     /// Hands the finished exchange's line to the loop (metrics, then the access-log writer).
     fileprivate func emitLog() {
         if let limiter = self.heldLimit.take() { limiter.release() }
+        if self.backendQueueDeadline != nil {
+            self.backendQueueDeadline = nil
+            self.loop.leaveBackendQueue(self)
+        }
+        if self.holdsBackendSlot {
+            self.holdsBackendSlot = false
+            self.loop.backendGate?.release()
+        }
         guard var record = self.log.take() else { return }
         let now = self.context.eventLoop.now.uptimeNanoseconds
         if let start = record.upstreamStartUptimeNanos {

@@ -85,6 +85,18 @@ public final class GatewayServer: Sendable {
                 NIOLoopBound(LoopContext(eventLoop: loop, settings: settings, accessLog: accessLog), eventLoop: loop)
             }.get()
         }
+        // One gate for the whole gateway, whether or not max_concurrent is set now (a reload may set it).
+        let gate = BackendGate(
+            loops: contexts.values.map { context in
+                BackendGate.Loop(eventLoop: context.eventLoop) { context.value.admitBackendWaiters() }
+            }
+        )
+        for (context, side) in zip(contexts.values, gate.loopsForSetup) {
+            try await context.eventLoop.submit {
+                context.value.backendGate = gate
+                context.value.backendGateLoop = side
+            }.get()
+        }
         let openConnections = ManagedAtomic(0)
         let maxConnections = config.limits.maxConnections
         let maxHeadBytes = config.limits.maxHeaderBytes

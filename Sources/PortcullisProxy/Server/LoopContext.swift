@@ -51,6 +51,10 @@ final class ProxySettings: Sendable {
     let clientLimits: [ClientLimitSlot?]
     /// Some client has a limit (most configurations have none: one check per request).
     let hasClientLimits: Bool
+    /// `upstream.max_concurrent` and its queue; nil for no cap.
+    let maxConcurrent: Int?
+    let backendQueueSize: Int
+    let backendQueueTimeout: TimeAmount
     /// `compression:`; nil when off (one check per response).
     let compression: CompressionSettings?
 
@@ -88,6 +92,9 @@ final class ProxySettings: Sendable {
         self.compression = CompressionSettings(config.compression)
         self.clientLimits = ClientLimitSlot.compile(config, registry: limiters)
         self.hasClientLimits = self.clientLimits.contains { $0 != nil }
+        self.maxConcurrent = config.upstream.maxConcurrent
+        self.backendQueueSize = config.upstream.queueSize
+        self.backendQueueTimeout = .nanoseconds(config.upstream.queueTimeout.nanoseconds)
         self.ruleNames = config.policy.rules.map { rule in
             [rule.roleName, rule.location.map { "\($0)" }, rule.key].compactMap { $0 }.joined(separator: " ")
         }
@@ -139,6 +146,12 @@ final class LoopContext {
         if let file = cipp.fileDirectory { return file }
         return cipp.fetchesDirectory ? self.fetchedTenantDirectory ?? CIPPSettings.notFetchedYet : nil
     }
+    /// `upstream.max_concurrent`: set once at start, shared by every loop.
+    var backendGate: BackendGate?
+    /// This loop's side of the gate.
+    var backendGateLoop: BackendGate.Loop?
+    /// Exchanges of this loop waiting for a backend slot, oldest first.
+    private var backendQueue = CircularBuffer<ClientConnectionHandler>()
     /// Requests counted on this loop, read by the admin listener's `/metrics`.
     let metrics = LoopMetrics()
     /// Where finished requests are written; nil when no access log is configured.
@@ -163,6 +176,42 @@ final class LoopContext {
 
     /// Wall-clock seconds, for token lifetimes (a vDSO call, no syscall).
     var nowSeconds: Int64 { Int64(time(nil)) }
+
+    /// Queues `connection`'s exchange for a backend slot, or says why not: false when the
+    /// queue is full. A slot freed meanwhile is taken at once.
+    func waitForBackend(_ connection: ClientConnectionHandler, queueSize: Int) -> Bool {
+        guard let gate = self.backendGate, let side = self.backendGateLoop else { return false }
+        guard gate.waiting.load(ordering: .relaxed) < queueSize else { return false }
+        self.backendQueue.append(connection)
+        side.waiters.wrappingIncrement(ordering: .sequentiallyConsistent)
+        gate.waiting.wrappingIncrement(ordering: .sequentiallyConsistent)
+        self.admitBackendWaiters()
+        return true
+    }
+
+    /// Hands free slots to this loop's waiters, oldest first.
+    func admitBackendWaiters() {
+        guard let gate = self.backendGate, let cap = self.settings.maxConcurrent else { return }
+        while let first = self.backendQueue.first, gate.tryAcquire(cap: cap) {
+            self.backendQueue.removeFirst()
+            self.backendWaiterLeft()
+            first.backendSlotGranted()
+        }
+    }
+
+    /// Takes `connection` out of the queue (it timed out or went away); false when not there.
+    @discardableResult
+    func leaveBackendQueue(_ connection: ClientConnectionHandler) -> Bool {
+        guard let index = self.backendQueue.firstIndex(where: { $0 === connection }) else { return false }
+        self.backendQueue.remove(at: index)
+        self.backendWaiterLeft()
+        return true
+    }
+
+    private func backendWaiterLeft() {
+        self.backendGateLoop?.waiters.wrappingDecrement(ordering: .sequentiallyConsistent)
+        self.backendGate?.waiting.wrappingDecrement(ordering: .sequentiallyConsistent)
+    }
 
     func register(_ connection: ClientConnectionHandler) {
         self.connections[ObjectIdentifier(connection)] = connection
