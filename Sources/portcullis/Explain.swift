@@ -160,7 +160,7 @@ struct Explain: ParsableCommand {
         details.append("client \(id) (roles: \(roles.isEmpty ? "none" : roles)), \(method) \(canonical.path)")
 
         var cipp: RequestDecision.CIPP?
-        if config.upstream.profile == "cipp" {
+        if config.upstream.profile == .cipp {
             var directory = tenants
             switch config.tenantDirectory {
             case .file(_, let loaded)?:

@@ -76,7 +76,7 @@ import Testing
         #expect(config.upstream.keepaliveTimeout == .seconds(30))
         #expect(config.upstream.maxIdleConnections == 128)
         #expect(config.upstream.receiveBuffer == 262_144)
-        #expect(config.upstream.profile == "generic")
+        #expect(config.upstream.profile == .generic)
         #expect(config.upstream.caFile == nil)
         #expect(config.upstream.authLocation == nil)
         #expect(config.trustedProxies.isEmpty)
@@ -129,7 +129,7 @@ import Testing
         #expect(config.upstream.host == "cipp-xyz.azurewebsites.net")
         #expect(config.upstream.port == 443)
         #expect(config.upstream.authority == "cipp-xyz.azurewebsites.net")
-        #expect(config.upstream.profile == "cipp")
+        #expect(config.upstream.profile == .cipp)
         #expect(config.upstream.timeout == .minutes(2))
         #expect(config.upstream.connectTimeout == .milliseconds(750))
         #expect(config.upstream.keepaliveTimeout == .seconds(10))
@@ -311,7 +311,7 @@ import Testing
         #expect(config.directory == directory)
         #expect(!config.listeners.isEmpty)
         #expect(config.upstream.scheme == .http)
-        #expect(config.upstream.profile == "cipp")
+        #expect(config.upstream.profile == .cipp)
     }
 
     @Test func missingDirectoryIsOneError() {

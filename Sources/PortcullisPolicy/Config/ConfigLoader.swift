@@ -105,7 +105,7 @@ public enum ConfigLoader {
             } ?? []
         let clientLimits = sections["client_limits"].flatMap { Self.clientLimits($0, &errors) }
         let tenantDirectory = sections["tenant_directory"].flatMap { Self.tenantDirectory($0, profile: upstream?.profile, &errors) }
-        if upstream?.profile == "cipp" {
+        if upstream?.profile == .cipp {
             Self.checkTenantRules(roles, sections["roles"], directory: tenantDirectory, &errors, &warnings)
         }
         let roleNames = sections["roles"].map(Self.roleNames) ?? []
@@ -271,10 +271,11 @@ public enum ConfigLoader {
                     upstream.caFile = Self.resolve(path, relativeTo: node.file)
                 }
             case "profile":
-                if let profile = value.string(&errors) {
-                    if ["cipp", "generic"].contains(profile) {
+                if let text = value.string(&errors) {
+                    if let profile = UpstreamProfile(rawValue: text) {
                         upstream.profile = profile
                     } else {
+                        let profile = text
                         errors.append(value.error("unknown profile '\(profile)'; expected cipp or generic"))
                     }
                 }
@@ -310,7 +311,7 @@ public enum ConfigLoader {
         if upstream.maxConcurrent == nil, let queue = entries.first(where: { $0.key == "queue" })?.value {
             errors.append(queue.error("queue needs max_concurrent beside it"))
         }
-        if let caseSensitiveNode, upstream.profile == "cipp" {
+        if let caseSensitiveNode, upstream.profile == .cipp {
             errors.append(caseSensitiveNode.error("profile cipp routes paths case-insensitively; case_insensitive_paths cannot be false"))
         }
         return upstream

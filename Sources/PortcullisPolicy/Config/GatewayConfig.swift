@@ -64,7 +64,7 @@ public struct GatewayConfig: Sendable {
             catalog: catalog,
             clients: clients,
             caseInsensitivePaths: upstream.pathsAreCaseInsensitive,
-            permissionsCoverEveryMethod: upstream.profile == "cipp"
+            permissionsCoverEveryMethod: upstream.profile == .cipp
         )
         self.deferredSections = deferredSections
     }
@@ -152,14 +152,14 @@ public struct UpstreamConfig: Sendable {
     public var connectTimeout: ConfigDuration
     /// PEM bundle of the CAs to trust instead of the system bundle (https only).
     public var caFile: String?
-    /// `cipp` or `generic`; interpreted by the policy stage.
-    public var profile: String
+    /// What the gateway knows of the backend (`upstream.profile`).
+    public var profile: UpstreamProfile
     /// `case_insensitive_paths`: the backend routes paths ASCII case-insensitively (ASP.NET,
     /// IIS, Azure Functions), so rules must match that way too.
     public var caseInsensitivePaths: Bool = false
     /// Rules match ASCII case-insensitively: `case_insensitive_paths`, or the CIPP profile
     /// (its endpoint names are case-insensitive), which cannot turn it off.
-    public var pathsAreCaseInsensitive: Bool { self.caseInsensitivePaths || self.profile == "cipp" }
+    public var pathsAreCaseInsensitive: Bool { self.caseInsensitivePaths || self.profile == .cipp }
     /// `drop_headers_with_underscores`: no client header whose name holds `_` is forwarded
     /// (nginx's default). Off, only names that read as a header the gateway sets or removes
     /// once `_` is read as `-` are dropped.
@@ -189,7 +189,7 @@ public struct UpstreamConfig: Sendable {
         timeout: ConfigDuration = .minutes(10),
         connectTimeout: ConfigDuration = .seconds(5),
         caFile: String? = nil,
-        profile: String = "generic",
+        profile: UpstreamProfile = .generic,
         keepaliveTimeout: ConfigDuration = .seconds(30),
         maxIdleConnections: Int = 128,
         receiveBuffer: Int = Self.defaultReceiveBuffer,
@@ -347,4 +347,14 @@ public enum TenantDirectoryConfig: Sendable {
     /// `upstream: /api/ListTenants`: fetched from the backend with `upstream.auth`, every
     /// `refresh`, off the request path; the last good copy is kept.
     case upstream(path: String, refresh: ConfigDuration)
+}
+
+/// `upstream.profile`: what the gateway knows of how the backend reads requests.
+public enum UpstreamProfile: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    /// Any REST API: rules on method and path.
+    case generic
+    /// CIPP: endpoint names, tenants and `$batch` read as CIPP's own code reads them.
+    case cipp
+
+    public var description: String { self.rawValue }
 }

@@ -54,7 +54,7 @@ extension ConfigLoader {
         _ node: ConfigNode,
         catalog: PermissionCatalog?,
         catalogConfigured: Bool,
-        profile: String?,
+        profile: UpstreamProfile?,
         _ errors: inout [ConfigError],
         _ warnings: inout [ConfigError]
     ) -> [RoleConfig] {
@@ -81,7 +81,7 @@ extension ConfigLoader {
                     if let text = value.string(&errors) { role.description = text }
                 case "allow":
                     role.allow = Self.rules(value, allow: true, &extensionMethods, &errors)
-                    if profile == "cipp" {
+                    if profile == .cipp {
                         for rule in role.allow where rule.methods != nil {
                             warnings.append(
                                 ConfigError(
@@ -96,7 +96,7 @@ extension ConfigLoader {
                     role.deny = Self.rules(value, allow: false, &extensionMethods, &errors)
                 case "tenants":
                     role.tenants = Self.tenants(value, &errors)
-                    if let profile, profile != "cipp" {
+                    if let profile, profile != .cipp {
                         errors.append(
                             ConfigError(
                                 key.keyLocation,
@@ -302,11 +302,11 @@ extension ConfigLoader {
     }
 
     /// `tenant_directory: {file: tenants.json}` or `{upstream: /api/ListTenants, refresh: 15m}`.
-    static func tenantDirectory(_ node: ConfigNode, profile: String?, _ errors: inout [ConfigError]) -> TenantDirectoryConfig? {
+    static func tenantDirectory(_ node: ConfigNode, profile: UpstreamProfile?, _ errors: inout [ConfigError]) -> TenantDirectoryConfig? {
         guard let entries = node.mapping(&errors) else { return nil }
         node.checkKeys(entries, known: ["file", "upstream", "refresh"], &errors)
         func value(_ key: String) -> ConfigNode? { entries.first { $0.key == key }?.value }
-        if let profile, profile != "cipp" {
+        if let profile, profile != .cipp {
             errors.append(node.error("tenant_directory applies only with upstream.profile: cipp; the profile is \(profile)"))
             return nil
         }

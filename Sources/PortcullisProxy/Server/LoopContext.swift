@@ -84,7 +84,7 @@ final class ProxySettings: Sendable {
         self.authenticator = try TokenAuthenticator.compile(config, keys: issuerKeys, builtin: self.tokenService)
         self.tokenCacheSize = config.limits.tokenCacheSize
         self.policy = config.policy
-        self.cipp = config.upstream.profile == "cipp" ? CIPPSettings(config) : nil
+        self.cipp = config.upstream.profile == .cipp ? CIPPSettings(config) : nil
         self.pathFirewall = config.pathFirewall
         self.dropsUnderscoredHeaderNames = config.upstream.dropHeadersWithUnderscores
         self.maxInspectBody = config.limits.maxInspectBody
