@@ -49,12 +49,16 @@ struct ClientLimitsEndToEndTests {
                 }
             }
         }
+        let start = Date()
         workers.forEach { $0.start() }
         let deadline = Date().addingTimeInterval(120)
         while counts.total < 320 && Date() < deadline { usleep(20_000) }
+        // One more request is allowed for every 36 s the run took (100 an hour); a run is a
+        // second or two, so that is 100 unless the machine is very slow.
+        let refills = Int(Date().timeIntervalSince(start) / 36)
         #expect(counts.total == 320)
-        #expect(counts.count(200) == 100, "\(counts.all)")
-        #expect(counts.count(429) == 220, "\(counts.all)")
+        #expect((100...100 + refills).contains(counts.count(200)), "\(counts.all)")
+        #expect(counts.count(200) + counts.count(429) == 320, "\(counts.all)")
         // Another client is not limited by it.
         #expect(Self.call(gateway, "/api/ListTenants", client: "free").status == 200)
         let refused = Self.call(gateway, "/api/ListTenants", client: "limited")
@@ -108,7 +112,7 @@ struct ClientLimitsEndToEndTests {
     }
 
     @Test func aBatchCountsAsItsItemsAndIsRefusedWhole() throws {
-        let gateway = try Self.gateway("{ rate: 10/m, burst: 10 }", profile: "cipp")
+        let gateway = try Self.gateway("{ rate: 10/h, burst: 10 }", profile: "cipp")
         let item = #"{"id":"1","method":"GET","url":"ListTenants"}"#
         let twenty = #"{"requests":["# + Array(repeating: item, count: 20).joined(separator: ",") + "]}"
         let refused = Self.call(gateway, "/api/$batch", client: "limited", method: "POST", body: twenty)
