@@ -6,6 +6,7 @@ import NIOPosix
 import NIOSSL
 import PortcullisAuth
 import PortcullisPolicy
+import PortcullisStore
 
 /// The gateway: its listeners, the per-loop contexts (upstream pools), the admin listener,
 /// metrics and graceful stop.
@@ -27,6 +28,10 @@ public final class GatewayServer: Sendable {
     private let logger: Logger
     /// One per `listen[].tls` listener; a reload swaps the contexts in place.
     private let tlsSlots: [DownstreamTLS.Slot]
+    /// Every client's last-used second, kept across snapshots.
+    public let usage: ClientUsageTable
+    /// The store's health; nil without `store:`.
+    public let storeStatus: StoreStatus?
 
     private init(
         group: EventLoopGroup,
@@ -40,8 +45,12 @@ public final class GatewayServer: Sendable {
         metrics: GatewayMetrics,
         builtin: BuiltinIssuerRuntime?,
         adminAPI: AdminAPI?,
+        usage: ClientUsageTable,
+        storeStatus: StoreStatus?,
         logger: Logger
     ) {
+        self.usage = usage
+        self.storeStatus = storeStatus
         self.builtin = builtin
         self.adminAPI = adminAPI
         self.group = group
@@ -64,6 +73,7 @@ public final class GatewayServer: Sendable {
         issuerKeys: [String: any IssuerKeyProvider] = [:],
         accessLog: AccessLogWriter? = nil,
         upstreamCredential: UpstreamCredential? = nil,
+        storeStatus: StoreStatus? = nil,
         group: EventLoopGroup,
         logger: Logger
     ) async throws -> GatewayServer {
@@ -71,7 +81,8 @@ public final class GatewayServer: Sendable {
             try listener.tls.map { DownstreamTLS.Slot(address: listener.address, context: try DownstreamTLS.makeContext($0)) }
         }
         let builtin = try BuiltinIssuerRuntime.make(config, logger: logger)
-        let settings = try ProxySettings(config, issuerKeys: issuerKeys, builtin: builtin, upstreamCredential: upstreamCredential)
+        let usage = ClientUsageTable()
+        let settings = try ProxySettings(config, issuerKeys: issuerKeys, builtin: builtin, upstreamCredential: upstreamCredential, usage: usage)
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
         for loop in group.makeIterator() {
             contexts[ObjectIdentifier(loop)] = try await loop.submit {
@@ -136,7 +147,7 @@ public final class GatewayServer: Sendable {
             throw GatewayError("cannot listen: \(error)")
         }
 
-        let metrics = GatewayMetrics(accessLog: accessLog)
+        let metrics = GatewayMetrics(accessLog: accessLog, store: storeStatus)
         metrics.configApplied(issuerKeys: issuerKeys)
         let draining = ManagedAtomic(false)
         var admin: AdminServer?
@@ -152,7 +163,8 @@ public final class GatewayServer: Sendable {
                 metricsText: { loop in
                     Self.metricsText(contexts: frozenContexts, metrics: metrics, openConnections: openConnections, on: loop)
                 },
-                isReady: { !draining.load(ordering: .relaxed) },
+                // A replica that has never loaded the registry would refuse clients it should serve.
+                isReady: { !draining.load(ordering: .relaxed) && (storeStatus?.hasLoaded ?? true) },
                 api: adminAPI
             )
             do {
@@ -175,6 +187,8 @@ public final class GatewayServer: Sendable {
             metrics: metrics,
             builtin: builtin,
             adminAPI: adminAPI,
+            usage: usage,
+            storeStatus: storeStatus,
             logger: logger
         )
     }
@@ -210,7 +224,10 @@ public final class GatewayServer: Sendable {
     }
 
     /// Listeners open and not draining (`/readyz`).
-    public var isReady: Bool { !self.draining.load(ordering: .relaxed) }
+    public var isReady: Bool { !self.draining.load(ordering: .relaxed) && (self.storeStatus?.hasLoaded ?? true) }
+
+    /// The built-in issuer's revocations and redemptions; nil without one.
+    public var issuerState: IssuerState? { self.builtin?.state }
 
     /// The client side of the request path: one handler, which parses requests itself
     /// (`RequestParser`) and writes responses as bytes.
@@ -250,7 +267,13 @@ public final class GatewayServer: Sendable {
         }
         // Built first: a bad certificate or key fails the whole reload, old contexts included.
         let tlsContexts = try DownstreamTLS.reloadedContexts(config, slots: self.tlsSlots, logger: self.logger)
-        let settings = try ProxySettings(config, issuerKeys: issuerKeys, builtin: self.builtin, upstreamCredential: upstreamCredential)
+        let settings = try ProxySettings(
+            config,
+            issuerKeys: issuerKeys,
+            builtin: self.builtin,
+            upstreamCredential: upstreamCredential,
+            usage: self.usage
+        )
         try self.adminAPI?.update(config)
         for context in self.contexts.values {
             try await context.eventLoop.submit { context.value.update(settings) }.get()
@@ -272,6 +295,11 @@ public final class GatewayServer: Sendable {
     /// but the caller hears why a reload failed.
     public func setAdminReloader(_ reload: @escaping @Sendable () async throws -> Void) {
         self.adminAPI?.setReloader(reload)
+    }
+
+    /// With `store:`, the admin API writes clients and revocations through these.
+    public func setAdminStore(_ hooks: AdminStoreHooks) {
+        self.adminAPI?.setStoreHooks(hooks)
     }
 
     /// Writes the built-in issuer's state file if it changed (revocations, last redemptions).
