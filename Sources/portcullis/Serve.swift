@@ -113,7 +113,15 @@ private func serveUntilStopped(
     if let storeConfig = config.store {
         do {
             let store = try openStore(storeConfig, watch: true, logger: logger)
-            try await store.prepare()
+            do {
+                try await store.prepare()
+            } catch where error.code == .unavailable {
+                // PostgreSQL down at start: the schema is made on the first connection.
+                logger.error("store: \(store.description) cannot be reached; starting not ready", metadata: ["error": "\(error)"])
+            } catch {
+                await store.close()
+                throw error
+            }
             replica = StoreReplica(store: store, logger: logger)
         } catch {
             logger.critical("\(error)")
@@ -155,6 +163,7 @@ private func serveUntilStopped(
         logger.critical("\(error)")
         await keyManager.shutdown()
         await credentials.shutdown()
+        await replica?.store.close()
         throw ExitCode(1)
     }
     for warning in config.warnings { logger.warning("\(warning)") }
@@ -203,6 +212,7 @@ private func serveUntilStopped(
         await tenants.shutdown()
         await keyManager.shutdown()
         await credentials.shutdown()
+        await replica?.store.close()
         throw error
     }
     await tenants.shutdown()

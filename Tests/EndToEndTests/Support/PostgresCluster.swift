@@ -72,25 +72,31 @@ final class PostgresCluster {
         }
     }
 
+    /// posix_spawn and waitpid rather than Foundation's Process: Process learns of the exit
+    /// through a descriptor the child inherits, which the server pg_ctl starts keeps open.
     private func run(_ tool: String, _ arguments: [String]) throws {
-        let process = Process()
-        if let user = self.user {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            process.arguments = ["-u", user, "--", "\(self.bin)/\(tool)"] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: "\(self.bin)/\(tool)")
-            process.arguments = arguments
-        }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        process.currentDirectoryURL = URL(fileURLWithPath: self.directory)
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw ClusterError("\(tool) exited \(process.terminationStatus): \(text)\n\(self.log)")
+        // In the cluster's directory: the server's user may not enter the test's working directory.
+        var argv = ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", self.directory]
+        if let user = self.user { argv += ["/usr/sbin/runuser", "-u", user, "--"] }
+        argv += ["\(self.bin)/\(tool)"] + arguments
+        let outputPath = self.directory + "/\(tool).out"
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var cArguments = argv.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, argv[0], &actions, nil, &cArguments, environ)
+        guard spawned == 0 else { throw ClusterError("cannot start \(argv[0]): \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        // WIFEXITED && WEXITSTATUS == 0
+        guard status & 0x7F == 0, (status >> 8) & 0xFF == 0 else {
+            throw ClusterError("\(tool) failed (wait status \(status)): \(text)\n\(self.log)")
         }
     }
 
