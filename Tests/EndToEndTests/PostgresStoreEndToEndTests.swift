@@ -108,6 +108,17 @@ struct PostgresStoreEndToEndTests {
         let refusedDisable = b.api("POST", "/api/v1/clients/shared/disable")
         #expect(refusedDisable.status == 503, "\(refusedDisable)")
         #expect(b.call("/demo/echo", token: third).status == 200)
+        #expect(Self.waitForMetric("portcullis_store_up 0", a), "\(a.under.gateway.output)")
+        // A token issued and revoked by the client through B meanwhile: the revocation waits in
+        // B's buffer and reaches A once PostgreSQL is back.
+        let fourth = try #require(b.tokenByPost("shared", secret).json?["access_token"] as? String)
+        let revokedByClient = System.post(
+            "/oauth/revoke",
+            form: "token=\(fourth)&client_id=shared&client_secret=\(System.encode(secret))",
+            port: b.port
+        )
+        #expect(revokedByClient.status == 200, "\(revokedByClient)")
+        #expect(a.call("/demo/echo", token: fourth).status == 200)
 
         // Restarted: writes work again and reach every replica.
         try cluster.start()
@@ -121,5 +132,18 @@ struct PostgresStoreEndToEndTests {
         let newSecret = try #require(afterRestart.json?["client_secret"] as? String)
         let newToken = try #require(StoreEndToEndTests.token(c, "after-restart", newSecret, timeout: 15), "\(c.under.gateway.output)")
         #expect(Self.secondsUntil(200, b, token: newToken) != nil)
+        #expect(Self.secondsUntil(401, a, token: fourth) != nil, "the buffered revocation was lost: \(b.under.gateway.output)")
+        #expect(Self.waitForMetric("portcullis_store_up 1", a))
+    }
+
+    /// Polls `/metrics` of `system` until a line equals `line`.
+    static func waitForMetric(_ line: String, _ system: System, timeout: Double = 15) -> Bool {
+        let deadline = Deadline(seconds: timeout)
+        repeat {
+            let text = String(decoding: RawHTTPClient.request("GET", "/metrics", port: system.admin).body, as: UTF8.self)
+            if text.split(separator: "\n").contains(where: { $0 == line }) { return true }
+            usleep(50_000)
+        } while deadline.remainingMilliseconds > 0
+        return false
     }
 }
