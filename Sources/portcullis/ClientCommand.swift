@@ -159,6 +159,7 @@ struct ClientCommand: AsyncParsableCommand {
             if let storeConfig = config.store {
                 let store = try ClientCommand.openOrExit(storeConfig)
                 do {
+                    try await store.prepare()
                     registry = try await store.load()
                 } catch {
                     await store.close()
@@ -206,6 +207,7 @@ struct ClientCommand: AsyncParsableCommand {
         }
         let store = try Self.openOrExit(storeConfig)
         do {
+            try await store.prepare()
             _ = try await store.apply(ClientMutationRequest(mutation, context: context))
         } catch {
             await store.close()

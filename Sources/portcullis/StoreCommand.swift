@@ -46,6 +46,7 @@ struct StoreCommand: AsyncParsableCommand {
             let store = try StoreCommand.open(self.options.config)
             let registry: Registry
             do {
+                try await store.prepare()
                 registry = try await store.load()
             } catch {
                 await store.close()

@@ -26,9 +26,13 @@ import Testing
         #expect(client.secretSHA256 == Self.hash)
     }
 
-    @Test func addingAClientWithAnUnknownRoleIsInvalid() {
-        #expect(throws: StoreError(.invalid, "")) {
-            try RegistryEditor.change(for: .add(Self.draft("new", roles: ["admin"])), registry: Registry(), context: Self.context())
+    @Test func addingAClientWithAnUnknownRoleIsInvalidAndSaysWhy() {
+        do {
+            _ = try RegistryEditor.change(for: .add(Self.draft("new", roles: ["admin"])), registry: Registry(), context: Self.context())
+            Issue.record("an unknown role was accepted")
+        } catch {
+            #expect(error.code == .invalid)
+            #expect(error.reason.contains("client 'new' roles[0]: unknown role 'admin' (roles: readonly)"), "\(error.reason)")
         }
     }
 

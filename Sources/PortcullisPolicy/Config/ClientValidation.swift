@@ -75,12 +75,18 @@ extension ConfigLoader {
         }
         var errors: [ConfigError] = []
         let clients = Self.clients(
-            ConfigNode(node: list, file: "client '\(draft.id)'", keyPath: "clients"),
+            ConfigNode(node: list, file: "store", keyPath: "clients"),
             issuers: context.issuers,
             roleNames: context.roleNames,
             &errors
         )
-        guard errors.isEmpty, let client = clients.first else { throw ConfigErrors(errors) }
+        guard errors.isEmpty, let client = clients.first else {
+            // The YAML above is ours, not the operator's: its lines and the list index mean nothing.
+            throw ConfigErrors(errors.map { error in
+                let key = error.key.hasPrefix("clients[0].") ? String(error.key.dropFirst("clients[0].".count)) : error.key
+                return ConfigError(nil, key: "client '\(draft.id)' \(key)", error.message)
+            })
+        }
         var result = client
         result.location = nil
         return result
