@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // The system zlib (zlib1g-dev) for response compression. NIOHTTPCompression is not used:
@@ -55,6 +56,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The client registry and run-time state behind one interface: the embedded directory
+        // store and the PostgreSQL store; what a gateway loads into its snapshots.
+        .target(
+            name: "PortcullisStore",
+            dependencies: [
+                "PortcullisPolicy",
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Logging", package: "swift-log"),
+                // The shared store for several replicas; off the request path.
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // The NIO server and client pipelines, upstream pool, timeouts, header rewriting, metrics
         // and the admin listener.
         .target(
@@ -62,6 +77,7 @@ let package = Package(
             dependencies: [
                 "PortcullisAuth",
                 "PortcullisPolicy",
+                "PortcullisStore",
                 "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -91,6 +107,7 @@ let package = Package(
                 "PortcullisAuth",
                 "PortcullisDemo",
                 "PortcullisPolicy",
+                "PortcullisStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -147,6 +164,10 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        .testTarget(
+            name: "PortcullisStoreTests",
+            dependencies: ["PortcullisStore", "PortcullisPolicy"]
         ),
         .testTarget(
             name: "PortcullisProxyTests",

@@ -1,19 +1,23 @@
 import ArgumentParser
 import Foundation
 import PortcullisAuth
+import Logging
 import PortcullisPolicy
+import PortcullisStore
 
-/// `portcullis client add|rotate|enable|disable|remove|list`: edits the `clients:` list of a
-/// config directory through ``ClientsFile`` (atomic, validated, serialised) and prints a new
-/// secret once.
-struct ClientCommand: ParsableCommand {
+/// `portcullis client add|rotate|enable|disable|remove|list`: writes the store the config
+/// directory's `store:` names (checked against its issuers and roles only), or without one
+/// edits the `clients:` list of the directory through ``ClientsFile``; prints a new secret once.
+struct ClientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "client",
         abstract: "Manage API clients: add, rotate, enable, disable, remove, list.",
         discussion: """
-            Changes are validated against the whole configuration and written atomically to the file \
-            that holds clients: (clients.yaml when none does). A running gateway picks them up within \
-            about a second, or at once on SIGHUP. Secrets are printed once and stored only as SHA-256.
+            With store: in the configuration, changes go to that store (checked against the issuers and \
+            roles only, so an error elsewhere in the configuration does not block them) and every \
+            running gateway applies them within about a second. Without it, they are validated against \
+            the whole configuration and written atomically to the file that holds clients: (clients.yaml \
+            when none does). Secrets are printed once and stored only as SHA-256.
             """,
         subcommands: [Add.self, Rotate.self, Enable.self, Disable.self, Remove.self, List.self]
     )
@@ -23,7 +27,7 @@ struct ClientCommand: ParsableCommand {
         var config: String
     }
 
-    struct Add: ParsableCommand {
+    struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add a client; for the built-in issuer, print its new secret once."
         )
@@ -51,7 +55,7 @@ struct ClientCommand: ParsableCommand {
         @Flag(name: .long, help: "Add it disabled.")
         var disabled = false
 
-        func run() throws {
+        func run() async throws {
             let builtin = ClientCommand.isBuiltinIssuer(self.issuer, directory: self.options.config)
             let secret = builtin ? ClientSecret.generate() : nil
             let draft = ClientDraft(
@@ -64,17 +68,17 @@ struct ClientCommand: ParsableCommand {
                 secretSHA256: secret.map { ClientSecret.sha256Hex($0) },
                 enabled: !self.disabled
             )
-            let client = try ClientCommand.apply(.add(draft), directory: self.options.config)
+            let written = try await ClientCommand.apply(.add(draft), directory: self.options.config)
             print("client_id: \(self.id)")
             if let secret {
                 print("client_secret: \(secret)")
-                ClientCommand.note("the secret is shown only this once; \(ClientCommand.file(of: client)) keeps only its SHA-256")
+                ClientCommand.note("the secret is shown only this once; \(written.keeper) keeps only its SHA-256")
             }
-            ClientCommand.noteReload()
+            ClientCommand.noteReload(written)
         }
     }
 
-    struct Rotate: ParsableCommand {
+    struct Rotate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Give a client a new secret (printed once); its old secret and tokens stop working."
         )
@@ -84,17 +88,17 @@ struct ClientCommand: ParsableCommand {
 
         @OptionGroup var options: ConfigOption
 
-        func run() throws {
+        func run() async throws {
             let secret = ClientSecret.generate()
-            let client = try ClientCommand.apply(.rotate(id: self.id, secretSHA256: ClientSecret.sha256Hex(secret)), directory: self.options.config)
+            let written = try await ClientCommand.apply(.rotate(id: self.id, secretSHA256: ClientSecret.sha256Hex(secret)), directory: self.options.config)
             print("client_id: \(self.id)")
             print("client_secret: \(secret)")
-            ClientCommand.note("the secret is shown only this once; \(ClientCommand.file(of: client)) keeps only its SHA-256")
-            ClientCommand.noteReload()
+            ClientCommand.note("the secret is shown only this once; \(written.keeper) keeps only its SHA-256")
+            ClientCommand.noteReload(written)
         }
     }
 
-    struct Enable: ParsableCommand {
+    struct Enable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enable a client.")
 
         @Argument(help: "The client id.")
@@ -102,14 +106,14 @@ struct ClientCommand: ParsableCommand {
 
         @OptionGroup var options: ConfigOption
 
-        func run() throws {
-            _ = try ClientCommand.apply(.setEnabled(id: self.id, enabled: true), directory: self.options.config)
+        func run() async throws {
+            let written = try await ClientCommand.apply(.setEnabled(id: self.id, enabled: true), directory: self.options.config)
             print("enabled: \(self.id)")
-            ClientCommand.noteReload()
+            ClientCommand.noteReload(written)
         }
     }
 
-    struct Disable: ParsableCommand {
+    struct Disable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Disable a client: its tokens are refused (401) from the reload on.")
 
         @Argument(help: "The client id.")
@@ -117,14 +121,14 @@ struct ClientCommand: ParsableCommand {
 
         @OptionGroup var options: ConfigOption
 
-        func run() throws {
-            _ = try ClientCommand.apply(.setEnabled(id: self.id, enabled: false), directory: self.options.config)
+        func run() async throws {
+            let written = try await ClientCommand.apply(.setEnabled(id: self.id, enabled: false), directory: self.options.config)
             print("disabled: \(self.id)")
-            ClientCommand.noteReload()
+            ClientCommand.noteReload(written)
         }
     }
 
-    struct Remove: ParsableCommand {
+    struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove a client.")
 
         @Argument(help: "The client id.")
@@ -132,14 +136,14 @@ struct ClientCommand: ParsableCommand {
 
         @OptionGroup var options: ConfigOption
 
-        func run() throws {
-            _ = try ClientCommand.apply(.remove(id: self.id), directory: self.options.config)
+        func run() async throws {
+            let written = try await ClientCommand.apply(.remove(id: self.id), directory: self.options.config)
             print("removed: \(self.id)")
-            ClientCommand.noteReload()
+            ClientCommand.noteReload(written)
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List the clients: id, name, enabled, issuer, roles, allowed IPs, token lifetime, last modified, last redeemed."
         )
@@ -149,40 +153,100 @@ struct ClientCommand: ParsableCommand {
         @Flag(name: .long, help: "Print a JSON array instead of a table.")
         var json = false
 
-        func run() throws {
-            let config = try loadOrExit(self.options.config)
-            let rows = ClientCommand.rows(config)
+        func run() async throws {
+            var config = try loadOrExit(self.options.config)
+            var registry: Registry?
+            if let storeConfig = config.store {
+                let store = try ClientCommand.openOrExit(storeConfig)
+                do {
+                    try await store.prepare()
+                    registry = try await store.load()
+                } catch {
+                    await store.close()
+                    ClientCommand.note("\(error)")
+                    throw ExitCode(1)
+                }
+                await store.close()
+                let (clients, warnings) = registry!.effectiveClients(declared: config.clients, context: RegistryContext(config))
+                for warning in warnings { ClientCommand.note(warning) }
+                config = config.replacingClients(clients)
+            }
+            let rows = ClientCommand.rows(config, registry: registry)
             print(self.json ? ClientCommand.json(rows) : ClientCommand.table(rows), terminator: "")
         }
     }
 
     // MARK: - Shared
 
-    static func apply(_ mutation: ClientMutation, directory: String) throws -> ClientConfig? {
+    /// Where a change went.
+    struct Written {
+        /// `the store (...)` or the clients file's name.
+        var keeper: String
+        var toStore: Bool
+    }
+
+    /// Writes the store of the directory's `store:`, or without one the clients file. Only
+    /// `store:` and `issuers:` must be valid for a store write: an emergency disable works
+    /// whatever else the configuration holds.
+    static func apply(_ mutation: ClientMutation, directory: String) async throws -> Written {
+        let context: RegistryContext
         do {
-            return try ClientsFile.apply(mutation, directory: directory)
+            context = try ConfigLoader.registryContext(directory: directory)
         } catch {
-            FileHandle.standardError.write(Data("portcullis: \(error)\n".utf8))
+            Self.note("the configuration in \(directory) cannot be read:\n\(error)")
+            throw ExitCode(1)
+        }
+        guard let storeConfig = context.store else {
+            do {
+                let client = try ClientsFile.apply(mutation, directory: directory)
+                return Written(keeper: client?.location.map { ($0.file as NSString).lastPathComponent } ?? "the clients file", toStore: false)
+            } catch {
+                Self.note("\(error)")
+                throw ExitCode(1)
+            }
+        }
+        let store = try Self.openOrExit(storeConfig)
+        do {
+            try await store.prepare()
+            _ = try await store.apply(ClientMutationRequest(mutation, context: context))
+        } catch {
+            await store.close()
+            switch error.code {
+            case .unavailable: Self.note("the store (\(store.description)) cannot be reached; nothing was changed: \(error.reason)")
+            default: Self.note(error.reason)
+            }
+            throw ExitCode(1)
+        }
+        await store.close()
+        return Written(keeper: "the store (\(store.description))", toStore: true)
+    }
+
+    static func openOrExit(_ config: StoreConfig) throws -> any ClientStore {
+        var logger = Logger(label: "portcullis") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = .error
+        do {
+            return try openStore(config, watch: false, logger: logger)
+        } catch {
+            Self.note("\(error)")
             throw ExitCode(1)
         }
     }
 
-    /// Whether `name` is the built-in issuer; an invalid config or unknown issuer is reported by
-    /// the mutation itself.
+    /// Whether `name` is the built-in issuer; an unknown issuer is reported by the mutation itself.
     static func isBuiltinIssuer(_ name: String, directory: String) -> Bool {
-        (try? ConfigLoader.load(directory: directory))?.issuers.first { $0.name == name }?.builtin ?? false
-    }
-
-    static func file(of client: ClientConfig?) -> String {
-        client?.location.map { ($0.file as NSString).lastPathComponent } ?? "the clients file"
+        (try? ConfigLoader.registryContext(directory: directory))?.issuers.first { $0.name == name }?.builtin ?? false
     }
 
     static func note(_ text: String) {
         FileHandle.standardError.write(Data("portcullis: \(text)\n".utf8))
     }
 
-    static func noteReload() {
-        Self.note("a running gateway picks this up within about 1s (it watches the *.yaml files; SIGHUP reloads at once)")
+    static func noteReload(_ written: Written) {
+        if written.toStore {
+            Self.note("running gateways apply this within about 1s")
+        } else {
+            Self.note("a running gateway picks this up within about 1s (it watches the *.yaml files; SIGHUP reloads at once)")
+        }
     }
 
     struct Row {
@@ -195,12 +259,15 @@ struct ClientCommand: ParsableCommand {
         var tokenLifetime: String?
         var lastModified: String?
         var lastRedeemed: String?
+        var lastUsed: String?
         var builtin: Bool
     }
 
-    static func rows(_ config: GatewayConfig) -> [Row] {
+    static func rows(_ config: GatewayConfig, registry: Registry? = nil) -> [Row] {
         let builtin = config.issuers.first(where: \.builtin)
-        let redeemed = builtin?.builtinSettings.map { Self.lastRedeemed(stateFile: $0.stateFile) } ?? [:]
+        let redeemed =
+            registry.map { $0.lastRedeemed.mapValues(IssuerState.formatTimestamp) }
+            ?? builtin?.builtinSettings.map { Self.lastRedeemed(stateFile: $0.stateFile) } ?? [:]
         return config.clients.map { client in
             let isBuiltin = client.issuer == builtin?.name
             let lifetime = isBuiltin ? (client.tokenLifetime ?? builtin?.builtinSettings?.tokenLifetime) : nil
@@ -214,6 +281,7 @@ struct ClientCommand: ParsableCommand {
                 tokenLifetime: lifetime?.description,
                 lastModified: client.lastModified,
                 lastRedeemed: isBuiltin ? redeemed[client.id] : nil,
+                lastUsed: registry?.lastUsed[client.id].map(IssuerState.formatTimestamp),
                 builtin: isBuiltin
             )
         }
@@ -261,6 +329,7 @@ struct ClientCommand: ParsableCommand {
                 "token_lifetime": row.tokenLifetime.map { $0 as Any } ?? NSNull(),
                 "last_modified": row.lastModified.map { $0 as Any } ?? NSNull(),
                 "last_redeemed": row.lastRedeemed.map { $0 as Any } ?? NSNull(),
+                "last_used": row.lastUsed.map { $0 as Any } ?? NSNull(),
             ]
         }
         let data = (try? JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data("[]".utf8)

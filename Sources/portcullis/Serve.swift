@@ -6,6 +6,7 @@ import NIOPosix
 import PortcullisAuth
 import PortcullisPolicy
 import PortcullisProxy
+import PortcullisStore
 import ServiceLifecycle
 import UnixSignals
 
@@ -105,6 +106,36 @@ private func serveUntilStopped(
     let credentials = UpstreamCredentialManager(logger: logger, eventLoopGroup: group)
     let server: GatewayServer
     let accessLog: AccessLogWriter?
+    // store: the registry is loaded before the listeners open when the store answers; when it
+    // does not, the gateway starts on the declared clients, not ready, and keeps trying.
+    let replica: StoreReplica?
+    let registry = RegistryHolder(declared: config)
+    if let storeConfig = config.store {
+        do {
+            let store = try openStore(storeConfig, watch: true, logger: logger)
+            do {
+                try await store.prepare()
+            } catch where error.code == .unavailable {
+                // PostgreSQL down at start: the schema is made on the first connection.
+                logger.error("store: \(store.description) cannot be reached; starting not ready", metadata: ["error": "\(error)"])
+            } catch {
+                await store.close()
+                throw error
+            }
+            replica = StoreReplica(store: store, logger: logger)
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(1)
+        }
+        do {
+            registry.setRegistry(try await replica!.load())
+            logger.info("store: registry loaded", metadata: ["store": "\(replica!.store.description)"])
+        } catch {
+            logger.error("store: cannot load the registry; serving declared clients only, not ready until it loads", metadata: ["error": "\(error)"])
+        }
+    } else {
+        replica = nil
+    }
     do {
         // The access log's files are opened now: a path that cannot be written stops the start.
         if config.logging.accessLog != nil || config.logging.perClientDirectory != nil {
@@ -120,12 +151,19 @@ private func serveUntilStopped(
         await keyManager.waitForInitialFetch(timeout: .seconds(10))
         await credentials.waitForFirstAttempt(of: credential, timeout: .seconds(10))
         server = try await GatewayServer.start(
-            config: config, issuerKeys: keys, accessLog: accessLog, upstreamCredential: credential, group: group, logger: logger
+            config: registry.effective(config, logger: logger),
+            issuerKeys: keys,
+            accessLog: accessLog,
+            upstreamCredential: credential,
+            storeStatus: replica?.status,
+            group: group,
+            logger: logger
         )
     } catch {
         logger.critical("\(error)")
         await keyManager.shutdown()
         await credentials.shutdown()
+        await replica?.store.close()
         throw ExitCode(1)
     }
     for warning in config.warnings { logger.warning("\(warning)") }
@@ -142,6 +180,8 @@ private func serveUntilStopped(
         credentials: credentials,
         tenants: tenants,
         accessLog: accessLog,
+        replica: replica,
+        registry: registry,
         directory: config.directory,
         drainTimeout: config.limits.drainTimeout,
         logger: logger,
@@ -155,6 +195,10 @@ private func serveUntilStopped(
         }
     )
     server.setAdminReloader { try await service.reloadOrThrow() }
+    if let replica {
+        if let loaded = registry.registry { service.mergeRunTimeState(loaded) }
+        server.setAdminStore(service.adminStoreHooks(replica))
+    }
     let group_ = ServiceGroup(
         configuration: ServiceGroupConfiguration(
             services: [.init(service: service)],
@@ -168,11 +212,13 @@ private func serveUntilStopped(
         await tenants.shutdown()
         await keyManager.shutdown()
         await credentials.shutdown()
+        await replica?.store.close()
         throw error
     }
     await tenants.shutdown()
     await keyManager.shutdown()
     await credentials.shutdown()
+    await replica?.store.close()
 }
 
 /// Waits for the graceful-shutdown signal, handling SIGHUP reloads meanwhile, then drains.
@@ -182,6 +228,9 @@ struct GatewayService: Service {
     let credentials: UpstreamCredentialManager
     let tenants: TenantDirectoryFetcher
     let accessLog: AccessLogWriter?
+    /// `store:`; nil keeps clients in the config directory.
+    let replica: StoreReplica?
+    let registry: RegistryHolder
     let directory: String
     let drainTimeout: ConfigDuration
     let logger: Logger
@@ -214,6 +263,23 @@ struct GatewayService: Service {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(1))
                     self.server.persistIssuerState()
+                }
+            }
+            // The store: every registry loaded (a change announced, a reconnect, the periodic
+            // resync) is applied; usage is written about once a second.
+            if let replica = self.replica {
+                tasks.addTask {
+                    await replica.run(
+                        apply: { await self.applyRegistry($0) },
+                        collect: {
+                            let outbox = self.server.issuerState?.takeOutbox()
+                            return UsageBatch(
+                                lastUsed: self.server.usage.takeChanges(),
+                                lastRedeemed: outbox?.redeemed ?? [:],
+                                revocations: outbox?.revocations ?? [:]
+                            )
+                        }
+                    )
                 }
             }
             // A change to a *.yaml file of the directory reloads too (polled: no inotify needed,
@@ -260,18 +326,58 @@ struct GatewayService: Service {
         try await self.reloads.run { try await self.reloadNow() }
     }
 
+    /// A registry loaded from the store: revocations and redemptions are merged at once; a
+    /// change of clients or overrides is compiled into a new snapshot for every loop.
+    func applyRegistry(_ loaded: Registry) async {
+        self.mergeRunTimeState(loaded)
+        guard self.registry.setRegistry(loaded) else { return }
+        try? await self.reloads.run {
+            do {
+                try await self.apply(self.registry.declared)
+                self.logger.info("store: client registry applied", metadata: ["clients": "\(loaded.clients.count)", "overrides": "\(loaded.overrides.count)"])
+            } catch {
+                self.logger.error("store: the registry could not be applied; keeping the running one:\n\(error)")
+            }
+        }
+    }
+
+    func mergeRunTimeState(_ loaded: Registry) {
+        self.server.issuerState?.merge(
+            revocations: loaded.revocations,
+            lastRedeemed: loaded.lastRedeemed,
+            now: Int64(Date().timeIntervalSince1970)
+        )
+    }
+
+    /// The admin API's writes: to the store, then the registry as it is now, applied before
+    /// the answer.
+    func adminStoreHooks(_ replica: StoreReplica) -> AdminStoreHooks {
+        AdminStoreHooks(
+            mutate: { mutation throws(StoreError) in
+                let context = RegistryContext(self.registry.declared)
+                _ = try await replica.store.apply(ClientMutationRequest(mutation, context: context))
+                await self.applyRegistry(try await replica.load())
+            },
+            revoke: { tokenID, until throws(StoreError) in
+                try await replica.store.record(UsageBatch(revocations: [tokenID: until]))
+            },
+            lastUsed: {
+                var times = self.registry.registry?.lastUsed ?? [:]
+                times.merge(self.server.usage.snapshot(), uniquingKeysWith: max)
+                return times
+            },
+            lastRedeemed: {
+                var times = self.registry.registry?.lastRedeemed ?? [:]
+                times.merge(self.server.issuerState?.lastRedeemed ?? [:], uniquingKeysWith: max)
+                return times
+            }
+        )
+    }
+
     private func reloadNow() async throws {
         do {
             let config = try ConfigLoader.load(directory: self.directory)
-            // Unchanged URL issuers keep their fetched keys; a bad jwks_file fails the reload.
-            let keys = try self.keyManager.keys(for: config.issuers)
-            // An unchanged upstream.auth keeps its credential (and token); a changed one is
-            // obtained before it replaces the running one, which stops once it is applied.
-            let credential = try self.credentials.credential(for: config.upstream.auth)
-            await self.credentials.waitForFirstAttempt(of: credential, timeout: .seconds(10))
-            try await self.server.apply(config, issuerKeys: keys, upstreamCredential: credential)
-            self.credentials.commit(credential)
-            self.tenants.configure(config.tenantDirectorySource, credential: credential)
+            try await self.apply(config)
             for warning in config.warnings { self.logger.warning("\(warning)") }
             self.server.metrics.recordReload(succeeded: true)
             self.logger.info("configuration reloaded", metadata: ["directory": "\(self.directory)"])
@@ -280,6 +386,21 @@ struct GatewayService: Service {
             self.logger.error("reload failed; keeping the running configuration:\n\(error)")
             throw error
         }
+    }
+
+    /// Applies a declared configuration, with the store's clients when there is a store; it
+    /// becomes the declared one only once every loop has it.
+    private func apply(_ declared: GatewayConfig) async throws {
+        // Unchanged URL issuers keep their fetched keys; a bad jwks_file fails the reload.
+        let keys = try self.keyManager.keys(for: declared.issuers)
+        // An unchanged upstream.auth keeps its credential (and token); a changed one is
+        // obtained before it replaces the running one, which stops once it is applied.
+        let credential = try self.credentials.credential(for: declared.upstream.auth)
+        await self.credentials.waitForFirstAttempt(of: credential, timeout: .seconds(10))
+        try await self.server.apply(self.registry.effective(declared, logger: self.logger), issuerKeys: keys, upstreamCredential: credential)
+        self.registry.setDeclared(declared)
+        self.credentials.commit(credential)
+        self.tenants.configure(declared.tenantDirectorySource, credential: credential)
     }
 }
 

@@ -31,11 +31,13 @@ struct DeployTests {
         }
     }
 
-    @Test("kustomization.yaml lists exactly the manifests present")
+    @Test("kustomization.yaml lists exactly the manifests present but the placeholder Secret")
     func kustomizationListsEveryFile() throws {
         let kustomization = try Repo.single("deploy/kubernetes/kustomization.yaml")
         let resources = try #require(value(kustomization, "resources") as? [Any]).compactMap { $0 as? String }
-        let present = try Repo.kubernetesFiles().filter { $0 != "kustomization.yaml" }
+        // Applying secret.yaml would replace the operator's real Secret with placeholders.
+        #expect(!resources.contains("secret.yaml"))
+        let present = try Repo.kubernetesFiles().filter { $0 != "kustomization.yaml" && $0 != "secret.yaml" }
         #expect(resources.count == Set(resources).count, "a resource is listed twice: \(resources)")
         #expect(Set(resources) == Set(present), "listed \(resources.sorted()), present \(present)")
     }
@@ -115,12 +117,12 @@ struct DeployTests {
             #expect(secretKeys.contains(String(file.dropFirst(secretPath.count + 1))), "\(file): no such key in the Secret \(secretKeys.sorted())")
         }
 
-        let stateVolume = try #require(volume(mountedAt: "/var/lib/portcullis"), "nothing mounted at /var/lib/portcullis")
-        #expect(value(stateVolume, "emptyDir") != nil || value(stateVolume, "persistentVolumeClaim") != nil)
-        if let builtin {
-            // The default state_file is beside the config file: in the read-only ConfigMap.
-            let stateFile = try #require(string(builtin, "state_file"), "the built-in issuer needs a state_file outside /etc/portcullis")
-            #expect(stateFile.hasPrefix("/var/lib/portcullis/"))
+        // Several replicas share one PostgreSQL store; its URL and CA come from the Secret.
+        let urlFile = try #require(string(config, "store", "postgres", "url_file"), "the replicas need store.postgres")
+        let caFile = try #require(string(config, "store", "postgres", "tls", "ca_file"), "PostgreSQL off the pod needs tls")
+        for file in [urlFile, caFile] {
+            #expect(file.hasPrefix(secretPath + "/"), "\(file) is not under the Secret's mount \(secretPath)")
+            #expect(secretKeys.contains(String(file.dropFirst(secretPath.count + 1))), "\(file): no such key in the Secret")
         }
     }
 
@@ -246,6 +248,9 @@ struct DeployTests {
         #expect(settings["CapabilityBoundingSet"] == ["CAP_NET_BIND_SERVICE"])
         #expect(settings["AmbientCapabilities"] == ["CAP_NET_BIND_SERVICE"])
         #expect(settings["StateDirectory"] == ["portcullis"])
+        // The store is written there, and only there.
+        #expect(settings["StateDirectoryMode"] == ["0700"])
+        #expect(settings["ReadOnlyPaths"] == ["/etc/portcullis"])
         let stop = try seconds(try #require(settings["TimeoutStopSec"]?.first))
         #expect(stop > 30, "TimeoutStopSec must exceed the default drain_timeout of 30s")
 

@@ -24,17 +24,23 @@ public final class IssuerState: Sendable {
     private struct Mutable {
         var lastRedeemed: [String: Int64] = [:]
         var changed = false
+        /// What the store has not been told yet (with a store configured).
+        var outboxRevocations: [String: Int64] = [:]
+        var outboxRedeemed: [String: Int64] = [:]
     }
 
     /// The file it is kept in; nil keeps it in memory only.
     public let path: String?
+    /// A store keeps it instead of the file: changes wait in an outbox for ``takeOutbox()``.
+    public let feedsStore: Bool
     private let revoked: ManagedAtomic<Revoked>
     private let mutable: NIOLockedValueBox<Mutable>
 
     /// Reads `path` if it exists. A file that cannot be read as state is an error, not a
     /// silent loss of revocations.
-    public init(path: String?, now: Int64) throws(IssuerError) {
+    public init(path: String?, now: Int64, feedsStore: Bool = false) throws(IssuerError) {
         self.path = path
+        self.feedsStore = feedsStore
         var expiries: [String: Int64] = [:]
         var redeemed: [String: Int64] = [:]
         if let path, let data = FileManager.default.contents(atPath: path) {
@@ -68,6 +74,7 @@ public final class IssuerState: Sendable {
             if expiresAt > now { expiries[tokenID] = max(expiresAt, expiries[tokenID] ?? 0) }
             self.revoked.store(Revoked(expiries), ordering: .releasing)
             state.changed = true
+            if self.feedsStore { state.outboxRevocations[tokenID] = max(expiresAt, state.outboxRevocations[tokenID] ?? 0) }
         }
     }
 
@@ -77,6 +84,35 @@ public final class IssuerState: Sendable {
         self.mutable.withLockedValue { state in
             state.lastRedeemed[clientID] = seconds
             state.changed = true
+            if self.feedsStore { state.outboxRedeemed[clientID] = seconds }
+        }
+    }
+
+    /// Revocations and redemptions made here since the last call, for the store to write.
+    public func takeOutbox() -> (revocations: [String: Int64], redeemed: [String: Int64]) {
+        self.mutable.withLockedValue { state in
+            defer {
+                state.outboxRevocations = [:]
+                state.outboxRedeemed = [:]
+            }
+            return (state.outboxRevocations, state.outboxRedeemed)
+        }
+    }
+
+    /// Adds what the store holds (every replica's revocations and redemptions); nothing is
+    /// removed, and nothing merged here goes back to the store.
+    public func merge(revocations: [String: Int64], lastRedeemed: [String: Int64], now: Int64) {
+        self.mutable.withLockedValue { state in
+            var expiries = self.revoked.load(ordering: .acquiring).expiries.filter { $0.value > now }
+            var added = false
+            for (id, exp) in revocations where exp > now && (expiries[id] ?? 0) < exp {
+                expiries[id] = exp
+                added = true
+            }
+            if added { self.revoked.store(Revoked(expiries), ordering: .releasing) }
+            for (id, seconds) in lastRedeemed where (state.lastRedeemed[id] ?? 0) < seconds {
+                state.lastRedeemed[id] = seconds
+            }
         }
     }
 

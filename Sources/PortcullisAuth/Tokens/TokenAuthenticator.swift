@@ -59,6 +59,8 @@ public final class ClientRecord: Sendable {
     public let allowedIPs: CIDRSet?
     /// Clients of the built-in issuer: the `cv` their tokens must carry (from `secret_sha256`).
     public let credentialVersion: String?
+    /// Touched by every request it makes (`last_used`); nil when nothing records usage.
+    public let usage: UsageClock?
 
     public init(
         id: String,
@@ -67,8 +69,10 @@ public final class ClientRecord: Sendable {
         issuer: String,
         policyIndex: Int = -1,
         allowedIPs: CIDRSet? = nil,
-        credentialVersion: String? = nil
+        credentialVersion: String? = nil,
+        usage: UsageClock? = nil
     ) {
+        self.usage = usage
         self.id = id
         self.name = name
         self.enabled = enabled

@@ -7,7 +7,7 @@ public enum ConfigLoader {
     /// Every top-level key of the schema in DESIGN.md.
     public static let topLevelKeys = [
         "listen", "admin", "trusted_proxies", "upstream", "issuers", "roles", "clients", "logging", "limits",
-        "catalog", "compression", "tenant_directory", "client_limits", "path_firewall",
+        "catalog", "compression", "tenant_directory", "client_limits", "path_firewall", "store",
     ]
     /// Keys whose sections later stages interpret; accepted and kept as they are for now.
     static let deferredKeys: Set<String> = []
@@ -97,6 +97,7 @@ public enum ConfigLoader {
         let compression = sections["compression"].map { Self.compression($0, &errors) } ?? CompressionConfig()
         let pathFirewall = sections["path_firewall"].map { Self.pathFirewall($0, &errors) } ?? PathFirewall()
         let issuers = sections["issuers"].map { Self.issuers($0, &errors) } ?? []
+        let store = sections["store"].flatMap { Self.store($0, &errors) }
         let catalog = sections["catalog"].flatMap { Self.catalog($0, &errors) }
         var warnings: [ConfigError] = []
         let roles =
@@ -133,6 +134,7 @@ public enum ConfigLoader {
             deferredSections: deferred
         )
         config.compression = compression
+        config.store = store
         config.tenantDirectory = tenantDirectory
         config.clientLimits = clientLimits
         config.warnings = warnings.sorted { ($0.location?.file ?? "", $0.location?.line ?? 0) < ($1.location?.file ?? "", $1.location?.line ?? 0) }

@@ -15,6 +15,9 @@ public struct GatewayConfig: Sendable {
     public var pathFirewall: PathFirewall = PathFirewall()
     /// `compression:`: gzip/deflate of upstream responses for clients that accept it.
     public var compression: CompressionConfig = CompressionConfig()
+    /// `store:`: where clients and run-time state are written; nil keeps clients in the
+    /// config directory's `clients:` (edited in place) and issuer state in its `state_file`.
+    public var store: StoreConfig?
     public var issuers: [IssuerConfig]
     public var clients: [ClientConfig]
     /// `roles:`, in file order.

@@ -5,6 +5,33 @@ import NIOHTTP1
 import NIOPosix
 import PortcullisAuth
 import PortcullisPolicy
+import PortcullisStore
+
+/// How the admin API writes with `store:` configured: through the store, never the config
+/// directory. Supplied by the command, which knows the declared configuration.
+public struct AdminStoreHooks: Sendable {
+    /// Writes one change to the store and applies the new registry to every loop before it
+    /// returns, so the next request sees it.
+    public var mutate: @Sendable (ClientMutation) async throws(StoreError) -> Void
+    /// Writes a revocation to the store (every replica refuses the token).
+    public var revoke: @Sendable (_ tokenID: String, _ until: Int64) async throws(StoreError) -> Void
+    /// Client id -> last-used second, as the store and this replica know them.
+    public var lastUsed: @Sendable () -> [String: Int64]
+    /// Client id -> last-redeemed second, every replica's.
+    public var lastRedeemed: @Sendable () -> [String: Int64]
+
+    public init(
+        mutate: @escaping @Sendable (ClientMutation) async throws(StoreError) -> Void,
+        revoke: @escaping @Sendable (String, Int64) async throws(StoreError) -> Void,
+        lastUsed: @escaping @Sendable () -> [String: Int64],
+        lastRedeemed: @escaping @Sendable () -> [String: Int64]
+    ) {
+        self.mutate = mutate
+        self.revoke = revoke
+        self.lastUsed = lastUsed
+        self.lastRedeemed = lastRedeemed
+    }
+}
 
 /// The admin API under `/api/v1/` on the admin listener, modelled on Jamf Pro's
 /// `api-integrations` and `api-roles`: clients (list, create, rotate, enable, disable, delete),
@@ -26,6 +53,7 @@ final class AdminAPI: Sendable {
     private let state: IssuerState?
     /// Reloads the directory as SIGHUP does, throwing what made it fail; set by the command.
     private let reloader = NIOLockedValueBox<(@Sendable () async throws -> Void)?>(nil)
+    private let storeHooks = NIOLockedValueBox<AdminStoreHooks?>(nil)
 
     init(config: GatewayConfig, state: IssuerState?) throws {
         self.snapshot = NIOLockedValueBox(Snapshot(config: config, tokenDigest: try Self.readToken(config.admin)))
@@ -41,6 +69,10 @@ final class AdminAPI: Sendable {
 
     func setReloader(_ reload: @escaping @Sendable () async throws -> Void) {
         self.reloader.withLockedValue { $0 = reload }
+    }
+
+    func setStoreHooks(_ hooks: AdminStoreHooks) {
+        self.storeHooks.withLockedValue { $0 = hooks }
     }
 
     private static func readToken(_ admin: AdminConfig) throws -> String? {
@@ -127,7 +159,7 @@ final class AdminAPI: Sendable {
                 return .error(.unprocessableEntity, "reload_failed", "\(error)")
             }
         case (.POST, 3, "tokens") where rest[2] == "revoke":
-            return self.revoke(tokenID: rest[1])
+            return await self.revoke(tokenID: rest[1])
         case (_, 1, "clients"), (_, 2, "clients"), (_, 3, "clients"), (_, 1, "roles"), (_, 1, "privileges"), (_, 1, "reload"), (_, 3, "tokens"):
             return .error(.methodNotAllowed, "method_not_allowed", "\(method.rawValue) is not allowed on \(path)")
         default:
@@ -209,6 +241,9 @@ final class AdminAPI: Sendable {
 
     /// One change of the clients file, then the reload that applies it.
     private func mutate(_ mutation: ClientMutation, status: HTTPResponseStatus) async -> Response {
+        if let hooks = self.storeHooks.withLockedValue({ $0 }) {
+            return await self.mutateStore(mutation, status: status, hooks: hooks)
+        }
         let directory = self.config.directory
         let result: ClientConfig?
         do {
@@ -234,6 +269,34 @@ final class AdminAPI: Sendable {
         return .json(status, self.clientObject(client))
     }
 
+    /// One change through the store; the hooks apply it to every loop before returning.
+    private func mutateStore(_ mutation: ClientMutation, status: HTTPResponseStatus, hooks: AdminStoreHooks) async -> Response {
+        do throws(StoreError) {
+            try await hooks.mutate(mutation)
+        } catch {
+            switch error.code {
+            case .unknownClient:
+                if case .remove(let id) = mutation { return Self.unknownClient(id) }
+                return .error(.notFound, "unknown_client", error.reason)
+            case .duplicateClient: return .error(.conflict, "duplicate_client", error.reason)
+            case .declaredClient: return .error(.conflict, "declared_client", error.reason)
+            case .invalid: return .error(.unprocessableEntity, "invalid_client", error.reason)
+            case .unavailable: return .error(.serviceUnavailable, "store_unavailable", "the store cannot be reached; nothing was changed: \(error.reason)")
+            case .io: return .error(.internalServerError, "write_failed", error.reason)
+            }
+        }
+        let id: String
+        switch mutation {
+        case .add(let draft): id = draft.id
+        case .rotate(let clientID, _), .setEnabled(let clientID, _): id = clientID
+        case .remove: return Response(status: status, body: "")
+        }
+        guard let client = self.config.clients.first(where: { $0.id == id }) else {
+            return .json(status, ["id": id])
+        }
+        return .json(status, self.clientObject(client))
+    }
+
     private func reload() async throws {
         guard let reload = self.reloader.withLockedValue({ $0 }) else {
             throw GatewayError("this gateway cannot reload itself")
@@ -243,7 +306,7 @@ final class AdminAPI: Sendable {
 
     /// `POST /api/v1/tokens/{jti}/revoke`: the token id is refused from now on, remembered for
     /// `max_token_lifetime` (no token of this issuer lives longer).
-    private func revoke(tokenID: String) -> Response {
+    private func revoke(tokenID: String) async -> Response {
         guard let state = self.state,
             let settings = self.config.issuers.first(where: \.builtin)?.builtinSettings
         else {
@@ -253,7 +316,16 @@ final class AdminAPI: Sendable {
             return .error(.badRequest, "invalid_request", "expected a token id (the jti claim)")
         }
         let now = Int64(Date().timeIntervalSince1970)
-        state.revoke(tokenID, until: now + settings.maxTokenLifetime.nanoseconds / 1_000_000_000, now: now)
+        let until = now + settings.maxTokenLifetime.nanoseconds / 1_000_000_000
+        if let hooks = self.storeHooks.withLockedValue({ $0 }) {
+            do throws(StoreError) {
+                try await hooks.revoke(tokenID, until)
+            } catch {
+                let status: HTTPResponseStatus = error.code == .unavailable ? .serviceUnavailable : .internalServerError
+                return .error(status, error.code == .unavailable ? "store_unavailable" : "write_failed", "the revocation was not stored: \(error.reason)")
+            }
+        }
+        state.revoke(tokenID, until: until, now: now)
         return .json(.ok, ["revoked": tokenID])
     }
 
@@ -273,7 +345,9 @@ final class AdminAPI: Sendable {
     // MARK: - JSON
 
     private func clientObject(_ client: ClientConfig) -> [String: Any] {
-        let redeemed = self.state?.lastRedeemed[client.id]
+        let hooks = self.storeHooks.withLockedValue { $0 }
+        let redeemed = hooks?.lastRedeemed()[client.id] ?? self.state?.lastRedeemed[client.id]
+        let used = hooks?.lastUsed()[client.id]
         return [
             "id": client.id,
             "name": client.name,
@@ -284,6 +358,7 @@ final class AdminAPI: Sendable {
             "token_lifetime": self.tokenLifetime(client).map { $0 as Any } ?? NSNull(),
             "last_redeemed": redeemed.map { IssuerState.formatTimestamp($0) as Any } ?? NSNull(),
             "last_modified": client.lastModified.map { $0 as Any } ?? NSNull(),
+            "last_used": used.map { IssuerState.formatTimestamp($0) as Any } ?? NSNull(),
         ]
     }
 

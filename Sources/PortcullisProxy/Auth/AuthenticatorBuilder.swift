@@ -10,7 +10,8 @@ extension TokenAuthenticator {
     static func compile(
         _ config: GatewayConfig,
         keys: [String: any IssuerKeyProvider],
-        builtin: TokenService? = nil
+        builtin: TokenService? = nil,
+        usage: ClientUsageTable? = nil
     ) throws -> TokenAuthenticator {
         var issuers: [(iss: String, issuer: TrustedIssuer)] = []
         if let builtin {
@@ -54,7 +55,8 @@ extension TokenAuthenticator {
                 policyIndex: config.policy.clientIndex(id: client.id) ?? -1,
                 allowedIPs: client.allowedIPs,
                 // Without a secret no token of its can be current.
-                credentialVersion: isBuiltin ? client.secretSHA256.map { ClientSecret.credentialVersion(sha256Hex: $0) } ?? "" : nil
+                credentialVersion: isBuiltin ? client.secretSHA256.map { ClientSecret.credentialVersion(sha256Hex: $0) } ?? "" : nil,
+                usage: usage?.clock(for: client.id)
             )
         }
         return TokenAuthenticator(issuers: issuers, clients: clients, issuerState: builtin?.state)
@@ -107,7 +109,12 @@ struct BuiltinIssuerRuntime: Sendable {
     static func make(_ config: GatewayConfig, logger: Logger) throws -> BuiltinIssuerRuntime? {
         guard let issuer = config.issuers.first(where: \.builtin), let settings = issuer.builtinSettings else { return nil }
         do {
-            let state = try IssuerState(path: settings.stateFile, now: Int64(Date().timeIntervalSince1970))
+            // With a store, revocations and redemptions live there, not in state_file.
+            let state = try IssuerState(
+                path: config.store == nil ? settings.stateFile : nil,
+                now: Int64(Date().timeIntervalSince1970),
+                feedsStore: config.store != nil
+            )
             return BuiltinIssuerRuntime(limiter: FailedAuthLimiter(), state: state, logger: logger)
         } catch {
             let place = issuer.location.map { "\($0): " } ?? ""

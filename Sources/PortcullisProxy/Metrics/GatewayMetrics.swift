@@ -1,7 +1,9 @@
 import Atomics
 import Metrics
 import NIOConcurrencyHelpers
+import Foundation
 import PortcullisAuth
+import PortcullisStore
 import Prometheus
 
 /// The gateway's metrics in the Prometheus text format (version 0.0.4), as `/metrics` serves them.
@@ -27,6 +29,8 @@ public final class GatewayMetrics: Sendable {
     private let reloads: CoreMetrics.Counter
     private let reloadFailures: CoreMetrics.Counter
     private let sources = NIOLockedValueBox(Sources())
+    /// `store:`'s health; nil without one.
+    private let store: StoreStatus?
 
     private struct Sources {
         var issuerKeys: [String: IssuerKeys] = [:]
@@ -36,7 +40,8 @@ public final class GatewayMetrics: Sendable {
         var accessLog: (any AccessLogStats)?
     }
 
-    public init(accessLog: (any AccessLogStats)? = nil) {
+    public init(accessLog: (any AccessLogStats)? = nil, store: StoreStatus? = nil) {
+        self.store = store
         let registry = PrometheusCollectorRegistry()
         let factory = PrometheusMetricsFactory(registry: registry)
         self.registry = registry
@@ -195,6 +200,27 @@ public final class GatewayMetrics: Sendable {
                 help: "Access-log lines dropped because the writer fell too far behind."
             )
             out.sample("portcullis_access_log_dropped_lines_total", accessLog.droppedLines)
+        }
+
+        if let store = self.store {
+            out.family("portcullis_store_up", .gauge, help: "1 when the store answered its last request, else 0.")
+            out.sample("portcullis_store_up", store.isUp ? 1 : 0)
+            out.family(
+                "portcullis_store_seconds_since_sync",
+                .gauge,
+                help: "Seconds since the registry was last loaded in full (-1 before the first load)."
+            )
+            let last = store.lastSync
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            out.sample("portcullis_store_seconds_since_sync", last == 0 ? -1 : Int((now - last) / 1000))
+            out.family("portcullis_store_buffered_updates", .gauge, help: "Usage updates waiting for the store.")
+            out.sample("portcullis_store_buffered_updates", store.bufferedUpdates)
+            out.family(
+                "portcullis_store_dropped_updates_total",
+                .counter,
+                help: "Usage updates dropped because the buffer was full while the store was down."
+            )
+            out.sample("portcullis_store_dropped_updates_total", store.droppedUpdates)
         }
 
         out.append(self.registry.emitToString())

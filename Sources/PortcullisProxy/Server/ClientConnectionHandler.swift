@@ -335,6 +335,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .success(let record): caller = record
         case .failure(let failure): return self.respondLocally(.unauthorized(failure), close: false, reason: failure.reason)
         }
+        caller.usage?.touch(self.loop.nowSeconds)
         self.log!.clientID = caller.id
         self.log!.clientName = caller.name
 

@@ -7,6 +7,7 @@ import NIOPosix
 import NIOSSL
 import PortcullisAuth
 import PortcullisPolicy
+import PortcullisStore
 
 /// The gateway: its listeners, the per-loop contexts (upstream pools), the admin listener,
 /// metrics and graceful stop.
@@ -30,6 +31,10 @@ public final class GatewayServer: Sendable {
     private let logger: Logger
     /// One per `listen[].tls` listener; a reload swaps the contexts in place.
     private let tlsSlots: [DownstreamTLS.Slot]
+    /// Every client's last-used second, kept across snapshots.
+    public let usage: ClientUsageTable
+    /// The store's health; nil without `store:`.
+    public let storeStatus: StoreStatus?
 
     private init(
         group: EventLoopGroup,
@@ -44,8 +49,12 @@ public final class GatewayServer: Sendable {
         builtin: BuiltinIssuerRuntime?,
         limiters: LimiterRegistry,
         adminAPI: AdminAPI?,
+        usage: ClientUsageTable,
+        storeStatus: StoreStatus?,
         logger: Logger
     ) {
+        self.usage = usage
+        self.storeStatus = storeStatus
         self.builtin = builtin
         self.limiters = limiters
         self.adminAPI = adminAPI
@@ -69,6 +78,7 @@ public final class GatewayServer: Sendable {
         issuerKeys: [String: any IssuerKeyProvider] = [:],
         accessLog: AccessLogWriter? = nil,
         upstreamCredential: UpstreamCredential? = nil,
+        storeStatus: StoreStatus? = nil,
         group: EventLoopGroup,
         logger: Logger
     ) async throws -> GatewayServer {
@@ -77,8 +87,9 @@ public final class GatewayServer: Sendable {
         }
         let builtin = try BuiltinIssuerRuntime.make(config, logger: logger)
         let limiters = LimiterRegistry()
+        let usage = ClientUsageTable()
         let settings = try ProxySettings(
-            config, issuerKeys: issuerKeys, builtin: builtin, upstreamCredential: upstreamCredential, limiters: limiters)
+            config, issuerKeys: issuerKeys, builtin: builtin, upstreamCredential: upstreamCredential, limiters: limiters, usage: usage)
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
         for loop in group.makeIterator() {
             contexts[ObjectIdentifier(loop)] = try await loop.submit {
@@ -155,7 +166,7 @@ public final class GatewayServer: Sendable {
             throw GatewayError("cannot listen: \(error)")
         }
 
-        let metrics = GatewayMetrics(accessLog: accessLog)
+        let metrics = GatewayMetrics(accessLog: accessLog, store: storeStatus)
         metrics.configApplied(issuerKeys: issuerKeys)
         let draining = ManagedAtomic(false)
         var admin: AdminServer?
@@ -171,7 +182,8 @@ public final class GatewayServer: Sendable {
                 metricsText: { loop in
                     Self.metricsText(contexts: frozenContexts, metrics: metrics, openConnections: openConnections, on: loop)
                 },
-                isReady: { !draining.load(ordering: .relaxed) },
+                // A replica that has never loaded the registry would refuse clients it should serve.
+                isReady: { !draining.load(ordering: .relaxed) && (storeStatus?.hasLoaded ?? true) },
                 api: adminAPI
             )
             do {
@@ -195,6 +207,8 @@ public final class GatewayServer: Sendable {
             builtin: builtin,
             limiters: limiters,
             adminAPI: adminAPI,
+            usage: usage,
+            storeStatus: storeStatus,
             logger: logger
         )
     }
@@ -242,7 +256,10 @@ public final class GatewayServer: Sendable {
     }
 
     /// Listeners open and not draining (`/readyz`).
-    public var isReady: Bool { !self.draining.load(ordering: .relaxed) }
+    public var isReady: Bool { !self.draining.load(ordering: .relaxed) && (self.storeStatus?.hasLoaded ?? true) }
+
+    /// The built-in issuer's revocations and redemptions; nil without one.
+    public var issuerState: IssuerState? { self.builtin?.state }
 
     /// The client side of the request path: one handler, which parses requests itself
     /// (`RequestParser`) and writes responses as bytes.
@@ -283,7 +300,13 @@ public final class GatewayServer: Sendable {
         // Built first: a bad certificate or key fails the whole reload, old contexts included.
         let tlsContexts = try DownstreamTLS.reloadedContexts(config, slots: self.tlsSlots, logger: self.logger)
         let settings = try ProxySettings(
-            config, issuerKeys: issuerKeys, builtin: self.builtin, upstreamCredential: upstreamCredential, limiters: self.limiters)
+            config,
+            issuerKeys: issuerKeys,
+            builtin: self.builtin,
+            upstreamCredential: upstreamCredential,
+            limiters: self.limiters,
+            usage: self.usage
+        )
         try self.adminAPI?.update(config)
         for context in self.contexts.values {
             try await context.eventLoop.submit { context.value.update(settings) }.get()
@@ -305,6 +328,11 @@ public final class GatewayServer: Sendable {
     /// but the caller hears why a reload failed.
     public func setAdminReloader(_ reload: @escaping @Sendable () async throws -> Void) {
         self.adminAPI?.setReloader(reload)
+    }
+
+    /// With `store:`, the admin API writes clients and revocations through these.
+    public func setAdminStore(_ hooks: AdminStoreHooks) {
+        self.adminAPI?.setStoreHooks(hooks)
     }
 
     /// Writes the built-in issuer's state file if it changed (revocations, last redemptions).

@@ -63,7 +63,8 @@ final class ProxySettings: Sendable {
         issuerKeys: [String: any IssuerKeyProvider] = [:],
         builtin: BuiltinIssuerRuntime? = nil,
         upstreamCredential: UpstreamCredential? = nil,
-        limiters: LimiterRegistry = LimiterRegistry()
+        limiters: LimiterRegistry = LimiterRegistry(),
+        usage: ClientUsageTable? = nil
     ) throws {
         if config.upstream.auth != nil && upstreamCredential?.config != config.upstream.auth {
             throw GatewayError("upstream.auth is configured but its credential was not obtained")
@@ -81,7 +82,7 @@ final class ProxySettings: Sendable {
         self.sendTimeout = .nanoseconds(config.limits.sendTimeout.nanoseconds)
         self.trustedProxies = config.trustedProxies.isEmpty ? nil : config.trustedProxies
         self.tokenService = try TokenAuthenticator.compileBuiltin(config, runtime: builtin)
-        self.authenticator = try TokenAuthenticator.compile(config, keys: issuerKeys, builtin: self.tokenService)
+        self.authenticator = try TokenAuthenticator.compile(config, keys: issuerKeys, builtin: self.tokenService, usage: usage)
         self.tokenCacheSize = config.limits.tokenCacheSize
         self.policy = config.policy
         self.cipp = config.upstream.profile == .cipp ? CIPPSettings(config) : nil

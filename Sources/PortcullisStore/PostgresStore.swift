@@ -1,0 +1,436 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOSSL
+import PortcullisPolicy
+import PostgresNIO
+
+/// The shared store for several replicas (`store: { postgres: { url_file, tls } }`).
+///
+/// One connection runs the commands (serialised: they are rare, and one at a time keeps each
+/// change's check and write in one transaction under an advisory lock); a second one LISTENs on
+/// `portcullis_registry`, which every change NOTIFYs, so every replica reloads within a
+/// second. The listener yields on every (re)connect too: a replica that missed notifications
+/// while cut off resyncs in full. The schema is created and migrated by ``prepare()``
+/// (versioned in `portcullis_schema`), and again lazily after the store comes back.
+public final class PostgresStore: ClientStore {
+    public static let channel = "portcullis_registry"
+    /// `pg_advisory_xact_lock` key serialising changes and migrations across replicas.
+    static let lockKey: Int64 = 0x706F_7274_6375_6C
+
+    /// Statements of each schema version, in order; the schema's version is how many ran.
+    static let migrations: [[String]] = [
+        [
+            "CREATE TABLE portcullis_clients (id text PRIMARY KEY, body text NOT NULL)",
+            "CREATE TABLE portcullis_overrides (id text PRIMARY KEY, body text NOT NULL)",
+            "CREATE TABLE portcullis_revocations (token_id text PRIMARY KEY, expires_at bigint NOT NULL)",
+            "CREATE TABLE portcullis_usage (client_id text PRIMARY KEY, last_used bigint, last_redeemed bigint)",
+        ]
+    ]
+
+    public let description: String
+    private let configuration: PostgresConnection.Configuration
+    private let session: Session
+    private let logger: Logger
+    private let stream: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+    private let listener: Task<Void, Never>?
+
+    /// Reads `url_file`; plain TCP only to a loopback address, else `tls:` is required.
+    public init(_ settings: PostgresStoreConfig, listen: Bool, logger: Logger) throws(StoreError) {
+        guard let data = FileManager.default.contents(atPath: settings.urlFile) else {
+            throw StoreError(.io, "store.postgres.url_file: cannot read \(settings.urlFile)")
+        }
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let url = try Self.parseURL(text, file: settings.urlFile)
+        let tls: PostgresConnection.Configuration.TLS
+        if let tlsSettings = settings.tls {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if let ca = tlsSettings.caFile { configuration.trustRoots = .file(ca) }
+            do {
+                tls = .require(try NIOSSLContext(configuration: configuration))
+            } catch {
+                throw StoreError(.io, "store.postgres.tls: \(error)")
+            }
+        } else {
+            guard Self.isLoopback(url.host) else {
+                throw StoreError(
+                    .io,
+                    "store.postgres: \(url.host) is not a loopback address; set tls: (with ca_file) to reach PostgreSQL over the network"
+                )
+            }
+            tls = .disable
+        }
+        var configuration = PostgresConnection.Configuration(
+            host: url.host,
+            port: url.port,
+            username: url.user,
+            password: url.password,
+            database: url.database,
+            tls: tls
+        )
+        configuration.options.connectTimeout = .seconds(2)
+        self.configuration = configuration
+        self.description = "postgres \(url.user)@\(url.host):\(url.port)/\(url.database ?? url.user)"
+        self.logger = logger
+        self.session = Session(configuration: configuration, logger: logger)
+        (self.stream, self.continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        if listen {
+            let continuation = self.continuation
+            self.listener = Task { await Self.listen(configuration: configuration, continuation: continuation, logger: logger) }
+        } else {
+            self.listener = nil
+        }
+    }
+
+    // MARK: - ClientStore
+
+    public func prepare() async throws(StoreError) {
+        try await self.session.run { connection, logger in try await Self.migrate(connection, logger: logger) }
+    }
+
+    public func load() async throws(StoreError) -> Registry {
+        try await self.session.run { connection, logger in
+            try await connection.withTransaction(logger: logger) { connection in
+                try await Self.read(connection, logger: logger)
+            }
+        }
+    }
+
+    public func update(_ decide: @Sendable (Registry) throws(StoreError) -> StoreChange) async throws(StoreError) -> StoreChange {
+        let decided = DecideBox()
+        do throws(StoreError) {
+            return try await self.session.run { connection, logger in
+                try await connection.withTransaction(logger: logger) { connection in
+                    try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockKey))", logger: logger)
+                    let registry = try await Self.read(connection, logger: logger)
+                    let change: StoreChange
+                    do throws(StoreError) {
+                        change = try decide(registry)
+                    } catch {
+                        decided.error = error
+                        throw error
+                    }
+                    try await Self.write(change, connection, logger: logger)
+                    try await connection.query("NOTIFY portcullis_registry", logger: logger)
+                    return change
+                }
+            }
+        } catch {
+            // The check's own refusal, not the store's failure.
+            if let refusal = decided.error { throw refusal }
+            throw error
+        }
+    }
+
+    public func record(_ batch: UsageBatch) async throws(StoreError) {
+        guard !batch.isEmpty else { return }
+        try await self.session.run { connection, logger in
+            try await connection.withTransaction(logger: logger) { connection in
+                if !batch.lastUsed.isEmpty {
+                    let ids = Array(batch.lastUsed.keys)
+                    let times = ids.map { batch.lastUsed[$0]! }
+                    try await connection.query(
+                        """
+                        INSERT INTO portcullis_usage (client_id, last_used)
+                        SELECT * FROM unnest(\(ids)::text[], \(times)::bigint[])
+                        ON CONFLICT (client_id) DO UPDATE SET last_used = GREATEST(portcullis_usage.last_used, EXCLUDED.last_used)
+                        """,
+                        logger: logger
+                    )
+                }
+                if !batch.lastRedeemed.isEmpty {
+                    let ids = Array(batch.lastRedeemed.keys)
+                    let times = ids.map { batch.lastRedeemed[$0]! }
+                    try await connection.query(
+                        """
+                        INSERT INTO portcullis_usage (client_id, last_redeemed)
+                        SELECT * FROM unnest(\(ids)::text[], \(times)::bigint[])
+                        ON CONFLICT (client_id) DO UPDATE SET last_redeemed = GREATEST(portcullis_usage.last_redeemed, EXCLUDED.last_redeemed)
+                        """,
+                        logger: logger
+                    )
+                }
+                if !batch.revocations.isEmpty {
+                    let ids = Array(batch.revocations.keys)
+                    let times = ids.map { batch.revocations[$0]! }
+                    try await connection.query(
+                        """
+                        INSERT INTO portcullis_revocations (token_id, expires_at)
+                        SELECT * FROM unnest(\(ids)::text[], \(times)::bigint[])
+                        ON CONFLICT (token_id) DO UPDATE SET expires_at = GREATEST(portcullis_revocations.expires_at, EXCLUDED.expires_at)
+                        """,
+                        logger: logger
+                    )
+                    try await connection.query("NOTIFY portcullis_registry", logger: logger)
+                }
+            }
+        }
+    }
+
+    public func replaceAll(with registry: Registry) async throws(StoreError) {
+        try await self.session.run { connection, logger in
+            try await connection.withTransaction(logger: logger) { connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockKey))", logger: logger)
+                for table in ["portcullis_clients", "portcullis_overrides", "portcullis_revocations", "portcullis_usage"] {
+                    try await connection.query(PostgresQuery(unsafeSQL: "DELETE FROM \(table)"), logger: logger)
+                }
+                for client in registry.clients.values { try await Self.write(.put(client), connection, logger: logger) }
+                for (id, override) in registry.overrides { try await Self.write(.override(id: id, override), connection, logger: logger) }
+                for (id, until) in registry.revocations { try await Self.write(.revoke(tokenID: id, until: until), connection, logger: logger) }
+                for id in Set(registry.lastUsed.keys).union(registry.lastRedeemed.keys) {
+                    let used = registry.lastUsed[id]
+                    let redeemed = registry.lastRedeemed[id]
+                    try await connection.query(
+                        "INSERT INTO portcullis_usage (client_id, last_used, last_redeemed) VALUES (\(id), \(used), \(redeemed))",
+                        logger: logger
+                    )
+                }
+                try await connection.query("NOTIFY portcullis_registry", logger: logger)
+            }
+        }
+    }
+
+    public func changes() -> AsyncStream<Void> { self.stream }
+
+    public func close() async {
+        self.listener?.cancel()
+        await self.listener?.value
+        self.continuation.finish()
+        await self.session.close()
+    }
+
+    // MARK: - SQL
+
+    static func migrate(_ connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.withTransaction(logger: logger) { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockKey))", logger: logger)
+            try await connection.query("CREATE TABLE IF NOT EXISTS portcullis_schema (version integer NOT NULL)", logger: logger)
+            var version: Int32?
+            for try await (value) in try await connection.query("SELECT version FROM portcullis_schema", logger: logger).decode(Int32.self) {
+                version = value
+            }
+            if version == nil {
+                try await connection.query("INSERT INTO portcullis_schema (version) VALUES (0)", logger: logger)
+            }
+            let current = Int(version ?? 0)
+            guard current <= Self.migrations.count else {
+                throw StoreError(.io, "the PostgreSQL schema is at version \(current), newer than this Portcullis knows (\(Self.migrations.count)); upgrade it")
+            }
+            for statements in Self.migrations.dropFirst(current) {
+                for statement in statements {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+            }
+            if current < Self.migrations.count {
+                let target = Int32(Self.migrations.count)
+                try await connection.query("UPDATE portcullis_schema SET version = \(target)", logger: logger)
+                logger.info("store: PostgreSQL schema migrated", metadata: ["from": "\(current)", "to": "\(target)"])
+            }
+        }
+    }
+
+    static func read(_ connection: PostgresConnection, logger: Logger) async throws -> Registry {
+        var registry = Registry()
+        let decoder = JSONDecoder()
+        for try await (id, body) in try await connection.query("SELECT id, body FROM portcullis_clients", logger: logger).decode((String, String).self) {
+            registry.clients[id] = try decoder.decode(StoredClient.self, from: Data(body.utf8))
+        }
+        for try await (id, body) in try await connection.query("SELECT id, body FROM portcullis_overrides", logger: logger).decode((String, String).self) {
+            registry.overrides[id] = try decoder.decode(ClientOverride.self, from: Data(body.utf8))
+        }
+        let now = Int64(Date().timeIntervalSince1970)
+        for try await (id, until) in try await connection.query(
+            "SELECT token_id, expires_at FROM portcullis_revocations WHERE expires_at > \(now)",
+            logger: logger
+        ).decode((String, Int64).self) {
+            registry.revocations[id] = until
+        }
+        for try await (id, used, redeemed) in try await connection.query(
+            "SELECT client_id, last_used, last_redeemed FROM portcullis_usage",
+            logger: logger
+        ).decode((String, Int64?, Int64?).self) {
+            if let used { registry.lastUsed[id] = used }
+            if let redeemed { registry.lastRedeemed[id] = redeemed }
+        }
+        return registry
+    }
+
+    static func write(_ change: StoreChange, _ connection: PostgresConnection, logger: Logger) async throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        switch change {
+        case .put(let client):
+            let body = String(decoding: try encoder.encode(client), as: UTF8.self)
+            try await connection.query(
+                "INSERT INTO portcullis_clients (id, body) VALUES (\(client.id), \(body)) ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
+                logger: logger
+            )
+        case .override(let id, let override):
+            let body = String(decoding: try encoder.encode(override), as: UTF8.self)
+            try await connection.query(
+                "INSERT INTO portcullis_overrides (id, body) VALUES (\(id), \(body)) ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
+                logger: logger
+            )
+        case .remove(let id):
+            try await connection.query("DELETE FROM portcullis_clients WHERE id = \(id)", logger: logger)
+            try await connection.query("DELETE FROM portcullis_overrides WHERE id = \(id)", logger: logger)
+        case .revoke(let id, let until):
+            try await connection.query(
+                """
+                INSERT INTO portcullis_revocations (token_id, expires_at) VALUES (\(id), \(until))
+                ON CONFLICT (token_id) DO UPDATE SET expires_at = GREATEST(portcullis_revocations.expires_at, EXCLUDED.expires_at)
+                """,
+                logger: logger
+            )
+        }
+        let now = Int64(Date().timeIntervalSince1970)
+        try await connection.query("DELETE FROM portcullis_revocations WHERE expires_at <= \(now)", logger: logger)
+    }
+
+    // MARK: - LISTEN
+
+    private static func listen(
+        configuration: PostgresConnection.Configuration,
+        continuation: AsyncStream<Void>.Continuation,
+        logger: Logger
+    ) async {
+        var connectionID = 1_000
+        var wasUp = true
+        while !Task.isCancelled {
+            connectionID += 1
+            var connection: PostgresConnection?
+            do {
+                let open = try await PostgresConnection.connect(configuration: configuration, id: connectionID, logger: logger)
+                connection = open
+                try await open.listen(on: Self.channel) { notifications in
+                    // (Re)connected and listening: whatever was missed meanwhile is read in full.
+                    if !wasUp { logger.info("store: PostgreSQL reachable again; resyncing") }
+                    wasUp = true
+                    continuation.yield()
+                    for try await _ in notifications {
+                        continuation.yield()
+                    }
+                }
+            } catch {
+                if wasUp && !Task.isCancelled {
+                    logger.warning("store: PostgreSQL listener lost; deciding on the last registry", metadata: ["error": "\(String(reflecting: error))"])
+                    // The replica notices the failure on its next load.
+                    continuation.yield()
+                }
+                wasUp = false
+            }
+            try? await connection?.close()
+            if Task.isCancelled { break }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
+    // MARK: - The URL
+
+    struct ParsedURL: Equatable {
+        var user: String
+        var password: String?
+        var host: String
+        var port: Int
+        var database: String?
+    }
+
+    static func parseURL(_ text: String, file: String) throws(StoreError) -> ParsedURL {
+        guard let components = URLComponents(string: text), components.scheme == "postgres" || components.scheme == "postgresql",
+            let rawHost = components.host, !rawHost.isEmpty, let user = components.user, !user.isEmpty
+        else {
+            throw StoreError(.io, "store.postgres.url_file: \(file) does not hold a postgres://user:password@host:port/database URL")
+        }
+        var host = rawHost
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        return ParsedURL(
+            user: components.percentEncodedUser?.removingPercentEncoding ?? user,
+            password: components.percentEncodedPassword?.removingPercentEncoding,
+            host: host,
+            port: components.port ?? 5432,
+            database: path.isEmpty ? nil : path
+        )
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || (host.hasPrefix("127.") && host.split(separator: ".").count == 4)
+    }
+}
+
+/// Carries the check's refusal out of the transaction closure.
+private final class DecideBox: @unchecked Sendable {
+    var error: StoreError?
+}
+
+/// The command connection: opened on first use, again after it broke.
+private actor Session {
+    private let configuration: PostgresConnection.Configuration
+    private let logger: Logger
+    private var connection: PostgresConnection?
+    private var nextID = 1
+    private var prepared = false
+
+    init(configuration: PostgresConnection.Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Runs `body` on the connection; a failure to connect or a connection lost is
+    /// ``StoreError/Code/unavailable``.
+    func run<Result: Sendable>(_ body: (PostgresConnection, Logger) async throws -> Result) async throws(StoreError) -> Result {
+        let connection: PostgresConnection
+        do {
+            connection = try await self.open()
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.unavailable, "PostgreSQL cannot be reached: \(Self.describe(error))")
+        }
+        do {
+            return try await body(connection, self.logger)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            if connection.isClosed {
+                self.connection = nil
+                try? await connection.close()
+                throw StoreError(.unavailable, "the connection to PostgreSQL was lost: \(Self.describe(error))")
+            }
+            throw StoreError(.io, "PostgreSQL: \(Self.describe(error))")
+        }
+    }
+
+    private func open() async throws -> PostgresConnection {
+        if let connection = self.connection, !connection.isClosed { return connection }
+        if let stale = self.connection {
+            self.connection = nil
+            try? await stale.close()
+        }
+        self.nextID += 1
+        let connection = try await PostgresConnection.connect(configuration: self.configuration, id: self.nextID, logger: self.logger)
+        self.connection = connection
+        // Created here too, so a store that came back empty (a new cluster) is usable.
+        if !self.prepared {
+            try await PostgresStore.migrate(connection, logger: self.logger)
+            self.prepared = true
+        }
+        return connection
+    }
+
+    func close() async {
+        if let connection = self.connection {
+            self.connection = nil
+            try? await connection.close()
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] { return message }
+            return "\(error.code)"
+        }
+        return "\(error)"
+    }
+}

@@ -1,0 +1,178 @@
+import PortcullisPolicy
+
+/// A client created at run time (`portcullis client add`, `POST /api/v1/clients`), as the store
+/// keeps it: the same fields as a `clients:` entry, the secret only as its SHA-256.
+public struct StoredClient: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var issuer: String
+    public var roles: [String]
+    /// nil: any address; empty: none.
+    public var allowedIPs: [String]?
+    public var tokenLifetime: String?
+    public var secretSHA256: String?
+    public var enabled: Bool
+    /// RFC 3339 UTC, seconds.
+    public var lastModified: String
+
+    public init(_ draft: ClientDraft, lastModified: String) {
+        self.id = draft.id
+        self.name = draft.name
+        self.issuer = draft.issuer
+        self.roles = draft.roles
+        self.allowedIPs = draft.allowedIPs
+        self.tokenLifetime = draft.tokenLifetime
+        self.secretSHA256 = draft.secretSHA256
+        self.enabled = draft.enabled
+        self.lastModified = lastModified
+    }
+
+    public var draft: ClientDraft {
+        ClientDraft(
+            id: self.id,
+            name: self.name,
+            issuer: self.issuer,
+            roles: self.roles,
+            allowedIPs: self.allowedIPs,
+            tokenLifetime: self.tokenLifetime,
+            secretSHA256: self.secretSHA256,
+            enabled: self.enabled
+        )
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, issuer, roles, enabled
+        case allowedIPs = "allowed_ips"
+        case tokenLifetime = "token_lifetime"
+        case secretSHA256 = "secret_sha256"
+        case lastModified = "last_modified"
+    }
+}
+
+/// A run-time change to a client declared in the config directory (GitOps): it wins over the
+/// declared value, so an emergency disable or rotation works whatever the YAML says.
+public struct ClientOverride: Codable, Sendable, Equatable {
+    public var enabled: Bool?
+    public var secretSHA256: String?
+    public var lastModified: String
+
+    public init(enabled: Bool? = nil, secretSHA256: String? = nil, lastModified: String) {
+        self.enabled = enabled
+        self.secretSHA256 = secretSHA256
+        self.lastModified = lastModified
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case enabled
+        case secretSHA256 = "secret_sha256"
+        case lastModified = "last_modified"
+    }
+}
+
+/// Everything a store holds, as one value: what a replica compiles its snapshot from.
+public struct Registry: Sendable, Equatable {
+    public var clients: [String: StoredClient]
+    public var overrides: [String: ClientOverride]
+    /// Token id -> its `exp` (seconds); refused until then.
+    public var revocations: [String: Int64]
+    /// Client id -> seconds since the epoch.
+    public var lastRedeemed: [String: Int64]
+    public var lastUsed: [String: Int64]
+
+    public init(
+        clients: [String: StoredClient] = [:],
+        overrides: [String: ClientOverride] = [:],
+        revocations: [String: Int64] = [:],
+        lastRedeemed: [String: Int64] = [:],
+        lastUsed: [String: Int64] = [:]
+    ) {
+        self.clients = clients
+        self.overrides = overrides
+        self.revocations = revocations
+        self.lastRedeemed = lastRedeemed
+        self.lastUsed = lastUsed
+    }
+
+    /// The clients a gateway serves: the declared ones with their overrides, then the stored
+    /// ones, each checked against `context` (a stored client whose role or issuer is gone from
+    /// the configuration is left out, with a warning, rather than served with fewer rules).
+    public func effectiveClients(declared: [ClientConfig], context: RegistryContext) -> (clients: [ClientConfig], warnings: [String]) {
+        var warnings: [String] = []
+        var result: [ClientConfig] = declared.map { client in
+            guard let override = self.overrides[client.id] else { return client }
+            var changed = client
+            if let enabled = override.enabled { changed.enabled = enabled }
+            if let hash = override.secretSHA256, client.secretSHA256 != nil { changed.secretSHA256 = hash }
+            changed.lastModified = override.lastModified
+            return changed
+        }
+        let declaredIDs = Set(declared.map(\.id))
+        for stored in self.clients.values.sorted(by: { $0.id < $1.id }) {
+            if declaredIDs.contains(stored.id) {
+                warnings.append("store: client '\(stored.id)' is also declared in the configuration; the declared one is served")
+                continue
+            }
+            do {
+                result.append(try ConfigLoader.validateClient(stored.draft, lastModified: stored.lastModified, context: context))
+            } catch {
+                warnings.append("store: client '\(stored.id)' is not served: \(error)")
+            }
+        }
+        return (result, warnings)
+    }
+
+    /// Applies a written change to this value (what the store wrote, without reading it back).
+    public mutating func apply(_ change: StoreChange) {
+        switch change {
+        case .put(let client): self.clients[client.id] = client
+        case .override(let id, let override): self.overrides[id] = override
+        case .remove(let id):
+            self.clients.removeValue(forKey: id)
+            self.overrides.removeValue(forKey: id)
+        case .revoke(let id, let until): self.revocations[id] = max(until, self.revocations[id] ?? 0)
+        }
+    }
+
+    /// Adds usage times and revocations (later times win).
+    public mutating func apply(_ batch: UsageBatch) {
+        for (id, seconds) in batch.lastUsed where (self.lastUsed[id] ?? 0) < seconds { self.lastUsed[id] = seconds }
+        for (id, seconds) in batch.lastRedeemed where (self.lastRedeemed[id] ?? 0) < seconds { self.lastRedeemed[id] = seconds }
+        for (id, exp) in batch.revocations where (self.revocations[id] ?? 0) < exp { self.revocations[id] = exp }
+    }
+
+    /// Drops revocations whose tokens have expired.
+    public mutating func pruneRevocations(now: Int64) {
+        self.revocations = self.revocations.filter { $0.value > now }
+    }
+}
+
+/// One write to the registry.
+public enum StoreChange: Sendable, Equatable {
+    case put(StoredClient)
+    case override(id: String, ClientOverride)
+    case remove(id: String)
+    case revoke(tokenID: String, until: Int64)
+}
+
+/// Usage times and revocations gathered off the event loops and written together, about once
+/// a second. Later times win when two batches merge.
+public struct UsageBatch: Sendable, Equatable {
+    public var lastUsed: [String: Int64]
+    public var lastRedeemed: [String: Int64]
+    public var revocations: [String: Int64]
+
+    public init(lastUsed: [String: Int64] = [:], lastRedeemed: [String: Int64] = [:], revocations: [String: Int64] = [:]) {
+        self.lastUsed = lastUsed
+        self.lastRedeemed = lastRedeemed
+        self.revocations = revocations
+    }
+
+    public var isEmpty: Bool { self.lastUsed.isEmpty && self.lastRedeemed.isEmpty && self.revocations.isEmpty }
+    public var count: Int { self.lastUsed.count + self.lastRedeemed.count + self.revocations.count }
+
+    public mutating func merge(_ other: UsageBatch) {
+        self.lastUsed.merge(other.lastUsed, uniquingKeysWith: max)
+        self.lastRedeemed.merge(other.lastRedeemed, uniquingKeysWith: max)
+        self.revocations.merge(other.revocations, uniquingKeysWith: max)
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import PortcullisPolicy
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Turns a client mutation into the one ``StoreChange`` that makes it, checked against the
+/// registry as the store holds it now and against the running issuers and roles only.
+public enum RegistryEditor {
+    public static func change(
+        for mutation: ClientMutation,
+        registry: Registry,
+        context: RegistryContext,
+        now: Date = Date()
+    ) throws(StoreError) -> StoreChange {
+        let stamp = Self.timestamp(now)
+        let declared = Set(context.declaredClientIDs)
+        switch mutation {
+        case .add(let draft):
+            if declared.contains(draft.id) || registry.clients[draft.id] != nil {
+                throw StoreError(.duplicateClient, "a client '\(draft.id)' already exists")
+            }
+            do {
+                _ = try ConfigLoader.validateClient(draft, lastModified: stamp, context: context)
+            } catch {
+                throw StoreError(.invalid, "the client is not valid, nothing was changed:\n\(error)")
+            }
+            return .put(StoredClient(draft, lastModified: stamp))
+        case .rotate(let id, let hash):
+            if var stored = registry.clients[id] {
+                stored.secretSHA256 = hash
+                stored.lastModified = stamp
+                return .put(stored)
+            }
+            guard declared.contains(id) else { throw StoreError(.unknownClient, "no client '\(id)'") }
+            var override = registry.overrides[id] ?? ClientOverride(lastModified: stamp)
+            override.secretSHA256 = hash
+            override.lastModified = stamp
+            return .override(id: id, override)
+        case .setEnabled(let id, let enabled):
+            if var stored = registry.clients[id] {
+                stored.enabled = enabled
+                stored.lastModified = stamp
+                return .put(stored)
+            }
+            guard declared.contains(id) else { throw StoreError(.unknownClient, "no client '\(id)'") }
+            var override = registry.overrides[id] ?? ClientOverride(lastModified: stamp)
+            override.enabled = enabled
+            override.lastModified = stamp
+            return .override(id: id, override)
+        case .remove(let id):
+            if registry.clients[id] != nil { return .remove(id: id) }
+            if declared.contains(id) {
+                throw StoreError(.declaredClient, "client '\(id)' is declared in the configuration files: remove it there (or disable it here)")
+            }
+            throw StoreError(.unknownClient, "no client '\(id)'")
+        }
+    }
+
+    /// `2026-12-04T10:00:00Z`.
+    public static func timestamp(_ date: Date) -> String {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02dZ",
+            Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec)
+        )
+    }
+}
