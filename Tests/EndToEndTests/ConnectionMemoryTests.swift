@@ -69,9 +69,20 @@ struct ConnectionMemoryTests {
         #expect(warmUp.connections == warmUpCount && warmUp.errors == 0, "warm-up: \(warmUp)")
         check(warmUp)
         let before = try #require(gateway.rssKiB)
+        let descriptorsBefore = try #require(gateway.openDescriptors)
         let cpuBefore = gateway.cpuSeconds
         let measured = try churn.run(measuredCount)
         let after = try #require(gateway.rssKiB)
+        // Every connection the churn opened is closed by now (it waits for each): none may stay.
+        // A few pooled upstream connections may come and go; a leak would be thousands.
+        let margin = 8
+        let deadline = Date().addingTimeInterval(10)
+        var descriptorsAfter = gateway.openDescriptors ?? -1
+        while descriptorsAfter > descriptorsBefore + margin && Date() < deadline {
+            usleep(50_000)
+            descriptorsAfter = gateway.openDescriptors ?? -1
+        }
+        #expect(descriptorsAfter <= descriptorsBefore + margin, "open descriptors \(descriptorsBefore) before, \(descriptorsAfter) after \(label)")
         let cpu = gateway.cpuSeconds - cpuBefore
         #expect(measured.connections == measuredCount && measured.errors == 0, "\(measured)")
         check(measured)

@@ -258,6 +258,11 @@ final class PortcullisProcess: @unchecked Sendable {
         self.procStatusField("VmRSS")
     }
 
+    /// Open file descriptors (/proc/PID/fd); nil once the process has gone.
+    var openDescriptors: Int? {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(self.pid)/fd"))?.count
+    }
+
     /// User and system CPU time so far, in seconds (/proc/PID/stat); 0 once the process has gone.
     var cpuSeconds: Double {
         guard let text = try? String(contentsOfFile: "/proc/\(self.pid)/stat", encoding: .utf8),
