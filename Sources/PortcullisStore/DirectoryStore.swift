@@ -84,7 +84,7 @@ public final class DirectoryStore: ClientStore {
         defer { Glibc.close(lock) }
         var registry = try self.read()
         registry.apply(batch)
-        if !batch.revocations.isEmpty {
+        if !batch.revocations.isEmpty || !batch.failedAuth.isEmpty {
             registry.pruneRevocations(now: Int64(Date().timeIntervalSince1970))
             try self.writeRegistry(registry)
         }
@@ -112,6 +112,12 @@ public final class DirectoryStore: ClientStore {
         var clients: [StoredClient]
         var overrides: [String: ClientOverride]
         var revocations: [String: Int64]
+        var failedAuth: [String: FailureCount]?
+
+        enum CodingKeys: String, CodingKey {
+            case version, clients, overrides, revocations
+            case failedAuth = "failed_auth"
+        }
     }
 
     private struct UsageFile: Codable {
@@ -142,6 +148,7 @@ public final class DirectoryStore: ClientStore {
             for client in file.clients { registry.clients[client.id] = client }
             registry.overrides = file.overrides
             registry.revocations = file.revocations
+            registry.failedAuth = file.failedAuth ?? [:]
         }
         let usagePath = self.file(Self.usageFile)
         if let data = FileManager.default.contents(atPath: usagePath), let usage = try? JSONDecoder().decode(UsageFile.self, from: data) {
@@ -157,7 +164,8 @@ public final class DirectoryStore: ClientStore {
             version: Self.formatVersion,
             clients: registry.clients.values.sorted { $0.id < $1.id },
             overrides: registry.overrides,
-            revocations: registry.revocations
+            revocations: registry.revocations,
+            failedAuth: registry.failedAuth
         )
         try self.write(file, to: Self.registryFile)
     }

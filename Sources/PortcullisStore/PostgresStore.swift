@@ -25,7 +25,10 @@ public final class PostgresStore: ClientStore {
             "CREATE TABLE portcullis_overrides (id text PRIMARY KEY, body text NOT NULL)",
             "CREATE TABLE portcullis_revocations (token_id text PRIMARY KEY, expires_at bigint NOT NULL)",
             "CREATE TABLE portcullis_usage (client_id text PRIMARY KEY, last_used bigint, last_redeemed bigint)",
-        ]
+        ],
+        [
+            "CREATE TABLE portcullis_failed_auth (key text PRIMARY KEY, window_start bigint NOT NULL, failures bigint NOT NULL, window_seconds bigint NOT NULL)"
+        ],
     ]
 
     public let description: String
@@ -162,6 +165,27 @@ public final class PostgresStore: ClientStore {
                         """,
                         logger: logger
                     )
+                }
+                if !batch.failedAuth.isEmpty {
+                    let keys = Array(batch.failedAuth.keys)
+                    let starts = keys.map { batch.failedAuth[$0]!.start }
+                    let failures = keys.map { Int64(batch.failedAuth[$0]!.failures) }
+                    let windows = keys.map { batch.failedAuth[$0]!.window }
+                    // The same window (started before the stored one ends) adds up; a later one starts afresh.
+                    try await connection.query(
+                        """
+                        INSERT INTO portcullis_failed_auth (key, window_start, failures, window_seconds)
+                        SELECT * FROM unnest(\(keys)::text[], \(starts)::bigint[], \(failures)::bigint[], \(windows)::bigint[])
+                        ON CONFLICT (key) DO UPDATE SET
+                          failures = CASE WHEN EXCLUDED.window_start < portcullis_failed_auth.window_start + portcullis_failed_auth.window_seconds
+                            THEN portcullis_failed_auth.failures + EXCLUDED.failures ELSE EXCLUDED.failures END,
+                          window_start = CASE WHEN EXCLUDED.window_start < portcullis_failed_auth.window_start + portcullis_failed_auth.window_seconds
+                            THEN portcullis_failed_auth.window_start ELSE EXCLUDED.window_start END
+                        """,
+                        logger: logger
+                    )
+                }
+                if !batch.revocations.isEmpty || !batch.failedAuth.isEmpty {
                     try await connection.query("NOTIFY portcullis_registry", logger: logger)
                 }
             }
@@ -253,6 +277,12 @@ public final class PostgresStore: ClientStore {
             if let used { registry.lastUsed[id] = used }
             if let redeemed { registry.lastRedeemed[id] = redeemed }
         }
+        for try await (key, start, failures, window) in try await connection.query(
+            "SELECT key, window_start, failures, window_seconds FROM portcullis_failed_auth WHERE window_start + window_seconds > \(now)",
+            logger: logger
+        ).decode((String, Int64, Int64, Int64).self) {
+            registry.failedAuth[key] = FailureCount(start: start, failures: Int(failures), window: window)
+        }
         return registry
     }
 
@@ -286,6 +316,7 @@ public final class PostgresStore: ClientStore {
         }
         let now = Int64(Date().timeIntervalSince1970)
         try await connection.query("DELETE FROM portcullis_revocations WHERE expires_at <= \(now)", logger: logger)
+        try await connection.query("DELETE FROM portcullis_failed_auth WHERE window_start + window_seconds <= \(now)", logger: logger)
     }
 
     // MARK: - LISTEN

@@ -78,6 +78,8 @@ public struct Registry: Sendable, Equatable {
     /// Client id -> seconds since the epoch.
     public var lastRedeemed: [String: Int64]
     public var lastUsed: [String: Int64]
+    /// Failed client authentications at the token endpoint, by limiter key, every replica's.
+    public var failedAuth: [String: FailureCount] = [:]
 
     public init(
         clients: [String: StoredClient] = [:],
@@ -138,11 +140,15 @@ public struct Registry: Sendable, Equatable {
         for (id, seconds) in batch.lastUsed where (self.lastUsed[id] ?? 0) < seconds { self.lastUsed[id] = seconds }
         for (id, seconds) in batch.lastRedeemed where (self.lastRedeemed[id] ?? 0) < seconds { self.lastRedeemed[id] = seconds }
         for (id, exp) in batch.revocations where (self.revocations[id] ?? 0) < exp { self.revocations[id] = exp }
+        for (key, increment) in batch.failedAuth {
+            self.failedAuth[key] = FailureCount.adding(increment, to: self.failedAuth[key])
+        }
     }
 
-    /// Drops revocations whose tokens have expired.
+    /// Drops revocations whose tokens have expired, and failure windows that have ended.
     public mutating func pruneRevocations(now: Int64) {
         self.revocations = self.revocations.filter { $0.value > now }
+        self.failedAuth = self.failedAuth.filter { $0.value.start + $0.value.window > now }
     }
 }
 
@@ -160,19 +166,41 @@ public struct UsageBatch: Sendable, Equatable {
     public var lastUsed: [String: Int64]
     public var lastRedeemed: [String: Int64]
     public var revocations: [String: Int64]
+    /// Failures counted since the last batch (increments), by limiter key.
+    public var failedAuth: [String: FailureCount]
 
-    public init(lastUsed: [String: Int64] = [:], lastRedeemed: [String: Int64] = [:], revocations: [String: Int64] = [:]) {
+    public init(
+        lastUsed: [String: Int64] = [:],
+        lastRedeemed: [String: Int64] = [:],
+        revocations: [String: Int64] = [:],
+        failedAuth: [String: FailureCount] = [:]
+    ) {
         self.lastUsed = lastUsed
         self.lastRedeemed = lastRedeemed
         self.revocations = revocations
+        self.failedAuth = failedAuth
     }
 
-    public var isEmpty: Bool { self.lastUsed.isEmpty && self.lastRedeemed.isEmpty && self.revocations.isEmpty }
-    public var count: Int { self.lastUsed.count + self.lastRedeemed.count + self.revocations.count }
+    public var isEmpty: Bool { self.lastUsed.isEmpty && self.lastRedeemed.isEmpty && self.revocations.isEmpty && self.failedAuth.isEmpty }
+    public var count: Int { self.lastUsed.count + self.lastRedeemed.count + self.revocations.count + self.failedAuth.count }
+}
 
-    public mutating func merge(_ other: UsageBatch) {
-        self.lastUsed.merge(other.lastUsed, uniquingKeysWith: max)
-        self.lastRedeemed.merge(other.lastRedeemed, uniquingKeysWith: max)
-        self.revocations.merge(other.revocations, uniquingKeysWith: max)
+/// A limiter key's failures in one window (`failure_window` seconds from `start`).
+public struct FailureCount: Codable, Sendable, Equatable {
+    public var start: Int64
+    public var failures: Int
+    public var window: Int64
+
+    public init(start: Int64, failures: Int, window: Int64) {
+        self.start = start
+        self.failures = failures
+        self.window = window
+    }
+
+    /// `increment` counted into `existing`: the same window (it started before `existing`
+    /// ends) adds up, a later one starts afresh.
+    public static func adding(_ increment: FailureCount, to existing: FailureCount?) -> FailureCount {
+        guard let existing, increment.start < existing.start + existing.window else { return increment }
+        return FailureCount(start: existing.start, failures: existing.failures + increment.failures, window: existing.window)
     }
 }

@@ -60,8 +60,18 @@ public struct UsageBuffer: Sendable {
             }
         }
         var count = self.pending.count
-        // Revocations first: they matter more than usage times.
+        // Revocations and failure counts first: they matter more than usage times.
         fold(batch.revocations, into: &self.pending.revocations, count: &count)
+        for (key, increment) in batch.failedAuth {
+            if let existing = self.pending.failedAuth[key] {
+                self.pending.failedAuth[key] = FailureCount.adding(increment, to: existing)
+            } else if count < self.capacity {
+                self.pending.failedAuth[key] = increment
+                count += 1
+            } else {
+                refused += 1
+            }
+        }
         fold(batch.lastRedeemed, into: &self.pending.lastRedeemed, count: &count)
         fold(batch.lastUsed, into: &self.pending.lastUsed, count: &count)
         self.dropped += refused
@@ -128,11 +138,7 @@ public final class StoreReplica: Sendable {
         await withTaskGroup(of: Void.self) { tasks in
             // Until the first load succeeds, the replica is not ready: retry.
             tasks.addTask {
-                while !Task.isCancelled && !self.status.hasLoaded {
-                    await self.resync(apply)
-                    if self.status.hasLoaded { break }
-                    try? await Task.sleep(for: self.settings.retryInterval)
-                }
+                if !self.status.hasLoaded { await self.resync(apply) }
             }
             // Changes announced by the store (NOTIFY, a file changed, a reconnect), and the
             // periodic resync: each a full load.
@@ -164,12 +170,25 @@ public final class StoreReplica: Sendable {
         }
     }
 
+    /// Loads and applies, retrying until it succeeds: a change announced while the load
+    /// fails (the store just came back, a stale connection) must not wait for the periodic one.
     private func resync(_ apply: @Sendable (Registry) async -> Void) async {
-        do {
-            let registry = try await self.load()
-            await apply(registry)
-        } catch {
-            self.logger.warning("store: cannot load the registry; deciding on the last one", metadata: ["store": "\(self.store.description)", "error": "\(error)"])
+        var attempt = 0
+        while !Task.isCancelled {
+            do {
+                let registry = try await self.load()
+                await apply(registry)
+                return
+            } catch {
+                if attempt == 0 {
+                    self.logger.warning(
+                        "store: cannot load the registry; deciding on the last one until it loads",
+                        metadata: ["store": "\(self.store.description)", "error": "\(error)"]
+                    )
+                }
+                attempt += 1
+                try? await Task.sleep(for: self.settings.retryInterval)
+            }
         }
     }
 

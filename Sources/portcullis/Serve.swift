@@ -273,10 +273,12 @@ struct GatewayService: Service {
                         apply: { await self.applyRegistry($0) },
                         collect: {
                             let outbox = self.server.issuerState?.takeOutbox()
+                            let failures = self.server.failedAuthLimiter?.takeOutbox() ?? [:]
                             return UsageBatch(
                                 lastUsed: self.server.usage.takeChanges(),
                                 lastRedeemed: outbox?.redeemed ?? [:],
-                                revocations: outbox?.revocations ?? [:]
+                                revocations: outbox?.revocations ?? [:],
+                                failedAuth: failures.mapValues { FailureCount(start: $0.start, failures: $0.failures, window: $0.window) }
                             )
                         }
                     )
@@ -342,10 +344,11 @@ struct GatewayService: Service {
     }
 
     func mergeRunTimeState(_ loaded: Registry) {
-        self.server.issuerState?.merge(
-            revocations: loaded.revocations,
-            lastRedeemed: loaded.lastRedeemed,
-            now: Int64(Date().timeIntervalSince1970)
+        let now = Int64(Date().timeIntervalSince1970)
+        self.server.issuerState?.merge(revocations: loaded.revocations, lastRedeemed: loaded.lastRedeemed, now: now)
+        self.server.failedAuthLimiter?.merge(
+            loaded.failedAuth.mapValues { FailedAuthLimiter.Count(start: $0.start, failures: $0.failures, window: $0.window) },
+            now: now
         )
     }
 

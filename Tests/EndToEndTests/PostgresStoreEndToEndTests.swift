@@ -132,8 +132,20 @@ struct PostgresStoreEndToEndTests {
         let newSecret = try #require(afterRestart.json?["client_secret"] as? String)
         let newToken = try #require(StoreEndToEndTests.token(c, "after-restart", newSecret, timeout: 15), "\(c.under.gateway.output)")
         #expect(Self.secondsUntil(200, b, token: newToken) != nil)
-        #expect(Self.secondsUntil(401, a, token: fourth) != nil, "the buffered revocation was lost: \(b.under.gateway.output)")
+        #expect(Self.secondsUntil(401, a, token: fourth) != nil, "the buffered revocation was lost: B: \(b.under.gateway.output)\nA: \(a.under.gateway.output)")
         #expect(Self.waitForMetric("portcullis_store_up 1", a))
+
+        // Failed authentications add up across replicas: 3 on A and 2 on B (max_failed_auth 5)
+        // lock the client out on C, right secret and all. Last: 127.0.0.1 is locked out too.
+        for _ in 0..<3 { #expect(a.tokenByPost("after-restart", "wrong").status == 401) }
+        for _ in 0..<2 { _ = b.tokenByPost("after-restart", "wrong") }
+        let lockout = Deadline(seconds: 15)
+        var onC = c.tokenByPost("after-restart", newSecret)
+        while onC.status != 429 && lockout.remainingMilliseconds > 0 {
+            usleep(50_000)
+            onC = c.tokenByPost("after-restart", newSecret)
+        }
+        #expect(onC.status == 429, "\(onC) \(c.under.gateway.output)")
     }
 
     /// Polls `/metrics` of `system` until a line equals `line`.

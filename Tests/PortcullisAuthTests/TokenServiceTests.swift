@@ -199,3 +199,17 @@ struct TokenServiceTests {
         #expect(ClientSecret.credentialVersion(sha256Hex: hash) != ClientSecret.credentialVersion(sha256Hex: ClientSecret.sha256Hex("abd")))
     }
 }
+
+@Suite struct FailedAuthLimiterSharingTests {
+    @Test func failuresCountedElsewhereLockOutHereAndOwnFailuresWaitInTheOutbox() {
+        let limiter = FailedAuthLimiter(feedsStore: true)
+        limiter.recordFailure(["id:a"], limit: 5, window: 60, now: 100)
+        limiter.recordFailure(["id:a"], limit: 5, window: 60, now: 101)
+        #expect(limiter.takeOutbox() == ["id:a": FailedAuthLimiter.Count(start: 100, failures: 2, window: 60)])
+        #expect(limiter.takeOutbox().isEmpty)
+        #expect(limiter.retryAfter(["id:a"], limit: 5, window: 60, now: 102) == nil)
+        // The store says every replica together saw 5 in this window.
+        limiter.merge(["id:a": FailedAuthLimiter.Count(start: 99, failures: 5, window: 60)], now: 102)
+        #expect(limiter.retryAfter(["id:a"], limit: 5, window: 60, now: 102) == 57)
+    }
+}

@@ -108,6 +108,24 @@ import Testing
     }
 }
 
+@Suite struct FailureCountTests {
+    @Test func incrementsOfOneWindowAddUpAndALaterWindowStartsAfresh() {
+        let first = FailureCount(start: 100, failures: 3, window: 60)
+        #expect(FailureCount.adding(FailureCount(start: 130, failures: 2, window: 60), to: first) == FailureCount(start: 100, failures: 5, window: 60))
+        #expect(FailureCount.adding(FailureCount(start: 160, failures: 1, window: 60), to: first) == FailureCount(start: 160, failures: 1, window: 60))
+        #expect(FailureCount.adding(first, to: nil) == first)
+    }
+
+    @Test func countsFromTheStoreAreDroppedWhenTheirWindowEnded() {
+        var registry = Registry()
+        registry.apply(UsageBatch(failedAuth: ["id:a": FailureCount(start: 100, failures: 2, window: 60)]))
+        registry.apply(UsageBatch(failedAuth: ["id:a": FailureCount(start: 110, failures: 2, window: 60)]))
+        #expect(registry.failedAuth["id:a"]?.failures == 4)
+        registry.pruneRevocations(now: 161)
+        #expect(registry.failedAuth.isEmpty)
+    }
+}
+
 @Suite struct PostgresURLTests {
     @Test func aURLIsReadWithItsPartsDecoded() throws {
         let url = try PostgresStore.parseURL("postgres://port%40cullis:p%3Ass@127.0.0.1:5433/gateway", file: "pg-url")

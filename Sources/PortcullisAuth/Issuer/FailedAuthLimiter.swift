@@ -16,9 +16,52 @@ public final class FailedAuthLimiter: Sendable {
     /// Tracked keys are bounded; past this, expired windows go first, then the oldest.
     public static let maximumKeys = 100_000
 
-    private let windows = NIOLockedValueBox<[String: Window]>([:])
+    /// One key's failures in one window, as replicas exchange them through the store.
+    public struct Count: Sendable, Equatable {
+        public var start: Int64
+        public var failures: Int
+        public var window: Int64
 
-    public init() {}
+        public init(start: Int64, failures: Int, window: Int64) {
+            self.start = start
+            self.failures = failures
+            self.window = window
+        }
+    }
+
+    private let windows = NIOLockedValueBox<[String: Window]>([:])
+    /// Failures counted here since the last ``takeOutbox()``, with a store configured.
+    private let outbox = NIOLockedValueBox<[String: Count]>([:])
+    /// A store shares the counts between replicas.
+    public let feedsStore: Bool
+
+    public init(feedsStore: Bool = false) {
+        self.feedsStore = feedsStore
+    }
+
+    /// The failures counted here since the last call (increments, by key and window).
+    public func takeOutbox() -> [String: Count] {
+        self.outbox.withLockedValue { outbox in
+            defer { outbox = [:] }
+            return outbox
+        }
+    }
+
+    /// Every replica's counts from the store: a key's current window takes the larger count,
+    /// so a client or address locked out on one replica is locked out on all.
+    public func merge(_ counts: [String: Count], now: Int64) {
+        self.windows.withLockedValue { windows in
+            for (key, remote) in counts where now - remote.start < remote.window {
+                if var local = windows[key], now - local.start < remote.window {
+                    local.start = min(local.start, remote.start)
+                    local.failures = max(local.failures, remote.failures)
+                    windows[key] = local
+                } else {
+                    windows[key] = Window(start: remote.start, failures: remote.failures)
+                }
+            }
+        }
+    }
 
     /// Keys tracked now (expired windows included until a prune).
     public var count: Int { self.windows.withLockedValue { $0.count } }
@@ -58,6 +101,17 @@ public final class FailedAuthLimiter: Sendable {
                 entry.failures += 1
                 if entry.failures == limit { lockedOut = true }
                 windows[key] = entry
+                if self.feedsStore {
+                    let start = entry.start
+                    self.outbox.withLockedValue { outbox in
+                        if var pending = outbox[key], pending.start == start {
+                            pending.failures += 1
+                            outbox[key] = pending
+                        } else {
+                            outbox[key] = Count(start: start, failures: 1, window: window)
+                        }
+                    }
+                }
             }
             return lockedOut
         }

@@ -10,7 +10,8 @@ import Glibc
 /// What the built-in issuer remembers beyond its config: revoked token ids (each until its
 /// token's `exp`) and when each client last redeemed its credentials. Outlives reloads, and is
 /// kept across restarts in `state_file` (JSON, written atomically off the event loops by
-/// ``saveIfChanged()``).
+/// ``saveIfChanged()``), or with a store configured, in the store: changes wait in an outbox
+/// the store's writer empties, and every replica's entries are merged in.
 ///
 /// The request path asks ``isRevoked(_:)`` for every built-in token, cached or not: one atomic
 /// load and a dictionary lookup, no lock. Writers (revocations, redemptions) take a lock.

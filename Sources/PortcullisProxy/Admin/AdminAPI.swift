@@ -39,9 +39,12 @@ public struct AdminStoreHooks: Sendable {
 ///
 /// Every call needs `Authorization: Bearer <admin token>` (the contents of `admin.token_file`,
 /// compared as SHA-256 digests in constant time); without a token file the API is off.
-/// Mutations edit the clients file through ``ClientsFile`` (lock, validate the whole config,
-/// write, fsync, rename), on a thread pool, then reload; concurrent mutations, from here or
-/// from `portcullis client`, are serialised by the clients file's lock. Off the request path.
+/// With `store:`, mutations go to the store through ``AdminStoreHooks`` (checked against the
+/// running issuers and roles only) and are applied to every loop before the answer. Without
+/// it, mutations edit the clients file through ``ClientsFile`` (lock, validate the whole
+/// config, write, fsync, rename), on a thread pool, then reload; concurrent mutations, from
+/// here or from `portcullis client`, are serialised by the clients file's lock. Off the
+/// request path.
 final class AdminAPI: Sendable {
     /// The running configuration and the admin token's digest, swapped on every (re)load.
     private struct Snapshot: Sendable {

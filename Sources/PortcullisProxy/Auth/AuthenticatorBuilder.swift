@@ -115,7 +115,7 @@ struct BuiltinIssuerRuntime: Sendable {
                 now: Int64(Date().timeIntervalSince1970),
                 feedsStore: config.store != nil
             )
-            return BuiltinIssuerRuntime(limiter: FailedAuthLimiter(), state: state, logger: logger)
+            return BuiltinIssuerRuntime(limiter: FailedAuthLimiter(feedsStore: config.store != nil), state: state, logger: logger)
         } catch {
             let place = issuer.location.map { "\($0): " } ?? ""
             throw GatewayError("\(place)issuers[\(issuer.name)].state_file: \(error)")

@@ -261,6 +261,9 @@ public final class GatewayServer: Sendable {
     /// The built-in issuer's revocations and redemptions; nil without one.
     public var issuerState: IssuerState? { self.builtin?.state }
 
+    /// The built-in issuer's failed-authentication counters; nil without one.
+    public var failedAuthLimiter: FailedAuthLimiter? { self.builtin?.limiter }
+
     /// The client side of the request path: one handler, which parses requests itself
     /// (`RequestParser`) and writes responses as bytes.
     static func addClientHandlers(
