@@ -157,16 +157,7 @@ struct ClientCommand: AsyncParsableCommand {
             var config = try loadOrExit(self.options.config)
             var registry: Registry?
             if let storeConfig = config.store {
-                let store = try ClientCommand.openOrExit(storeConfig)
-                do {
-                    try await store.prepare()
-                    registry = try await store.load()
-                } catch {
-                    await store.close()
-                    ClientCommand.note("\(error)")
-                    throw ExitCode(1)
-                }
-                await store.close()
+                registry = try await loadRegistryOrExit(try ClientCommand.openOrExit(storeConfig))
                 let (clients, warnings) = registry!.effectiveClients(declared: config.clients, context: RegistryContext(config))
                 for warning in warnings { ClientCommand.note(warning) }
                 config = config.replacingClients(clients)

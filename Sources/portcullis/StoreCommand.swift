@@ -43,17 +43,7 @@ struct StoreCommand: AsyncParsableCommand {
         var output: String?
 
         func run() async throws {
-            let store = try StoreCommand.open(self.options.config)
-            let registry: Registry
-            do {
-                try await store.prepare()
-                registry = try await store.load()
-            } catch {
-                await store.close()
-                ClientCommand.note("\(error)")
-                throw ExitCode(1)
-            }
-            await store.close()
+            let registry = try await loadRegistryOrExit(try StoreCommand.open(self.options.config))
             let data = try RegistryDocument.encode(registry)
             if let output = self.output {
                 guard FileManager.default.createFile(atPath: output, contents: data, attributes: [.posixPermissions: 0o600]) else {

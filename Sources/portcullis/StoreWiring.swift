@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -54,4 +55,19 @@ final class RegistryHolder: Sendable {
         for warning in warnings { logger.warning("\(warning)") }
         return declared.replacingClients(clients)
     }
+}
+
+/// Prepares `store`, reads its registry and closes it; on failure prints why and exits 1.
+func loadRegistryOrExit(_ store: any ClientStore) async throws -> Registry {
+    let registry: Registry
+    do {
+        try await store.prepare()
+        registry = try await store.load()
+    } catch {
+        await store.close()
+        ClientCommand.note("\(error)")
+        throw ExitCode(1)
+    }
+    await store.close()
+    return registry
 }
