@@ -14,6 +14,7 @@ struct ClientLimitsEndToEndTests {
             clients:
               - { id: limited, issuer: e2e, roles: [limited] }
               - { id: free, issuer: e2e, roles: [free] }
+              - { id: own, issuer: e2e, roles: [limited], limits: { rate: 60/h, burst: 3 } }
             roles:
               limited:
                 allow: [{ paths: ["/**"] }]
@@ -77,6 +78,9 @@ struct ClientLimitsEndToEndTests {
         #expect(first.header("RateLimit-Policy") == "\"rate\";q=5;w=30")
         #expect(first.header("RateLimit")?.hasPrefix("\"rate\";r=4;t=") == true, "\(first.header("RateLimit") ?? "none")")
         #expect(Self.call(gateway, "/api/ListTenants", client: "free").header("RateLimit") == nil)
+        // A client's own limits win over its role's.
+        let own = Self.call(gateway, "/api/ListTenants", client: "own")
+        #expect(own.header("RateLimit-Policy") == "\"rate\";q=3;w=180", "\(own.header("RateLimit-Policy") ?? "none")")
         let metrics = try AdminEndpointsEndToEndTests.scrape(port: try AdminEndpointsEndToEndTests.adminPort(gateway))
         // 4 left of the burst of 5 (5 again once 6 s have passed on a slow machine).
         #expect([4, 5].contains(metrics.value("portcullis_client_limit_remaining", ["client": "limited", "limit": "rate"]) ?? -1))

@@ -171,6 +171,20 @@ import Testing
         #expect(try Self.otherFiles(directory) == others)
     }
 
+    @Test func aClientsOwnLimitsSurviveAnEdit() throws {
+        let block = Self.clientsBlock.replacingOccurrences(
+            of: "    token_lifetime: 900s\n",
+            with: "    token_lifetime: 900s\n    limits: { rate: 10/s, burst: 20, quota: 10000/d, concurrency: 4 }\n"
+        )
+        let directory = try Self.makeDirectory(clients: Self.clientsHead + block + Self.clientsTail)
+        let expected = ClientLimits(rate: RateSpec(count: 10, period: .second), burst: 20, quota: QuotaSpec(count: 10_000, window: .day), concurrency: 4)
+        #expect(try Self.clients(directory)[0].limits == expected)
+        _ = try ClientsFile.apply(.rotate(id: "psa-sync", secretSHA256: Self.hash2), directory: directory, now: Self.now)
+        let loaded = try Self.clients(directory)
+        #expect(loaded[0].limits == expected)
+        #expect(loaded[1].limits == nil)
+    }
+
     @Test func disableThenEnable() throws {
         let directory = try Self.makeDirectory()
         let disabled = try #require(try ClientsFile.apply(.setEnabled(id: "psa-sync", enabled: false), directory: directory, now: Self.now))

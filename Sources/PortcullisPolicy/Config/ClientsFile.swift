@@ -166,6 +166,7 @@ public enum ClientsFile {
         var secretSHA256: String?
         var tokenLifetime: String?
         var lastModified: String?
+        var limits: ClientLimits?
 
         init(_ client: ClientConfig) {
             self.id = client.id
@@ -177,6 +178,7 @@ public enum ClientsFile {
             self.secretSHA256 = client.secretSHA256
             self.tokenLifetime = client.tokenLifetime?.description
             self.lastModified = client.lastModified
+            self.limits = client.limits
         }
 
         init(_ draft: ClientDraft) {
@@ -211,8 +213,19 @@ public enum ClientsFile {
             if let hash = entry.secretSHA256 { out += "    secret_sha256: \(Self.quoted(hash))\n" }
             if let lifetime = entry.tokenLifetime { out += "    token_lifetime: \(Self.quoted(lifetime))\n" }
             if let stamp = entry.lastModified { out += "    last_modified: \(Self.quoted(stamp))\n" }
+            if let limits = entry.limits, !limits.isEmpty || limits.burst != nil { out += "    limits: \(Self.render(limits))\n" }
         }
         return out
+    }
+
+    /// `{rate: "10/s", burst: 20, quota: "10000/d", concurrency: 4}`, the fields that are set.
+    static func render(_ limits: ClientLimits) -> String {
+        var fields: [String] = []
+        if let rate = limits.rate { fields.append("rate: \(Self.quoted(rate.description))") }
+        if let burst = limits.burst { fields.append("burst: \(burst)") }
+        if let quota = limits.quota { fields.append("quota: \(Self.quoted(quota.description))") }
+        if let concurrency = limits.concurrency { fields.append("concurrency: \(concurrency)") }
+        return "{ " + fields.joined(separator: ", ") + " }"
     }
 
     private static func quotedList(_ items: [String]) -> String {

@@ -7,7 +7,7 @@ extension ConfigLoader {
         "failure_window", "state_file",
     ]
     static let clientKeys = [
-        "id", "name", "enabled", "issuer", "roles", "allowed_ips", "secret_sha256", "token_lifetime", "last_modified",
+        "id", "name", "enabled", "issuer", "roles", "allowed_ips", "secret_sha256", "token_lifetime", "last_modified", "limits",
     ]
     /// Keys of an outside issuer that the built-in one does not take.
     static let outsideIssuerOnlyKeys = ["jwks_url", "jwks_file", "discovery", "audiences", "algorithms", "client_claim", "jwks_refresh"]
@@ -341,6 +341,7 @@ extension ConfigLoader {
                 client.allowedIPsText = Self.stringList(node, &ignored)
             }
             Self.clientCredentials(&client, value, issuer: issuerConfig, item, &errors)
+            if let node = value("limits") { client.limits = Self.clientLimits(node, &errors) }
             if let node = value("last_modified"), let text = node.string(&errors) {
                 if Self.isRFC3339UTCSeconds(text) {
                     client.lastModified = text

@@ -118,6 +118,8 @@ public struct ClientConfig: Sendable {
     public var tokenLifetime: ConfigDuration?
     /// When `portcullis client` or the admin API last changed this entry (RFC 3339, UTC).
     public var lastModified: String?
+    /// `limits:` of this client, over its roles' and `client_limits` (the most specific wins).
+    public var limits: ClientLimits?
     public var location: SourceLocation?
 
     public init(

@@ -50,7 +50,7 @@ struct ClientLimitSlot: Sendable {
         let roleLimits = Dictionary(config.roles.map { ($0.name, $0.limits) }, uniquingKeysWith: { first, _ in first })
         return config.clients.map { client in
             let limits = ClientLimits.resolve(
-                client: nil,
+                client: client.limits,
                 roles: client.roles.compactMap { roleLimits[$0] ?? nil },
                 global: config.clientLimits
             )
