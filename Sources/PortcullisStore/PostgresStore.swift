@@ -419,19 +419,35 @@ private actor Session {
         } catch {
             throw StoreError(.unavailable, "PostgreSQL cannot be reached: \(Self.describe(error))")
         }
+        // A database that accepts the connection and then never answers must not hold an admin
+        // write or a usage flush forever: past the deadline the connection is closed, which
+        // ends the query in flight.
+        let watchdog = Task { [connection] () -> Bool in
+            do { try await Task.sleep(for: Self.queryDeadline) } catch { return false }
+            try? await connection.close()
+            return true
+        }
+        defer { watchdog.cancel() }
         do {
             return try await body(connection, self.logger)
         } catch let error as StoreError {
             throw error
         } catch {
-            if connection.isClosed {
+            watchdog.cancel()
+            if await watchdog.value || connection.isClosed {
                 self.connection = nil
                 try? await connection.close()
-                throw StoreError(.unavailable, "the connection to PostgreSQL was lost: \(Self.describe(error))")
+                throw StoreError(
+                    .unavailable,
+                    "the connection to PostgreSQL was lost or gave no answer within \(Self.queryDeadline): \(Self.describe(error))"
+                )
             }
             throw StoreError(.io, "PostgreSQL: \(Self.describe(error))")
         }
     }
+
+    /// The longest one store operation may take.
+    static let queryDeadline = Duration.seconds(10)
 
     private func open() async throws -> PostgresConnection {
         if let connection = self.connection, !connection.isClosed { return connection }

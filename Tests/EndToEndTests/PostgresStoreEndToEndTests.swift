@@ -58,6 +58,50 @@ struct PostgresStoreEndToEndTests {
         return try #require(claims["jti"] as? String)
     }
 
+    @Test func aDatabaseThatHangsMakesAdminWritesAnswer503AndRequestsGoOn() throws {
+        let cluster = try PostgresCluster()
+        let systems = try Self.replicas(1, cluster: cluster)
+        let a = systems[0]
+        defer { _ = a.under.gateway.terminate() }
+        let created = a.api("POST", "/api/v1/clients", json: #"{"id": "known", "roles": ["reader"]}"#)
+        #expect(created.status == 201, "\(created)")
+        let secret = try #require(created.json?["client_secret"] as? String)
+        let token = try #require(StoreEndToEndTests.token(a, "known", secret), "\(a.under.gateway.output)")
+
+        try cluster.pause()
+        defer { try? cluster.resume() }
+        // The request path never waits for the store.
+        #expect(a.call("/demo/echo", token: token).status == 200)
+        // An admin write gives up at the store's 10 s deadline instead of hanging.
+        let start = Date()
+        var write = HTTPTestResponse.failed("not sent")
+        let writer = Thread {
+            write = RawHTTPClient.request(
+                "POST", "/api/v1/clients", port: a.admin,
+                headers: [("Authorization", "Bearer \(BuiltinIssuerEndToEndTests.adminToken)"), ("Content-Type", "application/json")],
+                body: Array(#"{"id": "during-hang", "roles": ["reader"]}"#.utf8), authorize: false, timeout: 120
+            )
+        }
+        writer.start()
+        while writer.isExecuting || !writer.isFinished {
+            if Date().timeIntervalSince(start) > 130 { break }
+            usleep(50_000)
+        }
+        let waited = Date().timeIntervalSince(start)
+        #expect(write.status == 503, "\(write)")
+        #expect(waited >= 9 && waited < 100, "answered after \(waited) s")
+        #expect(a.call("/demo/echo", token: token).status == 200)
+        try cluster.resume()
+        // Back: writes work again.
+        let deadline = Deadline(seconds: 30)
+        var after = a.api("POST", "/api/v1/clients", json: #"{"id": "after-hang", "roles": ["reader"]}"#)
+        while after.status != 201 && deadline.remainingMilliseconds > 0 {
+            usleep(200_000)
+            after = a.api("POST", "/api/v1/clients", json: #"{"id": "after-hang", "roles": ["reader"]}"#)
+        }
+        #expect(after.status == 201, "\(after)")
+    }
+
     @Test func threeReplicasShareClientsRevocationsAndSurviveTheDatabaseGoingAway() throws {
         let cluster = try PostgresCluster()
         let systems = try Self.replicas(3, cluster: cluster)

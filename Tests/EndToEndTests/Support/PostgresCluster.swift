@@ -65,6 +65,33 @@ final class PostgresCluster {
 
     var log: String { (try? String(contentsOfFile: self.directory + "/server.log", encoding: .utf8)) ?? "" }
 
+    /// Freezes the server and every process it started (SIGSTOP): connections stay open and
+    /// nothing answers, as with a database that hangs. `resume()` undoes it.
+    func pause() throws {
+        for pid in try self.serverProcesses() { kill(pid, SIGSTOP) }
+    }
+
+    func resume() throws {
+        for pid in try self.serverProcesses() { kill(pid, SIGCONT) }
+    }
+
+    /// The postmaster (from postmaster.pid) and its children (from /proc).
+    private func serverProcesses() throws -> [pid_t] {
+        let text = try String(contentsOfFile: self.directory + "/data/postmaster.pid", encoding: .utf8)
+        guard let first = text.split(separator: "\n").first, let postmaster = pid_t(first) else {
+            throw ClusterError("no postmaster pid in \(self.directory)/data/postmaster.pid")
+        }
+        var pids = [postmaster]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, pid_t(fields[1]) == postmaster { pids.append(pid) }
+        }
+        return pids
+    }
+
     deinit {
         try? self.stop()
         if ProcessInfo.processInfo.environment["PORTCULLIS_KEEP_TMP"] == nil {
