@@ -63,3 +63,45 @@ final class Counter: @unchecked Sendable {
     func add() { self.lock.withLock { self.count += 1 } }
     var value: Int { self.lock.withLock { self.count } }
 }
+
+@Suite struct LimiterRegistryTests {
+    static func config(rate: String) throws -> GatewayConfig {
+        let text = """
+            listen:
+              - address: "127.0.0.1:8080"
+            upstream:
+              url: "http://127.0.0.1:8091"
+            issuers:
+              - { name: local, issuer: "https://idp.example.com/", audiences: ["api://gateway"], jwks_url: "https://idp.example.com/keys", algorithms: [RS256] }
+            roles:
+              r:
+                allow: [{ paths: ["/**"] }]
+                limits: { rate: \(rate), burst: 5 }
+            clients:
+              - { id: a, issuer: local, roles: [r] }
+              - { id: b, issuer: local, roles: [r] }
+            """
+        return try ConfigLoader.load(sources: [(file: "gateway.yaml", text: text)], directory: "/tmp")
+    }
+
+    @Test func aReloadKeepsEachClientsCountersAndAppliesTheNewLimit() throws {
+        let registry = LimiterRegistry()
+        let first = ClientLimitSlot.compile(try Self.config(rate: "10/m"), registry: registry)
+        let a = try #require(first[0])
+        for _ in 0..<5 { _ = a.limiter.admit(a.limits, cells: 1, nowNanos: 1_000_000_000, nowSeconds: 0) }
+        // Reloaded with a new rate: the burst client a used is still used; b is untouched.
+        let second = ClientLimitSlot.compile(try Self.config(rate: "20/m"), registry: registry)
+        let reloadedA = try #require(second[0])
+        let reloadedB = try #require(second[1])
+        #expect(reloadedA.limiter === a.limiter)
+        #expect(reloadedA.limits.rate == RateSpec(count: 20, period: .minute))
+        guard case .failure(.rate) = reloadedA.limiter.admit(reloadedA.limits, cells: 1, nowNanos: 1_000_000_000, nowSeconds: 0) else {
+            Issue.record("the reload gave client a a fresh allowance")
+            return
+        }
+        guard case .success = reloadedB.limiter.admit(reloadedB.limits, cells: 1, nowNanos: 1_000_000_000, nowSeconds: 0) else {
+            Issue.record("client b was limited by a's use")
+            return
+        }
+    }
+}
