@@ -8,6 +8,27 @@ import Glibc
 /// Turns a client mutation into the one ``StoreChange`` that makes it, checked against the
 /// registry as the store holds it now and against the running issuers and roles only.
 public enum RegistryEditor {
+    /// A change to one field of a stored client, or of the override of a declared one.
+    private static func edit(
+        _ id: String,
+        _ registry: Registry,
+        _ declared: Set<String>,
+        _ stamp: String,
+        stored editStored: (inout StoredClient) -> Void,
+        declared editOverride: (inout ClientOverride) -> Void
+    ) throws(StoreError) -> StoreChange {
+        if var stored = registry.clients[id] {
+            editStored(&stored)
+            stored.lastModified = stamp
+            return .put(stored)
+        }
+        guard declared.contains(id) else { throw StoreError(.unknownClient, "no client '\(id)'") }
+        var override = registry.overrides[id] ?? ClientOverride(lastModified: stamp)
+        editOverride(&override)
+        override.lastModified = stamp
+        return .override(id: id, override)
+    }
+
     public static func change(
         for mutation: ClientMutation,
         registry: Registry,
@@ -28,27 +49,9 @@ public enum RegistryEditor {
             }
             return .put(StoredClient(draft, lastModified: stamp))
         case .rotate(let id, let hash):
-            if var stored = registry.clients[id] {
-                stored.secretSHA256 = hash
-                stored.lastModified = stamp
-                return .put(stored)
-            }
-            guard declared.contains(id) else { throw StoreError(.unknownClient, "no client '\(id)'") }
-            var override = registry.overrides[id] ?? ClientOverride(lastModified: stamp)
-            override.secretSHA256 = hash
-            override.lastModified = stamp
-            return .override(id: id, override)
+            return try Self.edit(id, registry, declared, stamp, stored: { $0.secretSHA256 = hash }, declared: { $0.secretSHA256 = hash })
         case .setEnabled(let id, let enabled):
-            if var stored = registry.clients[id] {
-                stored.enabled = enabled
-                stored.lastModified = stamp
-                return .put(stored)
-            }
-            guard declared.contains(id) else { throw StoreError(.unknownClient, "no client '\(id)'") }
-            var override = registry.overrides[id] ?? ClientOverride(lastModified: stamp)
-            override.enabled = enabled
-            override.lastModified = stamp
-            return .override(id: id, override)
+            return try Self.edit(id, registry, declared, stamp, stored: { $0.enabled = enabled }, declared: { $0.enabled = enabled })
         case .remove(let id):
             if registry.clients[id] != nil { return .remove(id: id) }
             if declared.contains(id) {

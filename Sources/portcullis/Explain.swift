@@ -185,8 +185,7 @@ struct Explain: ParsableCommand {
         if case .needsBody(let check) = verdict, let cipp {
             verdict = RequestDecision.decide(input, body: body ?? [], check: check, policy: policy, cipp: cipp)
         }
-        let roleLimits = Dictionary(config.roles.map { ($0.name, $0.limits) }, uniquingKeysWith: { first, _ in first })
-        let limits = ClientLimits.resolve(client: client.limits, roles: client.roles.compactMap { roleLimits[$0] ?? nil }, global: config.clientLimits)
+        let limits = config.limits(of: client)
         if !limits.isEmpty {
             var parts: [String] = []
             if let rate = limits.rate { parts.append("rate \(rate) (burst \(limits.effectiveBurst))") }

@@ -51,6 +51,19 @@ struct PostgresStoreEndToEndTests {
         return nil
     }
 
+    /// Creates client `id` (role reader) through `system`'s admin API, retrying for up to 30 s
+    /// while the store comes back.
+    static func createOnceWritable(_ system: System, id: String) -> HTTPTestResponse {
+        let deadline = Deadline(seconds: 30)
+        let json = #"{"id": "\#(id)", "roles": ["reader"]}"#
+        var response = system.api("POST", "/api/v1/clients", json: json)
+        while response.status != 201 && deadline.remainingMilliseconds > 0 {
+            usleep(100_000)
+            response = system.api("POST", "/api/v1/clients", json: json)
+        }
+        return response
+    }
+
     static func tokenID(_ token: String) throws -> String {
         let parts = token.split(separator: ".")
         let payload = try #require(parts.count == 3 ? Base64URL.decode(parts[1].utf8) : nil)
@@ -93,12 +106,7 @@ struct PostgresStoreEndToEndTests {
         #expect(a.call("/demo/echo", token: token).status == 200)
         try cluster.resume()
         // Back: writes work again.
-        let deadline = Deadline(seconds: 30)
-        var after = a.api("POST", "/api/v1/clients", json: #"{"id": "after-hang", "roles": ["reader"]}"#)
-        while after.status != 201 && deadline.remainingMilliseconds > 0 {
-            usleep(200_000)
-            after = a.api("POST", "/api/v1/clients", json: #"{"id": "after-hang", "roles": ["reader"]}"#)
-        }
+        let after = Self.createOnceWritable(a, id: "after-hang")
         #expect(after.status == 201, "\(after)")
     }
 
@@ -166,12 +174,7 @@ struct PostgresStoreEndToEndTests {
 
         // Restarted: writes work again and reach every replica.
         try cluster.start()
-        let deadline = Deadline(seconds: 30)
-        var afterRestart = a.api("POST", "/api/v1/clients", json: #"{"id": "after-restart", "roles": ["reader"]}"#)
-        while afterRestart.status != 201 && deadline.remainingMilliseconds > 0 {
-            usleep(100_000)
-            afterRestart = a.api("POST", "/api/v1/clients", json: #"{"id": "after-restart", "roles": ["reader"]}"#)
-        }
+        let afterRestart = Self.createOnceWritable(a, id: "after-restart")
         #expect(afterRestart.status == 201, "\(afterRestart) \(a.under.gateway.output)")
         let newSecret = try #require(afterRestart.json?["client_secret"] as? String)
         let newToken = try #require(StoreEndToEndTests.token(c, "after-restart", newSecret, timeout: 15), "\(c.under.gateway.output)")

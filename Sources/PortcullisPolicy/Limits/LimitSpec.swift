@@ -137,3 +137,11 @@ enum LimitText {
         return (count, String(parts[1]))
     }
 }
+
+extension GatewayConfig {
+    /// The limits in force for `client`: its own over its roles' over `client_limits`.
+    public func limits(of client: ClientConfig) -> ClientLimits {
+        let roles = client.roles.compactMap { name in self.roles.first { $0.name == name }?.limits }
+        return ClientLimits.resolve(client: client.limits, roles: roles, global: self.clientLimits)
+    }
+}

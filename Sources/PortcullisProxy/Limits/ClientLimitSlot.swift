@@ -47,13 +47,8 @@ struct ClientLimitSlot: Sendable {
     /// Every client's slot by policy index (nil: no limit applies), from the config's
     /// `client_limits`, its roles' `limits` and its own.
     static func compile(_ config: GatewayConfig, registry: LimiterRegistry) -> [ClientLimitSlot?] {
-        let roleLimits = Dictionary(config.roles.map { ($0.name, $0.limits) }, uniquingKeysWith: { first, _ in first })
-        return config.clients.map { client in
-            let limits = ClientLimits.resolve(
-                client: client.limits,
-                roles: client.roles.compactMap { roleLimits[$0] ?? nil },
-                global: config.clientLimits
-            )
+        config.clients.map { client in
+            let limits = config.limits(of: client)
             guard !limits.isEmpty else { return nil }
             return ClientLimitSlot(clientID: client.id, limits: limits, limiter: registry.limiter(for: client.id))
         }
