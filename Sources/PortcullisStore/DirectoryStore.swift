@@ -84,7 +84,7 @@ public final class DirectoryStore: ClientStore {
         defer { Glibc.close(lock) }
         var registry = try self.read()
         registry.apply(batch)
-        if !batch.revocations.isEmpty || !batch.failedAuth.isEmpty {
+        if !batch.revocations.isEmpty || !batch.failedAuth.isEmpty || !batch.unlocks.isEmpty {
             registry.pruneRevocations(now: Int64(Date().timeIntervalSince1970))
             try self.writeRegistry(registry)
         }
@@ -113,9 +113,10 @@ public final class DirectoryStore: ClientStore {
         var overrides: [String: ClientOverride]
         var revocations: [String: Int64]
         var failedAuth: [String: FailureCount]?
+        var unlocks: [String: Int64]?
 
         enum CodingKeys: String, CodingKey {
-            case version, clients, overrides, revocations
+            case version, clients, overrides, revocations, unlocks
             case failedAuth = "failed_auth"
         }
     }
@@ -149,6 +150,7 @@ public final class DirectoryStore: ClientStore {
             registry.overrides = file.overrides
             registry.revocations = file.revocations
             registry.failedAuth = file.failedAuth ?? [:]
+            registry.unlocks = file.unlocks ?? [:]
         }
         let usagePath = self.file(Self.usageFile)
         if let data = FileManager.default.contents(atPath: usagePath), let usage = try? JSONDecoder().decode(UsageFile.self, from: data) {
@@ -165,7 +167,8 @@ public final class DirectoryStore: ClientStore {
             clients: registry.clients.values.sorted { $0.id < $1.id },
             overrides: registry.overrides,
             revocations: registry.revocations,
-            failedAuth: registry.failedAuth
+            failedAuth: registry.failedAuth,
+            unlocks: registry.unlocks.isEmpty ? nil : registry.unlocks
         )
         try self.write(file, to: Self.registryFile)
     }

@@ -29,6 +29,9 @@ public final class PostgresStore: ClientStore {
         [
             "CREATE TABLE portcullis_failed_auth (key text PRIMARY KEY, window_start bigint NOT NULL, failures bigint NOT NULL, window_seconds bigint NOT NULL)"
         ],
+        [
+            "CREATE TABLE portcullis_failed_auth_unlocks (key text PRIMARY KEY, unlocked_at bigint NOT NULL)"
+        ],
     ]
 
     public let description: String
@@ -185,7 +188,26 @@ public final class PostgresStore: ClientStore {
                         logger: logger
                     )
                 }
-                if !batch.revocations.isEmpty || !batch.failedAuth.isEmpty {
+                if !batch.unlocks.isEmpty {
+                    let keys = Array(batch.unlocks.keys)
+                    let times = keys.map { batch.unlocks[$0]! }
+                    try await connection.query(
+                        """
+                        INSERT INTO portcullis_failed_auth_unlocks (key, unlocked_at)
+                        SELECT * FROM unnest(\(keys)::text[], \(times)::bigint[])
+                        ON CONFLICT (key) DO UPDATE SET unlocked_at = GREATEST(portcullis_failed_auth_unlocks.unlocked_at, EXCLUDED.unlocked_at)
+                        """,
+                        logger: logger
+                    )
+                    try await connection.query(
+                        """
+                        DELETE FROM portcullis_failed_auth f USING portcullis_failed_auth_unlocks u
+                        WHERE f.key = u.key AND f.window_start <= u.unlocked_at AND f.key = ANY(\(keys)::text[])
+                        """,
+                        logger: logger
+                    )
+                }
+                if !batch.revocations.isEmpty || !batch.failedAuth.isEmpty || !batch.unlocks.isEmpty {
                     try await connection.query("NOTIFY portcullis_registry", logger: logger)
                 }
             }
@@ -283,6 +305,12 @@ public final class PostgresStore: ClientStore {
         ).decode((String, Int64, Int64, Int64).self) {
             registry.failedAuth[key] = FailureCount(start: start, failures: Int(failures), window: window)
         }
+        for try await (key, at) in try await connection.query(
+            "SELECT key, unlocked_at FROM portcullis_failed_auth_unlocks WHERE unlocked_at > \(now - Registry.unlockMemory)",
+            logger: logger
+        ).decode((String, Int64).self) {
+            registry.unlocks[key] = at
+        }
         return registry
     }
 
@@ -317,6 +345,7 @@ public final class PostgresStore: ClientStore {
         let now = Int64(Date().timeIntervalSince1970)
         try await connection.query("DELETE FROM portcullis_revocations WHERE expires_at <= \(now)", logger: logger)
         try await connection.query("DELETE FROM portcullis_failed_auth WHERE window_start + window_seconds <= \(now)", logger: logger)
+        try await connection.query("DELETE FROM portcullis_failed_auth_unlocks WHERE unlocked_at <= \(now - Registry.unlockMemory)", logger: logger)
     }
 
     // MARK: - LISTEN

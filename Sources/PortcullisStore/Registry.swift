@@ -80,6 +80,9 @@ public struct Registry: Sendable, Equatable {
     public var lastUsed: [String: Int64]
     /// Failed client authentications at the token endpoint, by limiter key, every replica's.
     public var failedAuth: [String: FailureCount] = [:]
+    /// Lockouts an admin cleared: limiter key -> when. A replica drops its failures for the key
+    /// that started before then.
+    public var unlocks: [String: Int64] = [:]
 
     public init(
         clients: [String: StoredClient] = [:],
@@ -143,13 +146,22 @@ public struct Registry: Sendable, Equatable {
         for (key, increment) in batch.failedAuth {
             self.failedAuth[key] = FailureCount.adding(increment, to: self.failedAuth[key])
         }
+        // After the failures: those counted before the unlock, in the same batch, go too.
+        for (key, at) in batch.unlocks {
+            self.unlocks[key] = max(at, self.unlocks[key] ?? 0)
+            if let count = self.failedAuth[key], count.start <= at { self.failedAuth.removeValue(forKey: key) }
+        }
     }
 
     /// Drops revocations whose tokens have expired, and failure windows that have ended.
     public mutating func pruneRevocations(now: Int64) {
         self.revocations = self.revocations.filter { $0.value > now }
         self.failedAuth = self.failedAuth.filter { $0.value.start + $0.value.window > now }
+        self.unlocks = self.unlocks.filter { $0.value > now - Self.unlockMemory }
     }
+
+    /// How long an unlock is kept: the longest `failure_window`.
+    public static let unlockMemory: Int64 = 86_400
 }
 
 /// One write to the registry.
@@ -168,21 +180,29 @@ public struct UsageBatch: Sendable, Equatable {
     public var revocations: [String: Int64]
     /// Failures counted since the last batch (increments), by limiter key.
     public var failedAuth: [String: FailureCount]
+    /// Lockouts cleared here since the last batch: limiter key -> when.
+    public var unlocks: [String: Int64]
 
     public init(
         lastUsed: [String: Int64] = [:],
         lastRedeemed: [String: Int64] = [:],
         revocations: [String: Int64] = [:],
-        failedAuth: [String: FailureCount] = [:]
+        failedAuth: [String: FailureCount] = [:],
+        unlocks: [String: Int64] = [:]
     ) {
+        self.unlocks = unlocks
         self.lastUsed = lastUsed
         self.lastRedeemed = lastRedeemed
         self.revocations = revocations
         self.failedAuth = failedAuth
     }
 
-    public var isEmpty: Bool { self.lastUsed.isEmpty && self.lastRedeemed.isEmpty && self.revocations.isEmpty && self.failedAuth.isEmpty }
-    public var count: Int { self.lastUsed.count + self.lastRedeemed.count + self.revocations.count + self.failedAuth.count }
+    public var isEmpty: Bool {
+        self.lastUsed.isEmpty && self.lastRedeemed.isEmpty && self.revocations.isEmpty && self.failedAuth.isEmpty && self.unlocks.isEmpty
+    }
+    public var count: Int {
+        self.lastUsed.count + self.lastRedeemed.count + self.revocations.count + self.failedAuth.count + self.unlocks.count
+    }
 }
 
 /// A limiter key's failures in one window (`failure_window` seconds from `start`).

@@ -62,6 +62,7 @@ public struct UsageBuffer: Sendable {
         var count = self.pending.count
         // Revocations and failure counts first: they matter more than usage times.
         fold(batch.revocations, into: &self.pending.revocations, count: &count)
+        fold(batch.unlocks, into: &self.pending.unlocks, count: &count)
         for (key, increment) in batch.failedAuth {
             if let existing = self.pending.failedAuth[key] {
                 self.pending.failedAuth[key] = FailureCount.adding(increment, to: existing)

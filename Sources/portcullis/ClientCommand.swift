@@ -19,7 +19,7 @@ struct ClientCommand: AsyncParsableCommand {
             the whole configuration and written atomically to the file that holds clients: (clients.yaml \
             when none does). Secrets are printed once and stored only as SHA-256.
             """,
-        subcommands: [Add.self, Rotate.self, Enable.self, Disable.self, Remove.self, List.self]
+        subcommands: [Add.self, Rotate.self, Enable.self, Disable.self, Remove.self, List.self, Unlock.self]
     )
 
     struct ConfigOption: ParsableArguments {

@@ -278,7 +278,8 @@ struct GatewayService: Service {
                                 lastUsed: self.server.usage.takeChanges(),
                                 lastRedeemed: outbox?.redeemed ?? [:],
                                 revocations: outbox?.revocations ?? [:],
-                                failedAuth: failures.mapValues { FailureCount(start: $0.start, failures: $0.failures, window: $0.window) }
+                                failedAuth: failures.mapValues { FailureCount(start: $0.start, failures: $0.failures, window: $0.window) },
+                                unlocks: self.server.failedAuthLimiter?.takeUnlocks() ?? [:]
                             )
                         }
                     )
@@ -348,6 +349,7 @@ struct GatewayService: Service {
         self.server.issuerState?.merge(revocations: loaded.revocations, lastRedeemed: loaded.lastRedeemed, now: now)
         self.server.failedAuthLimiter?.merge(
             loaded.failedAuth.mapValues { FailedAuthLimiter.Count(start: $0.start, failures: $0.failures, window: $0.window) },
+            unlocks: loaded.unlocks,
             now: now
         )
     }

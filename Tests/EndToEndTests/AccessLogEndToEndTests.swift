@@ -7,7 +7,7 @@ import Testing
 struct AccessLogEndToEndTests {
     static let fields = [
         "ts", "request_id", "client_id", "client_name", "src_ip", "method", "path", "status", "decision", "reason",
-        "rule", "tenant", "bytes_in", "bytes_out", "upstream_ms", "total_ms", "user_agent", "trace_id",
+        "rule", "tenant", "bytes_in", "bytes_out", "upstream_ms", "total_ms", "user_agent", "trace_id", "jti",
     ]
 
     static func gateway() throws -> GatewayUnderTest {
@@ -92,7 +92,8 @@ struct AccessLogEndToEndTests {
         check(Self.call(gateway, "POST", "/demo/echo/b", token: reader), 403, "role_denied", "reader")
         check(Self.call(gateway, "GET", "/demo/echo/c", token: fenced), 403, "ip_not_allowed", "fenced")
         check(Self.call(gateway, "GET", "/demo/echo/d", token: nil), 401, "missing_token", nil)
-        check(Self.call(gateway, "GET", "/demo/echo/e", token: TestIdentity.token(expiresIn: -600)), 401, "token_expired", nil)
+        // The signature is good: the expired token is logged under the client it names.
+        check(Self.call(gateway, "GET", "/demo/echo/e", token: TestIdentity.token(expiresIn: -600)), 401, "token_expired", TestIdentity.clientID)
         let malformed = try RawHTTPClient.connect(port: gateway.port)
         malformed.send("GET /demo/echo HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\nx")
         check(malformed.readResponse() ?? .failed("no response"), 400, "bad_request", nil)
@@ -138,7 +139,7 @@ struct AccessLogEndToEndTests {
 
         // Per client: the same lines, split by client id; unidentified requests have no file.
         let clients = directory.appendingPathComponent("clients")
-        #expect(Self.lines(clients.appendingPathComponent("\(TestIdentity.clientID).log"), atLeast: 4).count == 4)
+        #expect(Self.lines(clients.appendingPathComponent("\(TestIdentity.clientID).log"), atLeast: 5).count == 5)
         #expect(Self.lines(clients.appendingPathComponent("reader.log"), atLeast: 2).count == 2)
         #expect(Self.lines(clients.appendingPathComponent("fenced.log"), atLeast: 1).count == 1)
         let files = try FileManager.default.contentsOfDirectory(atPath: clients.path).sorted()

@@ -75,7 +75,7 @@ struct BuiltinIssuerEndToEndTests {
 
     /// A gateway whose built-in issuer signs with a fresh P-256 key and knows `psa-sync`
     /// (secret `firstSecret`, role `reader`).
-    static func start(lifetime: String = "15m", maxFailedAuth: Int = 5, extraClients: String = "") throws -> System {
+    static func start(lifetime: String = "15m", maxFailedAuth: Int = 5, extraClients: String = "", extraConfig: String = "") throws -> System {
         let key = P256.Signing.PrivateKey().pemRepresentation
         let under = try GatewayUnderTest.start(
             """
@@ -101,6 +101,7 @@ struct BuiltinIssuerEndToEndTests {
                 roles: ["reader"]
                 secret_sha256: "\(ClientSecret.sha256Hex(Self.firstSecret))"
             \(extraClients)
+            \(extraConfig)
             """,
             extraFiles: ["signing.pem": key, "admin-token": Self.adminToken + "\n"]
         )

@@ -12,8 +12,11 @@ struct TokenServiceTests {
 
     static func service(
         maxFailedAuth: Int = 3,
+        maxFailedAuthPerAddress: Int = 3,
         enabled: Bool = true,
         lifetime: Int64? = nil,
+        allowedIPs: CIDRSet? = nil,
+        others: [TokenService.Client] = [],
         state: IssuerState? = nil
     ) throws -> TokenService {
         let issuer = BuiltinIssuer(
@@ -26,9 +29,12 @@ struct TokenServiceTests {
         )
         return TokenService(
             issuer: issuer,
-            clients: [.init(id: "psa-sync", enabled: enabled, secretSHA256: ClientSecret.sha256Hex(Self.secret), tokenLifetime: lifetime)],
+            clients: [
+                .init(id: "psa-sync", enabled: enabled, secretSHA256: ClientSecret.sha256Hex(Self.secret), tokenLifetime: lifetime, allowedIPs: allowedIPs)
+            ] + others,
             limiter: FailedAuthLimiter(),
             maxFailedAuth: maxFailedAuth,
+            maxFailedAuthPerAddress: maxFailedAuthPerAddress,
             failureWindow: 300,
             state: try state ?? IssuerState(path: nil, now: Self.now),
             logger: Logger(label: "test")
@@ -134,13 +140,52 @@ struct TokenServiceTests {
         #expect(service.token(Self.post(), now: Self.now + 301).status == 200)
     }
 
+    @Test func oneClientsLockoutLeavesAnotherClientBehindTheSameAddressAlone() throws {
+        let other = TokenService.Client(id: "rmm", enabled: true, secretSHA256: ClientSecret.sha256Hex("rmm-secret-0123456789abcdef"), tokenLifetime: nil)
+        let service = try Self.service(maxFailedAuth: 3, maxFailedAuthPerAddress: 10, others: [other])
+        for _ in 0..<3 { #expect(service.token(Self.post("psa-sync", "guess"), now: Self.now).status == 401) }
+        #expect(service.token(Self.post(), now: Self.now + 1).status == 429, "psa-sync is locked out, even with its right secret")
+        #expect(service.token(Self.post("rmm", "rmm-secret-0123456789abcdef"), now: Self.now + 1).status == 200, "rmm, same address, is not")
+        // The address has its own, higher limit: 10 failures from it lock out every client.
+        for index in 0..<7 { #expect(service.token(Self.post("ghost\(index)", "x"), now: Self.now + 2).status == 401) }
+        #expect(service.token(Self.post("rmm", "rmm-secret-0123456789abcdef"), now: Self.now + 3).status == 429)
+    }
+
+    @Test func anUnlockClearsOneKeyAndIsSentToTheStore() throws {
+        let service = try Self.service(maxFailedAuth: 3, maxFailedAuthPerAddress: 100)
+        for _ in 0..<3 { _ = service.token(Self.post("psa-sync", "guess"), now: Self.now) }
+        #expect(service.token(Self.post(), now: Self.now + 1).status == 429)
+        let lockouts = service.limiter.lockouts(limits: { $0.hasPrefix("id:") ? 3 : 100 }, window: 300, now: Self.now + 1)
+        #expect(lockouts.map(\.key) == ["id:psa-sync"])
+        #expect(service.limiter.unlock("id:psa-sync", now: Self.now + 2))
+        #expect(service.token(Self.post(), now: Self.now + 2).status == 200)
+        #expect(!service.limiter.unlock("id:psa-sync", now: Self.now + 3), "nothing left to clear")
+    }
+
+    @Test func theTokenEndpointEnforcesTheClientsAllowedIPs() throws {
+        let office = CIDRSet([CIDRPrefix(parsing: "198.51.100.0/24")!])
+        let service = try Self.service(allowedIPs: office)
+        let refused = service.token(Self.post(), now: Self.now)
+        #expect(refused.status == 403)
+        #expect(refused.error?.description == "unauthorized_client")
+        #expect(refused.reason == "ip_not_allowed")
+        #expect(refused.clientID == "psa-sync")
+        #expect(refused.body == nil, "no token")
+        var inside = Self.post()
+        inside.address = IPAddress(parsing: "198.51.100.7")!
+        #expect(service.token(inside, now: Self.now).status == 200)
+        // A wrong secret from outside is a failed authentication, not an address refusal.
+        #expect(service.token(Self.post("psa-sync", "guess"), now: Self.now).status == 401)
+    }
+
     @Test func theLimiterBoundsItsKeysAndGroupsIPv6By64() {
-        let a = FailedAuthLimiter.keys(clientID: "c", address: IPAddress(parsing: "2001:db8::1")!)
-        let b = FailedAuthLimiter.keys(clientID: "c", address: IPAddress(parsing: "2001:db8::ffff:1")!)
+        let a = FailedAuthLimiter.keys(clientID: "c", address: IPAddress(parsing: "2001:db8::1")!, perClient: 5, perAddress: 50)
+        let b = FailedAuthLimiter.keys(clientID: "c", address: IPAddress(parsing: "2001:db8::ffff:1")!, perClient: 5, perAddress: 50)
         #expect(a == b, "one /64 is one source")
+        #expect(a.map(\.limit) == [5, 50])
         let limiter = FailedAuthLimiter()
         for index in 0..<(FailedAuthLimiter.maximumKeys + 10) {
-            _ = limiter.recordFailure(["id:\(index)"], limit: 5, window: 60, now: Self.now)
+            _ = limiter.recordFailure([.init("id:\(index)", limit: 5)], window: 60, now: Self.now)
         }
         #expect(limiter.count <= FailedAuthLimiter.maximumKeys)
     }
@@ -203,13 +248,33 @@ struct TokenServiceTests {
 @Suite struct FailedAuthLimiterSharingTests {
     @Test func failuresCountedElsewhereLockOutHereAndOwnFailuresWaitInTheOutbox() {
         let limiter = FailedAuthLimiter(feedsStore: true)
-        limiter.recordFailure(["id:a"], limit: 5, window: 60, now: 100)
-        limiter.recordFailure(["id:a"], limit: 5, window: 60, now: 101)
+        let key = FailedAuthLimiter.Key("id:a", limit: 5)
+        limiter.recordFailure([key], window: 60, now: 100)
+        limiter.recordFailure([key], window: 60, now: 101)
         #expect(limiter.takeOutbox() == ["id:a": FailedAuthLimiter.Count(start: 100, failures: 2, window: 60)])
         #expect(limiter.takeOutbox().isEmpty)
-        #expect(limiter.retryAfter(["id:a"], limit: 5, window: 60, now: 102) == nil)
+        #expect(limiter.retryAfter([key], window: 60, now: 102) == nil)
         // The store says every replica together saw 5 in this window.
         limiter.merge(["id:a": FailedAuthLimiter.Count(start: 99, failures: 5, window: 60)], now: 102)
-        #expect(limiter.retryAfter(["id:a"], limit: 5, window: 60, now: 102) == 57)
+        #expect(limiter.retryAfter([key], window: 60, now: 102) == 57)
+    }
+
+    @Test func anUnlockMadeOnAnotherReplicaClearsTheWindowsThatStartedBeforeIt() {
+        let limiter = FailedAuthLimiter(feedsStore: true)
+        let key = FailedAuthLimiter.Key("id:a", limit: 2)
+        limiter.merge(["id:a": FailedAuthLimiter.Count(start: 100, failures: 2, window: 60)], now: 101)
+        #expect(limiter.retryAfter([key], window: 60, now: 101) != nil)
+        // The store's failures for the key are gone and its unlock says when.
+        limiter.merge([:], unlocks: ["id:a": 105], now: 106)
+        #expect(limiter.retryAfter([key], window: 60, now: 106) == nil)
+        // Failures after the unlock count afresh; a later merge of the same unlock keeps them.
+        limiter.recordFailure([key], window: 60, now: 107)
+        limiter.recordFailure([key], window: 60, now: 108)
+        limiter.merge([:], unlocks: ["id:a": 105], now: 109)
+        #expect(limiter.retryAfter([key], window: 60, now: 109) == 58)
+        // An unlock made here waits for the store, and its pending failures are dropped.
+        #expect(limiter.unlock("id:a", now: 110))
+        #expect(limiter.takeUnlocks() == ["id:a": 110])
+        #expect(limiter.takeOutbox().isEmpty)
     }
 }

@@ -2,8 +2,10 @@ import NIOConcurrencyHelpers
 import PortcullisPolicy
 
 /// Counts failed client authentications at the token endpoints, per client id and per source
-/// address (IPv6 by its /64, which one host usually holds whole), and locks a key out for the
-/// rest of its window once it reaches the limit (then 429 with `Retry-After`).
+/// address (IPv6 by its /64, which one host usually holds whole), each key against its own
+/// limit, and locks a key out for the rest of its window once it reaches it (then 429 with
+/// `Retry-After`). An address has a higher limit than a client id, so one client's failures do
+/// not lock out the other clients behind the same NAT address.
 ///
 /// Shared by every event loop and kept across reloads. It sits on the token endpoints only,
 /// never on the proxied request path, so a lock is fine here.
@@ -29,9 +31,29 @@ public final class FailedAuthLimiter: Sendable {
         }
     }
 
+    /// A key a request is counted under, with the failures that lock it out.
+    public struct Key: Sendable, Equatable {
+        public var name: String
+        public var limit: Int
+
+        public init(_ name: String, limit: Int) {
+            self.name = name
+            self.limit = limit
+        }
+    }
+
+    /// A locked-out key: what `GET /api/v1/lockouts` lists.
+    public struct Lockout: Sendable, Equatable {
+        public var key: String
+        public var failures: Int
+        public var retryAfter: Int64
+    }
+
     private let windows = NIOLockedValueBox<[String: Window]>([:])
     /// Failures counted here since the last ``takeOutbox()``, with a store configured.
     private let outbox = NIOLockedValueBox<[String: Count]>([:])
+    /// Keys unlocked here since the last ``takeUnlocks()`` (key -> when), with a store.
+    private let unlockOutbox = NIOLockedValueBox<[String: Int64]>([:])
     /// A store shares the counts between replicas.
     public let feedsStore: Bool
 
@@ -47,10 +69,22 @@ public final class FailedAuthLimiter: Sendable {
         }
     }
 
+    /// The unlocks made here since the last call, for the store.
+    public func takeUnlocks() -> [String: Int64] {
+        self.unlockOutbox.withLockedValue { outbox in
+            defer { outbox = [:] }
+            return outbox
+        }
+    }
+
     /// Every replica's counts from the store: a key's current window takes the larger count,
-    /// so a client or address locked out on one replica is locked out on all.
-    public func merge(_ counts: [String: Count], now: Int64) {
+    /// so a client or address locked out on one replica is locked out on all. An unlock (key ->
+    /// when) made on any replica first drops the windows that started before it.
+    public func merge(_ counts: [String: Count], unlocks: [String: Int64] = [:], now: Int64) {
         self.windows.withLockedValue { windows in
+            for (key, at) in unlocks {
+                if let local = windows[key], local.start <= at { windows.removeValue(forKey: key) }
+            }
             for (key, remote) in counts where now - remote.start < remote.window {
                 if var local = windows[key], now - local.start < remote.window {
                     local.start = min(local.start, remote.start)
@@ -66,40 +100,71 @@ public final class FailedAuthLimiter: Sendable {
     /// Keys tracked now (expired windows included until a prune).
     public var count: Int { self.windows.withLockedValue { $0.count } }
 
-    /// The keys a request is counted under.
-    public static func keys(clientID: String?, address: IPAddress) -> [String] {
-        let addressKey: String
+    /// A client id's key.
+    public static func clientKey(_ clientID: String) -> String { "id:\(clientID)" }
+
+    /// An address's key: IPv4 whole, IPv6 by its /64.
+    public static func addressKey(_ address: IPAddress) -> String {
         switch address.unmappedIPv4 {
-        case .v4: addressKey = "ip:\(address.unmappedIPv4)"
-        case .v6(let high, _): addressKey = "ip6:\(String(high, radix: 16))/64"
+        case .v4: return "ip:\(address.unmappedIPv4)"
+        case .v6(let high, _): return "ip6:\(String(high, radix: 16))/64"
         }
+    }
+
+    /// The keys a request is counted under: the client id it names (if any) against
+    /// `perClient`, its address against `perAddress`.
+    public static func keys(clientID: String?, address: IPAddress, perClient: Int, perAddress: Int) -> [Key] {
+        let addressKey = Key(Self.addressKey(address), limit: perAddress)
         guard let clientID, !clientID.isEmpty else { return [addressKey] }
-        return ["id:\(clientID)", addressKey]
+        return [Key(Self.clientKey(clientID), limit: perClient), addressKey]
     }
 
     /// Seconds until a locked-out key may try again; nil when none of `keys` is locked out.
-    public func retryAfter(_ keys: [String], limit: Int, window: Int64, now: Int64) -> Int64? {
+    public func retryAfter(_ keys: [Key], window: Int64, now: Int64) -> Int64? {
         self.windows.withLockedValue { windows in
             var wait: Int64?
             for key in keys {
-                guard let entry = windows[key], now - entry.start < window, entry.failures >= limit else { continue }
+                guard let entry = windows[key.name], now - entry.start < window, entry.failures >= key.limit else { continue }
                 wait = max(wait ?? 0, entry.start + window - now)
             }
             return wait
         }
     }
 
+    /// The keys locked out now.
+    public func lockouts(limits: (_ key: String) -> Int, window: Int64, now: Int64) -> [Lockout] {
+        self.windows.withLockedValue { windows in
+            windows.compactMap { key, entry in
+                guard now - entry.start < window, entry.failures >= limits(key) else { return nil }
+                return Lockout(key: key, failures: entry.failures, retryAfter: entry.start + window - now)
+            }.sorted { $0.key < $1.key }
+        }
+    }
+
+    /// Forgets `key`'s failures (an admin's unlock); true when it had any. With a store, the
+    /// unlock goes to every replica.
+    @discardableResult
+    public func unlock(_ key: String, now: Int64) -> Bool {
+        let had = self.windows.withLockedValue { $0.removeValue(forKey: key) != nil }
+        if self.feedsStore {
+            self.unlockOutbox.withLockedValue { $0[key] = now }
+            self.outbox.withLockedValue { _ = $0.removeValue(forKey: key) }
+        }
+        return had
+    }
+
     /// Counts a failure under every key; true when this failure locked one of them out.
     @discardableResult
-    public func recordFailure(_ keys: [String], limit: Int, window: Int64, now: Int64) -> Bool {
+    public func recordFailure(_ keys: [Key], window: Int64, now: Int64) -> Bool {
         self.windows.withLockedValue { windows in
             if windows.count >= Self.maximumKeys { Self.prune(&windows, window: window, now: now) }
             var lockedOut = false
-            for key in keys {
+            for counted in keys {
+                let key = counted.name
                 var entry = windows[key] ?? Window(start: now, failures: 0)
                 if now - entry.start >= window { entry = Window(start: now, failures: 0) }
                 entry.failures += 1
-                if entry.failures == limit { lockedOut = true }
+                if entry.failures == counted.limit { lockedOut = true }
                 windows[key] = entry
                 if self.feedsStore {
                     let start = entry.start

@@ -13,12 +13,15 @@ public final class TokenService: Sendable {
         public let secretSHA256: String
         /// Seconds; nil takes the issuer's default.
         public let tokenLifetime: Int64?
+        /// The addresses it may ask for tokens from, as for its requests; nil means any.
+        public let allowedIPs: CIDRSet?
 
-        public init(id: String, enabled: Bool, secretSHA256: String, tokenLifetime: Int64?) {
+        public init(id: String, enabled: Bool, secretSHA256: String, tokenLifetime: Int64?, allowedIPs: CIDRSet? = nil) {
             self.id = id
             self.enabled = enabled
             self.secretSHA256 = secretSHA256
             self.tokenLifetime = tokenLifetime
+            self.allowedIPs = allowedIPs
         }
 
         public var credentialVersion: String { ClientSecret.credentialVersion(sha256Hex: self.secretSHA256) }
@@ -26,9 +29,10 @@ public final class TokenService: Sendable {
 
     public let issuer: BuiltinIssuer
     private let clients: [String: Client]
-    private let limiter: FailedAuthLimiter
-    private let maxFailedAuth: Int
-    private let failureWindow: Int64
+    public let limiter: FailedAuthLimiter
+    public let maxFailedAuth: Int
+    public let maxFailedAuthPerAddress: Int
+    public let failureWindow: Int64
     public let state: IssuerState
     private let logger: Logger
 
@@ -37,6 +41,7 @@ public final class TokenService: Sendable {
         clients: [Client],
         limiter: FailedAuthLimiter,
         maxFailedAuth: Int,
+        maxFailedAuthPerAddress: Int,
         failureWindow: Int64,
         state: IssuerState,
         logger: Logger
@@ -47,6 +52,7 @@ public final class TokenService: Sendable {
         self.clients = byID
         self.limiter = limiter
         self.maxFailedAuth = maxFailedAuth
+        self.maxFailedAuthPerAddress = maxFailedAuthPerAddress
         self.failureWindow = failureWindow
         self.state = state
         self.logger = logger
@@ -157,8 +163,13 @@ public final class TokenService: Sendable {
         guard let presented, !presented.id.isEmpty else {
             return .failure(.invalidClient("client authentication is required (client_secret_basic or client_secret_post)"))
         }
-        let keys = FailedAuthLimiter.keys(clientID: presented.id, address: request.address)
-        if let wait = self.limiter.retryAfter(keys, limit: self.maxFailedAuth, window: self.failureWindow, now: now) {
+        let keys = FailedAuthLimiter.keys(
+            clientID: presented.id,
+            address: request.address,
+            perClient: self.maxFailedAuth,
+            perAddress: self.maxFailedAuthPerAddress
+        )
+        if let wait = self.limiter.retryAfter(keys, window: self.failureWindow, now: now) {
             var refusal = TokenEndpointResult.refusal(
                 429,
                 "too_many_requests",
@@ -172,9 +183,26 @@ public final class TokenService: Sendable {
         let client = self.clients[presented.id]
         let matches = ClientSecret.matches(presented.secret, sha256Hex: client?.secretSHA256 ?? ClientSecret.unknownClientHash)
         if let client, matches, client.enabled {
+            // The secret was right: an address outside the client's list is a policy refusal,
+            // not a guess, so it does not count toward the lockout.
+            if let allowed = client.allowedIPs, !allowed.contains(request.address) {
+                self.logger.warning(
+                    "token request from outside the client's allowed_ips",
+                    metadata: ["client_id": "\(client.id)", "src_ip": "\(request.address)"]
+                )
+                return .failure(
+                    .refusal(
+                        403,
+                        "unauthorized_client",
+                        "this client may not ask for tokens from this address",
+                        reason: "ip_not_allowed",
+                        clientID: client.id
+                    )
+                )
+            }
             return .success(client)
         }
-        let lockedOut = self.limiter.recordFailure(keys, limit: self.maxFailedAuth, window: self.failureWindow, now: now)
+        let lockedOut = self.limiter.recordFailure(keys, window: self.failureWindow, now: now)
         let why = client == nil ? "unknown client" : (matches ? "client disabled" : "wrong secret")
         // The id is logged only if it is configured (an attacker's ids are not worth a log
         // line each); the secret never is.

@@ -130,11 +130,23 @@ public struct AuthFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public let description: String
     /// False only when there was no credential at all (RFC 6750: no `error` attribute then).
     public let hadToken: Bool
+    /// The configured client a token with a good signature names, though it is refused
+    /// (expired, disabled, rotated, revoked): the access log and metrics name it.
+    public internal(set) var clientID: String?
+    /// That token's `jti`, if it has one.
+    public internal(set) var tokenID: String?
 
     init(_ reason: String, _ description: String, hadToken: Bool = true) {
         self.reason = reason
         self.description = description
         self.hadToken = hadToken
+    }
+
+    func naming(_ clientID: String?, tokenID: String?) -> AuthFailure {
+        var named = self
+        named.clientID = clientID
+        named.tokenID = tokenID
+        return named
     }
 
     public static let missingToken = AuthFailure("missing_token", "no bearer token", hadToken: false)
@@ -192,9 +204,17 @@ public final class TokenAuthenticator: Sendable {
         let claims: JWTClaims
         do {
             claims = try JWTClaims(payload: verified.payload)
-            try issuer.claims.validate(claims, now: now)
         } catch {
             return .failure(AuthFailure(error.code.identifier, Self.describe(error)))
+        }
+        do {
+            try issuer.claims.validate(claims, now: now)
+        } catch {
+            // The signature is good: an expired or early token still says whose it is.
+            let named = claims.string(named: issuer.clientClaim).flatMap { id in
+                self.clients[id].flatMap { $0.issuer == issuer.name ? id : nil }
+            }
+            return .failure(AuthFailure(error.code.identifier, Self.describe(error)).naming(named, tokenID: claims.jwtID))
         }
         guard let clientID = claims.string(named: issuer.clientClaim), !clientID.isEmpty else {
             return .failure(AuthFailure("missing_claim", "the token has no \(issuer.clientClaim) claim"))
@@ -225,13 +245,16 @@ public final class TokenAuthenticator: Sendable {
             return .failure(AuthFailure("unknown_client", "the token names no client of its issuer"))
         }
         guard client.enabled else {
-            return .failure(AuthFailure("client_disabled", "the client is disabled"))
+            return .failure(AuthFailure("client_disabled", "the client is disabled").naming(client.id, tokenID: identity.tokenID))
         }
         if let required = client.credentialVersion, identity.credentialVersion != required {
-            return .failure(AuthFailure("credential_rotated", "the token was issued under a secret that has been replaced"))
+            return .failure(
+                AuthFailure("credential_rotated", "the token was issued under a secret that has been replaced")
+                    .naming(client.id, tokenID: identity.tokenID)
+            )
         }
         if let tokenID = identity.tokenID, let state = self.issuerState, state.isRevoked(tokenID) {
-            return .failure(AuthFailure("token_revoked", "the token has been revoked"))
+            return .failure(AuthFailure("token_revoked", "the token has been revoked").naming(client.id, tokenID: tokenID))
         }
         return .success(client)
     }

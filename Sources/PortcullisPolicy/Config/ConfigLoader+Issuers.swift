@@ -3,7 +3,7 @@ import Foundation
 extension ConfigLoader {
     static let issuerKeys = [
         "name", "issuer", "audiences", "jwks_url", "jwks_file", "discovery", "algorithms", "client_claim", "leeway",
-        "jwks_refresh", "builtin", "signing_key_file", "token_lifetime", "max_token_lifetime", "max_failed_auth",
+        "jwks_refresh", "builtin", "signing_key_file", "token_lifetime", "max_token_lifetime", "max_failed_auth", "max_failed_auth_per_address",
         "failure_window", "state_file",
     ]
     static let clientKeys = [
@@ -13,7 +13,7 @@ extension ConfigLoader {
     static let outsideIssuerOnlyKeys = ["jwks_url", "jwks_file", "discovery", "audiences", "algorithms", "client_claim", "jwks_refresh"]
     /// Keys of the built-in issuer that an outside one does not take.
     static let builtinIssuerOnlyKeys = [
-        "signing_key_file", "token_lifetime", "max_token_lifetime", "max_failed_auth", "failure_window", "state_file",
+        "signing_key_file", "token_lifetime", "max_token_lifetime", "max_failed_auth", "max_failed_auth_per_address", "failure_window", "state_file",
     ]
     /// Bounds of the built-in issuer's token lifetimes (`token_lifetime`, `max_token_lifetime`).
     static let tokenLifetimeBounds = ConfigDuration.seconds(1)...ConfigDuration.hours(24)
@@ -201,6 +201,9 @@ extension ConfigLoader {
         }
         if let node = value("max_failed_auth"), let count = node.integer(&errors, in: 1...1_000_000) {
             settings.maxFailedAuth = count
+        }
+        if let node = value("max_failed_auth_per_address"), let count = node.integer(&errors, in: 1...1_000_000) {
+            settings.maxFailedAuthPerAddress = count
         }
         if let node = value("failure_window"), let window = node.duration(&errors) {
             if window < .seconds(1) || window > .hours(24) {

@@ -72,9 +72,12 @@ public struct BuiltinIssuerSettings: Sendable, Equatable {
     public var tokenLifetime: ConfigDuration
     /// No client's `token_lifetime` may exceed this (`max_token_lifetime`, default 1h).
     public var maxTokenLifetime: ConfigDuration
-    /// Failed client authentications allowed per client id, and per source address, within
-    /// `failure_window` before further attempts get 429 (`max_failed_auth`, default 5).
+    /// Failed client authentications allowed per client id within `failure_window` before its
+    /// further attempts get 429 (`max_failed_auth`, default 5).
     public var maxFailedAuth: Int
+    /// The same per source address (`max_failed_auth_per_address`, default 50): higher, since
+    /// an office's clients share one NAT address.
+    public var maxFailedAuthPerAddress: Int
     /// `failure_window`, default 5m: also how long a locked-out id or address waits.
     public var failureWindow: ConfigDuration
     /// Where `last_redeemed` times and revoked token ids are kept across restarts
@@ -86,6 +89,7 @@ public struct BuiltinIssuerSettings: Sendable, Equatable {
         tokenLifetime: ConfigDuration = .minutes(15),
         maxTokenLifetime: ConfigDuration = .hours(1),
         maxFailedAuth: Int = 5,
+        maxFailedAuthPerAddress: Int = 50,
         failureWindow: ConfigDuration = .minutes(5),
         stateFile: String
     ) {
@@ -93,6 +97,7 @@ public struct BuiltinIssuerSettings: Sendable, Equatable {
         self.tokenLifetime = tokenLifetime
         self.maxTokenLifetime = maxTokenLifetime
         self.maxFailedAuth = maxFailedAuth
+        self.maxFailedAuthPerAddress = maxFailedAuthPerAddress
         self.failureWindow = failureWindow
         self.stateFile = stateFile
     }

@@ -54,13 +54,16 @@ final class AdminAPI: Sendable {
 
     private let snapshot: NIOLockedValueBox<Snapshot>
     private let state: IssuerState?
+    /// The token endpoint's failed-authentication counters (unlock); nil without a built-in issuer.
+    let limiter: FailedAuthLimiter?
     /// Reloads the directory as SIGHUP does, throwing what made it fail; set by the command.
     private let reloader = NIOLockedValueBox<(@Sendable () async throws -> Void)?>(nil)
     private let storeHooks = NIOLockedValueBox<AdminStoreHooks?>(nil)
 
-    init(config: GatewayConfig, state: IssuerState?) throws {
+    init(config: GatewayConfig, state: IssuerState?, limiter: FailedAuthLimiter? = nil) throws {
         self.snapshot = NIOLockedValueBox(Snapshot(config: config, tokenDigest: try Self.readToken(config.admin)))
         self.state = state
+        self.limiter = limiter
     }
 
     /// A new configuration was applied: the token file is read again (a rotated admin token
@@ -148,6 +151,12 @@ final class AdminAPI: Sendable {
             return await self.mutate(.remove(id: rest[1]), status: .noContent)
         case (.POST, 3, "clients") where rest[2] == "client-credentials":
             return await self.rotate(rest[1])
+        case (.POST, 3, "clients") where rest[2] == "unlock":
+            return self.unlock(FailedAuthLimiter.clientKey(rest[1]), clientID: rest[1])
+        case (.GET, 1, "lockouts"):
+            return self.lockouts()
+        case (.DELETE, 2, "lockouts"):
+            return self.unlock(rest[1], clientID: nil)
         case (.POST, 3, "clients") where rest[2] == "enable" || rest[2] == "disable":
             return await self.mutate(.setEnabled(id: rest[1], enabled: rest[2] == "enable"), status: .ok)
         case (.GET, 1, "roles"):
@@ -163,14 +172,15 @@ final class AdminAPI: Sendable {
             }
         case (.POST, 3, "tokens") where rest[2] == "revoke":
             return await self.revoke(tokenID: rest[1])
-        case (_, 1, "clients"), (_, 2, "clients"), (_, 3, "clients"), (_, 1, "roles"), (_, 1, "privileges"), (_, 1, "reload"), (_, 3, "tokens"):
+        case (_, 1, "clients"), (_, 2, "clients"), (_, 3, "clients"), (_, 1, "roles"), (_, 1, "privileges"), (_, 1, "reload"), (_, 3, "tokens"),
+            (_, 1, "lockouts"), (_, 2, "lockouts"):
             return .error(.methodNotAllowed, "method_not_allowed", "\(method.rawValue) is not allowed on \(path)")
         default:
             return .error(.notFound, "not_found", "no such admin API resource")
         }
     }
 
-    private var config: GatewayConfig { self.snapshot.withLockedValue { $0.config } }
+    var config: GatewayConfig { self.snapshot.withLockedValue { $0.config } }
 
     private static func unknownClient(_ id: String) -> Response {
         .error(.notFound, "unknown_client", "no client has id '\(id)'")

@@ -82,7 +82,8 @@ extension TokenAuthenticator {
                 id: client.id,
                 enabled: client.enabled,
                 secretSHA256: hash,
-                tokenLifetime: client.tokenLifetime.map { $0.nanoseconds / 1_000_000_000 }
+                tokenLifetime: client.tokenLifetime.map { $0.nanoseconds / 1_000_000_000 },
+                allowedIPs: client.allowedIPs
             )
         }
         return TokenService(
@@ -90,6 +91,7 @@ extension TokenAuthenticator {
             clients: clients,
             limiter: runtime.limiter,
             maxFailedAuth: settings.maxFailedAuth,
+            maxFailedAuthPerAddress: settings.maxFailedAuthPerAddress,
             failureWindow: settings.failureWindow.nanoseconds / 1_000_000_000,
             state: runtime.state,
             logger: runtime.logger

@@ -20,7 +20,7 @@ struct AccessLogEncoder {
         if second != self.prefixSecond { self.updatePrefix(second) }
         var stringBytes = record.requestID.utf8.count + record.sourceIP.utf8.count + record.method.utf8.count
         stringBytes += record.path.utf8.count + record.reason.utf8.count
-        stringBytes += (record.clientID?.utf8.count ?? 0) + (record.clientName?.utf8.count ?? 0)
+        stringBytes += (record.clientID?.utf8.count ?? 0) + (record.clientName?.utf8.count ?? 0) + (record.tokenID?.utf8.count ?? 0)
         stringBytes += (record.rule?.utf8.count ?? 0) + (record.tenant?.utf8.count ?? 0)
         stringBytes += (record.userAgent?.utf8.count ?? 0) + (record.traceID?.utf8.count ?? 0)
         let bound = Self.fixedBytes + self.secondPrefix.count + 6 * stringBytes
@@ -38,6 +38,8 @@ struct AccessLogEncoder {
             Self.string(record.clientID, into: &out)
             out.write(",\"client_name\":" as StaticString)
             Self.string(record.clientName, into: &out)
+            out.write(",\"jti\":" as StaticString)
+            Self.string(record.tokenID, into: &out)
             out.write(",\"src_ip\":" as StaticString)
             Self.string(record.sourceIP, into: &out)
             out.write(",\"method\":" as StaticString)

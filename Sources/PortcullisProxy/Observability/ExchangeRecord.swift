@@ -13,6 +13,8 @@ struct ExchangeRecord: Sendable {
     /// Nil when no client was identified (no token, a bad token, a malformed request).
     var clientID: String?
     var clientName: String?
+    /// The bearer token's `jti`, when it has one (built-in issuer tokens always do).
+    var tokenID: String?
     var sourceIP: String
     var method: String
     /// The canonical path when the request got that far, else the target as sent (or empty).

@@ -333,7 +333,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
         switch self.authenticate(parsed) {
         case .success(let record): caller = record
-        case .failure(let failure): return self.respondLocally(.unauthorized(failure), close: false, reason: failure.reason)
+        case .failure(let failure):
+            self.log!.clientID = failure.clientID
+            return self.respondLocally(.unauthorized(failure), close: false, reason: failure.reason)
         }
         caller.usage?.touch(self.loop.nowSeconds)
         self.log!.clientID = caller.id
@@ -470,14 +472,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         let now = self.loop.nowSeconds
         // A hit is a token byte-identical to one verified before: its alphabet was checked then.
         if let identity = self.loop.tokenCache.lookup(token, now: now) {
+            self.log!.tokenID = identity.tokenID
             return authenticator.client(for: identity)
         }
         guard BearerToken.isWellFormed(token) else { return .failure(.malformedCredential) }
         switch authenticator.verify(token, now: now) {
         case .success(let identity):
             self.loop.tokenCache.insert(token, identity)
+            self.log!.tokenID = identity.tokenID
             return authenticator.client(for: identity)
         case .failure(let failure):
+            self.log!.tokenID = failure.tokenID
             return .failure(failure)
         }
     }

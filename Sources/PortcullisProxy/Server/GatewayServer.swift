@@ -173,7 +173,7 @@ public final class GatewayServer: Sendable {
         var adminAPI: AdminAPI?
         if let address = config.admin.address {
             do {
-                adminAPI = try AdminAPI(config: config, state: builtin?.state)
+                adminAPI = try AdminAPI(config: config, state: builtin?.state, limiter: builtin?.limiter)
             } catch {
                 for channel in channels { try? await channel.close() }
                 throw error
