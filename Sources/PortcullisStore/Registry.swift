@@ -11,6 +11,8 @@ public struct StoredClient: Codable, Sendable, Equatable {
     public var allowedIPs: [String]?
     public var tokenLifetime: String?
     public var secretSHA256: String?
+    /// A `private_key_jwt` client's public key (PEM or JWK).
+    public var publicKey: String?
     public var enabled: Bool
     /// RFC 3339 UTC, seconds.
     public var lastModified: String
@@ -23,6 +25,7 @@ public struct StoredClient: Codable, Sendable, Equatable {
         self.allowedIPs = draft.allowedIPs
         self.tokenLifetime = draft.tokenLifetime
         self.secretSHA256 = draft.secretSHA256
+        self.publicKey = draft.publicKey
         self.enabled = draft.enabled
         self.lastModified = lastModified
     }
@@ -36,6 +39,7 @@ public struct StoredClient: Codable, Sendable, Equatable {
             allowedIPs: self.allowedIPs,
             tokenLifetime: self.tokenLifetime,
             secretSHA256: self.secretSHA256,
+            publicKey: self.publicKey,
             enabled: self.enabled
         )
     }
@@ -45,6 +49,7 @@ public struct StoredClient: Codable, Sendable, Equatable {
         case allowedIPs = "allowed_ips"
         case tokenLifetime = "token_lifetime"
         case secretSHA256 = "secret_sha256"
+        case publicKey = "public_key"
         case lastModified = "last_modified"
     }
 }

@@ -52,12 +52,30 @@ struct ClientCommand: AsyncParsableCommand {
         @Option(name: .customLong("token-lifetime"), help: "Its tokens' lifetime, e.g. 15m (built-in issuer; default the issuer's).")
         var tokenLifetime: String?
 
+        @Option(name: .customLong("public-key"), help: "A PEM public key or JWK file: the client authenticates with private_key_jwt, and gets no secret.")
+        var publicKey: String?
+
         @Flag(name: .long, help: "Add it disabled.")
         var disabled = false
 
         func run() async throws {
             let builtin = ClientCommand.isBuiltinIssuer(self.issuer, directory: self.options.config)
-            let secret = builtin ? ClientSecret.generate() : nil
+            var keyText: String?
+            if let path = self.publicKey {
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    ClientCommand.note("--public-key: cannot read \(path)")
+                    throw ExitCode(1)
+                }
+                let text = String(decoding: data, as: UTF8.self)
+                do {
+                    _ = try ClientKey(text: text)
+                } catch {
+                    ClientCommand.note("--public-key: \(path): \(error.reason)")
+                    throw ExitCode(1)
+                }
+                keyText = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            let secret = builtin && keyText == nil ? ClientSecret.generate() : nil
             let draft = ClientDraft(
                 id: self.id,
                 name: self.name,
@@ -66,6 +84,7 @@ struct ClientCommand: AsyncParsableCommand {
                 allowedIPs: self.allowedIPs.isEmpty ? nil : self.allowedIPs,
                 tokenLifetime: self.tokenLifetime,
                 secretSHA256: secret.map { ClientSecret.sha256Hex($0) },
+                publicKey: keyText,
                 enabled: !self.disabled
             )
             let written = try await ClientCommand.apply(.add(draft), directory: self.options.config)

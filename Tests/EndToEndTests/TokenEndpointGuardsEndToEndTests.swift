@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import PortcullisAuth
 import Testing
@@ -84,5 +85,57 @@ struct TokenEndpointGuardsEndToEndTests {
             $0.name == "portcullis_requests_total" && $0.labels["reason"] == "credential_rotated"
         }
         #expect(counted.map { $0.labels["client"] } == ["psa-sync"])
+    }
+
+    // MARK: - private_key_jwt
+
+    static func assertion(_ signer: JWSSigner, client: String, jti: String = UUID().uuidString) throws -> String {
+        let now = Int64(Date().timeIntervalSince1970)
+        return try signer.sign(
+            claimsJSON: #"{"iss":"\#(client)","sub":"\#(client)","aud":"urn:portcullis:local","exp":\#(now + 60),"iat":\#(now),"jti":"\#(jti)"}"#
+        )
+    }
+
+    static func tokenByAssertion(_ system: Issuer.System, _ assertion: String, clientID: String? = nil) -> HTTPTestResponse {
+        let type = Issuer.System.encode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        let id = clientID.map { "&client_id=\($0)" } ?? ""
+        return Issuer.System.post(
+            "/oauth/token",
+            form: "grant_type=client_credentials&client_assertion_type=\(type)&client_assertion=\(assertion)\(id)",
+            port: system.port
+        )
+    }
+
+    @Test func aKeyClientGetsATokenWithASignedAssertionAndAReplayOrAForeignSignatureIsRefused() throws {
+        let signer = JWSSigner(p256: P256.Signing.PrivateKey(), keyID: "build-agent-1")
+        let system = try Issuer.start(
+            extraClients: """
+                  - id: "cert-sync"
+                    issuer: "local"
+                    roles: ["reader"]
+                    public_key: '\(signer.publicJWK)'
+                """
+        )
+        let assertion = try Self.assertion(signer, client: "cert-sync")
+        let token = try Issuer.accessToken(Self.tokenByAssertion(system, assertion))
+        #expect(system.call("/demo/echo", token: token).status == 200)
+        let replay = Self.tokenByAssertion(system, assertion)
+        #expect(replay.status == 401, "\(replay)")
+        #expect(replay.json?["error"] as? String == "invalid_client")
+        let stranger = JWSSigner(p256: P256.Signing.PrivateKey(), keyID: "build-agent-1")
+        #expect(Self.tokenByAssertion(system, try Self.assertion(stranger, client: "cert-sync")).status == 401)
+        #expect(system.tokenByPost("cert-sync", "no-secret-exists").status == 401, "a key client has no secret to guess")
+        _ = try Issuer.accessToken(Self.tokenByAssertion(system, try Self.assertion(signer, client: "cert-sync"), clientID: "cert-sync"))
+
+        // Through the admin API: registering a PEM key gives no secret.
+        let laptop = P256.Signing.PrivateKey()
+        let body = try JSONSerialization.data(withJSONObject: ["id": "laptop", "roles": ["reader"], "public_key": laptop.publicKey.pemRepresentation])
+        let created = system.api("POST", "/api/v1/clients", json: String(decoding: body, as: UTF8.self))
+        #expect(created.status == 201, "\(created)")
+        #expect(created.json?["client_secret"] == nil)
+        let laptopSigner = JWSSigner(p256: laptop, keyID: "laptop")
+        _ = try Issuer.accessToken(Self.tokenByAssertion(system, try Self.assertion(laptopSigner, client: "laptop")))
+        let bad = system.api("POST", "/api/v1/clients", json: #"{"id": "bad", "roles": ["reader"], "public_key": "not a key"}"#)
+        #expect(bad.status == 422, "\(bad)")
     }
 }

@@ -248,7 +248,7 @@ import Testing
 
     @Test func builtinClientWithoutSecretIsAnError() {
         let text = Self.clients("  - id: psa-sync\n    issuer: local\n    roles: [helpdesk]\n")
-        Self.expectOneError(text, at: "- id: psa-sync", key: "clients[0]", message: "missing secret_sha256: clients of the built-in issuer 'local' need one")
+        Self.expectOneError(text, at: "- id: psa-sync", key: "clients[0]", message: "missing secret_sha256 or public_key: clients of the built-in issuer 'local' need a secret")
     }
 
     @Test(arguments: [

@@ -10,7 +10,12 @@ public final class TokenService: Sendable {
     public struct Client: Sendable {
         public let id: String
         public let enabled: Bool
-        public let secretSHA256: String
+        /// A secret client's; nil for a key client.
+        public let secretSHA256: String?
+        /// A `private_key_jwt` client's registered public key.
+        public let key: ClientKey?
+        /// The credential its tokens are issued under (`cv`): changes when the secret or key does.
+        public let credentialVersion: String
         /// Seconds; nil takes the issuer's default.
         public let tokenLifetime: Int64?
         /// The addresses it may ask for tokens from, as for its requests; nil means any.
@@ -20,11 +25,22 @@ public final class TokenService: Sendable {
             self.id = id
             self.enabled = enabled
             self.secretSHA256 = secretSHA256
+            self.key = nil
+            self.credentialVersion = ClientSecret.credentialVersion(sha256Hex: secretSHA256)
             self.tokenLifetime = tokenLifetime
             self.allowedIPs = allowedIPs
         }
 
-        public var credentialVersion: String { ClientSecret.credentialVersion(sha256Hex: self.secretSHA256) }
+        /// A `private_key_jwt` client; `keyText` is the key as registered (its hash is the `cv`).
+        public init(id: String, enabled: Bool, key: ClientKey, keyText: String, tokenLifetime: Int64?, allowedIPs: CIDRSet? = nil) {
+            self.id = id
+            self.enabled = enabled
+            self.secretSHA256 = nil
+            self.key = key
+            self.credentialVersion = ClientKey.credentialVersion(keyText)
+            self.tokenLifetime = tokenLifetime
+            self.allowedIPs = allowedIPs
+        }
     }
 
     public let issuer: BuiltinIssuer
@@ -34,6 +50,7 @@ public final class TokenService: Sendable {
     public let maxFailedAuthPerAddress: Int
     public let failureWindow: Int64
     public let state: IssuerState
+    private let assertions: ClientAssertionVerifier
     private let logger: Logger
 
     public init(
@@ -44,8 +61,10 @@ public final class TokenService: Sendable {
         maxFailedAuthPerAddress: Int,
         failureWindow: Int64,
         state: IssuerState,
+        assertions: ClientAssertionVerifier = ClientAssertionVerifier(),
         logger: Logger
     ) {
+        self.assertions = assertions
         self.issuer = issuer
         var byID: [String: Client] = [:]
         for client in clients { byID[client.id] = client }
@@ -141,27 +160,21 @@ public final class TokenService: Sendable {
 
     // MARK: - Client authentication
 
-    /// `client_secret_basic` or `client_secret_post`, exactly one; the secret compared in
-    /// constant time against its stored SHA-256, an unknown client against a hash no secret
-    /// has, so both take the same time. Failures count toward the lockout.
+    /// What a request authenticates with.
+    private enum Credential {
+        case secret(String)
+        /// `private_key_jwt`: a JWT signed with the client's registered key.
+        case assertion(String)
+    }
+
+    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`, exactly one. A secret
+    /// is compared in constant time against its stored SHA-256, an unknown client's against a
+    /// hash no secret has, so both take the same time. Failures count toward the lockout.
     private func authenticateClient(_ request: Request, form: [String: String], now: Int64) -> Result<Client, TokenEndpointResult> {
-        var presented: (id: String, secret: String)?
-        if let authorization = request.authorization {
-            guard let basic = Self.basicCredentials(authorization) else {
-                return .failure(.invalidClient("the Authorization header is not HTTP Basic client authentication"))
-            }
-            if form["client_secret"] != nil {
-                return .failure(.refusal(400, "invalid_request", "use one client authentication method, not two", reason: "invalid_request"))
-            }
-            if let bodyID = form["client_id"], bodyID != basic.id {
-                return .failure(.refusal(400, "invalid_request", "client_id differs from the Basic credentials", reason: "invalid_request"))
-            }
-            presented = basic
-        } else if let id = form["client_id"], let secret = form["client_secret"] {
-            presented = (id, secret)
-        }
-        guard let presented, !presented.id.isEmpty else {
-            return .failure(.invalidClient("client authentication is required (client_secret_basic or client_secret_post)"))
+        let presented: (id: String, credential: Credential)
+        switch Self.presentedCredential(request, form: form) {
+        case .success(let found): presented = found
+        case .failure(let refusal): return .failure(refusal)
         }
         let keys = FailedAuthLimiter.keys(
             clientID: presented.id,
@@ -181,29 +194,35 @@ public final class TokenService: Sendable {
             return .failure(refusal)
         }
         let client = self.clients[presented.id]
-        let matches = ClientSecret.matches(presented.secret, sha256Hex: client?.secretSHA256 ?? ClientSecret.unknownClientHash)
-        if let client, matches, client.enabled {
-            // The secret was right: an address outside the client's list is a policy refusal,
-            // not a guess, so it does not count toward the lockout.
-            if let allowed = client.allowedIPs, !allowed.contains(request.address) {
-                self.logger.warning(
-                    "token request from outside the client's allowed_ips",
-                    metadata: ["client_id": "\(client.id)", "src_ip": "\(request.address)"]
+        var failure = TokenEndpointResult.invalidClient("client authentication failed")
+        var why: String
+        switch presented.credential {
+        case .secret(let secret):
+            let matches = ClientSecret.matches(secret, sha256Hex: client?.secretSHA256 ?? ClientSecret.unknownClientHash)
+            why = client == nil ? "unknown client" : (matches ? "client disabled" : "wrong secret")
+            if let client, matches, client.enabled { return self.admit(client, request) }
+        case .assertion(let assertion):
+            why = client == nil ? "unknown client" : "client disabled"
+            if let client, let key = client.key, client.enabled {
+                let checked = self.assertions.verify(
+                    assertion,
+                    clientID: client.id,
+                    key: key,
+                    audiences: [self.issuer.issuer],
+                    leeway: self.issuer.leeway,
+                    now: now
                 )
-                return .failure(
-                    .refusal(
-                        403,
-                        "unauthorized_client",
-                        "this client may not ask for tokens from this address",
-                        reason: "ip_not_allowed",
-                        clientID: client.id
-                    )
-                )
+                switch checked {
+                case .success: return self.admit(client, request)
+                case .failure(let refusal):
+                    why = refusal.reason
+                    failure = .refusal(401, "invalid_client", refusal.description, reason: refusal.reason)
+                }
+            } else if client != nil && client?.key == nil {
+                why = "no key registered"
             }
-            return .success(client)
         }
         let lockedOut = self.limiter.recordFailure(keys, window: self.failureWindow, now: now)
-        let why = client == nil ? "unknown client" : (matches ? "client disabled" : "wrong secret")
         // The id is logged only if it is configured (an attacker's ids are not worth a log
         // line each); the secret never is.
         self.logger.warning(
@@ -213,9 +232,67 @@ public final class TokenService: Sendable {
                 "locked_out": "\(lockedOut)",
             ]
         )
-        var refusal = TokenEndpointResult.invalidClient("client authentication failed")
-        refusal.clientID = client?.id
-        return .failure(refusal)
+        failure.clientID = client?.id
+        return .failure(failure)
+    }
+
+    /// The credential was right: an address outside the client's list is a policy refusal, not
+    /// a guess, so it does not count toward the lockout.
+    private func admit(_ client: Client, _ request: Request) -> Result<Client, TokenEndpointResult> {
+        guard let allowed = client.allowedIPs, !allowed.contains(request.address) else { return .success(client) }
+        self.logger.warning(
+            "token request from outside the client's allowed_ips",
+            metadata: ["client_id": "\(client.id)", "src_ip": "\(request.address)"]
+        )
+        return .failure(
+            .refusal(403, "unauthorized_client", "this client may not ask for tokens from this address", reason: "ip_not_allowed", clientID: client.id)
+        )
+    }
+
+    /// The client id and the one credential a request presents.
+    private static func presentedCredential(_ request: Request, form: [String: String]) -> Result<(id: String, credential: Credential), TokenEndpointResult> {
+        let ambiguous = TokenEndpointResult.refusal(400, "invalid_request", "use one client authentication method, not two", reason: "invalid_request")
+        if let type = form["client_assertion_type"] {
+            guard request.authorization == nil, form["client_secret"] == nil else { return .failure(ambiguous) }
+            guard type == ClientAssertionVerifier.assertionType else {
+                return .failure(.refusal(400, "invalid_request", "client_assertion_type must be \(ClientAssertionVerifier.assertionType)", reason: "invalid_request"))
+            }
+            guard let assertion = form["client_assertion"], !assertion.isEmpty else {
+                return .failure(.refusal(400, "invalid_request", "client_assertion is required with client_assertion_type", reason: "invalid_request"))
+            }
+            // RFC 7521 §4.2: client_id is optional; the assertion's sub names the client.
+            guard let id = form["client_id"] ?? Self.unverifiedSubject(assertion), !id.isEmpty else {
+                return .failure(.invalidClient("the client assertion names no client"))
+            }
+            return .success((id, .assertion(assertion)))
+        }
+        if form["client_assertion"] != nil {
+            return .failure(.refusal(400, "invalid_request", "client_assertion needs client_assertion_type", reason: "invalid_request"))
+        }
+        if let authorization = request.authorization {
+            guard let basic = Self.basicCredentials(authorization) else {
+                return .failure(.invalidClient("the Authorization header is not HTTP Basic client authentication"))
+            }
+            if form["client_secret"] != nil { return .failure(ambiguous) }
+            if let bodyID = form["client_id"], bodyID != basic.id {
+                return .failure(.refusal(400, "invalid_request", "client_id differs from the Basic credentials", reason: "invalid_request"))
+            }
+            guard !basic.id.isEmpty else { return .failure(.invalidClient("client authentication is required")) }
+            return .success((basic.id, .secret(basic.secret)))
+        }
+        guard let id = form["client_id"], let secret = form["client_secret"], !id.isEmpty else {
+            return .failure(.invalidClient("client authentication is required (client_secret_basic, client_secret_post or private_key_jwt)"))
+        }
+        return .success((id, .secret(secret)))
+    }
+
+    /// `sub` of an assertion not verified yet: only to find whose key verifies it.
+    private static func unverifiedSubject(_ assertion: String) -> String? {
+        let parts = assertion.utf8.split(separator: UInt8(ascii: "."), maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, let payload = Base64URL.decode(parts[1]),
+            case .object(let members)? = try? JSONValue.parse(payload)
+        else { return nil }
+        return members["sub"]?.stringValue
     }
 
     /// `Basic base64(id:secret)` with both halves form-urlencoded (RFC 6749 §2.3.1).

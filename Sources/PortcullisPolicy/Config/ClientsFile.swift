@@ -20,6 +20,8 @@ public struct ClientDraft: Sendable {
     /// Lowercase hex SHA-256 of the secret (``ClientSecret`` in PortcullisAuth); required for
     /// clients of the built-in issuer, refused for the others.
     public var secretSHA256: String?
+    /// A `private_key_jwt` client's public key (PEM or JWK), instead of a secret.
+    public var publicKey: String?
     public var enabled: Bool
 
     public init(
@@ -30,8 +32,10 @@ public struct ClientDraft: Sendable {
         allowedIPs: [String]? = nil,
         tokenLifetime: String? = nil,
         secretSHA256: String? = nil,
+        publicKey: String? = nil,
         enabled: Bool = true
     ) {
+        self.publicKey = publicKey
         self.id = id
         self.name = name ?? id
         self.issuer = issuer
@@ -164,6 +168,8 @@ public enum ClientsFile {
         var roles: [String]
         var allowedIPs: [String]?
         var secretSHA256: String?
+        var publicKey: String?
+        var publicKeyFile: String?
         var tokenLifetime: String?
         var lastModified: String?
         var limits: ClientLimits?
@@ -176,6 +182,8 @@ public enum ClientsFile {
             self.roles = client.roles
             self.allowedIPs = client.allowedIPsText
             self.secretSHA256 = client.secretSHA256
+            self.publicKey = client.publicKey
+            self.publicKeyFile = client.publicKeyFile
             self.tokenLifetime = client.tokenLifetime?.description
             self.lastModified = client.lastModified
             self.limits = client.limits
@@ -189,6 +197,7 @@ public enum ClientsFile {
             self.roles = draft.roles
             self.allowedIPs = draft.allowedIPs
             self.secretSHA256 = draft.secretSHA256
+            self.publicKey = draft.publicKey
             self.tokenLifetime = draft.tokenLifetime
         }
     }
@@ -211,6 +220,11 @@ public enum ClientsFile {
             out += "    roles: \(Self.quotedList(entry.roles))\n"
             if let ips = entry.allowedIPs { out += "    allowed_ips: \(Self.quotedList(ips))\n" }
             if let hash = entry.secretSHA256 { out += "    secret_sha256: \(Self.quoted(hash))\n" }
+            if let file = entry.publicKeyFile {
+                out += "    public_key_file: \(Self.quoted(file))\n"
+            } else if let key = entry.publicKey {
+                out += "    public_key: \(Self.quoted(key))\n"
+            }
             if let lifetime = entry.tokenLifetime { out += "    token_lifetime: \(Self.quoted(lifetime))\n" }
             if let stamp = entry.lastModified { out += "    last_modified: \(Self.quoted(stamp))\n" }
             if let limits = entry.limits, !limits.isEmpty || limits.burst != nil { out += "    limits: \(Self.render(limits))\n" }

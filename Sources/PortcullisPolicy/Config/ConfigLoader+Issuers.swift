@@ -7,7 +7,8 @@ extension ConfigLoader {
         "failure_window", "state_file",
     ]
     static let clientKeys = [
-        "id", "name", "enabled", "issuer", "roles", "allowed_ips", "secret_sha256", "token_lifetime", "last_modified", "limits",
+        "id", "name", "enabled", "issuer", "roles", "allowed_ips", "secret_sha256", "public_key", "public_key_file", "token_lifetime",
+        "last_modified", "limits",
     ]
     /// Keys of an outside issuer that the built-in one does not take.
     static let outsideIssuerOnlyKeys = ["jwks_url", "jwks_file", "discovery", "audiences", "algorithms", "client_claim", "jwks_refresh"]
@@ -377,8 +378,18 @@ extension ConfigLoader {
                     errors.append(node.error("expected the SHA-256 of the secret as 64 lowercase hex digits (portcullis client add/rotate writes it)"))
                 }
             }
-        } else if let issuer, builtin {
-            errors.append(item.error("missing secret_sha256: clients of the built-in issuer '\(issuer.name)' need one (portcullis client add/rotate writes it)"))
+        }
+        Self.clientPublicKey(&client, value, issuer: issuer, &errors)
+        if let issuer, builtin {
+            if value("secret_sha256") == nil && value("public_key") == nil && value("public_key_file") == nil {
+                errors.append(
+                    item.error(
+                        "missing secret_sha256 or public_key: clients of the built-in issuer '\(issuer.name)' need a secret (portcullis client add/rotate writes it) or a key (private_key_jwt)"
+                    )
+                )
+            } else if value("secret_sha256") != nil && (value("public_key") != nil || value("public_key_file") != nil) {
+                errors.append(item.error("secret_sha256 and public_key are two credentials: give a client one"))
+            }
         }
         if let node = value("token_lifetime") {
             if let issuer, !builtin {
@@ -390,6 +401,44 @@ extension ConfigLoader {
                 }
             }
         }
+    }
+
+    /// `public_key` (inline PEM or JWK) or `public_key_file`: a `private_key_jwt` client's key,
+    /// checked for its form here and parsed when the issuer is compiled.
+    private static func clientPublicKey(
+        _ client: inout ClientConfig,
+        _ value: (String) -> ConfigNode?,
+        issuer: IssuerConfig?,
+        _ errors: inout [ConfigError]
+    ) {
+        let inline = value("public_key")
+        let file = value("public_key_file")
+        guard let node = inline ?? file else { return }
+        if inline != nil && file != nil {
+            errors.append(node.error("public_key and public_key_file are two places for one key: give one"))
+            return
+        }
+        if let issuer, issuer.builtin != true {
+            errors.append(node.error("\(inline != nil ? "public_key" : "public_key_file") applies only to clients of the built-in issuer; '\(issuer.name)' authenticates its clients itself"))
+            return
+        }
+        guard let text = node.string(&errors) else { return }
+        var key = text
+        if file != nil {
+            let path = Self.resolve(text, relativeTo: node.file)
+            guard let data = FileManager.default.contents(atPath: path) else {
+                errors.append(node.error("cannot read \(path); expected a PEM public key or a JWK"))
+                return
+            }
+            key = String(decoding: data, as: UTF8.self)
+            client.publicKeyFile = text
+        }
+        let trimmed = key.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard trimmed.hasPrefix("-----BEGIN PUBLIC KEY-----") || trimmed.hasPrefix("{") else {
+            errors.append(node.error("expected a PEM public key (-----BEGIN PUBLIC KEY-----) or a JWK object"))
+            return
+        }
+        client.publicKey = trimmed
     }
 
     /// `2026-12-04T10:00:00Z`: the form `portcullis client` writes to `last_modified`.

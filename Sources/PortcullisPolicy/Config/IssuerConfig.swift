@@ -119,6 +119,11 @@ public struct ClientConfig: Sendable {
     public var allowedIPsText: [String]?
     /// Built-in issuer clients: lowercase hex SHA-256 of the secret (never the secret).
     public var secretSHA256: String?
+    /// Built-in issuer clients that authenticate with `private_key_jwt` instead of a secret:
+    /// their public key (PEM or JWK text), from `public_key` or `public_key_file`.
+    public var publicKey: String?
+    /// `public_key_file` as written, kept when `portcullis client` rewrites the clients file.
+    public var publicKeyFile: String?
     /// Built-in issuer clients: their tokens' lifetime; nil takes the issuer's `token_lifetime`.
     public var tokenLifetime: ConfigDuration?
     /// When `portcullis client` or the admin API last changed this entry (RFC 3339, UTC).

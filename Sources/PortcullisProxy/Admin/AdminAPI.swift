@@ -193,7 +193,7 @@ final class AdminAPI: Sendable {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
             return .error(.badRequest, "invalid_request", "expected a JSON object")
         }
-        let known: Set = ["id", "name", "issuer", "roles", "allowed_ips", "token_lifetime", "enabled"]
+        let known: Set = ["id", "name", "issuer", "roles", "allowed_ips", "token_lifetime", "enabled", "public_key"]
         if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
             return .error(.badRequest, "invalid_request", "unknown field '\(unknown)'; expected \(known.sorted().joined(separator: ", "))")
         }
@@ -214,8 +214,20 @@ final class AdminAPI: Sendable {
         if object["token_lifetime"] != nil && !(object["token_lifetime"] is String) {
             return .error(.badRequest, "invalid_request", "token_lifetime must be a duration such as \"15m\"")
         }
+        if object["public_key"] != nil && !(object["public_key"] is String) {
+            return .error(.badRequest, "invalid_request", "public_key must be a PEM public key or a JWK, as a string")
+        }
+        let publicKey = object["public_key"] as? String
+        if let publicKey {
+            do {
+                _ = try ClientKey(text: publicKey)
+            } catch {
+                return .error(.unprocessableEntity, "invalid_request", "public_key: \(error.reason)")
+            }
+        }
         let isBuiltin = issuer == builtinName
-        let secret = isBuiltin ? ClientSecret.generate() : nil
+        // A key client (private_key_jwt) has no secret at all.
+        let secret = isBuiltin && publicKey == nil ? ClientSecret.generate() : nil
         let draft = ClientDraft(
             id: id,
             name: (object["name"] as? String) ?? id,
@@ -224,6 +236,7 @@ final class AdminAPI: Sendable {
             allowedIPs: object["allowed_ips"] as? [String],
             tokenLifetime: object["token_lifetime"] as? String,
             secretSHA256: secret.map { ClientSecret.sha256Hex($0) },
+            publicKey: publicKey,
             enabled: (object["enabled"] as? Bool) ?? true
         )
         var response = await self.mutate(.add(draft), status: .created)

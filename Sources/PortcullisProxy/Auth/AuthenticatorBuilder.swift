@@ -55,7 +55,7 @@ extension TokenAuthenticator {
                 policyIndex: config.policy.clientIndex(id: client.id) ?? -1,
                 allowedIPs: client.allowedIPs,
                 // Without a secret no token of its can be current.
-                credentialVersion: isBuiltin ? client.secretSHA256.map { ClientSecret.credentialVersion(sha256Hex: $0) } ?? "" : nil,
+                credentialVersion: isBuiltin ? Self.credentialVersion(client) : nil,
                 usage: usage?.clock(for: client.id)
             )
         }
@@ -76,15 +76,25 @@ extension TokenAuthenticator {
         } catch {
             throw GatewayError("\(place)issuers[\(issuerConfig.name)].signing_key_file: \(error)")
         }
-        let clients = config.clients.filter { $0.issuer == issuerConfig.name }.compactMap { client -> TokenService.Client? in
-            guard let hash = client.secretSHA256 else { return nil }
-            return TokenService.Client(
-                id: client.id,
-                enabled: client.enabled,
-                secretSHA256: hash,
-                tokenLifetime: client.tokenLifetime.map { $0.nanoseconds / 1_000_000_000 },
-                allowedIPs: client.allowedIPs
-            )
+        var clients: [TokenService.Client] = []
+        for client in config.clients where client.issuer == issuerConfig.name {
+            let lifetime = client.tokenLifetime.map { $0.nanoseconds / 1_000_000_000 }
+            if let hash = client.secretSHA256 {
+                clients.append(
+                    TokenService.Client(id: client.id, enabled: client.enabled, secretSHA256: hash, tokenLifetime: lifetime, allowedIPs: client.allowedIPs)
+                )
+            } else if let text = client.publicKey {
+                let key: ClientKey
+                do {
+                    key = try ClientKey(text: text)
+                } catch {
+                    let place = client.location.map { "\($0): " } ?? ""
+                    throw GatewayError("\(place)clients[\(client.id)].public_key: \(error.reason)")
+                }
+                clients.append(
+                    TokenService.Client(id: client.id, enabled: client.enabled, key: key, keyText: text, tokenLifetime: lifetime, allowedIPs: client.allowedIPs)
+                )
+            }
         }
         return TokenService(
             issuer: issuer,
@@ -94,6 +104,7 @@ extension TokenAuthenticator {
             maxFailedAuthPerAddress: settings.maxFailedAuthPerAddress,
             failureWindow: settings.failureWindow.nanoseconds / 1_000_000_000,
             state: runtime.state,
+            assertions: runtime.assertions,
             logger: runtime.logger
         )
     }
@@ -104,6 +115,8 @@ extension TokenAuthenticator {
 struct BuiltinIssuerRuntime: Sendable {
     let limiter: FailedAuthLimiter
     let state: IssuerState
+    /// `private_key_jwt` assertions seen (replays are refused across reloads too).
+    let assertions = ClientAssertionVerifier()
     let logger: Logger
 
     /// Nil without a built-in issuer. Its `state_file` is read now (a later change of the path
@@ -139,5 +152,15 @@ extension TokenAuthenticator {
         } catch let error as JWKError {
             throw GatewayError("\(place)issuers[\(issuer)].jwks_file: \(path) is not a JWK Set: \(error)")
         }
+    }
+}
+
+extension TokenAuthenticator {
+    /// The `cv` a built-in issuer client's tokens must carry: from its secret or its key.
+    /// Without either, no token of its can be current.
+    static func credentialVersion(_ client: ClientConfig) -> String {
+        if let hash = client.secretSHA256 { return ClientSecret.credentialVersion(sha256Hex: hash) }
+        if let key = client.publicKey { return ClientKey.credentialVersion(key) }
+        return ""
     }
 }
