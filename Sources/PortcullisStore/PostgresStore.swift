@@ -463,8 +463,9 @@ private actor Session {
             throw error
         } catch {
             watchdog.cancel()
-            if await watchdog.value || connection.isClosed {
-                self.connection = nil
+            if await watchdog.value || connection.isClosed || Self.isConnectionLoss(error) {
+                // Another operation may have opened a new connection meanwhile: keep that one.
+                if self.connection === connection { self.connection = nil }
                 try? await connection.close()
                 throw StoreError(
                     .unavailable,
@@ -473,6 +474,16 @@ private actor Session {
             }
             throw StoreError(.io, "PostgreSQL: \(Self.describe(error))")
         }
+    }
+
+    /// The connection went away under the query (another operation's deadline closed it, or
+    /// the server did): the store is unavailable, not refusing the write.
+    static func isConnectionLoss(_ error: any Error) -> Bool {
+        if let transaction = error as? PostgresTransactionError {
+            return [transaction.beginError, transaction.closureError, transaction.commitError].contains { $0.map(Self.isConnectionLoss) ?? false }
+        }
+        guard let error = error as? PSQLError else { return false }
+        return [.clientClosedConnection, .serverClosedConnection, .connectionError, .uncleanShutdown].contains(error.code)
     }
 
     /// The longest one store operation may take.
@@ -486,6 +497,16 @@ private actor Session {
         }
         self.nextID += 1
         let connection = try await PostgresConnection.connect(configuration: self.configuration, id: self.nextID, logger: self.logger)
+        // The actor is re-entered while connecting: another operation may have connected first.
+        // Every connection dropped is closed first (PostgresNIO asserts it).
+        if let raced = self.connection {
+            if !raced.isClosed {
+                try? await connection.close()
+                return raced
+            }
+            self.connection = nil
+            try? await raced.close()
+        }
         self.connection = connection
         // Created here too, so a store that came back empty (a new cluster) is usable.
         if !self.prepared {

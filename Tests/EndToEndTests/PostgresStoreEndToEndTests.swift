@@ -107,7 +107,8 @@ struct PostgresStoreEndToEndTests {
         try cluster.resume()
         // Back: writes work again.
         let after = Self.createOnceWritable(a, id: "after-hang")
-        #expect(after.status == 201, "\(after)")
+        #expect(after.status == 201, "\(after)\n\(a.under.gateway.output.suffix(3000))")
+        if after.status != 201 { try? a.under.gateway.output.write(toFile: "/tmp/gw-crash.txt", atomically: true, encoding: .utf8) }
     }
 
     @Test func threeReplicasShareClientsRevocationsAndSurviveTheDatabaseGoingAway() throws {

@@ -120,6 +120,26 @@ struct StoreEndToEndTests {
         #expect(rows.last?["enabled"] as? Bool == false)
     }
 
+    @Test func theCLIUnlocksALockedOutClientThroughTheStore() throws {
+        let system = try Self.start()
+        defer { _ = system.under.gateway.terminate() }
+        let configDirectory = try #require(system.under.gateway.configDirectory)
+        // Default max_failed_auth is 5.
+        for _ in 0..<5 { #expect(system.tokenByPost("declared", "guess").status == 401) }
+        #expect(system.tokenByPost("declared", Self.declaredSecret).status == 429)
+        let unlocked = try ClientCommandEndToEndTests.run(["client", "unlock", "declared", "--config", configDirectory.path])
+        #expect(unlocked.status == 0, "\(unlocked)")
+        #expect(unlocked.stdout.contains("id:declared"))
+        // Applied by the running gateway on its next registry load (about a second).
+        let deadline = Deadline(seconds: 15)
+        var response = system.tokenByPost("declared", Self.declaredSecret)
+        while response.status == 429 && deadline.remainingMilliseconds > 0 {
+            usleep(200_000)
+            response = system.tokenByPost("declared", Self.declaredSecret)
+        }
+        #expect(response.status == 200, "\(response)")
+    }
+
     @Test func anEmergencyDisableWorksWithAnUnrelatedErrorInTheConfig() throws {
         let system = try Self.start()
         defer { _ = system.under.gateway.terminate() }
