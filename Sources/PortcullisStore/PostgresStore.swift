@@ -133,42 +133,9 @@ public final class PostgresStore: ClientStore {
         guard !batch.isEmpty else { return }
         try await self.session.run { connection, logger in
             try await connection.withTransaction(logger: logger) { connection in
-                if !batch.lastUsed.isEmpty {
-                    let ids = Array(batch.lastUsed.keys)
-                    let times = ids.map { batch.lastUsed[$0]! }
-                    try await connection.query(
-                        """
-                        INSERT INTO portcullis_usage (client_id, last_used)
-                        SELECT * FROM unnest(\(ids)::text[], \(times)::bigint[])
-                        ON CONFLICT (client_id) DO UPDATE SET last_used = GREATEST(portcullis_usage.last_used, EXCLUDED.last_used)
-                        """,
-                        logger: logger
-                    )
-                }
-                if !batch.lastRedeemed.isEmpty {
-                    let ids = Array(batch.lastRedeemed.keys)
-                    let times = ids.map { batch.lastRedeemed[$0]! }
-                    try await connection.query(
-                        """
-                        INSERT INTO portcullis_usage (client_id, last_redeemed)
-                        SELECT * FROM unnest(\(ids)::text[], \(times)::bigint[])
-                        ON CONFLICT (client_id) DO UPDATE SET last_redeemed = GREATEST(portcullis_usage.last_redeemed, EXCLUDED.last_redeemed)
-                        """,
-                        logger: logger
-                    )
-                }
-                if !batch.revocations.isEmpty {
-                    let ids = Array(batch.revocations.keys)
-                    let times = ids.map { batch.revocations[$0]! }
-                    try await connection.query(
-                        """
-                        INSERT INTO portcullis_revocations (token_id, expires_at)
-                        SELECT * FROM unnest(\(ids)::text[], \(times)::bigint[])
-                        ON CONFLICT (token_id) DO UPDATE SET expires_at = GREATEST(portcullis_revocations.expires_at, EXCLUDED.expires_at)
-                        """,
-                        logger: logger
-                    )
-                }
+                try await Self.upsertLatest(batch.lastUsed, into: "portcullis_usage", key: "client_id", column: "last_used", connection, logger)
+                try await Self.upsertLatest(batch.lastRedeemed, into: "portcullis_usage", key: "client_id", column: "last_redeemed", connection, logger)
+                try await Self.upsertLatest(batch.revocations, into: "portcullis_revocations", key: "token_id", column: "expires_at", connection, logger)
                 if !batch.failedAuth.isEmpty {
                     let keys = Array(batch.failedAuth.keys)
                     let starts = keys.map { batch.failedAuth[$0]!.start }
@@ -190,15 +157,7 @@ public final class PostgresStore: ClientStore {
                 }
                 if !batch.unlocks.isEmpty {
                     let keys = Array(batch.unlocks.keys)
-                    let times = keys.map { batch.unlocks[$0]! }
-                    try await connection.query(
-                        """
-                        INSERT INTO portcullis_failed_auth_unlocks (key, unlocked_at)
-                        SELECT * FROM unnest(\(keys)::text[], \(times)::bigint[])
-                        ON CONFLICT (key) DO UPDATE SET unlocked_at = GREATEST(portcullis_failed_auth_unlocks.unlocked_at, EXCLUDED.unlocked_at)
-                        """,
-                        logger: logger
-                    )
+                    try await Self.upsertLatest(batch.unlocks, into: "portcullis_failed_auth_unlocks", key: "key", column: "unlocked_at", connection, logger)
                     try await connection.query(
                         """
                         DELETE FROM portcullis_failed_auth f USING portcullis_failed_auth_unlocks u
@@ -212,6 +171,28 @@ public final class PostgresStore: ClientStore {
                 }
             }
         }
+    }
+
+    /// `values` (key -> seconds) into `table`, where a later time wins over the stored one.
+    private static func upsertLatest(
+        _ values: [String: Int64],
+        into table: String,
+        key: String,
+        column: String,
+        _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws {
+        guard !values.isEmpty else { return }
+        let keys = Array(values.keys)
+        let times = keys.map { values[$0]! }
+        try await connection.query(
+            """
+            INSERT INTO \(unescaped: table) (\(unescaped: key), \(unescaped: column))
+            SELECT * FROM unnest(\(keys)::text[], \(times)::bigint[])
+            ON CONFLICT (\(unescaped: key)) DO UPDATE SET \(unescaped: column) = GREATEST(\(unescaped: table).\(unescaped: column), EXCLUDED.\(unescaped: column))
+            """,
+            logger: logger
+        )
     }
 
     public func replaceAll(with registry: Registry) async throws(StoreError) {

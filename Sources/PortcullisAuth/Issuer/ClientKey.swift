@@ -63,26 +63,12 @@ public struct ClientKey: Sendable {
 extension JWK {
     /// A key read from elsewhere than a JWK (a PEM): no `kid`, `alg`, `use` or `key_ops`.
     init(material: Material, keyType: KeyType) {
-        self.keyType = keyType
-        self.keyID = nil
-        self.algorithm = nil
-        self.use = nil
-        self.keyOperations = nil
-        self.material = material
+        self.init(keyType: keyType, keyID: nil, algorithm: nil, use: nil, keyOperations: nil, material: material)
     }
 
     /// The same key under `keyID`: a registered key without `kid` verifies an assertion whose
     /// header names one (the client's own label for its key).
     func named(_ keyID: String) -> JWK {
         JWK(keyType: self.keyType, keyID: keyID, algorithm: self.algorithm, use: self.use, keyOperations: self.keyOperations, material: self.material)
-    }
-
-    private init(keyType: KeyType, keyID: String?, algorithm: JWSAlgorithm?, use: String?, keyOperations: [String]?, material: Material) {
-        self.keyType = keyType
-        self.keyID = keyID
-        self.algorithm = algorithm
-        self.use = use
-        self.keyOperations = keyOperations
-        self.material = material
     }
 }

@@ -115,6 +115,10 @@ public struct JWK: Sendable {
             material = try Self.octetSequenceMaterial(members, algorithm: algorithm)
         }
 
+        self.init(keyType: keyType, keyID: keyID, algorithm: algorithm, use: use, keyOperations: keyOperations, material: material)
+    }
+
+    init(keyType: KeyType, keyID: String?, algorithm: JWSAlgorithm?, use: String?, keyOperations: [String]?, material: Material) {
         self.keyType = keyType
         self.keyID = keyID
         self.algorithm = algorithm
