@@ -152,7 +152,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if self.log != nil && self.log!.reason == "allowed" { self.log!.reason = "client_closed" }
+        if self.log != nil && self.log!.reason == .allowed { self.log!.reason = .clientClosed }
         self.emitLog()
         self.isOpen = false
         self.loop.unregister(self)
@@ -270,6 +270,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if self.isOpen { self.context?.flush() }
     }
 
+    /// A request head: the stages of `RequestStages`, top to bottom, then the upstream lease.
     private func requestHeadReceived(_ parsed: ParsedRequestHead) {
         if self.isClosing { return }
         precondition(self.request == .idle, "request head in phase \(self.request)")
@@ -284,7 +285,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             path: "",
             status: 0,
             decision: .allow,
-            reason: "allowed",
+            reason: .allowed,
             bytesIn: 0,
             bytesOut: 0,
             userAgent: parsed.userAgent,
@@ -295,45 +296,36 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         // can leave the connection open.
         self.requestHasBody = parsed.hasBody
 
-        if self.loop.isDraining {
+        if case .answer(let answer) = RequestStages.admit(parsed, isDraining: self.loop.isDraining) {
             self.log!.path = Self.pathForLog(parsed.uri)
-            return self.respondLocally(.draining, close: true, reason: "draining")
-        }
-        if parsed.method == .CONNECT {
-            self.log!.path = Self.pathForLog(parsed.uri)
-            return self.respondLocally(.badRequest("CONNECT is not supported"), close: true, reason: "bad_request")
+            return self.respondLocally(answer)
         }
         let target: CanonicalTarget
-        switch CanonicalPath.canonicalize(parsed.uri) {
-        case .success(let canonical): target = canonical
-        case .failure(let error):
+        switch RequestStages.canonicalise(parsed) {
+        case .proceed(let canonical): target = canonical
+        case .answer(let answer):
             self.log!.path = Self.pathForLog(parsed.uri)
-            return self.respondLocally(.badRequest("\(error)"), close: true, reason: "bad_request")
+            return self.respondLocally(answer)
         }
         self.log!.path = String(target.path)
-        if let violation = settings.pathFirewall.check(target) {
-            return self.respondLocally(.badRequest(violation.description), close: true, reason: violation.reason)
-        }
-        if parsed.hasUnsupportedExpectation {
-            return self.respondLocally(.expectationFailed, close: true, reason: "expectation_failed")
+        if case .answer(let answer) = RequestStages.screen(target, parsed, firewall: settings.pathFirewall) {
+            return self.respondLocally(answer)
         }
         // RFC 9110 10.1.1: no interim response to an HTTP/1.0 client.
         let expectContinue = parsed.expectsContinue && parsed.version.minor >= 1
 
-        let client =
-            if let trusted = settings.trustedProxies {
-                ClientAddress.resolve(peer: self.peer, peerText: self.peerText, fields: parsed.fields, trusted: trusted)
-            } else {
-                ClientAddress(address: self.peer, forwardedFor: self.peerText)
-            }
-        let caller: ClientRecord
+        let client = RequestStages.clientAddress(parsed, peer: self.peer, peerText: self.peerText, trusted: settings.trustedProxies)
         if client.address != self.peer { self.log!.sourceIP = client.address.description }
         if let service = settings.tokenService, let route = LocalRoute(path: target.path) {
-            return self.startLocalRoute(route, service: service, parsed, address: client.address, expectContinue: expectContinue)
+            switch RequestStages.localRoute(route, service: service, parsed, address: client.address) {
+            case .proceed(let request): return self.readLocalRequest(route, service: service, request, parsed, expectContinue: expectContinue)
+            case .answer(let answer): return self.respondLocally(answer)
+            }
         }
-        switch self.authenticate(parsed) {
-        case .success(let record): caller = record
-        case .failure(let failure): return self.respondLocally(.unauthorized(failure), close: false, reason: failure.reason)
+        let caller: ClientRecord
+        switch RequestStages.authenticate(parsed, authenticator: settings.authenticator, cache: &self.loop.tokenCache, now: self.loop.nowSeconds) {
+        case .proceed(let record): caller = record
+        case .answer(let answer): return self.respondLocally(answer)
         }
         caller.usage?.touch(self.loop.nowSeconds)
         self.log!.clientID = caller.id
@@ -359,39 +351,25 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.inspection = (policyRequest, check)
         }
 
-        var credentialLine: [UInt8]?
-        if let credential = settings.upstreamCredential {
-            credentialLine = credential.headerLine(atUptimeNanoseconds: self.context.eventLoop.now.uptimeNanoseconds)
-            if credentialLine == nil {
-                return self.respondLocally(.upstreamCredentialUnavailable, close: false, reason: "upstream_credential_unavailable")
-            }
+        let credentialLine: [UInt8]?
+        switch RequestStages.upstreamCredential(settings, nowNanos: self.context.eventLoop.now.uptimeNanoseconds) {
+        case .proceed(let line): credentialLine = line
+        case .answer(let answer): return self.respondLocally(answer)
         }
-
-        let chunked = parsed.chunked
-        var forwarding = HeaderRewriter.Forwarding(
-            authority: settings.upstream.authority,
-            proto: self.forwardedProto,
-            forwardedFor: client.forwardedFor,
+        self.upstreamHead = RequestStages.upstreamHead(
+            parsed,
+            target: target,
+            client: caller,
+            address: client,
+            credentialLine: credentialLine,
             requestID: self.requestID,
-            chunked: chunked,
-            clientID: caller.id,
-            clientName: caller.name,
-            newParentID: parsed.traceID == nil ? self.loop.requestIDs.makeSpanID() : nil
+            newParentID: parsed.traceID == nil ? self.loop.requestIDs.makeSpanID() : nil,
+            forwardedProto: self.forwardedProto,
+            settings: settings,
+            allocator: self.context.channel.allocator
         )
-        forwarding.credentialLine = credentialLine
-        forwarding.credentialHeaderName = settings.credentialHeaderName
-        forwarding.dropsUnderscoredNames = settings.dropsUnderscoredHeaderNames
-        var upstreamHead = self.context.channel.allocator.buffer(capacity: 512)
-        HeaderRewriter.writeUpstreamHead(
-            method: parsed.method,
-            uri: target.uri,
-            fields: parsed.fields,
-            forwarding,
-            into: &upstreamHead
-        )
-        self.upstreamHead = upstreamHead
         self.isHEAD = parsed.method == .HEAD
-        self.requestChunked = chunked
+        self.requestChunked = parsed.chunked
         // No upgrade is made (`Upgrade` is not forwarded), and what a client sends after asking
         // for one may not be HTTP: the connection ends with this exchange.
         if parsed.upgrade { self.closeAfterResponse = true }
@@ -436,94 +414,47 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.log?.record(outcome, settings: self.settings)
             self.respondLocally(error, close: false, reason: outcome.reason)
         case .readBody:
-            self.respondLocally(.badRequest("the request cannot be decided"), close: true, reason: "bad_request")
+            self.respondLocally(.badRequest("the request cannot be decided"), close: true, reason: .badRequest)
         }
     }
 
-    /// The client's limits (rate, quota, concurrency): admitted, or answered 429 here. A
-    /// `$batch` costs its number of items.
+    /// The client's limits (`RequestStages.admitLimits`): admitted, or answered 429 here.
     private func admitLimits(_ client: ClientRecord, cost: Int) -> Bool {
-        guard self.settings.hasClientLimits else { return true }
-        let slots = self.settings.clientLimits
-        guard client.policyIndex >= 0, client.policyIndex < slots.count, let slot = slots[client.policyIndex] else { return true }
         let now = self.context.eventLoop.now.uptimeNanoseconds
-        switch slot.limiter.admit(slot.limits, cells: cost, nowNanos: now, nowSeconds: self.loop.nowSeconds) {
-        case .success(let allowance):
-            if slot.limits.concurrency != nil { self.heldLimit = slot.limiter }
-            self.rateLimitLines = slot.policyLine + (allowance?.headerLine ?? "")
+        switch RequestStages.admitLimits(client, cost: cost, settings: self.settings, nowNanos: now, nowSeconds: self.loop.nowSeconds) {
+        case .proceed(let admission):
+            self.heldLimit = admission.heldLimit
+            self.rateLimitLines = admission.rateLimitLines
             return true
-        case .failure(let refusal):
-            let (response, reason) = ErrorResponse.limited(refusal, slot: slot)
-            self.respondLocally(response, close: false, reason: reason)
+        case .answer(let answer):
+            self.respondLocally(answer)
             return false
-        }
-    }
-
-    /// The bearer token -> the verified-token cache, or signature and claims -> the client
-    /// record. Synchronous; the cache belongs to this loop.
-    private func authenticate(_ parsed: ParsedRequestHead) -> Result<ClientRecord, AuthFailure> {
-        // Two credentials are ambiguous: neither is believed.
-        if parsed.authorizationCount > 1 { return .failure(.malformedCredential) }
-        guard let authorization = parsed.authorization else { return .failure(.missingToken) }
-        guard let token = BearerToken.candidate(from: authorization) else { return .failure(.malformedCredential) }
-        let authenticator = self.settings.authenticator
-        let now = self.loop.nowSeconds
-        // A hit is a token byte-identical to one verified before: its alphabet was checked then.
-        if let identity = self.loop.tokenCache.lookup(token, now: now) {
-            return authenticator.client(for: identity)
-        }
-        guard BearerToken.isWellFormed(token) else { return .failure(.malformedCredential) }
-        switch authenticator.verify(token, now: now) {
-        case .success(let identity):
-            self.loop.tokenCache.insert(token, identity)
-            return authenticator.client(for: identity)
-        case .failure(let failure):
-            return .failure(failure)
         }
     }
 
     // MARK: - The built-in issuer's routes
 
-    /// A request for one of the built-in issuer's paths: the key set is answered at once; the
-    /// token and revocation endpoints read their form body first.
-    private func startLocalRoute(
+    /// A token or revocation request: its form body is read, then answered
+    /// (`localRequestComplete`).
+    private func readLocalRequest(
         _ route: LocalRoute,
         service: TokenService,
+        _ request: TokenService.Request,
         _ parsed: ParsedRequestHead,
-        address: IPAddress,
         expectContinue: Bool
     ) {
-        let method = parsed.method
-        switch route {
-        case .jwks:
-            guard method == .GET || method == .HEAD else {
-                return self.respondLocally(.methodNotAllowed(allow: "GET, HEAD"), close: false, reason: "method_not_allowed")
-            }
-            let keys = ErrorResponse(status: .ok, error: "", description: "", rawBody: service.issuer.jwksDocument)
-            return self.respondLocally(keys, close: false, reason: "jwks")
-        case .token, .revoke:
-            guard method == .POST else {
-                return self.respondLocally(.methodNotAllowed(allow: "POST"), close: false, reason: "method_not_allowed")
-            }
-            if let length = parsed.contentLength, length > LocalRoute.maxBody {
-                return self.respondLocally(.bodyTooLarge, close: true, reason: "body_too_large")
-            }
-            // Two credentials are ambiguous: the endpoint sees a malformed one and refuses.
-            let authorization = parsed.authorizationCount > 1 ? "" : parsed.authorization
-            self.localRequest = LocalRequest(
-                route: route,
-                service: service,
-                request: TokenService.Request(contentType: parsed.contentType, authorization: authorization, body: [], address: address),
-                body: self.context.channel.allocator.buffer(capacity: min(parsed.contentLength ?? 256, LocalRoute.maxBody))
-            )
-            self.exchangeDeadline = self.context.eventLoop.now + self.settings.exchangeTimeout
-            self.rearmTimer()
-            if expectContinue {
-                self.context.writeAndFlush(self.wrapOutboundOut(Self.continueResponse), promise: nil)
-            }
+        self.localRequest = LocalRequest(
+            route: route,
+            service: service,
+            request: request,
+            body: self.context.channel.allocator.buffer(capacity: min(parsed.contentLength ?? 256, LocalRoute.maxBody))
+        )
+        self.exchangeDeadline = self.context.eventLoop.now + self.settings.exchangeTimeout
+        self.rearmTimer()
+        if expectContinue {
+            self.context.writeAndFlush(self.wrapOutboundOut(Self.continueResponse), promise: nil)
         }
     }
-
     /// The form body of a token or revocation request arrived whole: answer it.
     private func localRequestComplete() {
         guard let local = self.localRequest else { return }
@@ -533,7 +464,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         let now = self.loop.nowSeconds
         let result = local.route == .token ? local.service.token(request, now: now) : local.service.revoke(request, now: now)
         if let id = result.clientID { self.log?.clientID = id }
-        self.respondLocally(ErrorResponse(result), close: false, reason: result.reason)
+        self.respondLocally(ErrorResponse(result), close: false, reason: .tokenEndpoint(result.reason))
     }
 
     private static let continueResponse = ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n")
@@ -574,7 +505,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             guard self.inspectedBody!.readableBytes + buffer.readableBytes <= self.settings.maxInspectBody else {
                 self.inspection = nil
                 self.inspectedBody = nil
-                return self.respondLocally(.bodyTooLarge, close: true, reason: "body_too_large")
+                return self.respondLocally(.bodyTooLarge, close: true, reason: .bodyTooLarge)
             }
             var buffer = buffer
             self.inspectedBody!.writeBuffer(&buffer)
@@ -582,7 +513,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
         if let local = self.localRequest {
             guard local.body.readableBytes + buffer.readableBytes <= LocalRoute.maxBody else {
-                return self.respondLocally(.bodyTooLarge, close: true, reason: "body_too_large")
+                return self.respondLocally(.bodyTooLarge, close: true, reason: .bodyTooLarge)
             }
             var buffer = buffer
             local.body.writeBuffer(&buffer)
@@ -675,7 +606,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.backendQueueDeadline = self.context.eventLoop.now + self.settings.backendQueueTimeout
         guard self.loop.waitForBackend(self, queueSize: self.settings.backendQueueSize) else {
             self.backendQueueDeadline = nil
-            return self.respondLocally(.backendBusy("the backend is at its limit of exchanges and the queue is full"), close: false, reason: "backend_busy")
+            return self.respondLocally(.backendBusy("the backend is at its limit of exchanges and the queue is full"), close: false, reason: .backendBusy)
         }
         if self.backendQueueDeadline != nil { self.rearmTimer() }
     }
@@ -702,7 +633,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .failure:
             self.upstream = .none
             self.pendingParts.removeAll()
-            self.respondLocally(.badGateway, close: self.request != .complete, reason: "upstream_unavailable")
+            self.respondLocally(.badGateway, close: self.request != .complete, reason: .upstreamUnavailable)
         }
     }
 
@@ -869,7 +800,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 self.lease(fresh: true)
                 return
             }
-            self.respondLocally(.badGateway, close: self.request != .complete, reason: "upstream_error")
+            self.respondLocally(.badGateway, close: self.request != .complete, reason: .upstreamError)
         case .streaming:
             if let head = self.heldHead {
                 // The head is still held to ride with the body, so no byte of this response has
@@ -879,10 +810,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 self.compressor = nil
                 self.log?.bytesOut -= head.readableBytes
                 self.response = .waiting
-                return self.respondLocally(.badGateway, close: true, reason: "upstream_error")
+                return self.respondLocally(.badGateway, close: true, reason: .upstreamError)
             }
             // Mid-body there is no way to signal an error but to cut the connection.
-            self.abortConnection(reason: "upstream_aborted")
+            self.abortConnection(reason: .upstreamAborted)
         case .complete:
             break
         }
@@ -920,8 +851,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    private func respondLocally(_ answer: RequestStages.Answer) {
+        self.respondLocally(answer.response, close: answer.close, reason: answer.reason)
+    }
+
     /// Answers from the gateway itself; the upstream, if any, is let go.
-    private func respondLocally(_ error: ErrorResponse, close: Bool, reason: String) {
+    private func respondLocally(_ error: ErrorResponse, close: Bool, reason: AccessLogReason) {
         guard self.response == .waiting else { return }
         if self.backendQueueDeadline != nil {
             self.backendQueueDeadline = nil
@@ -932,7 +867,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.log!.reason = reason
             // The gateway refused (not the upstream failing an allowed request, nor the
             // built-in issuer answering).
-            if !reason.hasPrefix("upstream_") && error.status.code >= 400 { self.log!.decision = .deny }
+            if !reason.isUpstreamFailure && error.status.code >= 400 { self.log!.decision = .deny }
         }
         if case .attached = self.upstream { self.releaseUpstream(reusable: false) }
         self.upstream = .none
@@ -960,8 +895,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.parseAvailable()
     }
 
-    private func abortConnection(reason: String) {
-        if self.log != nil && self.log!.reason == "allowed" { self.log!.reason = reason }
+    private func abortConnection(reason: AccessLogReason) {
+        if self.log != nil && self.log!.reason == .allowed { self.log!.reason = reason }
         self.emitLog()
         self.isClosing = true
         self.releaseUpstream(reusable: false)
@@ -997,7 +932,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if let deadline = self.backendQueueDeadline, deadline <= now {
             self.backendQueueDeadline = nil
             if self.loop.leaveBackendQueue(self) {
-                self.respondLocally(.backendBusy("no backend slot came free within upstream.queue.timeout"), close: self.request != .complete, reason: "backend_busy")
+                self.respondLocally(.backendBusy("no backend slot came free within upstream.queue.timeout"), close: self.request != .complete, reason: .backendBusy)
             }
         }
         if let deadline = self.exchangeDeadline, deadline <= now {
@@ -1018,11 +953,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
         if let deadline = self.sendStallDeadline, deadline <= now {
             self.sendStallDeadline = nil
-            if !self.context.channel.isWritable && self.isOpen { self.abortConnection(reason: "send_timeout") }
+            if !self.context.channel.isWritable && self.isOpen { self.abortConnection(reason: .sendTimeout) }
         }
         if let deadline = self.closeDeadline, deadline <= now {
             self.closeDeadline = nil
-            if self.isOpen { self.abortConnection(reason: "send_timeout") }
+            if self.isOpen { self.abortConnection(reason: .sendTimeout) }
         }
         if let deadline = self.connectionDeadline, deadline <= now {
             self.connectionDeadline = nil
@@ -1034,7 +969,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                     // A head that never came whole is a request all the same: logged.
                     var log = self.newLog(requestID: id)
                     log.status = 408
-                    log.reason = "client_timeout"
+                    log.reason = .clientTimeout
                     log.bytesOut = bytes.readableBytes
                     self.log = log
                     self.emitLog()
@@ -1053,9 +988,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func bodyTimedOut() {
         switch self.response {
         case .waiting:
-            self.respondLocally(.bodyStalled, close: true, reason: "client_timeout")
+            self.respondLocally(.bodyStalled, close: true, reason: .clientTimeout)
         case .streaming, .complete:
-            self.abortConnection(reason: "client_timeout")
+            self.abortConnection(reason: .clientTimeout)
         }
     }
 
@@ -1063,14 +998,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         switch self.response {
         case .waiting where self.inspection != nil || self.localRequest != nil:
             // Still reading the body the decision needs: the client was slow, not the upstream.
-            self.respondLocally(.bodyTimeout, close: true, reason: "client_timeout")
+            self.respondLocally(.bodyTimeout, close: true, reason: .clientTimeout)
         case .waiting:
             self.releaseUpstream(reusable: false)
-            self.respondLocally(.gatewayTimeout, close: self.request != .complete, reason: "upstream_timeout")
+            self.respondLocally(.gatewayTimeout, close: self.request != .complete, reason: .upstreamTimeout)
         case .streaming:
-            self.abortConnection(reason: "upstream_timeout")
+            self.abortConnection(reason: .upstreamTimeout)
         case .complete:
-            if self.request != .idle { self.abortConnection(reason: "client_timeout") }
+            if self.request != .idle { self.abortConnection(reason: .clientTimeout) }
         }
     }
 
@@ -1124,7 +1059,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// The drain timeout passed: the exchange in flight is cut (and logged).
     func closeNow() {
         guard self.isOpen else { return }
-        self.abortConnection(reason: "shutdown")
+        self.abortConnection(reason: .shutdown)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -1143,7 +1078,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // After the last response, e.g. a read error once we closed: nothing to answer.
         guard self.isOpen && !self.isClosing else { return }
-        self.abortConnection(reason: "connection_error")
+        self.abortConnection(reason: .connectionError)
     }
 
     /// A request that cannot be read: 400 (431 for an oversized head) and close. Nothing of it
@@ -1158,13 +1093,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.requestID = self.loop.requestIDs.make()
             self.log = self.newLog(requestID: self.requestID)
         }
-        guard self.response == .waiting else { return self.abortConnection(reason: "bad_request") }
+        guard self.response == .waiting else { return self.abortConnection(reason: .badRequest) }
         self.releaseUpstream(reusable: false)
         self.pendingParts.removeAll()
         switch error.kind {
-        case .headTooLarge: self.respondLocally(.headerTooLarge, close: true, reason: "header_too_large")
-        case .tooManyFields: self.respondLocally(.tooManyHeaderFields, close: true, reason: "too_many_headers")
-        case .malformed: self.respondLocally(.badRequest(error.description), close: true, reason: "bad_request")
+        case .headTooLarge: self.respondLocally(.headerTooLarge, close: true, reason: .headerTooLarge)
+        case .tooManyFields: self.respondLocally(.tooManyHeaderFields, close: true, reason: .tooManyHeaders)
+        case .malformed: self.respondLocally(.badRequest(error.description), close: true, reason: .badRequest)
         }
     }
 
@@ -1193,7 +1128,7 @@ extension ClientConnectionHandler {
             path: "",
             status: 0,
             decision: .deny,
-            reason: "bad_request",
+            reason: .badRequest,
             bytesIn: 0,
             bytesOut: 0,
             startUptimeNanos: now
@@ -1226,7 +1161,7 @@ extension ExchangeRecord {
         self.reason = outcome.reason
         if let rule = outcome.rule, rule < settings.ruleNames.count { self.rule = settings.ruleNames[rule] }
         self.tenant = outcome.tenant
-        self.decision = outcome.reason == "allowed" ? .allow : .deny
+        self.decision = outcome.reason == .allowed ? .allow : .deny
     }
 }
 
@@ -1236,38 +1171,3 @@ extension ClientConnectionHandler: TickFlushing {}
 
 @available(*, unavailable)
 extension ClientConnectionHandler: Sendable {}
-
-/// A token or revocation request whose form body is being read.
-private final class LocalRequest {
-    let route: LocalRoute
-    let service: TokenService
-    let request: TokenService.Request
-    var body: ByteBuffer
-
-    init(route: LocalRoute, service: TokenService, request: TokenService.Request, body: ByteBuffer) {
-        self.route = route
-        self.service = service
-        self.request = request
-        self.body = body
-    }
-}
-
-/// The built-in issuer's paths, served by the gateway itself when a built-in issuer is
-/// configured (DESIGN.md: local routes come before the bearer token).
-enum LocalRoute: Equatable {
-    case token
-    case revoke
-    case jwks
-
-    /// A token request's form body is small; more is refused with 413.
-    static let maxBody = 16 * 1024
-
-    init?(path: Substring) {
-        switch path {
-        case "/oauth/token": self = .token
-        case "/oauth/revoke": self = .revoke
-        case "/.well-known/jwks.json": self = .jwks
-        default: return nil
-        }
-    }
-}
