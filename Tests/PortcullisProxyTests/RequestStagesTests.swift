@@ -8,8 +8,6 @@ import Testing
 
 /// Each stage of the request path on its own: what it passes on, and what it answers.
 @Suite struct RequestStagesTests {
-    static let secret = "request-stages-test-secret-0123456789abcdef"
-
     static func head(_ text: String) throws -> ParsedRequestHead {
         var parser = RequestParser(maxHeadBytes: 16 * 1024)
         var bytes = ByteBuffer(string: text)
@@ -24,48 +22,13 @@ import Testing
         init(_ text: String) { self.text = text }
     }
 
-    /// Settings with the built-in issuer and one client `c1` (rate 1/m, burst 1) under `roles`.
-    static func settings(limits: String = "{ rate: 1/m, burst: 1 }") throws -> ProxySettings {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("request-stages-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let key = directory + "/signing.pem"
-        try BuiltinIssuer.newSigningKeyPEM().write(toFile: key, atomically: true, encoding: .utf8)
-        let harness = try ClientConnectionHandlerTests.Harness(
-            extra: """
-                issuers:
-                  - name: local
-                    builtin: true
-                    signing_key_file: "\(key)"
-                    state_file: "\(directory)/state.json"
-                roles:
-                  r:
-                    allow:
-                      - { paths: ["/**"] }
-                    limits: \(limits)
-                clients:
-                  - id: "c1"
-                    issuer: "local"
-                    roles: ["r"]
-                    secret_sha256: "\(ClientSecret.sha256Hex(Self.secret))"
-                """,
-            builtin: true
-        )
-        return harness.loop.settings
+    /// Settings with the built-in issuer and one client `c1` (rate 1/m, burst 1).
+    static func settings() throws -> ProxySettings {
+        try ClientConnectionHandlerTests.Harness.withClient(roleLimits: "{ rate: 1/m, burst: 1 }").loop.settings
     }
 
     static func token(_ settings: ProxySettings) throws -> String {
-        let service = try #require(settings.tokenService)
-        let form = "grant_type=client_credentials&client_id=c1&client_secret=\(Self.secret)"
-        let request = TokenService.Request(
-            contentType: "application/x-www-form-urlencoded",
-            authorization: nil,
-            body: Array(form.utf8),
-            address: .v4(0)
-        )
-        let result = service.token(request, now: Int64(Date().timeIntervalSince1970))
-        let body = try #require(result.body)
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
-        return try #require(json["access_token"] as? String)
+        try ClientConnectionHandlerTests.Harness.token(settings)
     }
 
     static func answer<Value>(_ step: RequestStages.Step<Value>) -> RequestStages.Answer? {

@@ -106,26 +106,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var rateLimitLines: String?
     /// This exchange holds one of `upstream.max_concurrent`'s slots (given back in `emitLog`).
     private var holdsBackendSlot = false
-    /// Waiting in the loop's queue for a slot, until this deadline (then 503).
-    private var backendQueueDeadline: NIODeadline?
 
     private var readPending = false
 
-    // Timers: one scheduled task, re-armed lazily for the earliest of two deadlines.
     private var awaitingHead = true
     private var headStarted = false
-    private var connectionDeadline: NIODeadline?
-    private var exchangeDeadline: NIODeadline?
+    /// The deadlines: one scheduled task, re-armed lazily for the earliest.
+    private var timers = ConnectionTimers()
     private var timerTask: Scheduled<Void>?
-    private var timerAt: NIODeadline = .distantFuture
-    // Slow clients, on the same timer: a request body with long gaps (client_body_timeout), a
-    // response left unread (send_timeout: armed when writability goes false, dropped when it
-    // comes back; a stale wake-up finds nothing due).
-    private var bodyProgress = BodyProgressCheck()
-    private var sendStallDeadline: NIODeadline?
-    /// The last bytes are written and the connection closes once they are taken: a client that
-    /// never takes them (writable or not) is closed at send_timeout all the same.
-    private var closeDeadline: NIODeadline?
 
     init(loop: LoopContext, forwardedProto: String, maxHeadBytes: Int) {
         self.loop = loop
@@ -147,7 +135,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.peerText = self.peer.description
         }
         // The first request head must arrive within client_header_timeout of the accept.
-        self.connectionDeadline = context.eventLoop.now + self.settings.clientHeaderTimeout
+        self.timers.head = context.eventLoop.now + self.settings.clientHeaderTimeout
         self.rearmTimer()
     }
 
@@ -158,6 +146,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.loop.unregister(self)
         self.timerTask?.cancel()
         self.timerTask = nil
+        self.timers.disarmed()
         if case .attached(let connection) = self.upstream {
             // The client left mid-exchange: the upstream connection is in an unknown state.
             connection.close()
@@ -183,7 +172,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.headStarted = true
             // The first head's deadline runs from the accept; later ones from their first byte.
             if self.exchangesStarted > 0 {
-                self.connectionDeadline = self.context.eventLoop.now + self.settings.clientHeaderTimeout
+                self.timers.head = self.context.eventLoop.now + self.settings.clientHeaderTimeout
                 self.rearmTimer()
             }
         }
@@ -195,7 +184,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.inReadBurst = true
         var bytes = self.unwrapInboundIn(data)
         if self.isClosing { return }
-        self.bodyProgress.madeProgress()
+        self.timers.bodyProgress.madeProgress()
         self.headBytesArrived()
         if self.inbound != nil {
             self.inbound!.writeBuffer(&bytes)
@@ -249,10 +238,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// A body still arriving when a read pass ends gets its check; a body that came whole
     /// with its head never needs one.
     private func startBodyCheckIfNeeded() {
-        if self.request == .streamingBody && self.requestHasBody && !self.bodyProgress.isRunning && !self.isClosing
+        if self.request == .streamingBody && self.requestHasBody && !self.timers.bodyProgress.isRunning && !self.isClosing
             && self.isOpen
         {
-            self.bodyProgress.start(now: self.context.eventLoop.now, interval: self.settings.bodyCheckInterval)
+            self.timers.bodyProgress.start(now: self.context.eventLoop.now, interval: self.settings.bodyCheckInterval)
             self.rearmTimer()
         }
     }
@@ -374,7 +363,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         // for one may not be HTTP: the connection ends with this exchange.
         if parsed.upgrade { self.closeAfterResponse = true }
 
-        self.exchangeDeadline = self.context.eventLoop.now + settings.exchangeTimeout
+        self.timers.exchange = self.context.eventLoop.now + settings.exchangeTimeout
         self.rearmTimer()
         if expectContinue {
             self.context.writeAndFlush(self.wrapOutboundOut(Self.continueResponse), promise: nil)
@@ -449,7 +438,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             request: request,
             body: self.context.channel.allocator.buffer(capacity: min(parsed.contentLength ?? 256, LocalRoute.maxBody))
         )
-        self.exchangeDeadline = self.context.eventLoop.now + self.settings.exchangeTimeout
+        self.timers.exchange = self.context.eventLoop.now + self.settings.exchangeTimeout
         self.rearmTimer()
         if expectContinue {
             self.context.writeAndFlush(self.wrapOutboundOut(Self.continueResponse), promise: nil)
@@ -494,8 +483,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.closeAfterResponse = !parsed.keepAlive
         self.awaitingHead = false
         self.headStarted = false
-        self.connectionDeadline = nil
-        self.bodyProgress.stop()
+        self.timers.head = nil
+        self.timers.bodyProgress.stop()
     }
 
     private func requestBodyReceived(_ buffer: ByteBuffer) {
@@ -547,7 +536,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func requestEndReceived() {
         if self.isClosing && self.request == .idle { return }
         self.request = .complete
-        self.bodyProgress.stop()
+        self.timers.bodyProgress.stop()
         if self.inspection != nil {
             return self.inspectedBodyComplete()
         }
@@ -603,17 +592,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func waitForBackendSlot() {
         // Body bytes wait in `pendingParts` and reads are held, as while connecting.
         self.upstream = .connecting
-        self.backendQueueDeadline = self.context.eventLoop.now + self.settings.backendQueueTimeout
+        self.timers.backendQueue = self.context.eventLoop.now + self.settings.backendQueueTimeout
         guard self.loop.waitForBackend(self, queueSize: self.settings.backendQueueSize) else {
-            self.backendQueueDeadline = nil
+            self.timers.backendQueue = nil
             return self.respondLocally(.backendBusy("the backend is at its limit of exchanges and the queue is full"), close: false, reason: .backendBusy)
         }
-        if self.backendQueueDeadline != nil { self.rearmTimer() }
+        if self.timers.backendQueue != nil { self.rearmTimer() }
     }
 
     /// A slot came free for this waiting exchange (called by the loop).
     func backendSlotGranted() {
-        self.backendQueueDeadline = nil
+        self.timers.backendQueue = nil
         self.holdsBackendSlot = true
         guard self.isOpen, self.response == .waiting, case .connecting = self.upstream else { return }
         self.upstream = .none
@@ -841,12 +830,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.parser.readsAcceptEncoding = self.loop.settings.compression != nil
         self.request = .idle
         self.response = .complete
-        self.exchangeDeadline = nil
+        self.timers.exchange = nil
         self.upstreamHead = nil
         if !self.closeAfterResponse {
             self.awaitingHead = true
             self.headStarted = false
-            self.connectionDeadline = self.context.eventLoop.now + self.settings.idleTimeout
+            self.timers.head = self.context.eventLoop.now + self.settings.idleTimeout
             self.rearmTimer()
         }
     }
@@ -858,8 +847,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Answers from the gateway itself; the upstream, if any, is let go.
     private func respondLocally(_ error: ErrorResponse, close: Bool, reason: AccessLogReason) {
         guard self.response == .waiting else { return }
-        if self.backendQueueDeadline != nil {
-            self.backendQueueDeadline = nil
+        if self.timers.backendQueue != nil {
+            self.timers.backendQueue = nil
             self.loop.leaveBackendQueue(self)
         }
         if self.log != nil {
@@ -908,41 +897,31 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     // MARK: - Timers
 
     private func rearmTimer() {
-        let earliest = min(
-            min(self.connectionDeadline ?? .distantFuture, min(self.exchangeDeadline ?? .distantFuture, self.backendQueueDeadline ?? .distantFuture)),
-            min(
-                self.bodyProgress.nextCheck ?? .distantFuture,
-                min(self.sendStallDeadline ?? .distantFuture, self.closeDeadline ?? .distantFuture)
-            )
-        )
-        guard earliest != .distantFuture else { return }
-        if self.timerTask != nil && self.timerAt <= earliest { return }
+        guard let deadline = self.timers.rearm() else { return }
         self.timerTask?.cancel()
-        self.timerAt = earliest
         let handler = NIOLoopBound(self, eventLoop: self.context.eventLoop)
-        self.timerTask = self.context.eventLoop.scheduleTask(deadline: earliest) {
+        self.timerTask = self.context.eventLoop.scheduleTask(deadline: deadline) {
             handler.value.timerFired()
         }
     }
 
     private func timerFired() {
         self.timerTask = nil
+        self.timers.disarmed()
         guard self.isOpen else { return }
         let now = self.context.eventLoop.now
-        if let deadline = self.backendQueueDeadline, deadline <= now {
-            self.backendQueueDeadline = nil
+        if self.timers.take(.backendQueue, dueAt: now) {
             if self.loop.leaveBackendQueue(self) {
                 self.respondLocally(.backendBusy("no backend slot came free within upstream.queue.timeout"), close: self.request != .complete, reason: .backendBusy)
             }
         }
-        if let deadline = self.exchangeDeadline, deadline <= now {
-            self.exchangeDeadline = nil
+        if self.timers.take(.exchange, dueAt: now) {
             self.exchangeTimedOut()
         }
-        if let deadline = self.bodyProgress.nextCheck, deadline <= now, self.isOpen && !self.isClosing {
+        if let deadline = self.timers.bodyProgress.nextCheck, deadline <= now, self.isOpen && !self.isClosing {
             if self.request != .streamingBody || !self.requestHasBody {
-                self.bodyProgress.stop()
-            } else if self.bodyProgress.check(
+                self.timers.bodyProgress.stop()
+            } else if self.timers.bodyProgress.check(
                 now: now,
                 readsHeld: self.readPending,
                 timeout: self.settings.clientBodyTimeout,
@@ -951,16 +930,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 self.bodyTimedOut()
             }
         }
-        if let deadline = self.sendStallDeadline, deadline <= now {
-            self.sendStallDeadline = nil
+        if self.timers.take(.sendStall, dueAt: now) {
             if !self.context.channel.isWritable && self.isOpen { self.abortConnection(reason: .sendTimeout) }
         }
-        if let deadline = self.closeDeadline, deadline <= now {
-            self.closeDeadline = nil
+        if self.timers.take(.close, dueAt: now) {
             if self.isOpen { self.abortConnection(reason: .sendTimeout) }
         }
-        if let deadline = self.connectionDeadline, deadline <= now {
-            self.connectionDeadline = nil
+        if self.timers.take(.head, dueAt: now) {
             if self.awaitingHead && self.isOpen && !self.isClosing {
                 if self.headStarted {
                     self.isClosing = true
@@ -1038,7 +1014,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if self.readPending && !self.shouldHoldReads && self.isOpen {
             self.readPending = false
             // Time the gateway held reads is not the client's gap.
-            self.bodyProgress.madeProgress()
+            self.timers.bodyProgress.madeProgress()
             self.context.read()
         }
     }
@@ -1064,12 +1040,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            self.sendStallDeadline = nil
+            self.timers.sendStall = nil
             if case .attached(let connection) = self.upstream { connection.resumeReading() }
         } else if self.isOpen {
             // The client is not taking what is written: send_timeout from now. Upstream reads
             // stop meanwhile (`UpstreamConnection.read`), so what waits is bounded.
-            self.sendStallDeadline = context.eventLoop.now + self.settings.sendTimeout
+            self.timers.sendStall = context.eventLoop.now + self.settings.sendTimeout
             self.rearmTimer()
         }
         context.fireChannelWritabilityChanged()
@@ -1105,7 +1081,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Writes bytes that end the connection, then closes it.
     private func writeAndClose(_ bytes: ByteBuffer) {
-        self.closeDeadline = self.context.eventLoop.now + self.settings.sendTimeout
+        self.timers.close = self.context.eventLoop.now + self.settings.sendTimeout
         self.rearmTimer()
         let context = NIOLoopBound(self.context!, eventLoop: self.context.eventLoop)
         self.context.writeAndFlush(self.wrapOutboundOut(bytes)).whenComplete { _ in
@@ -1138,8 +1114,8 @@ extension ClientConnectionHandler {
     /// Hands the finished exchange's line to the loop (metrics, then the access-log writer).
     fileprivate func emitLog() {
         if let limiter = self.heldLimit.take() { limiter.release() }
-        if self.backendQueueDeadline != nil {
-            self.backendQueueDeadline = nil
+        if self.timers.backendQueue != nil {
+            self.timers.backendQueue = nil
             self.loop.leaveBackendQueue(self)
         }
         if self.holdsBackendSlot {

@@ -46,11 +46,11 @@ final class LoopContext {
     private var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
     private var drained: EventLoopPromise<Void>?
 
-    init(eventLoop: EventLoop, settings: ProxySettings, accessLog: AccessLogWriter? = nil) {
+    init(eventLoop: EventLoop, settings: ProxySettings, accessLog: AccessLogWriter? = nil, connector: any UpstreamConnector = SocketConnector()) {
         self.eventLoop = eventLoop
         self.settings = settings
         self.accessLog = accessLog
-        self.pool = UpstreamPool(eventLoop: eventLoop, target: settings.upstream)
+        self.pool = UpstreamPool(eventLoop: eventLoop, target: settings.upstream, connector: connector)
         self.tokenCache = VerifiedTokenCache(capacity: settings.tokenCacheSize)
     }
 
