@@ -8,35 +8,11 @@ import PortcullisPolicy
 /// DESIGN.md, top to bottom: framing checks, canonical path, client address, header
 /// rewriting, upstream lease, streaming both ways with backpressure, timeouts.
 ///
-/// An exchange is two progressions, the request (`RequestPhase`) and the response
-/// (`ResponsePhase`); it ends when both are complete. Both channels live on this loop.
+/// The exchange in flight is a `ClientExchange`. Both channels live on this loop.
 final class ClientConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
-
-    enum RequestPhase {
-        /// No exchange: waiting for the next request head.
-        case idle
-        case streamingBody
-        case complete
-    }
-
-    enum ResponsePhase {
-        case waiting
-        case streaming
-        case complete
-    }
-
-    /// How the response body is framed on the way to the client.
-    private enum ResponseFraming {
-        /// `Content-Length` passed through, or no body at all.
-        case asReceived
-        /// Re-chunked: an HTTP/1.1 client, and the upstream sent chunked or EOF-framed.
-        case chunked
-        /// An HTTP/1.0 client and no length: the body ends with the connection.
-        case untilClose
-    }
 
     private enum UpstreamState {
         case none
@@ -53,47 +29,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext!
     private var peer: IPAddress = .v4(0)
     private var peerText = ""
-    private var isOpen = true
+    private var phase: ConnectionPhase = .idle
     private var exchangesStarted = 0
-    /// The last response is written; requests still arriving are not read.
-    private var isClosing = false
 
-    // The exchange in flight; reset by `startExchange`.
+    // The exchange in flight; replaced by `startExchange`.
     private var settings: ProxySettings
-    private var request: RequestPhase = .idle
-    private var response: ResponsePhase = .complete
+    private var exchange = ClientExchange()
     private var upstream: UpstreamState = .none
-    private var requestID = ""
-    private var requestVersion: HTTPVersion = .http1_1
-    /// The request head for the upstream, as bytes; kept until the response starts (a retry
-    /// sends it again).
-    private var upstreamHead: ByteBuffer?
-    private var isHEAD = false
-    /// The coding the client accepts (`Accept-Encoding`, read by the parser); used only when
-    /// compression is on.
-    private var acceptEncoding: ContentCoding?
-    /// The response body's deflate stream, when this response is compressed.
-    private var compressor: ResponseCompressor?
     /// Request body bytes, already framed, that arrived while the upstream was being set up.
     private var pendingParts: CircularBuffer<ByteBuffer> = CircularBuffer(initialCapacity: 4)
-    private var requestHasBody = false
-    private var requestChunked = false
-    private var responseFraming: ResponseFraming = .asReceived
-    /// The response head, held back until the first body bytes so that a small response leaves
-    /// in one buffer (one write, one iovec); written at the latest on read-complete.
-    private var heldHead: ByteBuffer?
-    /// A request whose decision needs its body: the body read so far (at most
-    /// `max_inspect_body`), what to check, and the request as the policy saw it.
-    private var inspectedBody: ByteBuffer?
-    private var inspection: (request: RequestPolicy.Request, check: RequestDecision.BodyCheck)?
-    /// A request to the built-in issuer's `/oauth/token` or `/oauth/revoke`: its form body is
-    /// read here (at most `LocalRoute.maxBody`), then answered without an upstream.
-    /// One reference, nil on the proxied path: resetting it per exchange costs a pointer check.
-    private var localRequest: LocalRequest?
-    private var isIdempotent = false
-    private var leasedReusedConnection = false
-    private var retried = false
-    private var closeAfterResponse = false
     private var upstreamNeedsFlush = false
     /// Between channelRead and channelReadComplete.
     private var inReadBurst = false
@@ -102,15 +46,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// The client's limiter while this exchange holds one of its concurrency slots; given back
     /// when the exchange ends (`emitLog`), however it ends.
     private var heldLimit: ClientLimiter?
-    /// `RateLimit-Policy` and `RateLimit` for the response of a limited client.
-    private var rateLimitLines: String?
     /// This exchange holds one of `upstream.max_concurrent`'s slots (given back in `emitLog`).
     private var holdsBackendSlot = false
 
     private var readPending = false
 
-    private var awaitingHead = true
-    private var headStarted = false
     /// The deadlines: one scheduled task, re-armed lazily for the earliest.
     private var timers = ConnectionTimers()
     private var timerTask: Scheduled<Void>?
@@ -124,6 +64,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     // MARK: - Connection lifecycle
+
+    private var isOpen: Bool { self.phase != .closed }
+    /// The last response is written, or the connection is cut: nothing more is read.
+    private var isClosing: Bool { self.phase == .closing || self.phase == .closed }
+
+    private func startClosing() {
+        if self.phase != .closed { self.phase = .closing }
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -142,7 +90,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if self.log != nil && self.log!.reason == .allowed { self.log!.reason = .clientClosed }
         self.emitLog()
-        self.isOpen = false
+        self.phase = .closed
         self.loop.unregister(self)
         self.timerTask?.cancel()
         self.timerTask = nil
@@ -154,7 +102,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.upstream = .none
         self.pendingParts.removeAll()
         self.inbound = nil
-        self.compressor = nil
+        self.exchange.compressor = nil
         context.fireChannelInactive()
     }
 
@@ -168,8 +116,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// keep-alive connection (closed quietly after `idle_timeout`) is told apart from a slow
     /// request head (408).
     private func headBytesArrived() {
-        if self.awaitingHead && !self.headStarted {
-            self.headStarted = true
+        if self.phase == .idle {
+            self.phase = .readingHead
             // The first head's deadline runs from the accept; later ones from their first byte.
             if self.exchangesStarted > 0 {
                 self.timers.head = self.context.eventLoop.now + self.settings.clientHeaderTimeout
@@ -203,7 +151,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         let wasInReadBurst = self.inReadBurst
         // Writes upstream wait for the end of this pass (see `attach`).
         self.inReadBurst = true
-        while self.isOpen && !self.isClosing && self.request != .complete {
+        while self.isOpen && !self.isClosing && self.exchange.request != .complete {
             let event: RequestParser.Event?
             do throws(RequestParseError) {
                 event = try self.parser.next(&bytes)
@@ -223,7 +171,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if !wasInReadBurst {
             self.inReadBurst = false
             self.flushUpstreamIfNeeded()
-            if self.awaitingHead && !self.parser.isAtMessageBoundary { self.headBytesArrived() }
+            if !self.parser.isAtMessageBoundary { self.headBytesArrived() }
             self.startBodyCheckIfNeeded()
         }
         self.resumeReadingIfPossible()
@@ -238,7 +186,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// A body still arriving when a read pass ends gets its check; a body that came whole
     /// with its head never needs one.
     private func startBodyCheckIfNeeded() {
-        if self.request == .streamingBody && self.requestHasBody && !self.timers.bodyProgress.isRunning && !self.isClosing
+        if self.exchange.request == .streamingBody && self.exchange.requestHasBody && !self.timers.bodyProgress.isRunning && !self.isClosing
             && self.isOpen
         {
             self.timers.bodyProgress.start(now: self.context.eventLoop.now, interval: self.settings.bodyCheckInterval)
@@ -262,13 +210,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// A request head: the stages of `RequestStages`, top to bottom, then the upstream lease.
     private func requestHeadReceived(_ parsed: ParsedRequestHead) {
         if self.isClosing { return }
-        precondition(self.request == .idle, "request head in phase \(self.request)")
         self.startExchange(parsed)
         let settings = self.settings
         let now = self.context.eventLoop.now.uptimeNanoseconds
         self.log = ExchangeRecord(
             startMillis: self.loop.wallMillis(uptimeNanos: now),
-            requestID: self.requestID,
+            requestID: self.exchange.requestID,
             sourceIP: self.peerText,
             method: parsed.method.rawValue,
             path: "",
@@ -278,12 +225,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             bytesIn: 0,
             bytesOut: 0,
             userAgent: parsed.userAgent,
-            traceID: parsed.traceID ?? self.requestID,
+            traceID: parsed.traceID ?? self.exchange.requestID,
             startUptimeNanos: now
         )
         // Known before any local answer: a bodyless request needs no drain, so a 401 or 403
         // can leave the connection open.
-        self.requestHasBody = parsed.hasBody
+        self.exchange.requestHasBody = parsed.hasBody
 
         if case .answer(let answer) = RequestStages.admit(parsed, isDraining: self.loop.isDraining) {
             self.log!.path = Self.pathForLog(parsed.uri)
@@ -325,7 +272,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             address: client.address,
             method: parsed.method,
             target: target,
-            hasBody: self.requestHasBody
+            hasBody: self.exchange.requestHasBody
         )
         switch RequestPolicy.decide(policyRequest, settings: settings, directory: self.loop.tenantDirectory) {
         case .allow(let outcome):
@@ -336,8 +283,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             return self.respondLocally(error, close: false, reason: outcome.reason)
         case .readBody(let check):
             let expected = parsed.contentLength ?? 4096
-            self.inspectedBody = self.context.channel.allocator.buffer(capacity: min(expected, settings.maxInspectBody))
-            self.inspection = (policyRequest, check)
+            self.exchange.inspectedBody = self.context.channel.allocator.buffer(capacity: min(expected, settings.maxInspectBody))
+            self.exchange.inspection = (policyRequest, check)
         }
 
         let credentialLine: [UInt8]?
@@ -345,23 +292,23 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .proceed(let line): credentialLine = line
         case .answer(let answer): return self.respondLocally(answer)
         }
-        self.upstreamHead = RequestStages.upstreamHead(
+        self.exchange.upstreamHead = RequestStages.upstreamHead(
             parsed,
             target: target,
             client: caller,
             address: client,
             credentialLine: credentialLine,
-            requestID: self.requestID,
+            requestID: self.exchange.requestID,
             newParentID: parsed.traceID == nil ? self.loop.requestIDs.makeSpanID() : nil,
             forwardedProto: self.forwardedProto,
             settings: settings,
             allocator: self.context.channel.allocator
         )
-        self.isHEAD = parsed.method == .HEAD
-        self.requestChunked = parsed.chunked
+        self.exchange.isHEAD = parsed.method == .HEAD
+        self.exchange.requestChunked = parsed.chunked
         // No upgrade is made (`Upgrade` is not forwarded), and what a client sends after asking
         // for one may not be HTTP: the connection ends with this exchange.
-        if parsed.upgrade { self.closeAfterResponse = true }
+        if parsed.upgrade { self.exchange.closeAfterResponse = true }
 
         self.timers.exchange = self.context.eventLoop.now + settings.exchangeTimeout
         self.rearmTimer()
@@ -369,7 +316,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.context.writeAndFlush(self.wrapOutboundOut(Self.continueResponse), promise: nil)
         }
         // A request being inspected goes upstream once its body has been read and allowed.
-        if self.inspection == nil { self.lease(fresh: false) }
+        if self.exchange.inspection == nil { self.lease(fresh: false) }
     }
 
     /// A target that was not canonicalized, as sent but without its query: a query may carry a
@@ -380,15 +327,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// The whole body of an inspected request arrived: decide, then forward it or answer.
     private func inspectedBodyComplete() {
-        guard let (request, check) = self.inspection, let body = self.inspectedBody else { return }
-        self.inspection = nil
-        self.inspectedBody = nil
+        guard let (request, check) = self.exchange.inspection, let body = self.exchange.inspectedBody else { return }
+        self.exchange.inspection = nil
+        self.exchange.inspectedBody = nil
         switch RequestPolicy.decide(request, body: body, check: check, settings: self.settings, directory: self.loop.tenantDirectory) {
         case .allow(let outcome):
             self.log?.record(outcome, settings: self.settings)
             guard self.admitLimits(request.client, cost: outcome.cost) else { return }
             // The bytes go upstream as they came, framed as the upstream head says.
-            if self.requestChunked {
+            if self.exchange.requestChunked {
                 if body.readableBytes > 0 {
                     self.pendingParts.append(ChunkedFraming.sizeLine(body.readableBytes, allocator: self.context.channel.allocator))
                     self.pendingParts.append(body)
@@ -413,7 +360,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         switch RequestStages.admitLimits(client, cost: cost, settings: self.settings, nowNanos: now, nowSeconds: self.loop.nowSeconds) {
         case .proceed(let admission):
             self.heldLimit = admission.heldLimit
-            self.rateLimitLines = admission.rateLimitLines
+            self.exchange.rateLimitLines = admission.rateLimitLines
             return true
         case .answer(let answer):
             self.respondLocally(answer)
@@ -432,7 +379,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         _ parsed: ParsedRequestHead,
         expectContinue: Bool
     ) {
-        self.localRequest = LocalRequest(
+        self.exchange.localRequest = LocalRequest(
             route: route,
             service: service,
             request: request,
@@ -446,8 +393,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
     /// The form body of a token or revocation request arrived whole: answer it.
     private func localRequestComplete() {
-        guard let local = self.localRequest else { return }
-        self.localRequest = nil
+        guard let local = self.exchange.localRequest else { return }
+        self.exchange.localRequest = nil
         var request = local.request
         request.body = Array(local.body.readableBytesView)
         let now = self.loop.nowSeconds
@@ -459,48 +406,29 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private static let continueResponse = ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n")
 
     private func startExchange(_ parsed: ParsedRequestHead) {
+        precondition(!self.isClosing && self.exchange.request == .idle, "request head in \(self.phase), request \(self.exchange.request)")
         self.settings = self.loop.settings
         self.exchangesStarted += 1
-        self.request = .streamingBody
-        self.response = .waiting
-        self.requestID = self.loop.requestIDs.make()
-        self.requestVersion = parsed.version
-        self.upstreamHead = nil
-        self.isHEAD = parsed.method == .HEAD
-        self.acceptEncoding = parsed.acceptEncoding
-        self.compressor = nil
-        self.requestHasBody = false
-        self.requestChunked = false
-        self.responseFraming = .asReceived
-        self.heldHead = nil
-        self.inspection = nil
-        self.inspectedBody = nil
-        self.localRequest = nil
-        self.rateLimitLines = nil
-        self.isIdempotent = Self.idempotent(parsed.method)
-        self.leasedReusedConnection = false
-        self.retried = false
-        self.closeAfterResponse = !parsed.keepAlive
-        self.awaitingHead = false
-        self.headStarted = false
+        self.exchange = ClientExchange(starting: parsed, requestID: self.loop.requestIDs.make())
+        self.phase = .exchange
         self.timers.head = nil
         self.timers.bodyProgress.stop()
     }
 
     private func requestBodyReceived(_ buffer: ByteBuffer) {
-        if self.request == .idle || buffer.readableBytes == 0 { return }
+        if self.exchange.request == .idle || buffer.readableBytes == 0 { return }
         self.log?.bytesIn += buffer.readableBytes
-        if self.inspectedBody != nil {
-            guard self.inspectedBody!.readableBytes + buffer.readableBytes <= self.settings.maxInspectBody else {
-                self.inspection = nil
-                self.inspectedBody = nil
+        if self.exchange.inspectedBody != nil {
+            guard self.exchange.inspectedBody!.readableBytes + buffer.readableBytes <= self.settings.maxInspectBody else {
+                self.exchange.inspection = nil
+                self.exchange.inspectedBody = nil
                 return self.respondLocally(.bodyTooLarge, close: true, reason: .bodyTooLarge)
             }
             var buffer = buffer
-            self.inspectedBody!.writeBuffer(&buffer)
+            self.exchange.inspectedBody!.writeBuffer(&buffer)
             return
         }
-        if let local = self.localRequest {
+        if let local = self.exchange.localRequest {
             guard local.body.readableBytes + buffer.readableBytes <= LocalRoute.maxBody else {
                 return self.respondLocally(.bodyTooLarge, close: true, reason: .bodyTooLarge)
             }
@@ -508,7 +436,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             local.body.writeBuffer(&buffer)
             return
         }
-        if self.requestChunked {
+        if self.exchange.requestChunked {
             self.sendRequestBytes(ChunkedFraming.sizeLine(buffer.readableBytes, allocator: self.context.channel.allocator))
             self.sendRequestBytes(buffer)
             self.sendRequestBytes(ChunkedFraming.crlf)
@@ -519,7 +447,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Request bytes, framed, to the upstream connection or to wait for it.
     private func sendRequestBytes(_ bytes: ByteBuffer) {
-        switch (self.response, self.upstream) {
+        switch (self.exchange.response, self.upstream) {
         case (.complete, _):
             break  // already answered locally; the connection closes after the response
         case (_, .attached(let connection)):
@@ -534,34 +462,27 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Trailers of a chunked request body are not forwarded.
     private func requestEndReceived() {
-        if self.isClosing && self.request == .idle { return }
-        self.request = .complete
+        if self.isClosing && self.exchange.request == .idle { return }
+        self.exchange.request = .complete
         self.timers.bodyProgress.stop()
-        if self.inspection != nil {
+        if self.exchange.inspection != nil {
             return self.inspectedBodyComplete()
         }
-        if self.localRequest != nil {
+        if self.exchange.localRequest != nil {
             return self.localRequestComplete()
         }
-        if self.requestChunked {
+        if self.exchange.requestChunked {
             self.sendRequestBytes(ChunkedFraming.lastChunk)
         }
-        if self.response == .complete {
+        if self.exchange.response == .complete {
             self.finishExchange()
-        }
-    }
-
-    private static func idempotent(_ method: HTTPMethod) -> Bool {
-        switch method {
-        case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: return true
-        default: return false
         }
     }
 
     // MARK: - Upstream lease
 
     private func lease(fresh: Bool) {
-        guard let head = self.upstreamHead else { return }
+        guard let head = self.exchange.upstreamHead else { return }
         if let cap = self.settings.maxConcurrent, !self.holdsBackendSlot {
             guard let gate = self.loop.backendGate else { return }
             if gate.tryAcquire(cap: cap) {
@@ -575,11 +496,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
         switch self.loop.pool.acquire(fresh: fresh) {
         case .ready(let connection):
-            self.leasedReusedConnection = true
+            self.exchange.leasedReusedConnection = true
             self.attach(connection, head: head)
         case .connecting(let future):
             self.upstream = .connecting
-            self.leasedReusedConnection = false
+            self.exchange.leasedReusedConnection = false
             let handler = NIOLoopBound(self, eventLoop: self.context.eventLoop)
             future.whenComplete { result in
                 handler.value.connectCompleted(result)
@@ -604,32 +525,32 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func backendSlotGranted() {
         self.timers.backendQueue = nil
         self.holdsBackendSlot = true
-        guard self.isOpen, self.response == .waiting, case .connecting = self.upstream else { return }
+        guard self.isOpen, self.exchange.response == .waiting, case .connecting = self.upstream else { return }
         self.upstream = .none
         self.lease(fresh: false)
     }
 
     private func connectCompleted(_ result: Result<UpstreamConnection, Error>) {
-        guard case .connecting = self.upstream, self.isOpen, self.response == .waiting else {
+        guard case .connecting = self.upstream, self.isOpen, self.exchange.response == .waiting else {
             // Nobody waits for this connection any more (answered, timed out or gone).
             if case .success(let connection) = result { self.loop.pool.release(connection) }
             return
         }
         switch result {
         case .success(let connection):
-            guard let head = self.upstreamHead else { return }
+            guard let head = self.exchange.upstreamHead else { return }
             self.attach(connection, head: head)
         case .failure:
             self.upstream = .none
             self.pendingParts.removeAll()
-            self.respondLocally(.badGateway, close: self.request != .complete, reason: .upstreamUnavailable)
+            self.respondLocally(.badGateway, close: self.exchange.request != .complete, reason: .upstreamUnavailable)
         }
     }
 
     private func attach(_ connection: UpstreamConnection, head: ByteBuffer) {
         self.upstream = .attached(connection)
         connection.lease(to: self)
-        connection.writeHead(head, isHEAD: self.isHEAD)
+        connection.writeHead(head, isHEAD: self.exchange.isHEAD)
         while let part = self.pendingParts.popFirst() {
             connection.write(part)
         }
@@ -664,39 +585,35 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     var downstreamIsWritable: Bool { self.context.channel.isWritable }
 
     func upstreamResponseHead(_ head: UpstreamResponseHead) {
-        guard self.response == .waiting else { return }
-        self.response = .streaming
-        self.upstreamHead = nil
+        guard self.exchange.response == .waiting else { return }
+        self.exchange.response = .streaming
+        self.exchange.upstreamHead = nil
         self.log?.status = head.status
-        let http10 = self.requestVersion.minor == 0
-        let hasBody = head.mayHaveBody && !self.isHEAD
+        let http10 = self.exchange.requestVersion.minor == 0
+        let hasBody = head.mayHaveBody && !self.exchange.isHEAD
         var encoding: ContentCoding?
-        if let compression = self.settings.compression, hasBody, let coding = self.acceptEncoding,
+        if let compression = self.settings.compression, hasBody, let coding = self.exchange.acceptEncoding,
             compression.allows(head), let compressor = ResponseCompressor(coding, allocator: self.context.channel.allocator)
         {
             encoding = coding
-            self.compressor = compressor
+            self.exchange.compressor = compressor
         }
-        if hasBody && (head.contentLength == nil || encoding != nil) {
-            self.responseFraming = http10 ? .untilClose : .chunked
-        } else {
-            self.responseFraming = .asReceived
-        }
-        if self.responseFraming == .untilClose || self.request != .complete { self.closeAfterResponse = true }
+        self.exchange.responseFraming = ResponseFraming(hasBody: hasBody, contentLength: head.contentLength, compressed: encoding != nil, http10: http10)
+        if self.exchange.responseFraming == .untilClose || self.exchange.request != .complete { self.exchange.closeAfterResponse = true }
         // Room for the gateway's headers and, when it is small, the body that usually follows.
         let body = min(head.contentLength ?? 0, Self.coalescedBodyLimit)
         var bytes = self.context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 128 + body)
         HeaderRewriter.writeDownstreamHead(
             head,
             http10: http10,
-            requestID: self.requestID,
-            chunked: self.responseFraming == .chunked,
-            close: self.closeAfterResponse,
+            requestID: self.exchange.requestID,
+            chunked: self.exchange.responseFraming == .chunked,
+            close: self.exchange.closeAfterResponse,
             encoding: encoding,
-            extraLines: self.rateLimitLines,
+            extraLines: self.exchange.rateLimitLines,
             into: &bytes
         )
-        self.heldHead = bytes
+        self.exchange.heldHead = bytes
         self.log?.bytesOut += bytes.readableBytes
     }
 
@@ -704,21 +621,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private static let coalescedBodyLimit = 4096
 
     private func writeHeldHead() {
-        if let head = self.heldHead {
-            self.heldHead = nil
+        if let head = self.exchange.heldHead {
+            self.exchange.heldHead = nil
             self.context.write(self.wrapOutboundOut(head), promise: nil)
         }
     }
 
     func upstreamResponseBody(_ buffer: ByteBuffer) {
-        guard self.response == .streaming else { return }
-        if let compressor = self.compressor {
+        guard self.exchange.response == .streaming else { return }
+        if let compressor = self.exchange.compressor {
             // Written compressed at the end of the read burst (`upstreamReadComplete`).
             return compressor.write(buffer)
         }
         self.log?.bytesOut += buffer.readableBytes
-        if var head = self.heldHead, self.responseFraming == .asReceived, buffer.readableBytes <= Self.coalescedBodyLimit {
-            self.heldHead = nil
+        if var head = self.exchange.heldHead, self.exchange.responseFraming == .asReceived, buffer.readableBytes <= Self.coalescedBodyLimit {
+            self.exchange.heldHead = nil
             var body = buffer
             head.writeBuffer(&body)
             self.context.write(self.wrapOutboundOut(head), promise: nil)
@@ -730,7 +647,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Body bytes in the response's framing.
     private func writeBody(_ buffer: ByteBuffer) {
-        if self.responseFraming == .chunked {
+        if self.exchange.responseFraming == .chunked {
             self.context.write(self.wrapOutboundOut(ChunkedFraming.sizeLine(buffer.readableBytes, allocator: self.context.channel.allocator)), promise: nil)
             self.context.write(self.wrapOutboundOut(buffer), promise: nil)
             self.context.write(self.wrapOutboundOut(ChunkedFraming.crlf), promise: nil)
@@ -740,29 +657,29 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func upstreamResponseEnd() {
-        guard self.response == .streaming else { return }
+        guard self.exchange.response == .streaming else { return }
         if self.log != nil { self.log!.upstreamEndUptimeNanos = self.context.eventLoop.now.uptimeNanoseconds }
         self.writeHeldHead()
-        if let compressor = self.compressor {
-            self.compressor = nil
+        if let compressor = self.exchange.compressor {
+            self.exchange.compressor = nil
             if let last = compressor.finish() {
                 self.log?.bytesOut += last.readableBytes
                 self.writeBody(last)
             }
         }
-        self.response = .complete
-        self.releaseUpstream(reusable: self.request == .complete)
-        if self.request == .complete {
+        self.exchange.response = .complete
+        self.releaseUpstream(reusable: self.exchange.request == .complete)
+        if self.exchange.request == .complete {
             self.finishExchange()
         }
-        self.writeEnd(self.responseFraming == .chunked ? ChunkedFraming.lastChunk : nil)
+        self.writeEnd(self.exchange.responseFraming == .chunked ? ChunkedFraming.lastChunk : nil)
         self.parseAvailable()
     }
 
     func upstreamReadComplete() {
         self.writeHeldHead()
         // What this burst brought, decodable by the client now: streaming still streams.
-        if let compressor = self.compressor, self.response == .streaming, let bytes = compressor.flush() {
+        if let compressor = self.exchange.compressor, self.exchange.response == .streaming, let bytes = compressor.flush() {
             self.log?.bytesOut += bytes.readableBytes
             self.writeBody(bytes)
         }
@@ -776,29 +693,29 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func upstreamClosed(_ connection: UpstreamConnection, error: Error?) {
         guard case .attached(let current) = self.upstream, current === connection else { return }
         self.upstream = .none
-        switch self.response {
+        switch self.exchange.response {
         case .waiting:
-            if self.leasedReusedConnection && !self.retried && !self.requestHasBody && self.isIdempotent
-                && self.request == .complete && !connection.hasReceivedResponseBytes
+            if self.exchange.leasedReusedConnection && !self.exchange.retried && !self.exchange.requestHasBody && self.exchange.isIdempotent
+                && self.exchange.request == .complete && !connection.hasReceivedResponseBytes
             {
                 // A pooled connection the upstream had already closed: retry once, on a new one.
                 // Never once a byte came back (a 1xx or `101` included): the backend has read
                 // the request.
-                self.retried = true
+                self.exchange.retried = true
                 self.upstream = .none
                 self.lease(fresh: true)
                 return
             }
-            self.respondLocally(.badGateway, close: self.request != .complete, reason: .upstreamError)
+            self.respondLocally(.badGateway, close: self.exchange.request != .complete, reason: .upstreamError)
         case .streaming:
-            if let head = self.heldHead {
+            if let head = self.exchange.heldHead {
                 // The head is still held to ride with the body, so no byte of this response has
                 // reached the client (e.g. a bad chunk size in the head's packet): it can still
                 // get a 502 instead of a cut connection.
-                self.heldHead = nil
-                self.compressor = nil
+                self.exchange.heldHead = nil
+                self.exchange.compressor = nil
                 self.log?.bytesOut -= head.readableBytes
-                self.response = .waiting
+                self.exchange.response = .waiting
                 return self.respondLocally(.badGateway, close: true, reason: .upstreamError)
             }
             // Mid-body there is no way to signal an error but to cut the connection.
@@ -813,8 +730,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Writes the response's last bytes (if its framing has any) and flushes; closes after
     /// them when the connection ends with this response.
     private func writeEnd(_ last: ByteBuffer?) {
-        if self.closeAfterResponse {
-            self.isClosing = true
+        if self.exchange.closeAfterResponse {
+            self.startClosing()
             self.writeAndClose(last ?? self.context.channel.allocator.buffer(capacity: 0))
         } else {
             // The lease may already be over, so its read-complete will not flush for us.
@@ -828,13 +745,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.emitLog()
         // For the next request head (a reload may have turned compression on or off).
         self.parser.readsAcceptEncoding = self.loop.settings.compression != nil
-        self.request = .idle
-        self.response = .complete
+        self.exchange.request = .idle
+        self.exchange.response = .complete
         self.timers.exchange = nil
-        self.upstreamHead = nil
-        if !self.closeAfterResponse {
-            self.awaitingHead = true
-            self.headStarted = false
+        self.exchange.upstreamHead = nil
+        if !self.exchange.closeAfterResponse {
+            if !self.isClosing { self.phase = .idle }
             self.timers.head = self.context.eventLoop.now + self.settings.idleTimeout
             self.rearmTimer()
         }
@@ -846,7 +762,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Answers from the gateway itself; the upstream, if any, is let go.
     private func respondLocally(_ error: ErrorResponse, close: Bool, reason: AccessLogReason) {
-        guard self.response == .waiting else { return }
+        guard self.exchange.response == .waiting else { return }
         if self.timers.backendQueue != nil {
             self.timers.backendQueue = nil
             self.loop.leaveBackendQueue(self)
@@ -861,23 +777,23 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if case .attached = self.upstream { self.releaseUpstream(reusable: false) }
         self.upstream = .none
         self.pendingParts.removeAll()
-        self.inspection = nil
-        self.inspectedBody = nil
-        self.localRequest = nil
-        self.response = .complete
+        self.exchange.inspection = nil
+        self.exchange.inspectedBody = nil
+        self.exchange.localRequest = nil
+        self.exchange.response = .complete
         // A body still on its way would have to be read and dropped: close instead.
-        if close || (self.request != .complete && self.requestHasBody) { self.closeAfterResponse = true }
-        if self.requestID.isEmpty { self.requestID = self.loop.requestIDs.make() }
+        if close || (self.exchange.request != .complete && self.exchange.requestHasBody) { self.exchange.closeAfterResponse = true }
+        if self.exchange.requestID.isEmpty { self.exchange.requestID = self.loop.requestIDs.make() }
         let bytes = error.rawBytes(
-            requestID: self.requestID,
-            http10: self.requestVersion.minor == 0,
-            close: self.closeAfterResponse,
-            omitBody: self.isHEAD,
+            requestID: self.exchange.requestID,
+            http10: self.exchange.requestVersion.minor == 0,
+            close: self.exchange.closeAfterResponse,
+            omitBody: self.exchange.isHEAD,
             allocator: self.context.channel.allocator
         )
         self.log?.bytesOut += bytes.readableBytes
         self.context.write(self.wrapOutboundOut(bytes), promise: nil)
-        if self.request == .complete {
+        if self.exchange.request == .complete {
             self.finishExchange()
         }
         self.writeEnd(nil)
@@ -887,10 +803,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func abortConnection(reason: AccessLogReason) {
         if self.log != nil && self.log!.reason == .allowed { self.log!.reason = reason }
         self.emitLog()
-        self.isClosing = true
+        self.startClosing()
         self.releaseUpstream(reusable: false)
-        self.compressor = nil  // deflateEnd
-        self.closeAfterResponse = true
+        self.exchange.compressor = nil  // deflateEnd
+        self.exchange.closeAfterResponse = true
         if self.isOpen { self.context.close(promise: nil) }
     }
 
@@ -912,14 +828,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         let now = self.context.eventLoop.now
         if self.timers.take(.backendQueue, dueAt: now) {
             if self.loop.leaveBackendQueue(self) {
-                self.respondLocally(.backendBusy("no backend slot came free within upstream.queue.timeout"), close: self.request != .complete, reason: .backendBusy)
+                self.respondLocally(.backendBusy("no backend slot came free within upstream.queue.timeout"), close: self.exchange.request != .complete, reason: .backendBusy)
             }
         }
         if self.timers.take(.exchange, dueAt: now) {
             self.exchangeTimedOut()
         }
         if let deadline = self.timers.bodyProgress.nextCheck, deadline <= now, self.isOpen && !self.isClosing {
-            if self.request != .streamingBody || !self.requestHasBody {
+            if self.exchange.request != .streamingBody || !self.exchange.requestHasBody {
                 self.timers.bodyProgress.stop()
             } else if self.timers.bodyProgress.check(
                 now: now,
@@ -937,9 +853,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             if self.isOpen { self.abortConnection(reason: .sendTimeout) }
         }
         if self.timers.take(.head, dueAt: now) {
-            if self.awaitingHead && self.isOpen && !self.isClosing {
-                if self.headStarted {
-                    self.isClosing = true
+            if self.phase == .idle || self.phase == .readingHead {
+                if self.phase == .readingHead {
+                    self.startClosing()
                     let id = self.loop.requestIDs.make()
                     let bytes = ErrorResponse.requestTimeout.rawBytes(requestID: id, allocator: self.context.channel.allocator)
                     // A head that never came whole is a request all the same: logged.
@@ -962,7 +878,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// `client_body_timeout`: the body stopped arriving. The upstream connection holding the
     /// partial request is closed, never pooled.
     private func bodyTimedOut() {
-        switch self.response {
+        switch self.exchange.response {
         case .waiting:
             self.respondLocally(.bodyStalled, close: true, reason: .clientTimeout)
         case .streaming, .complete:
@@ -971,17 +887,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private func exchangeTimedOut() {
-        switch self.response {
-        case .waiting where self.inspection != nil || self.localRequest != nil:
+        switch self.exchange.response {
+        case .waiting where self.exchange.inspection != nil || self.exchange.localRequest != nil:
             // Still reading the body the decision needs: the client was slow, not the upstream.
             self.respondLocally(.bodyTimeout, close: true, reason: .clientTimeout)
         case .waiting:
             self.releaseUpstream(reusable: false)
-            self.respondLocally(.gatewayTimeout, close: self.request != .complete, reason: .upstreamTimeout)
+            self.respondLocally(.gatewayTimeout, close: self.exchange.request != .complete, reason: .upstreamTimeout)
         case .streaming:
             self.abortConnection(reason: .upstreamTimeout)
         case .complete:
-            if self.request != .idle { self.abortConnection(reason: .clientTimeout) }
+            if self.exchange.request != .idle { self.abortConnection(reason: .clientTimeout) }
         }
     }
 
@@ -992,7 +908,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// read interest, so the usual request costs no epoll_ctl.
     private var shouldHoldReads: Bool {
         if self.inbound != nil { return true }
-        if self.request == .streamingBody && self.response != .complete {
+        if self.exchange.request == .streamingBody && self.exchange.response != .complete {
             switch self.upstream {
             case .connecting: return true
             case .attached(let connection): return !connection.isWritable
@@ -1022,13 +938,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Graceful stop: an idle connection closes now, a busy one after its response.
     func quiesce() {
         self.inbound = nil
-        if self.request == .idle {
-            self.isClosing = true
+        if self.exchange.request == .idle {
+            self.startClosing()
             // A response finished earlier in this tick waits for the tick's end: send it first.
             self.flushIfDeferred()
             self.context.close(promise: nil)
         } else {
-            self.closeAfterResponse = true
+            self.exchange.closeAfterResponse = true
         }
     }
 
@@ -1062,14 +978,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// upstream connection.
     private func parseFailed(_ error: RequestParseError) {
         self.inbound = nil
-        if self.request == .idle {
-            self.requestVersion = .http1_1
-            self.request = .complete
-            self.response = .waiting
-            self.requestID = self.loop.requestIDs.make()
-            self.log = self.newLog(requestID: self.requestID)
+        if self.exchange.request == .idle {
+            self.exchange.requestVersion = .http1_1
+            self.exchange.request = .complete
+            self.exchange.response = .waiting
+            self.exchange.requestID = self.loop.requestIDs.make()
+            self.log = self.newLog(requestID: self.exchange.requestID)
         }
-        guard self.response == .waiting else { return self.abortConnection(reason: .badRequest) }
+        guard self.exchange.response == .waiting else { return self.abortConnection(reason: .badRequest) }
         self.releaseUpstream(reusable: false)
         self.pendingParts.removeAll()
         switch error.kind {

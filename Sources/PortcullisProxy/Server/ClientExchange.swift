@@ -1,0 +1,73 @@
+import NIOCore
+import NIOHTTP1
+import PortcullisPolicy
+
+/// What a client connection knows of the exchange in flight (or of the last one, until the next
+/// head): two progressions, the request's and the response's; it ends when both are complete.
+/// A new head replaces it whole.
+struct ClientExchange {
+    enum RequestPhase {
+        /// No exchange: waiting for the next request head.
+        case idle
+        case streamingBody
+        case complete
+    }
+
+    enum ResponsePhase {
+        case waiting
+        case streaming
+        case complete
+    }
+
+    var request: RequestPhase = .idle
+    var response: ResponsePhase = .complete
+    var requestID = ""
+    var requestVersion: HTTPVersion = .http1_1
+    /// The request head for the upstream, as bytes; kept until the response starts (a retry
+    /// sends it again).
+    var upstreamHead: ByteBuffer?
+    var isHEAD = false
+    var isIdempotent = false
+    var requestHasBody = false
+    var requestChunked = false
+    /// The coding the client accepts (`Accept-Encoding`); used only when compression is on.
+    var acceptEncoding: ContentCoding?
+    /// The response body's deflate stream, when this response is compressed.
+    var compressor: ResponseCompressor?
+    var responseFraming: ResponseFraming = .asReceived
+    /// The response head, held back until the first body bytes so that a small response leaves
+    /// in one buffer (one write, one iovec); written at the latest on read-complete.
+    var heldHead: ByteBuffer?
+    /// A request whose decision needs its body: the body read so far (at most
+    /// `max_inspect_body`), what to check, and the request as the policy saw it.
+    var inspectedBody: ByteBuffer?
+    var inspection: (request: RequestPolicy.Request, check: RequestDecision.BodyCheck)?
+    /// A token or revocation request of the built-in issuer, its form body being read.
+    var localRequest: LocalRequest?
+    /// `RateLimit-Policy` and `RateLimit` for the response of a limited client.
+    var rateLimitLines: String?
+    var leasedReusedConnection = false
+    var retried = false
+    var closeAfterResponse = false
+
+    init() {}
+
+    /// A request head arrived: the exchange starts, nothing of the one before it is kept.
+    init(starting head: ParsedRequestHead, requestID: String) {
+        self.request = .streamingBody
+        self.response = .waiting
+        self.requestID = requestID
+        self.requestVersion = head.version
+        self.isHEAD = head.method == .HEAD
+        self.isIdempotent = Self.idempotent(head.method)
+        self.acceptEncoding = head.acceptEncoding
+        self.closeAfterResponse = !head.keepAlive
+    }
+
+    private static func idempotent(_ method: HTTPMethod) -> Bool {
+        switch method {
+        case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: return true
+        default: return false
+        }
+    }
+}
