@@ -4,11 +4,12 @@ import PortcullisAuth
 import PortcullisPolicy
 
 /// One client connection: reads its bytes with `RequestParser`, runs one request at a time
-/// (pipelined bytes wait unparsed in `inbound`) and runs each through the request path of
-/// DESIGN.md, top to bottom: framing checks, canonical path, client address, header
-/// rewriting, upstream lease, streaming both ways with backpressure, timeouts.
+/// (pipelined bytes wait unparsed in `inbound`) through the stages of `RequestStages`, then
+/// leases an upstream connection and streams both ways with backpressure.
 ///
-/// The exchange in flight is a `ClientExchange`. Both channels live on this loop.
+/// Where the connection is: `ConnectionPhase`; the exchange in flight: `ClientExchange`, which
+/// also decides what a timeout or a lost upstream does; its deadlines: `ConnectionTimers`.
+/// Both channels live on this loop.
 final class ClientConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -693,34 +694,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func upstreamClosed(_ connection: UpstreamConnection, error: Error?) {
         guard case .attached(let current) = self.upstream, current === connection else { return }
         self.upstream = .none
-        switch self.exchange.response {
-        case .waiting:
-            if self.exchange.leasedReusedConnection && !self.exchange.retried && !self.exchange.requestHasBody && self.exchange.isIdempotent
-                && self.exchange.request == .complete && !connection.hasReceivedResponseBytes
-            {
-                // A pooled connection the upstream had already closed: retry once, on a new one.
-                // Never once a byte came back (a 1xx or `101` included): the backend has read
-                // the request.
-                self.exchange.retried = true
-                self.upstream = .none
-                self.lease(fresh: true)
-                return
-            }
-            self.respondLocally(.badGateway, close: self.exchange.request != .complete, reason: .upstreamError)
-        case .streaming:
-            if let head = self.exchange.heldHead {
-                // The head is still held to ride with the body, so no byte of this response has
-                // reached the client (e.g. a bad chunk size in the head's packet): it can still
-                // get a 502 instead of a cut connection.
-                self.exchange.heldHead = nil
+        switch self.exchange.upstreamLoss(responseBytesCameBack: connection.hasReceivedResponseBytes) {
+        case .retry:
+            self.exchange.retried = true
+            self.lease(fresh: true)
+        case .answer(let close):
+            if let head = self.exchange.heldHead.take() {
                 self.exchange.compressor = nil
                 self.log?.bytesOut -= head.readableBytes
                 self.exchange.response = .waiting
-                return self.respondLocally(.badGateway, close: true, reason: .upstreamError)
             }
-            // Mid-body there is no way to signal an error but to cut the connection.
+            self.respondLocally(.badGateway, close: close, reason: .upstreamError)
+        case .cut:
             self.abortConnection(reason: .upstreamAborted)
-        case .complete:
+        case .nothing:
             break
         }
     }
@@ -832,7 +819,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             }
         }
         if self.timers.take(.exchange, dueAt: now) {
-            self.exchangeTimedOut()
+            self.expire(self.exchange.exchangeExpiry)
         }
         if let deadline = self.timers.bodyProgress.nextCheck, deadline <= now, self.isOpen && !self.isClosing {
             if self.exchange.request != .streamingBody || !self.exchange.requestHasBody {
@@ -843,7 +830,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 timeout: self.settings.clientBodyTimeout,
                 interval: self.settings.bodyCheckInterval
             ) {
-                self.bodyTimedOut()
+                self.expire(self.exchange.bodyExpiry)
             }
         }
         if self.timers.take(.sendStall, dueAt: now) {
@@ -875,29 +862,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if self.isOpen { self.rearmTimer() }
     }
 
-    /// `client_body_timeout`: the body stopped arriving. The upstream connection holding the
-    /// partial request is closed, never pooled.
-    private func bodyTimedOut() {
-        switch self.exchange.response {
-        case .waiting:
-            self.respondLocally(.bodyStalled, close: true, reason: .clientTimeout)
-        case .streaming, .complete:
-            self.abortConnection(reason: .clientTimeout)
-        }
-    }
-
-    private func exchangeTimedOut() {
-        switch self.exchange.response {
-        case .waiting where self.exchange.inspection != nil || self.exchange.localRequest != nil:
-            // Still reading the body the decision needs: the client was slow, not the upstream.
-            self.respondLocally(.bodyTimeout, close: true, reason: .clientTimeout)
-        case .waiting:
+    /// A timeout ends the exchange (`ClientExchange.Expiry`); the upstream connection, if
+    /// any, is closed, never pooled.
+    private func expire(_ expiry: ClientExchange.Expiry) {
+        switch expiry {
+        case .answer(let response, let close, let reason):
             self.releaseUpstream(reusable: false)
-            self.respondLocally(.gatewayTimeout, close: self.exchange.request != .complete, reason: .upstreamTimeout)
-        case .streaming:
-            self.abortConnection(reason: .upstreamTimeout)
-        case .complete:
-            if self.exchange.request != .idle { self.abortConnection(reason: .clientTimeout) }
+            self.respondLocally(response, close: close, reason: reason)
+        case .cut(let reason):
+            self.abortConnection(reason: reason)
+        case .nothing:
+            break
         }
     }
 

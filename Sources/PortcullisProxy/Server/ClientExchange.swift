@@ -71,3 +71,70 @@ struct ClientExchange {
         }
     }
 }
+
+extension ClientExchange {
+    /// What a timeout does to the exchange: an answer while no byte of the response is out,
+    /// else the connection is cut (the only signal left mid-response).
+    enum Expiry {
+        case answer(ErrorResponse, close: Bool, reason: AccessLogReason)
+        case cut(AccessLogReason)
+        case nothing
+    }
+
+    /// `upstream.timeout` passed.
+    var exchangeExpiry: Expiry {
+        switch self.response {
+        case .waiting where self.inspection != nil || self.localRequest != nil:
+            // Still reading the body the decision needs: the client was slow, not the upstream.
+            return .answer(.bodyTimeout, close: true, reason: .clientTimeout)
+        case .waiting:
+            return .answer(.gatewayTimeout, close: self.request != .complete, reason: .upstreamTimeout)
+        case .streaming:
+            return .cut(.upstreamTimeout)
+        case .complete:
+            return self.request != .idle ? .cut(.clientTimeout) : .nothing
+        }
+    }
+
+    /// `client_body_timeout`: the body stopped arriving. The upstream connection holding the
+    /// partial request is never pooled.
+    var bodyExpiry: Expiry {
+        switch self.response {
+        case .waiting: return .answer(.bodyStalled, close: true, reason: .clientTimeout)
+        case .streaming, .complete: return .cut(.clientTimeout)
+        }
+    }
+}
+
+extension ClientExchange {
+    /// What the upstream connection closing mid-exchange does.
+    enum UpstreamLoss {
+        /// Send the request again, once, on a new connection.
+        case retry
+        /// 502 (no byte of the response is out; a held head is withdrawn first).
+        case answer(close: Bool)
+        /// Mid-body there is no way to signal an error but to cut the connection.
+        case cut
+        case nothing
+    }
+
+    /// `responseBytesCameBack`: the upstream sent a byte (a 1xx or `101` included) after the
+    /// request head, so the backend has read the request: it is never sent again.
+    func upstreamLoss(responseBytesCameBack: Bool) -> UpstreamLoss {
+        switch self.response {
+        case .waiting:
+            // A pooled connection the upstream had already closed: retry once.
+            if self.leasedReusedConnection && !self.retried && !self.requestHasBody && self.isIdempotent
+                && self.request == .complete && !responseBytesCameBack
+            {
+                return .retry
+            }
+            return .answer(close: self.request != .complete)
+        case .streaming:
+            // A head still held to ride with the body has not reached the client.
+            return self.heldHead != nil ? .answer(close: true) : .cut
+        case .complete:
+            return .nothing
+        }
+    }
+}
