@@ -33,7 +33,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var phase: ConnectionPhase = .idle
     private var exchangesStarted = 0
 
-    // The exchange in flight; replaced by `startExchange`.
+    // The settings and the exchange in flight, both replaced by each request head.
     private var settings: ProxySettings
     private var exchange = ClientExchange()
     private var upstream: UpstreamState = .none
