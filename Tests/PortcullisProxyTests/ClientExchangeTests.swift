@@ -1,5 +1,7 @@
 import NIOCore
+import NIOHTTP1
 import PortcullisAuth
+import PortcullisPolicy
 import Testing
 
 @testable import PortcullisProxy
@@ -119,5 +121,52 @@ import Testing
             Issue.record("after the response, nothing")
             return
         }
+    }
+
+    static func responseHead(_ text: String, toHEAD: Bool = false) throws -> UpstreamResponseHead {
+        var parser = UpstreamResponseParser()
+        parser.expectResponse(toHEAD: toHEAD)
+        var bytes = ByteBuffer(string: text)
+        guard case .head(let head) = try parser.next(&bytes) else { throw CancellationError() }
+        return head
+    }
+
+    static let chunked = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+    static let sized = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2000\r\n\r\n"
+
+    @Test func aResponseWithoutALengthIsReChunkedForHTTP11AndEndsTheConnectionForHTTP10() throws {
+        var http11 = Self.exchange(request: .complete, response: .waiting)
+        http11.responseStarted(try Self.responseHead(Self.chunked), compressed: false)
+        #expect(http11.response == .streaming)
+        #expect(http11.responseFraming == .chunked)
+        #expect(!http11.closeAfterResponse)
+        var http10 = Self.exchange(request: .complete, response: .waiting)
+        http10.requestVersion = .http1_0
+        http10.responseStarted(try Self.responseHead(Self.chunked), compressed: false)
+        #expect(http10.responseFraming == .untilClose)
+        #expect(http10.closeAfterResponse)
+    }
+
+    @Test func aResponseBeforeTheRequestBodyEndedClosesTheConnectionAfterIt() throws {
+        var exchange = Self.exchange(request: .streamingBody, response: .waiting)
+        exchange.responseStarted(try Self.responseHead(Self.sized), compressed: false)
+        #expect(exchange.responseFraming == .asReceived)
+        #expect(exchange.closeAfterResponse)
+    }
+
+    @Test func compressionNeedsABodyAnAcceptedCodingAndAnAllowedResponse() throws {
+        let settings = CompressionSettings(CompressionConfig(enabled: true, minBytes: 0, types: ["text/*"]))
+        var exchange = Self.exchange(request: .complete, response: .waiting)
+        #expect(exchange.compressionCoding(for: try Self.responseHead(Self.sized), settings) == nil, "the client accepts none")
+        exchange.acceptEncoding = .gzip
+        #expect(exchange.compressionCoding(for: try Self.responseHead(Self.sized), settings) == .gzip)
+        #expect(exchange.compressionCoding(for: try Self.responseHead(Self.sized), nil) == nil, "compression off")
+        let json = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n"
+        #expect(exchange.compressionCoding(for: try Self.responseHead(json), settings) == nil, "a type not listed")
+        exchange.isHEAD = true
+        #expect(exchange.compressionCoding(for: try Self.responseHead(Self.sized, toHEAD: true), settings) == nil, "no body")
+        exchange.isHEAD = false
+        exchange.responseStarted(try Self.responseHead(Self.sized), compressed: true)
+        #expect(exchange.responseFraming == .chunked, "the length changes: re-chunked")
     }
 }

@@ -587,26 +587,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func upstreamResponseHead(_ head: UpstreamResponseHead) {
         guard self.exchange.response == .waiting else { return }
-        self.exchange.response = .streaming
-        self.exchange.upstreamHead = nil
         self.log?.status = head.status
-        let http10 = self.exchange.requestVersion.minor == 0
-        let hasBody = head.mayHaveBody && !self.exchange.isHEAD
         var encoding: ContentCoding?
-        if let compression = self.settings.compression, hasBody, let coding = self.exchange.acceptEncoding,
-            compression.allows(head), let compressor = ResponseCompressor(coding, allocator: self.context.channel.allocator)
+        if let coding = self.exchange.compressionCoding(for: head, self.settings.compression),
+            let compressor = ResponseCompressor(coding, allocator: self.context.channel.allocator)
         {
             encoding = coding
             self.exchange.compressor = compressor
         }
-        self.exchange.responseFraming = ResponseFraming(hasBody: hasBody, contentLength: head.contentLength, compressed: encoding != nil, http10: http10)
-        if self.exchange.responseFraming == .untilClose || self.exchange.request != .complete { self.exchange.closeAfterResponse = true }
+        self.exchange.responseStarted(head, compressed: encoding != nil)
         // Room for the gateway's headers and, when it is small, the body that usually follows.
         let body = min(head.contentLength ?? 0, Self.coalescedBodyLimit)
         var bytes = self.context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 128 + body)
         HeaderRewriter.writeDownstreamHead(
             head,
-            http10: http10,
+            http10: self.exchange.requestVersion.minor == 0,
             requestID: self.exchange.requestID,
             chunked: self.exchange.responseFraming == .chunked,
             close: self.exchange.closeAfterResponse,

@@ -138,3 +138,31 @@ extension ClientExchange {
         }
     }
 }
+
+extension ClientExchange {
+    /// The coding to compress the response with: compression on, a body, a coding the client
+    /// accepts, and a response the settings allow.
+    func compressionCoding(for head: UpstreamResponseHead, _ compression: CompressionSettings?) -> ContentCoding? {
+        guard let compression, head.mayHaveBody && !self.isHEAD, let coding = self.acceptEncoding, compression.allows(head) else {
+            return nil
+        }
+        return coding
+    }
+
+    /// The upstream's response head arrived: the body's framing for the client, and whether the
+    /// connection ends with this response. `compressed`: the gateway re-encodes the body.
+    mutating func responseStarted(_ head: UpstreamResponseHead, compressed: Bool) {
+        self.response = .streaming
+        // No retry once the response has begun: the head is not needed again.
+        self.upstreamHead = nil
+        self.responseFraming = ResponseFraming(
+            hasBody: head.mayHaveBody && !self.isHEAD,
+            contentLength: head.contentLength,
+            compressed: compressed,
+            http10: self.requestVersion.minor == 0
+        )
+        // A body that ends with the connection, or a request body still arriving that would
+        // have to be read and dropped.
+        if self.responseFraming == .untilClose || self.request != .complete { self.closeAfterResponse = true }
+    }
+}
