@@ -80,6 +80,8 @@ struct Explain: ParsableCommand {
         var why: String
         var rule: String?
         var tenant: String?
+        /// The denial is about the tenant: the answer's first line names it.
+        var deniedForTenant = false
         var details: [String] = []
         var notChecked: [String] = []
 
@@ -89,7 +91,7 @@ struct Explain: ParsableCommand {
 
         var lines: [String] {
             var head = self.allowed ? "allow" : "deny (\(self.reason))"
-            if !self.allowed, ["tenant_denied", "tenant_required", "tenant_unknown"].contains(self.reason) {
+            if !self.allowed, self.deniedForTenant {
                 head += ": tenant \(self.tenant ?? "(none named)")"
             }
             if !self.allowed { head += " -> \(self.status)" }
@@ -205,6 +207,7 @@ struct Explain: ParsableCommand {
             case .badRequest(let why): answer = .deny(outcome.reason.rawValue, 400, why)
             }
             answer.tenant = outcome.tenant
+            answer.deniedForTenant = [.tenantDenied, .tenantRequired, .tenantUnknown].contains(outcome.reason)
             answer.rule = outcome.rule.map { policy.rules[$0].description }
             if outcome.rule == nil && outcome.reason == .roleDenied { answer.why += " (deny by default)" }
         case .needsBody:

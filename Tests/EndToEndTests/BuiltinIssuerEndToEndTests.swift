@@ -75,7 +75,13 @@ struct BuiltinIssuerEndToEndTests {
 
     /// A gateway whose built-in issuer signs with a fresh P-256 key and knows `psa-sync`
     /// (secret `firstSecret`, role `reader`).
-    static func start(lifetime: String = "15m", maxFailedAuth: Int = 5, extraClients: String = "", extraConfig: String = "") throws -> System {
+    static func start(
+        lifetime: String = "15m",
+        maxFailedAuth: Int = 5,
+        maxFailedAuthPerAddress: Int = 50,
+        extraClients: String = "",
+        extraConfig: String = ""
+    ) throws -> System {
         let key = P256.Signing.PrivateKey().pemRepresentation
         let under = try GatewayUnderTest.start(
             """
@@ -88,6 +94,7 @@ struct BuiltinIssuerEndToEndTests {
                 signing_key_file: signing.pem
                 token_lifetime: \(lifetime)
                 max_failed_auth: \(maxFailedAuth)
+                max_failed_auth_per_address: \(maxFailedAuthPerAddress)
                 failure_window: 1m
             roles:
               reader:
@@ -185,7 +192,8 @@ struct BuiltinIssuerEndToEndTests {
     }
 
     @Test func wrongAndUnknownTakeTheSameTime() throws {
-        let system = try Self.start(maxFailedAuth: 1000)
+        // 120 failures from one address: neither the id nor the address may lock out.
+        let system = try Self.start(maxFailedAuth: 1000, maxFailedAuthPerAddress: 1000)
         func median(_ id: String) -> Double {
             var samples: [Double] = []
             for _ in 0..<40 {

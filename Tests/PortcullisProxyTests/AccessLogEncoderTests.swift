@@ -15,7 +15,7 @@ import Testing
             path: "/api/ExecResetPass",
             status: 403,
             decision: .deny,
-            reason: "tenant_denied",
+            reason: .tenantDenied,
             rule: nil,
             tenant: "contoso.onmicrosoft.com",
             bytesIn: 17,

@@ -19,7 +19,14 @@ import Testing
 
         /// `extra` is appended to the config (e.g. a built-in issuer); `builtin` gives the
         /// settings the built-in issuer's runtime, as `GatewayServer.start` does.
-        init(limits: String = "", extra: String = "", upstreamExtra: String = "", builtin: Bool = false) throws {
+        /// `connector` opens the upstream connections (`FakeUpstreams` for in-memory ones).
+        init(
+            limits: String = "",
+            extra: String = "",
+            upstreamExtra: String = "",
+            builtin: Bool = false,
+            connector: any UpstreamConnector = SocketConnector()
+        ) throws {
             let config: GatewayConfig
             do throws(ConfigErrors) {
                 config = try ConfigLoader.load(
@@ -50,7 +57,7 @@ import Testing
             let channel = EmbeddedChannel()
             channel.remoteAddress = try SocketAddress(ipAddress: "203.0.113.9", port: 40_000)
             try channel.connect(to: channel.remoteAddress!).wait()
-            let loop = LoopContext(eventLoop: channel.embeddedEventLoop, settings: settings)
+            let loop = LoopContext(eventLoop: channel.embeddedEventLoop, settings: settings, connector: connector)
             try GatewayServer.addClientHandlers(to: channel.pipeline.syncOperations, loop: loop, maxHeadBytes: config.limits.maxHeaderBytes)
             self.channel = channel
             self.loop = loop

@@ -8,33 +8,10 @@ import Testing
 /// The built-in issuer's routes on the connection handler: answered by the gateway itself,
 /// their form body read whole and bounded.
 @Suite struct LocalRouteTests {
-    static let secret = "local-route-test-secret-0123456789abcdefgh"
+    static let secret = ClientConnectionHandlerTests.Harness.clientSecret
 
     static func harness(timeout: String = "10m") throws -> ClientConnectionHandlerTests.Harness {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("local-route-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let key = directory + "/signing.pem"
-        try BuiltinIssuer.newSigningKeyPEM().write(toFile: key, atomically: true, encoding: .utf8)
-        return try ClientConnectionHandlerTests.Harness(
-            extra: """
-                issuers:
-                  - name: local
-                    builtin: true
-                    signing_key_file: "\(key)"
-                    state_file: "\(directory)/state.json"
-                roles:
-                  r:
-                    allow:
-                      - { paths: ["/**"] }
-                clients:
-                  - id: "c1"
-                    issuer: "local"
-                    roles: ["r"]
-                    secret_sha256: "\(ClientSecret.sha256Hex(Self.secret))"
-                """,
-            upstreamExtra: "  timeout: \(timeout)",
-            builtin: true
-        )
+        try ClientConnectionHandlerTests.Harness.withClient(upstreamExtra: "  timeout: \(timeout)")
     }
 
     static func tokenRequest(_ body: String, contentLength: Int? = nil) -> String {

@@ -8,7 +8,7 @@ import Testing
     static func record(
         client: String? = "reporting",
         status: Int = 200,
-        reason: String = "allowed",
+        reason: AccessLogReason = .allowed,
         totalNanos: Int64 = 3_000_000,
         upstreamNanos: Int64? = 2_000_000
     ) -> ExchangeRecord {
@@ -46,8 +46,8 @@ import Testing
         let metrics = LoopMetrics()
         metrics.record(Self.record())
         metrics.record(Self.record())
-        metrics.record(Self.record(status: 403, reason: "ip_not_allowed", upstreamNanos: nil))
-        metrics.record(Self.record(client: nil, status: 401, reason: "token_missing", upstreamNanos: nil))
+        metrics.record(Self.record(status: 403, reason: .ipNotAllowed, upstreamNanos: nil))
+        metrics.record(Self.record(client: nil, status: 401, reason: .unauthenticated("token_missing"), upstreamNanos: nil))
         let snapshot = metrics.snapshot(tokenCacheHits: 0, tokenCacheMisses: 0, upstreamConnections: 0)
         #expect(
             snapshot.requests == [
@@ -93,7 +93,7 @@ import Testing
         let b = LoopMetrics()
         a.record(Self.record())
         b.record(Self.record())
-        b.record(Self.record(status: 504, reason: "upstream_timeout", totalNanos: 10_000_000_000))
+        b.record(Self.record(status: 504, reason: .upstreamTimeout, totalNanos: 10_000_000_000))
         var merged = a.snapshot(tokenCacheHits: 5, tokenCacheMisses: 1, upstreamConnections: 2)
         merged.merge(b.snapshot(tokenCacheHits: 7, tokenCacheMisses: 2, upstreamConnections: 3))
         #expect(merged.requests[LoopMetrics.RequestKey(clientID: "reporting", statusClass: 2, reason: "allowed")] == 2)
@@ -145,7 +145,7 @@ import Testing
         metrics.configApplied(issuerKeys: ["entra": IssuerKeys(issuerName: "entra", keys: JWKSet(keys: []))])
         let loop = LoopMetrics()
         loop.record(Self.record())
-        loop.record(Self.record(client: nil, status: 401, reason: "token_missing", totalNanos: 500_000, upstreamNanos: nil))
+        loop.record(Self.record(client: nil, status: 401, reason: .unauthenticated("token_missing"), totalNanos: 500_000, upstreamNanos: nil))
         let text = metrics.render(loop.snapshot(tokenCacheHits: 9, tokenCacheMisses: 4, upstreamConnections: 2), clientConnections: 7)
         let exposition = try PrometheusExposition(parsing: text)
 

@@ -40,8 +40,6 @@ final class ParsedRequestHead {
     /// The trace id of a valid W3C `traceparent` (version 00), nil when there is none or more
     /// than one, or it is malformed (the gateway then sends its own).
     let traceID: String?
-    /// A `traceparent` was sent (valid or not).
-    let hasTraceparent: Bool
     /// The coding `Accept-Encoding` lets the gateway use (gzip preferred), if any.
     let acceptEncoding: ContentCoding?
 
@@ -61,7 +59,6 @@ final class ParsedRequestHead {
         contentType: String?,
         userAgent: String?,
         traceID: String?,
-        hasTraceparent: Bool,
         acceptEncoding: ContentCoding? = nil
     ) {
         self.method = method
@@ -79,7 +76,6 @@ final class ParsedRequestHead {
         self.contentType = contentType
         self.userAgent = userAgent
         self.traceID = traceID
-        self.hasTraceparent = hasTraceparent
         self.acceptEncoding = acceptEncoding
     }
 
@@ -513,7 +509,6 @@ private struct HeadBuilder {
             contentType: self.contentType,
             userAgent: self.userAgent,
             traceID: self.traceparents == 1 ? self.traceID : nil,
-            hasTraceparent: self.traceparents > 0,
             acceptEncoding: self.acceptEncoding
         )
     }

@@ -57,7 +57,7 @@ struct ClientLimitSlot: Sendable {
 
 extension ErrorResponse {
     /// 429 for a client over one of its limits, with `Retry-After` and the RateLimit headers.
-    static func limited(_ refusal: ClientLimiter.Refusal, slot: ClientLimitSlot) -> (ErrorResponse, reason: String) {
+    static func limited(_ refusal: ClientLimiter.Refusal, slot: ClientLimitSlot) -> ErrorResponse {
         let retryAfter: Int64
         let error: StaticString
         let description: String
@@ -79,7 +79,7 @@ extension ErrorResponse {
             description = "the client has \(slot.limits.concurrency ?? 0) requests in flight, its limit"
             policy = "concurrency"
         }
-        let response = ErrorResponse(
+        return ErrorResponse(
             status: .tooManyRequests,
             error: error,
             description: description,
@@ -89,7 +89,6 @@ extension ErrorResponse {
                 ("RateLimit", "\"\(policy)\";r=0;t=\(retryAfter)"),
             ]
         )
-        return (response, error.description)
     }
 }
 

@@ -99,7 +99,7 @@ final class LoopMetrics {
 
     /// Counts one finished request.
     func record(_ record: ExchangeRecord) {
-        let key = RequestKey(clientID: record.clientID ?? "-", statusClass: record.statusClass, reason: record.reason)
+        let key = RequestKey(clientID: record.clientID ?? "-", statusClass: record.statusClass, reason: record.reason.code)
         if key == self.runKey {
             self.runCount += 1
         } else {

@@ -19,7 +19,7 @@ struct AccessLogEncoder {
         let second = Self.floorDivide(record.startMillis, 1000)
         if second != self.prefixSecond { self.updatePrefix(second) }
         var stringBytes = record.requestID.utf8.count + record.sourceIP.utf8.count + record.method.utf8.count
-        stringBytes += record.path.utf8.count + record.reason.utf8.count
+        stringBytes += record.path.utf8.count + record.reason.code.utf8.count
         stringBytes += (record.clientID?.utf8.count ?? 0) + (record.clientName?.utf8.count ?? 0) + (record.tokenID?.utf8.count ?? 0)
         stringBytes += (record.rule?.utf8.count ?? 0) + (record.tenant?.utf8.count ?? 0)
         stringBytes += (record.userAgent?.utf8.count ?? 0) + (record.traceID?.utf8.count ?? 0)
@@ -50,7 +50,7 @@ struct AccessLogEncoder {
             Self.decimal(Int64(record.status), into: &out)
             out.write(record.decision == .allow ? ",\"decision\":\"allow\"" as StaticString : ",\"decision\":\"deny\"")
             out.write(",\"reason\":" as StaticString)
-            Self.string(record.reason, into: &out)
+            Self.string(record.reason.code, into: &out)
             out.write(",\"rule\":" as StaticString)
             Self.string(record.rule, into: &out)
             out.write(",\"tenant\":" as StaticString)

@@ -21,9 +21,7 @@ struct ExchangeRecord: Sendable {
     var path: String
     var status: Int
     var decision: Decision
-    /// A stable code: `allowed`, the 401 codes of `AuthFailure`, `ip_not_allowed`,
-    /// `role_denied`, `deny_rule`, `tenant_denied`, `upstream_timeout`, ...
-    var reason: String
+    var reason: AccessLogReason
     /// The role and rule that decided (`readonly roles.yaml:12 roles.readonly.allow[0]`).
     var rule: String?
     var tenant: String?

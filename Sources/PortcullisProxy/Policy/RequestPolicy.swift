@@ -10,20 +10,20 @@ enum RequestPolicy {
     /// What the access log records of a decision: a stable `reason` code, the deciding rule
     /// (an index into `AccessPolicy.rules`) and the tenant the request named.
     struct Outcome {
-        var reason: String
+        var reason: AccessLogReason
         var rule: Int? = nil
         var tenant: String? = nil
         /// What the request counts as against the client's rate and quota.
         var cost = 1
 
-        init(reason: String, rule: Int? = nil, tenant: String? = nil) {
+        init(reason: AccessLogReason, rule: Int? = nil, tenant: String? = nil) {
             self.reason = reason
             self.rule = rule
             self.tenant = tenant
         }
 
         init(_ outcome: RequestDecision.Outcome) {
-            self.init(reason: outcome.reason.rawValue, rule: outcome.rule, tenant: outcome.tenant)
+            self.init(reason: AccessLogReason(outcome.reason), rule: outcome.rule, tenant: outcome.tenant)
             self.cost = outcome.cost
         }
     }
@@ -58,7 +58,7 @@ enum RequestPolicy {
     static func decide(_ request: Request, settings: ProxySettings, directory: @autoclosure () -> TenantDirectory?) -> Verdict {
         // Read in place: binding the set would copy it out of the record (three retains).
         if request.client.allowedIPs?.contains(request.address) == false {
-            return .deny(.ipNotAllowed, Outcome(reason: "ip_not_allowed"))
+            return .deny(.ipNotAllowed, Outcome(reason: .ipNotAllowed))
         }
         guard let profile = settings.cipp else {
             let client = request.client.policyIndex
@@ -77,7 +77,7 @@ enum RequestPolicy {
         directory: TenantDirectory?
     ) -> Verdict {
         guard let profile = settings.cipp else {
-            return .deny(.badRequest("the request cannot be decided"), Outcome(reason: "bad_request"))
+            return .deny(.badRequest("the request cannot be decided"), Outcome(reason: .badRequest))
         }
         let cipp = RequestDecision.CIPP(directory: directory, maxBatchItems: profile.maxBatchItems)
         return Self.verdict(
@@ -96,12 +96,5 @@ enum RequestPolicy {
         case .needsBody(let check):
             return .readBody(check)
         }
-    }
-}
-
-extension String {
-    /// A stable code kept as a `StaticString` by the policy (short ASCII: no allocation).
-    init(code: StaticString) {
-        self = code.withUTF8Buffer { String(decoding: $0, as: UTF8.self) }
     }
 }

@@ -4,39 +4,16 @@ import PortcullisAuth
 import PortcullisPolicy
 
 /// One client connection: reads its bytes with `RequestParser`, runs one request at a time
-/// (pipelined bytes wait unparsed in `inbound`) and runs each through the request path of
-/// DESIGN.md, top to bottom: framing checks, canonical path, client address, header
-/// rewriting, upstream lease, streaming both ways with backpressure, timeouts.
+/// (pipelined bytes wait unparsed in `inbound`) through the stages of `RequestStages`, then
+/// leases an upstream connection and streams both ways with backpressure.
 ///
-/// An exchange is two progressions, the request (`RequestPhase`) and the response
-/// (`ResponsePhase`); it ends when both are complete. Both channels live on this loop.
+/// Where the connection is: `ConnectionPhase`; the exchange in flight: `ClientExchange`, which
+/// also decides what a timeout or a lost upstream does; its deadlines: `ConnectionTimers`.
+/// Both channels live on this loop.
 final class ClientConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
-
-    enum RequestPhase {
-        /// No exchange: waiting for the next request head.
-        case idle
-        case streamingBody
-        case complete
-    }
-
-    enum ResponsePhase {
-        case waiting
-        case streaming
-        case complete
-    }
-
-    /// How the response body is framed on the way to the client.
-    private enum ResponseFraming {
-        /// `Content-Length` passed through, or no body at all.
-        case asReceived
-        /// Re-chunked: an HTTP/1.1 client, and the upstream sent chunked or EOF-framed.
-        case chunked
-        /// An HTTP/1.0 client and no length: the body ends with the connection.
-        case untilClose
-    }
 
     private enum UpstreamState {
         case none
@@ -53,47 +30,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext!
     private var peer: IPAddress = .v4(0)
     private var peerText = ""
-    private var isOpen = true
+    private var phase: ConnectionPhase = .idle
     private var exchangesStarted = 0
-    /// The last response is written; requests still arriving are not read.
-    private var isClosing = false
 
-    // The exchange in flight; reset by `startExchange`.
+    // The settings and the exchange in flight, both replaced by each request head.
     private var settings: ProxySettings
-    private var request: RequestPhase = .idle
-    private var response: ResponsePhase = .complete
+    private var exchange = ClientExchange()
     private var upstream: UpstreamState = .none
-    private var requestID = ""
-    private var requestVersion: HTTPVersion = .http1_1
-    /// The request head for the upstream, as bytes; kept until the response starts (a retry
-    /// sends it again).
-    private var upstreamHead: ByteBuffer?
-    private var isHEAD = false
-    /// The coding the client accepts (`Accept-Encoding`, read by the parser); used only when
-    /// compression is on.
-    private var acceptEncoding: ContentCoding?
-    /// The response body's deflate stream, when this response is compressed.
-    private var compressor: ResponseCompressor?
     /// Request body bytes, already framed, that arrived while the upstream was being set up.
     private var pendingParts: CircularBuffer<ByteBuffer> = CircularBuffer(initialCapacity: 4)
-    private var requestHasBody = false
-    private var requestChunked = false
-    private var responseFraming: ResponseFraming = .asReceived
-    /// The response head, held back until the first body bytes so that a small response leaves
-    /// in one buffer (one write, one iovec); written at the latest on read-complete.
-    private var heldHead: ByteBuffer?
-    /// A request whose decision needs its body: the body read so far (at most
-    /// `max_inspect_body`), what to check, and the request as the policy saw it.
-    private var inspectedBody: ByteBuffer?
-    private var inspection: (request: RequestPolicy.Request, check: RequestDecision.BodyCheck)?
-    /// A request to the built-in issuer's `/oauth/token` or `/oauth/revoke`: its form body is
-    /// read here (at most `LocalRoute.maxBody`), then answered without an upstream.
-    /// One reference, nil on the proxied path: resetting it per exchange costs a pointer check.
-    private var localRequest: LocalRequest?
-    private var isIdempotent = false
-    private var leasedReusedConnection = false
-    private var retried = false
-    private var closeAfterResponse = false
     private var upstreamNeedsFlush = false
     /// Between channelRead and channelReadComplete.
     private var inReadBurst = false
@@ -102,30 +47,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// The client's limiter while this exchange holds one of its concurrency slots; given back
     /// when the exchange ends (`emitLog`), however it ends.
     private var heldLimit: ClientLimiter?
-    /// `RateLimit-Policy` and `RateLimit` for the response of a limited client.
-    private var rateLimitLines: String?
     /// This exchange holds one of `upstream.max_concurrent`'s slots (given back in `emitLog`).
     private var holdsBackendSlot = false
-    /// Waiting in the loop's queue for a slot, until this deadline (then 503).
-    private var backendQueueDeadline: NIODeadline?
 
     private var readPending = false
 
-    // Timers: one scheduled task, re-armed lazily for the earliest of two deadlines.
-    private var awaitingHead = true
-    private var headStarted = false
-    private var connectionDeadline: NIODeadline?
-    private var exchangeDeadline: NIODeadline?
+    /// The deadlines: one scheduled task, re-armed lazily for the earliest.
+    private var timers = ConnectionTimers()
     private var timerTask: Scheduled<Void>?
-    private var timerAt: NIODeadline = .distantFuture
-    // Slow clients, on the same timer: a request body with long gaps (client_body_timeout), a
-    // response left unread (send_timeout: armed when writability goes false, dropped when it
-    // comes back; a stale wake-up finds nothing due).
-    private var bodyProgress = BodyProgressCheck()
-    private var sendStallDeadline: NIODeadline?
-    /// The last bytes are written and the connection closes once they are taken: a client that
-    /// never takes them (writable or not) is closed at send_timeout all the same.
-    private var closeDeadline: NIODeadline?
 
     init(loop: LoopContext, forwardedProto: String, maxHeadBytes: Int) {
         self.loop = loop
@@ -137,6 +66,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     // MARK: - Connection lifecycle
 
+    private var isOpen: Bool { self.phase != .closed }
+    /// The last response is written, or the connection is cut: nothing more is read.
+    private var isClosing: Bool { self.phase == .closing || self.phase == .closed }
+
+    private func startClosing() {
+        if self.phase != .closed { self.phase = .closing }
+    }
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.loop.register(self)
@@ -147,17 +84,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.peerText = self.peer.description
         }
         // The first request head must arrive within client_header_timeout of the accept.
-        self.connectionDeadline = context.eventLoop.now + self.settings.clientHeaderTimeout
+        self.timers.head = context.eventLoop.now + self.settings.clientHeaderTimeout
         self.rearmTimer()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if self.log != nil && self.log!.reason == "allowed" { self.log!.reason = "client_closed" }
+        if self.log != nil && self.log!.reason == .allowed { self.log!.reason = .clientClosed }
         self.emitLog()
-        self.isOpen = false
+        self.phase = .closed
         self.loop.unregister(self)
         self.timerTask?.cancel()
         self.timerTask = nil
+        self.timers.disarmed()
         if case .attached(let connection) = self.upstream {
             // The client left mid-exchange: the upstream connection is in an unknown state.
             connection.close()
@@ -165,7 +103,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.upstream = .none
         self.pendingParts.removeAll()
         self.inbound = nil
-        self.compressor = nil
+        self.exchange.compressor = nil
         context.fireChannelInactive()
     }
 
@@ -179,11 +117,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// keep-alive connection (closed quietly after `idle_timeout`) is told apart from a slow
     /// request head (408).
     private func headBytesArrived() {
-        if self.awaitingHead && !self.headStarted {
-            self.headStarted = true
+        if self.phase == .idle {
+            self.phase = .readingHead
             // The first head's deadline runs from the accept; later ones from their first byte.
             if self.exchangesStarted > 0 {
-                self.connectionDeadline = self.context.eventLoop.now + self.settings.clientHeaderTimeout
+                self.timers.head = self.context.eventLoop.now + self.settings.clientHeaderTimeout
                 self.rearmTimer()
             }
         }
@@ -195,7 +133,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.inReadBurst = true
         var bytes = self.unwrapInboundIn(data)
         if self.isClosing { return }
-        self.bodyProgress.madeProgress()
+        self.timers.bodyProgress.madeProgress()
         self.headBytesArrived()
         if self.inbound != nil {
             self.inbound!.writeBuffer(&bytes)
@@ -214,7 +152,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         let wasInReadBurst = self.inReadBurst
         // Writes upstream wait for the end of this pass (see `attach`).
         self.inReadBurst = true
-        while self.isOpen && !self.isClosing && self.request != .complete {
+        while self.isOpen && !self.isClosing && self.exchange.request != .complete {
             let event: RequestParser.Event?
             do throws(RequestParseError) {
                 event = try self.parser.next(&bytes)
@@ -234,7 +172,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if !wasInReadBurst {
             self.inReadBurst = false
             self.flushUpstreamIfNeeded()
-            if self.awaitingHead && !self.parser.isAtMessageBoundary { self.headBytesArrived() }
+            if !self.parser.isAtMessageBoundary { self.headBytesArrived() }
             self.startBodyCheckIfNeeded()
         }
         self.resumeReadingIfPossible()
@@ -249,10 +187,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// A body still arriving when a read pass ends gets its check; a body that came whole
     /// with its head never needs one.
     private func startBodyCheckIfNeeded() {
-        if self.request == .streamingBody && self.requestHasBody && !self.bodyProgress.isRunning && !self.isClosing
+        if self.exchange.request == .streamingBody && self.exchange.requestHasBody && !self.timers.bodyProgress.isRunning && !self.isClosing
             && self.isOpen
         {
-            self.bodyProgress.start(now: self.context.eventLoop.now, interval: self.settings.bodyCheckInterval)
+            self.timers.bodyProgress.start(now: self.context.eventLoop.now, interval: self.settings.bodyCheckInterval)
             self.rearmTimer()
         }
     }
@@ -270,72 +208,70 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if self.isOpen { self.context?.flush() }
     }
 
+    /// A request head: the stages of `RequestStages`, top to bottom, then the upstream lease.
     private func requestHeadReceived(_ parsed: ParsedRequestHead) {
         if self.isClosing { return }
-        precondition(self.request == .idle, "request head in phase \(self.request)")
         self.startExchange(parsed)
         let settings = self.settings
         let now = self.context.eventLoop.now.uptimeNanoseconds
         self.log = ExchangeRecord(
             startMillis: self.loop.wallMillis(uptimeNanos: now),
-            requestID: self.requestID,
+            requestID: self.exchange.requestID,
             sourceIP: self.peerText,
             method: parsed.method.rawValue,
             path: "",
             status: 0,
             decision: .allow,
-            reason: "allowed",
+            reason: .allowed,
             bytesIn: 0,
             bytesOut: 0,
             userAgent: parsed.userAgent,
-            traceID: parsed.traceID ?? self.requestID,
+            traceID: parsed.traceID ?? self.exchange.requestID,
             startUptimeNanos: now
         )
         // Known before any local answer: a bodyless request needs no drain, so a 401 or 403
         // can leave the connection open.
-        self.requestHasBody = parsed.hasBody
+        self.exchange.requestHasBody = parsed.hasBody
 
-        if self.loop.isDraining {
+        if case .answer(let answer) = RequestStages.admit(parsed, isDraining: self.loop.isDraining) {
             self.log!.path = Self.pathForLog(parsed.uri)
-            return self.respondLocally(.draining, close: true, reason: "draining")
-        }
-        if parsed.method == .CONNECT {
-            self.log!.path = Self.pathForLog(parsed.uri)
-            return self.respondLocally(.badRequest("CONNECT is not supported"), close: true, reason: "bad_request")
+            return self.respondLocally(answer)
         }
         let target: CanonicalTarget
-        switch CanonicalPath.canonicalize(parsed.uri) {
-        case .success(let canonical): target = canonical
-        case .failure(let error):
+        switch RequestStages.canonicalise(parsed) {
+        case .proceed(let canonical): target = canonical
+        case .answer(let answer):
             self.log!.path = Self.pathForLog(parsed.uri)
-            return self.respondLocally(.badRequest("\(error)"), close: true, reason: "bad_request")
+            return self.respondLocally(answer)
         }
         self.log!.path = String(target.path)
-        if let violation = settings.pathFirewall.check(target) {
-            return self.respondLocally(.badRequest(violation.description), close: true, reason: violation.reason)
-        }
-        if parsed.hasUnsupportedExpectation {
-            return self.respondLocally(.expectationFailed, close: true, reason: "expectation_failed")
+        if case .answer(let answer) = RequestStages.screen(target, parsed, firewall: settings.pathFirewall) {
+            return self.respondLocally(answer)
         }
         // RFC 9110 10.1.1: no interim response to an HTTP/1.0 client.
         let expectContinue = parsed.expectsContinue && parsed.version.minor >= 1
 
-        let client =
-            if let trusted = settings.trustedProxies {
-                ClientAddress.resolve(peer: self.peer, peerText: self.peerText, fields: parsed.fields, trusted: trusted)
-            } else {
-                ClientAddress(address: self.peer, forwardedFor: self.peerText)
-            }
-        let caller: ClientRecord
+        let client = RequestStages.clientAddress(parsed, peer: self.peer, peerText: self.peerText, trusted: settings.trustedProxies)
         if client.address != self.peer { self.log!.sourceIP = client.address.description }
         if let service = settings.tokenService, let route = LocalRoute(path: target.path) {
-            return self.startLocalRoute(route, service: service, parsed, address: client.address, expectContinue: expectContinue)
+            switch RequestStages.localRoute(route, service: service, parsed, address: client.address) {
+            case .proceed(let request): return self.readLocalRequest(route, service: service, request, parsed, expectContinue: expectContinue)
+            case .answer(let answer): return self.respondLocally(answer)
+            }
         }
-        switch self.authenticate(parsed) {
-        case .success(let record): caller = record
-        case .failure(let failure):
-            self.log!.clientID = failure.clientID
-            return self.respondLocally(.unauthorized(failure), close: false, reason: failure.reason)
+        let caller: ClientRecord
+        let authenticated = RequestStages.authenticate(
+            parsed,
+            authenticator: settings.authenticator,
+            cache: &self.loop.tokenCache,
+            now: self.loop.nowSeconds,
+            tokenID: &self.log!.tokenID
+        )
+        switch authenticated {
+        case .proceed(let record): caller = record
+        case .answer(let answer):
+            self.log!.clientID = answer.clientID
+            return self.respondLocally(answer)
         }
         caller.usage?.touch(self.loop.nowSeconds)
         self.log!.clientID = caller.id
@@ -346,7 +282,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             address: client.address,
             method: parsed.method,
             target: target,
-            hasBody: self.requestHasBody
+            hasBody: self.exchange.requestHasBody
         )
         switch RequestPolicy.decide(policyRequest, settings: settings, directory: self.loop.tenantDirectory) {
         case .allow(let outcome):
@@ -357,54 +293,40 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             return self.respondLocally(error, close: false, reason: outcome.reason)
         case .readBody(let check):
             let expected = parsed.contentLength ?? 4096
-            self.inspectedBody = self.context.channel.allocator.buffer(capacity: min(expected, settings.maxInspectBody))
-            self.inspection = (policyRequest, check)
+            self.exchange.inspectedBody = self.context.channel.allocator.buffer(capacity: min(expected, settings.maxInspectBody))
+            self.exchange.inspection = (policyRequest, check)
         }
 
-        var credentialLine: [UInt8]?
-        if let credential = settings.upstreamCredential {
-            credentialLine = credential.headerLine(atUptimeNanoseconds: self.context.eventLoop.now.uptimeNanoseconds)
-            if credentialLine == nil {
-                return self.respondLocally(.upstreamCredentialUnavailable, close: false, reason: "upstream_credential_unavailable")
-            }
+        let credentialLine: [UInt8]?
+        switch RequestStages.upstreamCredential(settings, nowNanos: self.context.eventLoop.now.uptimeNanoseconds) {
+        case .proceed(let line): credentialLine = line
+        case .answer(let answer): return self.respondLocally(answer)
         }
-
-        let chunked = parsed.chunked
-        var forwarding = HeaderRewriter.Forwarding(
-            authority: settings.upstream.authority,
-            proto: self.forwardedProto,
-            forwardedFor: client.forwardedFor,
-            requestID: self.requestID,
-            chunked: chunked,
-            clientID: caller.id,
-            clientName: caller.name,
-            newParentID: parsed.traceID == nil ? self.loop.requestIDs.makeSpanID() : nil
+        self.exchange.upstreamHead = RequestStages.upstreamHead(
+            parsed,
+            target: target,
+            client: caller,
+            address: client,
+            credentialLine: credentialLine,
+            requestID: self.exchange.requestID,
+            newParentID: parsed.traceID == nil ? self.loop.requestIDs.makeSpanID() : nil,
+            forwardedProto: self.forwardedProto,
+            settings: settings,
+            allocator: self.context.channel.allocator
         )
-        forwarding.credentialLine = credentialLine
-        forwarding.credentialHeaderName = settings.credentialHeaderName
-        forwarding.dropsUnderscoredNames = settings.dropsUnderscoredHeaderNames
-        var upstreamHead = self.context.channel.allocator.buffer(capacity: 512)
-        HeaderRewriter.writeUpstreamHead(
-            method: parsed.method,
-            uri: target.uri,
-            fields: parsed.fields,
-            forwarding,
-            into: &upstreamHead
-        )
-        self.upstreamHead = upstreamHead
-        self.isHEAD = parsed.method == .HEAD
-        self.requestChunked = chunked
+        self.exchange.isHEAD = parsed.method == .HEAD
+        self.exchange.requestChunked = parsed.chunked
         // No upgrade is made (`Upgrade` is not forwarded), and what a client sends after asking
         // for one may not be HTTP: the connection ends with this exchange.
-        if parsed.upgrade { self.closeAfterResponse = true }
+        if parsed.upgrade { self.exchange.closeAfterResponse = true }
 
-        self.exchangeDeadline = self.context.eventLoop.now + settings.exchangeTimeout
+        self.timers.exchange = self.context.eventLoop.now + settings.exchangeTimeout
         self.rearmTimer()
         if expectContinue {
             self.context.writeAndFlush(self.wrapOutboundOut(Self.continueResponse), promise: nil)
         }
         // A request being inspected goes upstream once its body has been read and allowed.
-        if self.inspection == nil { self.lease(fresh: false) }
+        if self.exchange.inspection == nil { self.lease(fresh: false) }
     }
 
     /// A target that was not canonicalized, as sent but without its query: a query may carry a
@@ -415,15 +337,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// The whole body of an inspected request arrived: decide, then forward it or answer.
     private func inspectedBodyComplete() {
-        guard let (request, check) = self.inspection, let body = self.inspectedBody else { return }
-        self.inspection = nil
-        self.inspectedBody = nil
+        guard let (request, check) = self.exchange.inspection, let body = self.exchange.inspectedBody else { return }
+        self.exchange.inspection = nil
+        self.exchange.inspectedBody = nil
         switch RequestPolicy.decide(request, body: body, check: check, settings: self.settings, directory: self.loop.tenantDirectory) {
         case .allow(let outcome):
             self.log?.record(outcome, settings: self.settings)
             guard self.admitLimits(request.client, cost: outcome.cost) else { return }
             // The bytes go upstream as they came, framed as the upstream head says.
-            if self.requestChunked {
+            if self.exchange.requestChunked {
                 if body.readableBytes > 0 {
                     self.pendingParts.append(ChunkedFraming.sizeLine(body.readableBytes, allocator: self.context.channel.allocator))
                     self.pendingParts.append(body)
@@ -438,162 +360,93 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.log?.record(outcome, settings: self.settings)
             self.respondLocally(error, close: false, reason: outcome.reason)
         case .readBody:
-            self.respondLocally(.badRequest("the request cannot be decided"), close: true, reason: "bad_request")
+            self.respondLocally(.badRequest("the request cannot be decided"), close: true, reason: .badRequest)
         }
     }
 
-    /// The client's limits (rate, quota, concurrency): admitted, or answered 429 here. A
-    /// `$batch` costs its number of items.
+    /// The client's limits (`RequestStages.admitLimits`): admitted, or answered 429 here.
     private func admitLimits(_ client: ClientRecord, cost: Int) -> Bool {
-        guard self.settings.hasClientLimits else { return true }
-        let slots = self.settings.clientLimits
-        guard client.policyIndex >= 0, client.policyIndex < slots.count, let slot = slots[client.policyIndex] else { return true }
         let now = self.context.eventLoop.now.uptimeNanoseconds
-        switch slot.limiter.admit(slot.limits, cells: cost, nowNanos: now, nowSeconds: self.loop.nowSeconds) {
-        case .success(let allowance):
-            if slot.limits.concurrency != nil { self.heldLimit = slot.limiter }
-            self.rateLimitLines = slot.policyLine + (allowance?.headerLine ?? "")
+        switch RequestStages.admitLimits(client, cost: cost, settings: self.settings, nowNanos: now, nowSeconds: self.loop.nowSeconds) {
+        case .proceed(let admission):
+            self.heldLimit = admission.heldLimit
+            self.exchange.rateLimitLines = admission.rateLimitLines
             return true
-        case .failure(let refusal):
-            let (response, reason) = ErrorResponse.limited(refusal, slot: slot)
-            self.respondLocally(response, close: false, reason: reason)
+        case .answer(let answer):
+            self.respondLocally(answer)
             return false
-        }
-    }
-
-    /// The bearer token -> the verified-token cache, or signature and claims -> the client
-    /// record. Synchronous; the cache belongs to this loop.
-    private func authenticate(_ parsed: ParsedRequestHead) -> Result<ClientRecord, AuthFailure> {
-        // Two credentials are ambiguous: neither is believed.
-        if parsed.authorizationCount > 1 { return .failure(.malformedCredential) }
-        guard let authorization = parsed.authorization else { return .failure(.missingToken) }
-        guard let token = BearerToken.candidate(from: authorization) else { return .failure(.malformedCredential) }
-        let authenticator = self.settings.authenticator
-        let now = self.loop.nowSeconds
-        // A hit is a token byte-identical to one verified before: its alphabet was checked then.
-        if let identity = self.loop.tokenCache.lookup(token, now: now) {
-            self.log!.tokenID = identity.tokenID
-            return authenticator.client(for: identity)
-        }
-        guard BearerToken.isWellFormed(token) else { return .failure(.malformedCredential) }
-        switch authenticator.verify(token, now: now) {
-        case .success(let identity):
-            self.loop.tokenCache.insert(token, identity)
-            self.log!.tokenID = identity.tokenID
-            return authenticator.client(for: identity)
-        case .failure(let failure):
-            self.log!.tokenID = failure.tokenID
-            return .failure(failure)
         }
     }
 
     // MARK: - The built-in issuer's routes
 
-    /// A request for one of the built-in issuer's paths: the key set is answered at once; the
-    /// token and revocation endpoints read their form body first.
-    private func startLocalRoute(
+    /// A token or revocation request: its form body is read, then answered
+    /// (`localRequestComplete`).
+    private func readLocalRequest(
         _ route: LocalRoute,
         service: TokenService,
+        _ request: TokenService.Request,
         _ parsed: ParsedRequestHead,
-        address: IPAddress,
         expectContinue: Bool
     ) {
-        let method = parsed.method
-        switch route {
-        case .jwks:
-            guard method == .GET || method == .HEAD else {
-                return self.respondLocally(.methodNotAllowed(allow: "GET, HEAD"), close: false, reason: "method_not_allowed")
-            }
-            let keys = ErrorResponse(status: .ok, error: "", description: "", rawBody: service.issuer.jwksDocument)
-            return self.respondLocally(keys, close: false, reason: "jwks")
-        case .token, .revoke:
-            guard method == .POST else {
-                return self.respondLocally(.methodNotAllowed(allow: "POST"), close: false, reason: "method_not_allowed")
-            }
-            if let length = parsed.contentLength, length > LocalRoute.maxBody {
-                return self.respondLocally(.bodyTooLarge, close: true, reason: "body_too_large")
-            }
-            // Two credentials are ambiguous: the endpoint sees a malformed one and refuses.
-            let authorization = parsed.authorizationCount > 1 ? "" : parsed.authorization
-            self.localRequest = LocalRequest(
-                route: route,
-                service: service,
-                request: TokenService.Request(contentType: parsed.contentType, authorization: authorization, body: [], address: address),
-                body: self.context.channel.allocator.buffer(capacity: min(parsed.contentLength ?? 256, LocalRoute.maxBody))
-            )
-            self.exchangeDeadline = self.context.eventLoop.now + self.settings.exchangeTimeout
-            self.rearmTimer()
-            if expectContinue {
-                self.context.writeAndFlush(self.wrapOutboundOut(Self.continueResponse), promise: nil)
-            }
+        self.exchange.localRequest = LocalRequest(
+            route: route,
+            service: service,
+            request: request,
+            body: self.context.channel.allocator.buffer(capacity: min(parsed.contentLength ?? 256, LocalRoute.maxBody))
+        )
+        self.timers.exchange = self.context.eventLoop.now + self.settings.exchangeTimeout
+        self.rearmTimer()
+        if expectContinue {
+            self.context.writeAndFlush(self.wrapOutboundOut(Self.continueResponse), promise: nil)
         }
     }
-
     /// The form body of a token or revocation request arrived whole: answer it.
     private func localRequestComplete() {
-        guard let local = self.localRequest else { return }
-        self.localRequest = nil
+        guard let local = self.exchange.localRequest else { return }
+        self.exchange.localRequest = nil
         var request = local.request
         request.body = Array(local.body.readableBytesView)
         let now = self.loop.nowSeconds
         let result = local.route == .token ? local.service.token(request, now: now) : local.service.revoke(request, now: now)
         if let id = result.clientID { self.log?.clientID = id }
-        self.respondLocally(ErrorResponse(result), close: false, reason: result.reason)
+        self.respondLocally(ErrorResponse(result), close: false, reason: .tokenEndpoint(result.reason))
     }
 
     private static let continueResponse = ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n")
 
     private func startExchange(_ parsed: ParsedRequestHead) {
+        precondition(!self.isClosing && self.exchange.request == .idle, "request head in \(self.phase), request \(self.exchange.request)")
         self.settings = self.loop.settings
         self.exchangesStarted += 1
-        self.request = .streamingBody
-        self.response = .waiting
-        self.requestID = self.loop.requestIDs.make()
-        self.requestVersion = parsed.version
-        self.upstreamHead = nil
-        self.isHEAD = parsed.method == .HEAD
-        self.acceptEncoding = parsed.acceptEncoding
-        self.compressor = nil
-        self.requestHasBody = false
-        self.requestChunked = false
-        self.responseFraming = .asReceived
-        self.heldHead = nil
-        self.inspection = nil
-        self.inspectedBody = nil
-        self.localRequest = nil
-        self.rateLimitLines = nil
-        self.isIdempotent = Self.idempotent(parsed.method)
-        self.leasedReusedConnection = false
-        self.retried = false
-        self.closeAfterResponse = !parsed.keepAlive
-        self.awaitingHead = false
-        self.headStarted = false
-        self.connectionDeadline = nil
-        self.bodyProgress.stop()
+        self.exchange = ClientExchange(starting: parsed, requestID: self.loop.requestIDs.make())
+        self.phase = .exchange
+        self.timers.head = nil
+        self.timers.bodyProgress.stop()
     }
 
     private func requestBodyReceived(_ buffer: ByteBuffer) {
-        if self.request == .idle || buffer.readableBytes == 0 { return }
+        if self.exchange.request == .idle || buffer.readableBytes == 0 { return }
         self.log?.bytesIn += buffer.readableBytes
-        if self.inspectedBody != nil {
-            guard self.inspectedBody!.readableBytes + buffer.readableBytes <= self.settings.maxInspectBody else {
-                self.inspection = nil
-                self.inspectedBody = nil
-                return self.respondLocally(.bodyTooLarge, close: true, reason: "body_too_large")
+        if self.exchange.inspectedBody != nil {
+            guard self.exchange.inspectedBody!.readableBytes + buffer.readableBytes <= self.settings.maxInspectBody else {
+                self.exchange.inspection = nil
+                self.exchange.inspectedBody = nil
+                return self.respondLocally(.bodyTooLarge, close: true, reason: .bodyTooLarge)
             }
             var buffer = buffer
-            self.inspectedBody!.writeBuffer(&buffer)
+            self.exchange.inspectedBody!.writeBuffer(&buffer)
             return
         }
-        if let local = self.localRequest {
+        if let local = self.exchange.localRequest {
             guard local.body.readableBytes + buffer.readableBytes <= LocalRoute.maxBody else {
-                return self.respondLocally(.bodyTooLarge, close: true, reason: "body_too_large")
+                return self.respondLocally(.bodyTooLarge, close: true, reason: .bodyTooLarge)
             }
             var buffer = buffer
             local.body.writeBuffer(&buffer)
             return
         }
-        if self.requestChunked {
+        if self.exchange.requestChunked {
             self.sendRequestBytes(ChunkedFraming.sizeLine(buffer.readableBytes, allocator: self.context.channel.allocator))
             self.sendRequestBytes(buffer)
             self.sendRequestBytes(ChunkedFraming.crlf)
@@ -604,7 +457,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Request bytes, framed, to the upstream connection or to wait for it.
     private func sendRequestBytes(_ bytes: ByteBuffer) {
-        switch (self.response, self.upstream) {
+        switch (self.exchange.response, self.upstream) {
         case (.complete, _):
             break  // already answered locally; the connection closes after the response
         case (_, .attached(let connection)):
@@ -619,34 +472,27 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Trailers of a chunked request body are not forwarded.
     private func requestEndReceived() {
-        if self.isClosing && self.request == .idle { return }
-        self.request = .complete
-        self.bodyProgress.stop()
-        if self.inspection != nil {
+        if self.isClosing && self.exchange.request == .idle { return }
+        self.exchange.request = .complete
+        self.timers.bodyProgress.stop()
+        if self.exchange.inspection != nil {
             return self.inspectedBodyComplete()
         }
-        if self.localRequest != nil {
+        if self.exchange.localRequest != nil {
             return self.localRequestComplete()
         }
-        if self.requestChunked {
+        if self.exchange.requestChunked {
             self.sendRequestBytes(ChunkedFraming.lastChunk)
         }
-        if self.response == .complete {
+        if self.exchange.response == .complete {
             self.finishExchange()
-        }
-    }
-
-    private static func idempotent(_ method: HTTPMethod) -> Bool {
-        switch method {
-        case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: return true
-        default: return false
         }
     }
 
     // MARK: - Upstream lease
 
     private func lease(fresh: Bool) {
-        guard let head = self.upstreamHead else { return }
+        guard let head = self.exchange.upstreamHead else { return }
         if let cap = self.settings.maxConcurrent, !self.holdsBackendSlot {
             guard let gate = self.loop.backendGate else { return }
             if gate.tryAcquire(cap: cap) {
@@ -660,11 +506,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
         switch self.loop.pool.acquire(fresh: fresh) {
         case .ready(let connection):
-            self.leasedReusedConnection = true
+            self.exchange.leasedReusedConnection = true
             self.attach(connection, head: head)
         case .connecting(let future):
             self.upstream = .connecting
-            self.leasedReusedConnection = false
+            self.exchange.leasedReusedConnection = false
             let handler = NIOLoopBound(self, eventLoop: self.context.eventLoop)
             future.whenComplete { result in
                 handler.value.connectCompleted(result)
@@ -677,44 +523,44 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func waitForBackendSlot() {
         // Body bytes wait in `pendingParts` and reads are held, as while connecting.
         self.upstream = .connecting
-        self.backendQueueDeadline = self.context.eventLoop.now + self.settings.backendQueueTimeout
+        self.timers.backendQueue = self.context.eventLoop.now + self.settings.backendQueueTimeout
         guard self.loop.waitForBackend(self, queueSize: self.settings.backendQueueSize) else {
-            self.backendQueueDeadline = nil
-            return self.respondLocally(.backendBusy("the backend is at its limit of exchanges and the queue is full"), close: false, reason: "backend_busy")
+            self.timers.backendQueue = nil
+            return self.respondLocally(.backendBusy("the backend is at its limit of exchanges and the queue is full"), close: false, reason: .backendBusy)
         }
-        if self.backendQueueDeadline != nil { self.rearmTimer() }
+        if self.timers.backendQueue != nil { self.rearmTimer() }
     }
 
     /// A slot came free for this waiting exchange (called by the loop).
     func backendSlotGranted() {
-        self.backendQueueDeadline = nil
+        self.timers.backendQueue = nil
         self.holdsBackendSlot = true
-        guard self.isOpen, self.response == .waiting, case .connecting = self.upstream else { return }
+        guard self.isOpen, self.exchange.response == .waiting, case .connecting = self.upstream else { return }
         self.upstream = .none
         self.lease(fresh: false)
     }
 
     private func connectCompleted(_ result: Result<UpstreamConnection, Error>) {
-        guard case .connecting = self.upstream, self.isOpen, self.response == .waiting else {
+        guard case .connecting = self.upstream, self.isOpen, self.exchange.response == .waiting else {
             // Nobody waits for this connection any more (answered, timed out or gone).
             if case .success(let connection) = result { self.loop.pool.release(connection) }
             return
         }
         switch result {
         case .success(let connection):
-            guard let head = self.upstreamHead else { return }
+            guard let head = self.exchange.upstreamHead else { return }
             self.attach(connection, head: head)
         case .failure:
             self.upstream = .none
             self.pendingParts.removeAll()
-            self.respondLocally(.badGateway, close: self.request != .complete, reason: "upstream_unavailable")
+            self.respondLocally(.badGateway, close: self.exchange.request != .complete, reason: .upstreamUnavailable)
         }
     }
 
     private func attach(_ connection: UpstreamConnection, head: ByteBuffer) {
         self.upstream = .attached(connection)
         connection.lease(to: self)
-        connection.writeHead(head, isHEAD: self.isHEAD)
+        connection.writeHead(head, isHEAD: self.exchange.isHEAD)
         while let part = self.pendingParts.popFirst() {
             connection.write(part)
         }
@@ -749,39 +595,30 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     var downstreamIsWritable: Bool { self.context.channel.isWritable }
 
     func upstreamResponseHead(_ head: UpstreamResponseHead) {
-        guard self.response == .waiting else { return }
-        self.response = .streaming
-        self.upstreamHead = nil
+        guard self.exchange.response == .waiting else { return }
         self.log?.status = head.status
-        let http10 = self.requestVersion.minor == 0
-        let hasBody = head.mayHaveBody && !self.isHEAD
         var encoding: ContentCoding?
-        if let compression = self.settings.compression, hasBody, let coding = self.acceptEncoding,
-            compression.allows(head), let compressor = ResponseCompressor(coding, allocator: self.context.channel.allocator)
+        if let coding = self.exchange.compressionCoding(for: head, self.settings.compression),
+            let compressor = ResponseCompressor(coding, allocator: self.context.channel.allocator)
         {
             encoding = coding
-            self.compressor = compressor
+            self.exchange.compressor = compressor
         }
-        if hasBody && (head.contentLength == nil || encoding != nil) {
-            self.responseFraming = http10 ? .untilClose : .chunked
-        } else {
-            self.responseFraming = .asReceived
-        }
-        if self.responseFraming == .untilClose || self.request != .complete { self.closeAfterResponse = true }
+        self.exchange.responseStarted(head, compressed: encoding != nil)
         // Room for the gateway's headers and, when it is small, the body that usually follows.
         let body = min(head.contentLength ?? 0, Self.coalescedBodyLimit)
         var bytes = self.context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 128 + body)
         HeaderRewriter.writeDownstreamHead(
             head,
-            http10: http10,
-            requestID: self.requestID,
-            chunked: self.responseFraming == .chunked,
-            close: self.closeAfterResponse,
+            http10: self.exchange.requestVersion.minor == 0,
+            requestID: self.exchange.requestID,
+            chunked: self.exchange.responseFraming == .chunked,
+            close: self.exchange.closeAfterResponse,
             encoding: encoding,
-            extraLines: self.rateLimitLines,
+            extraLines: self.exchange.rateLimitLines,
             into: &bytes
         )
-        self.heldHead = bytes
+        self.exchange.heldHead = bytes
         self.log?.bytesOut += bytes.readableBytes
     }
 
@@ -789,21 +626,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private static let coalescedBodyLimit = 4096
 
     private func writeHeldHead() {
-        if let head = self.heldHead {
-            self.heldHead = nil
+        if let head = self.exchange.heldHead {
+            self.exchange.heldHead = nil
             self.context.write(self.wrapOutboundOut(head), promise: nil)
         }
     }
 
     func upstreamResponseBody(_ buffer: ByteBuffer) {
-        guard self.response == .streaming else { return }
-        if let compressor = self.compressor {
+        guard self.exchange.response == .streaming else { return }
+        if let compressor = self.exchange.compressor {
             // Written compressed at the end of the read burst (`upstreamReadComplete`).
             return compressor.write(buffer)
         }
         self.log?.bytesOut += buffer.readableBytes
-        if var head = self.heldHead, self.responseFraming == .asReceived, buffer.readableBytes <= Self.coalescedBodyLimit {
-            self.heldHead = nil
+        if var head = self.exchange.heldHead, self.exchange.responseFraming == .asReceived, buffer.readableBytes <= Self.coalescedBodyLimit {
+            self.exchange.heldHead = nil
             var body = buffer
             head.writeBuffer(&body)
             self.context.write(self.wrapOutboundOut(head), promise: nil)
@@ -815,7 +652,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Body bytes in the response's framing.
     private func writeBody(_ buffer: ByteBuffer) {
-        if self.responseFraming == .chunked {
+        if self.exchange.responseFraming == .chunked {
             self.context.write(self.wrapOutboundOut(ChunkedFraming.sizeLine(buffer.readableBytes, allocator: self.context.channel.allocator)), promise: nil)
             self.context.write(self.wrapOutboundOut(buffer), promise: nil)
             self.context.write(self.wrapOutboundOut(ChunkedFraming.crlf), promise: nil)
@@ -825,29 +662,29 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func upstreamResponseEnd() {
-        guard self.response == .streaming else { return }
+        guard self.exchange.response == .streaming else { return }
         if self.log != nil { self.log!.upstreamEndUptimeNanos = self.context.eventLoop.now.uptimeNanoseconds }
         self.writeHeldHead()
-        if let compressor = self.compressor {
-            self.compressor = nil
+        if let compressor = self.exchange.compressor {
+            self.exchange.compressor = nil
             if let last = compressor.finish() {
                 self.log?.bytesOut += last.readableBytes
                 self.writeBody(last)
             }
         }
-        self.response = .complete
-        self.releaseUpstream(reusable: self.request == .complete)
-        if self.request == .complete {
+        self.exchange.response = .complete
+        self.releaseUpstream(reusable: self.exchange.request == .complete)
+        if self.exchange.request == .complete {
             self.finishExchange()
         }
-        self.writeEnd(self.responseFraming == .chunked ? ChunkedFraming.lastChunk : nil)
+        self.writeEnd(self.exchange.responseFraming == .chunked ? ChunkedFraming.lastChunk : nil)
         self.parseAvailable()
     }
 
     func upstreamReadComplete() {
         self.writeHeldHead()
         // What this burst brought, decodable by the client now: streaming still streams.
-        if let compressor = self.compressor, self.response == .streaming, let bytes = compressor.flush() {
+        if let compressor = self.exchange.compressor, self.exchange.response == .streaming, let bytes = compressor.flush() {
             self.log?.bytesOut += bytes.readableBytes
             self.writeBody(bytes)
         }
@@ -861,34 +698,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func upstreamClosed(_ connection: UpstreamConnection, error: Error?) {
         guard case .attached(let current) = self.upstream, current === connection else { return }
         self.upstream = .none
-        switch self.response {
-        case .waiting:
-            if self.leasedReusedConnection && !self.retried && !self.requestHasBody && self.isIdempotent
-                && self.request == .complete && !connection.hasReceivedResponseBytes
-            {
-                // A pooled connection the upstream had already closed: retry once, on a new one.
-                // Never once a byte came back (a 1xx or `101` included): the backend has read
-                // the request.
-                self.retried = true
-                self.upstream = .none
-                self.lease(fresh: true)
-                return
-            }
-            self.respondLocally(.badGateway, close: self.request != .complete, reason: "upstream_error")
-        case .streaming:
-            if let head = self.heldHead {
-                // The head is still held to ride with the body, so no byte of this response has
-                // reached the client (e.g. a bad chunk size in the head's packet): it can still
-                // get a 502 instead of a cut connection.
-                self.heldHead = nil
-                self.compressor = nil
+        switch self.exchange.upstreamLoss(responseBytesCameBack: connection.hasReceivedResponseBytes) {
+        case .retry:
+            self.exchange.retried = true
+            self.lease(fresh: true)
+        case .answer(let close):
+            if let head = self.exchange.heldHead.take() {
+                self.exchange.compressor = nil
                 self.log?.bytesOut -= head.readableBytes
-                self.response = .waiting
-                return self.respondLocally(.badGateway, close: true, reason: "upstream_error")
+                self.exchange.response = .waiting
             }
-            // Mid-body there is no way to signal an error but to cut the connection.
-            self.abortConnection(reason: "upstream_aborted")
-        case .complete:
+            self.respondLocally(.badGateway, close: close, reason: .upstreamError)
+        case .cut:
+            self.abortConnection(reason: .upstreamAborted)
+        case .nothing:
             break
         }
     }
@@ -898,8 +721,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Writes the response's last bytes (if its framing has any) and flushes; closes after
     /// them when the connection ends with this response.
     private func writeEnd(_ last: ByteBuffer?) {
-        if self.closeAfterResponse {
-            self.isClosing = true
+        if self.exchange.closeAfterResponse {
+            self.startClosing()
             self.writeAndClose(last ?? self.context.channel.allocator.buffer(capacity: 0))
         } else {
             // The lease may already be over, so its read-complete will not flush for us.
@@ -913,23 +736,26 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.emitLog()
         // For the next request head (a reload may have turned compression on or off).
         self.parser.readsAcceptEncoding = self.loop.settings.compression != nil
-        self.request = .idle
-        self.response = .complete
-        self.exchangeDeadline = nil
-        self.upstreamHead = nil
-        if !self.closeAfterResponse {
-            self.awaitingHead = true
-            self.headStarted = false
-            self.connectionDeadline = self.context.eventLoop.now + self.settings.idleTimeout
+        self.exchange.request = .idle
+        self.exchange.response = .complete
+        self.timers.exchange = nil
+        self.exchange.upstreamHead = nil
+        if !self.exchange.closeAfterResponse {
+            if !self.isClosing { self.phase = .idle }
+            self.timers.head = self.context.eventLoop.now + self.settings.idleTimeout
             self.rearmTimer()
         }
     }
 
+    private func respondLocally(_ answer: RequestStages.Answer) {
+        self.respondLocally(answer.response, close: answer.close, reason: answer.reason)
+    }
+
     /// Answers from the gateway itself; the upstream, if any, is let go.
-    private func respondLocally(_ error: ErrorResponse, close: Bool, reason: String) {
-        guard self.response == .waiting else { return }
-        if self.backendQueueDeadline != nil {
-            self.backendQueueDeadline = nil
+    private func respondLocally(_ error: ErrorResponse, close: Bool, reason: AccessLogReason) {
+        guard self.exchange.response == .waiting else { return }
+        if self.timers.backendQueue != nil {
+            self.timers.backendQueue = nil
             self.loop.leaveBackendQueue(self)
         }
         if self.log != nil {
@@ -937,109 +763,96 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.log!.reason = reason
             // The gateway refused (not the upstream failing an allowed request, nor the
             // built-in issuer answering).
-            if !reason.hasPrefix("upstream_") && error.status.code >= 400 { self.log!.decision = .deny }
+            if !reason.isUpstreamFailure && error.status.code >= 400 { self.log!.decision = .deny }
         }
         if case .attached = self.upstream { self.releaseUpstream(reusable: false) }
         self.upstream = .none
         self.pendingParts.removeAll()
-        self.inspection = nil
-        self.inspectedBody = nil
-        self.localRequest = nil
-        self.response = .complete
+        self.exchange.inspection = nil
+        self.exchange.inspectedBody = nil
+        self.exchange.localRequest = nil
+        self.exchange.response = .complete
         // A body still on its way would have to be read and dropped: close instead.
-        if close || (self.request != .complete && self.requestHasBody) { self.closeAfterResponse = true }
-        if self.requestID.isEmpty { self.requestID = self.loop.requestIDs.make() }
+        if close || (self.exchange.request != .complete && self.exchange.requestHasBody) { self.exchange.closeAfterResponse = true }
+        if self.exchange.requestID.isEmpty { self.exchange.requestID = self.loop.requestIDs.make() }
         let bytes = error.rawBytes(
-            requestID: self.requestID,
-            http10: self.requestVersion.minor == 0,
-            close: self.closeAfterResponse,
-            omitBody: self.isHEAD,
+            requestID: self.exchange.requestID,
+            http10: self.exchange.requestVersion.minor == 0,
+            close: self.exchange.closeAfterResponse,
+            omitBody: self.exchange.isHEAD,
             allocator: self.context.channel.allocator
         )
         self.log?.bytesOut += bytes.readableBytes
         self.context.write(self.wrapOutboundOut(bytes), promise: nil)
-        if self.request == .complete {
+        if self.exchange.request == .complete {
             self.finishExchange()
         }
         self.writeEnd(nil)
         self.parseAvailable()
     }
 
-    private func abortConnection(reason: String) {
-        if self.log != nil && self.log!.reason == "allowed" { self.log!.reason = reason }
+    private func abortConnection(reason: AccessLogReason) {
+        if self.log != nil && self.log!.reason == .allowed { self.log!.reason = reason }
         self.emitLog()
-        self.isClosing = true
+        self.startClosing()
         self.releaseUpstream(reusable: false)
-        self.compressor = nil  // deflateEnd
-        self.closeAfterResponse = true
+        self.exchange.compressor = nil  // deflateEnd
+        self.exchange.closeAfterResponse = true
         if self.isOpen { self.context.close(promise: nil) }
     }
 
     // MARK: - Timers
 
     private func rearmTimer() {
-        let earliest = min(
-            min(self.connectionDeadline ?? .distantFuture, min(self.exchangeDeadline ?? .distantFuture, self.backendQueueDeadline ?? .distantFuture)),
-            min(
-                self.bodyProgress.nextCheck ?? .distantFuture,
-                min(self.sendStallDeadline ?? .distantFuture, self.closeDeadline ?? .distantFuture)
-            )
-        )
-        guard earliest != .distantFuture else { return }
-        if self.timerTask != nil && self.timerAt <= earliest { return }
+        guard let deadline = self.timers.rearm() else { return }
         self.timerTask?.cancel()
-        self.timerAt = earliest
         let handler = NIOLoopBound(self, eventLoop: self.context.eventLoop)
-        self.timerTask = self.context.eventLoop.scheduleTask(deadline: earliest) {
+        self.timerTask = self.context.eventLoop.scheduleTask(deadline: deadline) {
             handler.value.timerFired()
         }
     }
 
     private func timerFired() {
         self.timerTask = nil
+        self.timers.disarmed()
         guard self.isOpen else { return }
         let now = self.context.eventLoop.now
-        if let deadline = self.backendQueueDeadline, deadline <= now {
-            self.backendQueueDeadline = nil
+        if self.timers.take(.backendQueue, dueAt: now) {
             if self.loop.leaveBackendQueue(self) {
-                self.respondLocally(.backendBusy("no backend slot came free within upstream.queue.timeout"), close: self.request != .complete, reason: "backend_busy")
+                self.respondLocally(.backendBusy("no backend slot came free within upstream.queue.timeout"), close: self.exchange.request != .complete, reason: .backendBusy)
             }
         }
-        if let deadline = self.exchangeDeadline, deadline <= now {
-            self.exchangeDeadline = nil
-            self.exchangeTimedOut()
+        if self.timers.take(.exchange, dueAt: now) {
+            self.expire(self.exchange.exchangeExpiry)
         }
-        if let deadline = self.bodyProgress.nextCheck, deadline <= now, self.isOpen && !self.isClosing {
-            if self.request != .streamingBody || !self.requestHasBody {
-                self.bodyProgress.stop()
-            } else if self.bodyProgress.check(
+        if let deadline = self.timers.bodyProgress.nextCheck, deadline <= now, self.isOpen && !self.isClosing {
+            if self.exchange.request != .streamingBody || !self.exchange.requestHasBody {
+                self.timers.bodyProgress.stop()
+            } else if self.timers.bodyProgress.check(
                 now: now,
                 readsHeld: self.readPending,
                 timeout: self.settings.clientBodyTimeout,
                 interval: self.settings.bodyCheckInterval
             ) {
-                self.bodyTimedOut()
+                self.expire(self.exchange.bodyExpiry)
             }
         }
-        if let deadline = self.sendStallDeadline, deadline <= now {
-            self.sendStallDeadline = nil
-            if !self.context.channel.isWritable && self.isOpen { self.abortConnection(reason: "send_timeout") }
+        if self.timers.take(.sendStall, dueAt: now) {
+            if !self.context.channel.isWritable && self.isOpen { self.abortConnection(reason: .sendTimeout) }
         }
-        if let deadline = self.closeDeadline, deadline <= now {
-            self.closeDeadline = nil
-            if self.isOpen { self.abortConnection(reason: "send_timeout") }
+        if self.timers.take(.close, dueAt: now) {
+            if self.isOpen { self.abortConnection(reason: .sendTimeout) }
         }
-        if let deadline = self.connectionDeadline, deadline <= now {
-            self.connectionDeadline = nil
-            if self.awaitingHead && self.isOpen && !self.isClosing {
-                if self.headStarted {
-                    self.isClosing = true
+        if self.timers.take(.head, dueAt: now) {
+            if self.phase == .idle || self.phase == .readingHead {
+                if self.phase == .readingHead {
+                    self.startClosing()
                     let id = self.loop.requestIDs.make()
                     let bytes = ErrorResponse.requestTimeout.rawBytes(requestID: id, allocator: self.context.channel.allocator)
                     // A head that never came whole is a request all the same: logged.
                     var log = self.newLog(requestID: id)
                     log.status = 408
-                    log.reason = "client_timeout"
+                    log.reason = .clientTimeout
                     log.bytesOut = bytes.readableBytes
                     self.log = log
                     self.emitLog()
@@ -1053,29 +866,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if self.isOpen { self.rearmTimer() }
     }
 
-    /// `client_body_timeout`: the body stopped arriving. The upstream connection holding the
-    /// partial request is closed, never pooled.
-    private func bodyTimedOut() {
-        switch self.response {
-        case .waiting:
-            self.respondLocally(.bodyStalled, close: true, reason: "client_timeout")
-        case .streaming, .complete:
-            self.abortConnection(reason: "client_timeout")
-        }
-    }
-
-    private func exchangeTimedOut() {
-        switch self.response {
-        case .waiting where self.inspection != nil || self.localRequest != nil:
-            // Still reading the body the decision needs: the client was slow, not the upstream.
-            self.respondLocally(.bodyTimeout, close: true, reason: "client_timeout")
-        case .waiting:
+    /// A timeout ends the exchange (`ClientExchange.Expiry`); the upstream connection, if
+    /// any, is closed, never pooled.
+    private func expire(_ expiry: ClientExchange.Expiry) {
+        switch expiry {
+        case .answer(let response, let close, let reason):
             self.releaseUpstream(reusable: false)
-            self.respondLocally(.gatewayTimeout, close: self.request != .complete, reason: "upstream_timeout")
-        case .streaming:
-            self.abortConnection(reason: "upstream_timeout")
-        case .complete:
-            if self.request != .idle { self.abortConnection(reason: "client_timeout") }
+            self.respondLocally(response, close: close, reason: reason)
+        case .cut(let reason):
+            self.abortConnection(reason: reason)
+        case .nothing:
+            break
         }
     }
 
@@ -1086,7 +887,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// read interest, so the usual request costs no epoll_ctl.
     private var shouldHoldReads: Bool {
         if self.inbound != nil { return true }
-        if self.request == .streamingBody && self.response != .complete {
+        if self.exchange.request == .streamingBody && self.exchange.response != .complete {
             switch self.upstream {
             case .connecting: return true
             case .attached(let connection): return !connection.isWritable
@@ -1108,7 +909,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if self.readPending && !self.shouldHoldReads && self.isOpen {
             self.readPending = false
             // Time the gateway held reads is not the client's gap.
-            self.bodyProgress.madeProgress()
+            self.timers.bodyProgress.madeProgress()
             self.context.read()
         }
     }
@@ -1116,30 +917,30 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Graceful stop: an idle connection closes now, a busy one after its response.
     func quiesce() {
         self.inbound = nil
-        if self.request == .idle {
-            self.isClosing = true
+        if self.exchange.request == .idle {
+            self.startClosing()
             // A response finished earlier in this tick waits for the tick's end: send it first.
             self.flushIfDeferred()
             self.context.close(promise: nil)
         } else {
-            self.closeAfterResponse = true
+            self.exchange.closeAfterResponse = true
         }
     }
 
     /// The drain timeout passed: the exchange in flight is cut (and logged).
     func closeNow() {
         guard self.isOpen else { return }
-        self.abortConnection(reason: "shutdown")
+        self.abortConnection(reason: .shutdown)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            self.sendStallDeadline = nil
+            self.timers.sendStall = nil
             if case .attached(let connection) = self.upstream { connection.resumeReading() }
         } else if self.isOpen {
             // The client is not taking what is written: send_timeout from now. Upstream reads
             // stop meanwhile (`UpstreamConnection.read`), so what waits is bounded.
-            self.sendStallDeadline = context.eventLoop.now + self.settings.sendTimeout
+            self.timers.sendStall = context.eventLoop.now + self.settings.sendTimeout
             self.rearmTimer()
         }
         context.fireChannelWritabilityChanged()
@@ -1148,7 +949,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // After the last response, e.g. a read error once we closed: nothing to answer.
         guard self.isOpen && !self.isClosing else { return }
-        self.abortConnection(reason: "connection_error")
+        self.abortConnection(reason: .connectionError)
     }
 
     /// A request that cannot be read: 400 (431 for an oversized head) and close. Nothing of it
@@ -1156,26 +957,26 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// upstream connection.
     private func parseFailed(_ error: RequestParseError) {
         self.inbound = nil
-        if self.request == .idle {
-            self.requestVersion = .http1_1
-            self.request = .complete
-            self.response = .waiting
-            self.requestID = self.loop.requestIDs.make()
-            self.log = self.newLog(requestID: self.requestID)
+        if self.exchange.request == .idle {
+            self.exchange.requestVersion = .http1_1
+            self.exchange.request = .complete
+            self.exchange.response = .waiting
+            self.exchange.requestID = self.loop.requestIDs.make()
+            self.log = self.newLog(requestID: self.exchange.requestID)
         }
-        guard self.response == .waiting else { return self.abortConnection(reason: "bad_request") }
+        guard self.exchange.response == .waiting else { return self.abortConnection(reason: .badRequest) }
         self.releaseUpstream(reusable: false)
         self.pendingParts.removeAll()
         switch error.kind {
-        case .headTooLarge: self.respondLocally(.headerTooLarge, close: true, reason: "header_too_large")
-        case .tooManyFields: self.respondLocally(.tooManyHeaderFields, close: true, reason: "too_many_headers")
-        case .malformed: self.respondLocally(.badRequest(error.description), close: true, reason: "bad_request")
+        case .headTooLarge: self.respondLocally(.headerTooLarge, close: true, reason: .headerTooLarge)
+        case .tooManyFields: self.respondLocally(.tooManyHeaderFields, close: true, reason: .tooManyHeaders)
+        case .malformed: self.respondLocally(.badRequest(error.description), close: true, reason: .badRequest)
         }
     }
 
     /// Writes bytes that end the connection, then closes it.
     private func writeAndClose(_ bytes: ByteBuffer) {
-        self.closeDeadline = self.context.eventLoop.now + self.settings.sendTimeout
+        self.timers.close = self.context.eventLoop.now + self.settings.sendTimeout
         self.rearmTimer()
         let context = NIOLoopBound(self.context!, eventLoop: self.context.eventLoop)
         self.context.writeAndFlush(self.wrapOutboundOut(bytes)).whenComplete { _ in
@@ -1198,7 +999,7 @@ extension ClientConnectionHandler {
             path: "",
             status: 0,
             decision: .deny,
-            reason: "bad_request",
+            reason: .badRequest,
             bytesIn: 0,
             bytesOut: 0,
             startUptimeNanos: now
@@ -1208,8 +1009,8 @@ extension ClientConnectionHandler {
     /// Hands the finished exchange's line to the loop (metrics, then the access-log writer).
     fileprivate func emitLog() {
         if let limiter = self.heldLimit.take() { limiter.release() }
-        if self.backendQueueDeadline != nil {
-            self.backendQueueDeadline = nil
+        if self.timers.backendQueue != nil {
+            self.timers.backendQueue = nil
             self.loop.leaveBackendQueue(self)
         }
         if self.holdsBackendSlot {
@@ -1231,7 +1032,7 @@ extension ExchangeRecord {
         self.reason = outcome.reason
         if let rule = outcome.rule, rule < settings.ruleNames.count { self.rule = settings.ruleNames[rule] }
         self.tenant = outcome.tenant
-        self.decision = outcome.reason == "allowed" ? .allow : .deny
+        self.decision = outcome.reason == .allowed ? .allow : .deny
     }
 }
 
@@ -1241,38 +1042,3 @@ extension ClientConnectionHandler: TickFlushing {}
 
 @available(*, unavailable)
 extension ClientConnectionHandler: Sendable {}
-
-/// A token or revocation request whose form body is being read.
-private final class LocalRequest {
-    let route: LocalRoute
-    let service: TokenService
-    let request: TokenService.Request
-    var body: ByteBuffer
-
-    init(route: LocalRoute, service: TokenService, request: TokenService.Request, body: ByteBuffer) {
-        self.route = route
-        self.service = service
-        self.request = request
-        self.body = body
-    }
-}
-
-/// The built-in issuer's paths, served by the gateway itself when a built-in issuer is
-/// configured (DESIGN.md: local routes come before the bearer token).
-enum LocalRoute: Equatable {
-    case token
-    case revoke
-    case jwks
-
-    /// A token request's form body is small; more is refused with 413.
-    static let maxBody = 16 * 1024
-
-    init?(path: Substring) {
-        switch path {
-        case "/oauth/token": self = .token
-        case "/oauth/revoke": self = .revoke
-        case "/.well-known/jwks.json": self = .jwks
-        default: return nil
-        }
-    }
-}

@@ -8,127 +8,6 @@ import Glibc
 import Darwin
 #endif
 
-/// The settings of one configuration load that the request path reads: an immutable snapshot,
-/// a class so that each exchange takes it with one retain.
-final class ProxySettings: Sendable {
-    let upstream: UpstreamTarget
-    let exchangeTimeout: TimeAmount
-    let clientHeaderTimeout: TimeAmount
-    let idleTimeout: TimeAmount
-    /// `limits.client_body_timeout`, and the interval of the check that enforces it.
-    let clientBodyTimeout: TimeAmount
-    let bodyCheckInterval: TimeAmount
-    /// `limits.send_timeout`.
-    let sendTimeout: TimeAmount
-    /// Nil when none are configured (the usual case): the request path then reads no set,
-    /// which it would copy (seven references) to read.
-    let trustedProxies: CIDRSet?
-    let authenticator: TokenAuthenticator
-    let tokenCacheSize: Int
-    /// Roles and clients compiled for decisions.
-    let policy: AccessPolicy
-    /// `profile: cipp`: endpoint names, tenants and `$batch` are checked; nil otherwise.
-    let cipp: CIPPSettings?
-    /// `path_firewall:`: path forms refused before the rules.
-    let pathFirewall: PathFirewall
-    /// `upstream.drop_headers_with_underscores`.
-    let dropsUnderscoredHeaderNames: Bool
-    /// The most body bytes read to decide a request (tenant in a JSON body, `$batch`).
-    let maxInspectBody: Int
-    /// `limits.max_header_count`, for connections accepted under these settings.
-    let maxHeaderCount: Int
-    /// For the access log's `rule`, by index into `policy.rules`: `role file:line key`.
-    let ruleNames: [String]
-    /// The built-in issuer's `/oauth/token`, `/oauth/revoke` and `/.well-known/jwks.json`;
-    /// nil without one (those paths are then proxied like any other).
-    let tokenService: TokenService?
-    /// `upstream.auth`: read per request (lock-free); nil sends no credential.
-    let upstreamCredential: UpstreamCredential?
-    /// The credential's header name when client-sent copies must be dropped (a fixed header;
-    /// `Authorization` is dropped anyway).
-    let credentialHeaderName: String?
-    /// Each client's limits and counters by policy index; nil where no limit applies.
-    let clientLimits: [ClientLimitSlot?]
-    /// Some client has a limit (most configurations have none: one check per request).
-    let hasClientLimits: Bool
-    /// `upstream.max_concurrent` and its queue; nil for no cap.
-    let maxConcurrent: Int?
-    let backendQueueSize: Int
-    let backendQueueTimeout: TimeAmount
-    /// `compression:`; nil when off (one check per response).
-    let compression: CompressionSettings?
-
-    init(
-        _ config: GatewayConfig,
-        issuerKeys: [String: any IssuerKeyProvider] = [:],
-        builtin: BuiltinIssuerRuntime? = nil,
-        upstreamCredential: UpstreamCredential? = nil,
-        limiters: LimiterRegistry = LimiterRegistry(),
-        usage: ClientUsageTable? = nil
-    ) throws {
-        if config.upstream.auth != nil && upstreamCredential?.config != config.upstream.auth {
-            throw GatewayError("upstream.auth is configured but its credential was not obtained")
-        }
-        self.upstreamCredential = config.upstream.auth == nil ? nil : upstreamCredential
-        let headerName = upstreamCredential?.headerName
-        self.credentialHeaderName = headerName == "authorization" ? nil : headerName
-        self.upstream = try UpstreamTarget(config.upstream)
-        self.exchangeTimeout = .nanoseconds(config.upstream.timeout.nanoseconds)
-        self.clientHeaderTimeout = .nanoseconds(config.limits.clientHeaderTimeout.nanoseconds)
-        self.idleTimeout = .nanoseconds(config.limits.idleTimeout.nanoseconds)
-        self.clientBodyTimeout = .nanoseconds(config.limits.clientBodyTimeout.nanoseconds)
-        // A gap is noticed between client_body_timeout and 1.25 times it.
-        self.bodyCheckInterval = .nanoseconds(max(config.limits.clientBodyTimeout.nanoseconds / 4, 1))
-        self.sendTimeout = .nanoseconds(config.limits.sendTimeout.nanoseconds)
-        self.trustedProxies = config.trustedProxies.isEmpty ? nil : config.trustedProxies
-        self.tokenService = try TokenAuthenticator.compileBuiltin(config, runtime: builtin)
-        self.authenticator = try TokenAuthenticator.compile(config, keys: issuerKeys, builtin: self.tokenService, usage: usage)
-        self.tokenCacheSize = config.limits.tokenCacheSize
-        self.policy = config.policy
-        self.cipp = config.upstream.profile == .cipp ? CIPPSettings(config) : nil
-        self.pathFirewall = config.pathFirewall
-        self.dropsUnderscoredHeaderNames = config.upstream.dropHeadersWithUnderscores
-        self.maxInspectBody = config.limits.maxInspectBody
-        self.maxHeaderCount = config.limits.maxHeaderCount
-        self.compression = CompressionSettings(config.compression)
-        self.clientLimits = ClientLimitSlot.compile(config, registry: limiters)
-        self.hasClientLimits = self.clientLimits.contains { $0 != nil }
-        self.maxConcurrent = config.upstream.maxConcurrent
-        self.backendQueueSize = config.upstream.queueSize
-        self.backendQueueTimeout = .nanoseconds(config.upstream.queueTimeout.nanoseconds)
-        self.ruleNames = config.policy.rules.map { rule in
-            [rule.roleName, rule.location.map { "\($0)" }, rule.key].compactMap { $0 }.joined(separator: " ")
-        }
-    }
-}
-
-/// What `profile: cipp` adds to the settings.
-struct CIPPSettings: Sendable {
-    let maxBatchItems: Int
-    /// `tenant_directory: {file:}`, read with this load; nil when the directory is fetched from
-    /// the upstream (each loop then holds the last good copy) or not configured.
-    let fileDirectory: TenantDirectory?
-    /// `tenant_directory: {upstream:}`: until the first fetch, no tenant resolves.
-    let fetchesDirectory: Bool
-
-    init(_ config: GatewayConfig) {
-        self.maxBatchItems = config.limits.maxBatchItems
-        switch config.tenantDirectory {
-        case .file(_, let directory)?:
-            self.fileDirectory = directory
-            self.fetchesDirectory = false
-        case .upstream?:
-            self.fileDirectory = nil
-            self.fetchesDirectory = true
-        case nil:
-            self.fileDirectory = nil
-            self.fetchesDirectory = false
-        }
-    }
-
-    static let notFetchedYet = TenantDirectory(tenants: [], source: "the upstream (not fetched yet)")
-}
-
 /// Per-event-loop state shared by the connections of that loop: the upstream pool, the
 /// request-id generator and the current settings. Touched only on its loop, so no locks.
 final class LoopContext {
@@ -167,11 +46,11 @@ final class LoopContext {
     private var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
     private var drained: EventLoopPromise<Void>?
 
-    init(eventLoop: EventLoop, settings: ProxySettings, accessLog: AccessLogWriter? = nil) {
+    init(eventLoop: EventLoop, settings: ProxySettings, accessLog: AccessLogWriter? = nil, connector: any UpstreamConnector = SocketConnector()) {
         self.eventLoop = eventLoop
         self.settings = settings
         self.accessLog = accessLog
-        self.pool = UpstreamPool(eventLoop: eventLoop, target: settings.upstream)
+        self.pool = UpstreamPool(eventLoop: eventLoop, target: settings.upstream, connector: connector)
         self.tokenCache = VerifiedTokenCache(capacity: settings.tokenCacheSize)
     }
 

@@ -75,10 +75,6 @@ final class UpstreamConnection: ChannelDuplexHandler {
         }
     }
 
-    func markNotReusable() {
-        self.isReusable = false
-    }
-
     /// Sends a request head; its response is parsed next.
     func writeHead(_ head: ByteBuffer, isHEAD: Bool) {
         self.parser.expectResponse(toHEAD: isHEAD)

@@ -14,14 +14,16 @@ final class UpstreamPool {
 
     let eventLoop: EventLoop
     private(set) var target: UpstreamTarget
+    private let connector: any UpstreamConnector
     private var idle: [UpstreamConnection] = []
     private var sweeper: RepeatedTask?
     /// Connections open now, idle or leased (for the metrics).
     private(set) var openConnections = 0
 
-    init(eventLoop: EventLoop, target: UpstreamTarget) {
+    init(eventLoop: EventLoop, target: UpstreamTarget, connector: any UpstreamConnector = SocketConnector()) {
         self.eventLoop = eventLoop
         self.target = target
+        self.connector = connector
     }
 
     /// An idle connection when one is alive, else a new one. `fresh` skips the idle ones
@@ -92,9 +94,29 @@ final class UpstreamPool {
     }
 
     private func connect() -> EventLoopFuture<UpstreamConnection> {
-        let target = self.target
         let pool = NIOLoopBound(self, eventLoop: self.eventLoop)
-        var bootstrap = ClientBootstrap(group: self.eventLoop)
+        return self.connector.connect(to: self.target, pool: self).flatMapThrowing { channel in
+            pool.value.openConnections += 1
+            channel.closeFuture.whenComplete { _ in pool.value.openConnections -= 1 }
+            return try channel.pipeline.syncOperations.handler(type: UpstreamConnection.self)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension UpstreamPool: Sendable {}
+
+/// How the pool opens a connection: one call per new connection, never per request.
+protocol UpstreamConnector {
+    /// A connected channel whose pipeline ends in an `UpstreamConnection` of `pool`.
+    func connect(to target: UpstreamTarget, pool: UpstreamPool) -> EventLoopFuture<Channel>
+}
+
+/// A TCP connection (TLS on it when the target says so).
+struct SocketConnector: UpstreamConnector {
+    func connect(to target: UpstreamTarget, pool: UpstreamPool) -> EventLoopFuture<Channel> {
+        let loopBoundPool = NIOLoopBound(pool, eventLoop: pool.eventLoop)
+        var bootstrap = ClientBootstrap(group: pool.eventLoop)
             .connectTimeout(target.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
         if target.receiveBuffer > 0 {
@@ -108,17 +130,9 @@ final class UpstreamPool {
                     if let tls = target.tls {
                         try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: target.serverHostname))
                     }
-                    try sync.addHandler(UpstreamConnection(pool: pool.value))
+                    try sync.addHandler(UpstreamConnection(pool: loopBoundPool.value))
                 }
             }
             .connect(host: target.host, port: target.port)
-            .flatMapThrowing { channel in
-                pool.value.openConnections += 1
-                channel.closeFuture.whenComplete { _ in pool.value.openConnections -= 1 }
-                return try channel.pipeline.syncOperations.handler(type: UpstreamConnection.self)
-            }
     }
 }
-
-@available(*, unavailable)
-extension UpstreamPool: Sendable {}
