@@ -12,6 +12,8 @@ public struct StoredClient: Codable, Sendable, Equatable {
     public var tokenLifetime: String?
     public var secretSHA256: String?
     public var enabled: Bool
+    /// Its own limits; nil (and absent from files written before limits existed): none.
+    public var limits: ClientLimits?
     /// RFC 3339 UTC, seconds.
     public var lastModified: String
 
@@ -24,6 +26,7 @@ public struct StoredClient: Codable, Sendable, Equatable {
         self.tokenLifetime = draft.tokenLifetime
         self.secretSHA256 = draft.secretSHA256
         self.enabled = draft.enabled
+        self.limits = draft.limits
         self.lastModified = lastModified
     }
 
@@ -36,12 +39,13 @@ public struct StoredClient: Codable, Sendable, Equatable {
             allowedIPs: self.allowedIPs,
             tokenLifetime: self.tokenLifetime,
             secretSHA256: self.secretSHA256,
-            enabled: self.enabled
+            enabled: self.enabled,
+            limits: self.limits
         )
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, issuer, roles, enabled
+        case id, name, issuer, roles, enabled, limits
         case allowedIPs = "allowed_ips"
         case tokenLifetime = "token_lifetime"
         case secretSHA256 = "secret_sha256"
@@ -54,16 +58,19 @@ public struct StoredClient: Codable, Sendable, Equatable {
 public struct ClientOverride: Codable, Sendable, Equatable {
     public var enabled: Bool?
     public var secretSHA256: String?
+    /// Limits set at run time, field by field over the declared client's own `limits:`.
+    public var limits: ClientLimits?
     public var lastModified: String
 
-    public init(enabled: Bool? = nil, secretSHA256: String? = nil, lastModified: String) {
+    public init(enabled: Bool? = nil, secretSHA256: String? = nil, limits: ClientLimits? = nil, lastModified: String) {
         self.enabled = enabled
         self.secretSHA256 = secretSHA256
+        self.limits = limits
         self.lastModified = lastModified
     }
 
     enum CodingKeys: String, CodingKey {
-        case enabled
+        case enabled, limits
         case secretSHA256 = "secret_sha256"
         case lastModified = "last_modified"
     }
@@ -105,6 +112,7 @@ public struct Registry: Sendable, Equatable {
             var changed = client
             if let enabled = override.enabled { changed.enabled = enabled }
             if let hash = override.secretSHA256, client.secretSHA256 != nil { changed.secretSHA256 = hash }
+            if let limits = override.limits { changed.limits = limits.over(client.limits ?? ClientLimits()) }
             changed.lastModified = override.lastModified
             return changed
         }

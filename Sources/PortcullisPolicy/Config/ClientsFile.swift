@@ -21,6 +21,8 @@ public struct ClientDraft: Sendable {
     /// clients of the built-in issuer, refused for the others.
     public var secretSHA256: String?
     public var enabled: Bool
+    /// Its own limits (the most specific level); nil: its roles' and `client_limits`.
+    public var limits: ClientLimits?
 
     public init(
         id: String,
@@ -30,7 +32,8 @@ public struct ClientDraft: Sendable {
         allowedIPs: [String]? = nil,
         tokenLifetime: String? = nil,
         secretSHA256: String? = nil,
-        enabled: Bool = true
+        enabled: Bool = true,
+        limits: ClientLimits? = nil
     ) {
         self.id = id
         self.name = name ?? id
@@ -40,6 +43,7 @@ public struct ClientDraft: Sendable {
         self.tokenLifetime = tokenLifetime
         self.secretSHA256 = secretSHA256
         self.enabled = enabled
+        self.limits = limits
     }
 }
 
@@ -50,6 +54,8 @@ public enum ClientMutation: Sendable {
     case rotate(id: String, secretSHA256: String)
     case setEnabled(id: String, enabled: Bool)
     case remove(id: String)
+    /// Sets or clears a client's own limits (`portcullis client limits`, `PUT .../limits`).
+    case setLimits(id: String, LimitsEdit)
 }
 
 public enum ClientsFileError: Error, CustomStringConvertible {
@@ -131,6 +137,11 @@ public enum ClientsFile {
             changedID = id
         case .remove(let id):
             entries.remove(at: try Self.index(of: id, in: entries))
+        case .setLimits(let id, let edit):
+            let index = try Self.index(of: id, in: entries)
+            entries[index].limits = edit.applied(to: entries[index].limits)
+            entries[index].lastModified = stamp
+            changedID = id
         }
 
         let target = try Self.target(sources: sources, directory: directory)
@@ -190,6 +201,7 @@ public enum ClientsFile {
             self.allowedIPs = draft.allowedIPs
             self.secretSHA256 = draft.secretSHA256
             self.tokenLifetime = draft.tokenLifetime
+            self.limits = draft.limits
         }
     }
 
