@@ -119,6 +119,7 @@ import Testing
         // 600/m (10/s), burst 10, one exchange a second, 60 s of load at every replica.
         let limits = ClientLimits(rate: RateSpec(count: 600, period: .minute), burst: 10)
         let total = Self.simulate(limits, replicas: 3, seconds: 60, syncMillis: 1000)
+        print("rate simulation: \(total) admitted, 600 a minute")
         // rate x T + burst + (replicas - 1) x (burst + rate x 2 x limits_sync)
         let bound = 600 + 10 + 2 * (10 + 10 * 2)
         #expect(total <= bound, "\(total) admitted")

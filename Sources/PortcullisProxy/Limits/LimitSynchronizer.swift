@@ -138,9 +138,15 @@ final class LimitSynchronizer: Sendable {
         var math = LimitSyncMath()
         var degraded = false
         var last = NIODeadline.now().uptimeNanoseconds
+        // At a fixed rate (not an interval after each exchange), so an exchange that takes time
+        // does not stretch the period the documented bound counts on.
+        let period = UInt64(self.interval.components.seconds) * 1_000_000_000 + UInt64(self.interval.components.attoseconds / 1_000_000_000)
+        var next = last + period
         while !Task.isCancelled {
-            try? await Task.sleep(for: self.interval)
+            let wait = next > NIODeadline.now().uptimeNanoseconds ? next - NIODeadline.now().uptimeNanoseconds : 0
+            try? await Task.sleep(for: .nanoseconds(Int64(wait)))
             if Task.isCancelled { break }
+            next = max(next + period, NIODeadline.now().uptimeNanoseconds)
             let shared = await slots().filter { $0.limiter.shared && ($0.limits.rate != nil || $0.limits.quota != nil) }
             let now = NIODeadline.now().uptimeNanoseconds
             let elapsed = now > last ? now - last : 0
