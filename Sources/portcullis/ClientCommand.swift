@@ -150,7 +150,7 @@ struct ClientCommand: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List the clients: id, name, enabled, issuer, roles, allowed IPs, token lifetime, last modified, last redeemed."
+            abstract: "List the clients: id, name, enabled, issuer, roles, allowed IPs, token lifetime, last modified, last redeemed, limits."
         )
 
         @OptionGroup var options: ConfigOption

@@ -53,3 +53,28 @@ import Testing
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(ClientLimits.self, from: Data(#"{"rate":"ten"}"#.utf8)) }
     }
 }
+
+/// `store.limits_sync`: PostgreSQL only, 100ms to 60s, default 1s.
+@Suite struct LimitsSyncConfigTests {
+    @Test func theDefaultIsOneSecondAndAValueIsRead() throws {
+        let plain = try ConfigLoaderTests.load(ConfigLoaderTests.minimal + "\nstore: { postgres: { url_file: pg-url } }")
+        guard case .postgres(let settings)? = plain.store else {
+            Issue.record("expected postgres")
+            return
+        }
+        #expect(settings.limitsSync == ConfigDuration(parsing: "1s"))
+        let set = try ConfigLoaderTests.load(ConfigLoaderTests.minimal + "\nstore: { postgres: { url_file: pg-url }, limits_sync: 250ms }")
+        guard case .postgres(let faster)? = set.store else {
+            Issue.record("expected postgres")
+            return
+        }
+        #expect(faster.limitsSync == ConfigDuration(parsing: "250ms"))
+    }
+
+    @Test func itIsRefusedForTheEmbeddedStoreAndOutOfRange() {
+        let embedded = ConfigLoaderTests.errors([("gateway.yaml", ConfigLoaderTests.minimal + "\nstore: { path: state, limits_sync: 1s }")])
+        #expect(embedded.first?.description.contains("store.limits_sync: limits_sync applies to the PostgreSQL store only") == true, "\(embedded)")
+        let tooFast = ConfigLoaderTests.errors([("gateway.yaml", ConfigLoaderTests.minimal + "\nstore: { postgres: { url_file: pg-url }, limits_sync: 10ms }")])
+        #expect(tooFast.first?.description.contains("expected a duration from 100ms to 60s") == true, "\(tooFast)")
+    }
+}
