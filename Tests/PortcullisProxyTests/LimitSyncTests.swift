@@ -163,3 +163,31 @@ import Testing
         #expect((19...22).contains(rateAdmitted), "\(rateAdmitted)")
     }
 }
+
+/// A limit changed through the store (`portcullis client limits`, `PUT .../limits`) is compiled
+/// like a reload: the client's counters stay.
+@Suite struct StoreLimitChangeTests {
+    @Test func aStoreMadeChangeKeepsTheCountersAndAppliesTheNewLimit() throws {
+        let declared = try LimiterRegistryTests.config(rate: "10/m")
+        let context = RegistryContext(declared)
+        let limiters = LimiterRegistry()
+        var registry = Registry()
+        let first = ClientLimitSlot.compile(declared, registry: limiters)
+        let a = try #require(first[0])
+        for _ in 0..<5 { _ = a.limiter.admit(a.limits, cells: 1, nowNanos: 1_000_000_000, nowSeconds: 0) }
+        // Client a's own limits set at run time: a faster rate and a quota.
+        let edit = LimitsEdit(set: ClientLimits(rate: RateSpec(count: 20, period: .minute), burst: 5, quota: QuotaSpec(count: 100, window: .day)))
+        registry.apply(try RegistryEditor.change(for: .setLimits(id: "a", edit), registry: registry, context: context))
+        let (clients, warnings) = registry.effectiveClients(declared: declared.clients, context: context)
+        #expect(warnings.isEmpty)
+        let second = ClientLimitSlot.compile(declared.replacingClients(clients), registry: limiters)
+        let changed = try #require(second[0])
+        #expect(changed.limiter === a.limiter)
+        #expect(changed.limits.quota == QuotaSpec(count: 100, window: .day))
+        #expect(changed.limits.rate == RateSpec(count: 20, period: .minute))
+        guard case .failure(.rate) = changed.limiter.admit(changed.limits, cells: 1, nowNanos: 1_000_000_000, nowSeconds: 0) else {
+            Issue.record("the change gave client a a fresh allowance")
+            return
+        }
+    }
+}
