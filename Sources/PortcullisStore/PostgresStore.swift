@@ -32,6 +32,15 @@ public final class PostgresStore: ClientStore {
         [
             "CREATE TABLE portcullis_failed_auth_unlocks (key text PRIMARY KEY, unlocked_at bigint NOT NULL)"
         ],
+        // Client limits across replicas (LimitCounterStore).
+        [
+            """
+            CREATE TABLE portcullis_limit_counts (client_id text NOT NULL, kind text NOT NULL, window_start bigint NOT NULL, \
+            replica_id text NOT NULL, count bigint NOT NULL, updated_at bigint NOT NULL, \
+            PRIMARY KEY (client_id, kind, window_start, replica_id))
+            """,
+            "CREATE TABLE portcullis_replicas (replica_id text PRIMARY KEY, seen_at bigint NOT NULL)",
+        ],
     ]
 
     public let description: String
@@ -397,6 +406,78 @@ public final class PostgresStore: ClientStore {
 
     static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host == "::1" || (host.hasPrefix("127.") && host.split(separator: ".").count == 4)
+    }
+}
+
+extension PostgresStore: LimitCounterStore {
+    /// One transaction: this replica's heartbeat and counts upserted, rows no window needs any
+    /// more deleted, the others' rows of the current windows read.
+    public func exchangeLimitCounts(
+        replica: String,
+        counts: [LimitCount],
+        day: Int64,
+        month: Int64,
+        now: Int64,
+        aliveSeconds: Int64
+    ) async throws(StoreError) -> LimitExchange {
+        try await self.session.run { connection, logger in
+            try await connection.withTransaction(logger: logger) { connection in
+                try await connection.query(
+                    """
+                    INSERT INTO portcullis_replicas (replica_id, seen_at) VALUES (\(replica), \(now))
+                    ON CONFLICT (replica_id) DO UPDATE SET seen_at = EXCLUDED.seen_at
+                    """,
+                    logger: logger
+                )
+                if !counts.isEmpty {
+                    let ids = counts.map(\.clientID)
+                    let kinds = counts.map(\.kind.rawValue)
+                    let windows = counts.map(\.window)
+                    let values = counts.map(\.count)
+                    try await connection.query(
+                        """
+                        INSERT INTO portcullis_limit_counts (client_id, kind, window_start, replica_id, count, updated_at)
+                        SELECT c, k, w, \(replica), n, \(now) FROM unnest(\(ids)::text[], \(kinds)::text[], \(windows)::bigint[], \(values)::bigint[]) AS t(c, k, w, n)
+                        ON CONFLICT (client_id, kind, window_start, replica_id) DO UPDATE SET count = EXCLUDED.count, updated_at = EXCLUDED.updated_at
+                        """,
+                        logger: logger
+                    )
+                }
+                // A rate total of a replica gone for an hour, a quota window over for 32 days, a replica gone for a day.
+                let rateHorizon = now - 3_600
+                let quotaHorizon = now - 32 * 86_400
+                try await connection.query(
+                    """
+                    DELETE FROM portcullis_limit_counts
+                    WHERE (kind = 'rate' AND updated_at < \(rateHorizon)) OR updated_at < \(quotaHorizon)
+                    """,
+                    logger: logger
+                )
+                let replicaHorizon = now - 86_400
+                try await connection.query("DELETE FROM portcullis_replicas WHERE seen_at < \(replicaHorizon)", logger: logger)
+                var others: [String: [LimitCount]] = [:]
+                for try await (client, kind, window, other, count) in try await connection.query(
+                    """
+                    SELECT client_id, kind, window_start, replica_id, count FROM portcullis_limit_counts
+                    WHERE replica_id <> \(replica)
+                      AND (kind = 'rate' OR (kind = 'day' AND window_start = \(day)) OR (kind = 'month' AND window_start = \(month)))
+                    """,
+                    logger: logger
+                ).decode((String, String, Int64, String, Int64).self) {
+                    guard let kind = LimitCount.Kind(rawValue: kind) else { continue }
+                    others[other, default: []].append(LimitCount(clientID: client, kind: kind, window: window, count: count))
+                }
+                let aliveSince = now - aliveSeconds
+                var alive: Int64 = 0
+                for try await (count) in try await connection.query(
+                    "SELECT count(*) FROM portcullis_replicas WHERE seen_at >= \(aliveSince) AND replica_id <> \(replica)",
+                    logger: logger
+                ).decode(Int64.self) {
+                    alive = count
+                }
+                return LimitExchange(others: others, replicas: Int(alive) + 1)
+            }
+        }
     }
 }
 

@@ -14,6 +14,8 @@ public struct StoredClient: Codable, Sendable, Equatable {
     /// A `private_key_jwt` client's public key (PEM or JWK).
     public var publicKey: String?
     public var enabled: Bool
+    /// Its own limits; nil (and absent from files written before limits existed): none.
+    public var limits: ClientLimits?
     /// RFC 3339 UTC, seconds.
     public var lastModified: String
 
@@ -27,6 +29,7 @@ public struct StoredClient: Codable, Sendable, Equatable {
         self.secretSHA256 = draft.secretSHA256
         self.publicKey = draft.publicKey
         self.enabled = draft.enabled
+        self.limits = draft.limits
         self.lastModified = lastModified
     }
 
@@ -40,12 +43,13 @@ public struct StoredClient: Codable, Sendable, Equatable {
             tokenLifetime: self.tokenLifetime,
             secretSHA256: self.secretSHA256,
             publicKey: self.publicKey,
-            enabled: self.enabled
+            enabled: self.enabled,
+            limits: self.limits
         )
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, issuer, roles, enabled
+        case id, name, issuer, roles, enabled, limits
         case allowedIPs = "allowed_ips"
         case tokenLifetime = "token_lifetime"
         case secretSHA256 = "secret_sha256"
@@ -59,16 +63,19 @@ public struct StoredClient: Codable, Sendable, Equatable {
 public struct ClientOverride: Codable, Sendable, Equatable {
     public var enabled: Bool?
     public var secretSHA256: String?
+    /// Limits set at run time, field by field over the declared client's own `limits:`.
+    public var limits: ClientLimits?
     public var lastModified: String
 
-    public init(enabled: Bool? = nil, secretSHA256: String? = nil, lastModified: String) {
+    public init(enabled: Bool? = nil, secretSHA256: String? = nil, limits: ClientLimits? = nil, lastModified: String) {
         self.enabled = enabled
         self.secretSHA256 = secretSHA256
+        self.limits = limits
         self.lastModified = lastModified
     }
 
     enum CodingKeys: String, CodingKey {
-        case enabled
+        case enabled, limits
         case secretSHA256 = "secret_sha256"
         case lastModified = "last_modified"
     }
@@ -113,6 +120,7 @@ public struct Registry: Sendable, Equatable {
             var changed = client
             if let enabled = override.enabled { changed.enabled = enabled }
             if let hash = override.secretSHA256, client.secretSHA256 != nil { changed.secretSHA256 = hash }
+            if let limits = override.limits { changed.limits = limits.over(client.limits ?? ClientLimits()) }
             changed.lastModified = override.lastModified
             return changed
         }

@@ -58,7 +58,35 @@ public enum RegistryEditor {
                 throw StoreError(.declaredClient, "client '\(id)' is declared in the configuration files: remove it there (or disable it here)")
             }
             throw StoreError(.unknownClient, "no client '\(id)'")
+        case .setLimits(let id, let edit):
+            return try Self.setLimits(id, edit, registry, declared, stamp, context: context)
         }
+    }
+
+    /// A stored client's own limits, edited and checked as a whole client; a declared client's
+    /// override limits, which apply field by field over its declared `limits:`.
+    private static func setLimits(
+        _ id: String,
+        _ edit: LimitsEdit,
+        _ registry: Registry,
+        _ declared: Set<String>,
+        _ stamp: String,
+        context: RegistryContext
+    ) throws(StoreError) -> StoreChange {
+        if var stored = registry.clients[id] {
+            stored.limits = edit.applied(to: stored.limits)
+            do {
+                _ = try ConfigLoader.validateClient(stored.draft, lastModified: stamp, context: context)
+            } catch {
+                throw StoreError(.invalid, "the limits are not valid, nothing was changed:\n\(error)")
+            }
+        } else if declared.contains(id) {
+            let limits = edit.applied(to: registry.overrides[id]?.limits)
+            if let limits, limits.burst != nil, limits.rate == nil {
+                throw StoreError(.invalid, "client '\(id)' limits.burst: a burst set at run time needs a rate beside it")
+            }
+        }
+        return try Self.edit(id, registry, declared, stamp, stored: { $0.limits = edit.applied(to: $0.limits) }, declared: { $0.limits = edit.applied(to: $0.limits) })
     }
 
     /// `2026-12-04T10:00:00Z`.

@@ -11,7 +11,7 @@ import PortcullisStore
 struct ClientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "client",
-        abstract: "Manage API clients: add, rotate, enable, disable, remove, list.",
+        abstract: "Manage API clients: add, rotate, enable, disable, remove, list, limits.",
         discussion: """
             With store: in the configuration, changes go to that store (checked against the issuers and \
             roles only, so an error elsewhere in the configuration does not block them) and every \
@@ -19,7 +19,7 @@ struct ClientCommand: AsyncParsableCommand {
             the whole configuration and written atomically to the file that holds clients: (clients.yaml \
             when none does). Secrets are printed once and stored only as SHA-256.
             """,
-        subcommands: [Add.self, Rotate.self, Enable.self, Disable.self, Remove.self, List.self, Unlock.self]
+        subcommands: [Add.self, Rotate.self, Enable.self, Disable.self, Remove.self, List.self, Limits.self, Unlock.self]
     )
 
     struct ConfigOption: ParsableArguments {
@@ -29,7 +29,8 @@ struct ClientCommand: AsyncParsableCommand {
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add a client; for the built-in issuer, print its new secret once."
+            abstract: "Add a client; for the built-in issuer, print its new secret once.",
+            aliases: ["create"]
         )
 
         @Argument(help: "The client id (as its tokens name it).")
@@ -58,7 +59,10 @@ struct ClientCommand: AsyncParsableCommand {
         @Flag(name: .long, help: "Add it disabled.")
         var disabled = false
 
+        @OptionGroup var limits: LimitOptions
+
         func run() async throws {
+            let limits = try self.limits.limitsOrExit()
             let builtin = ClientCommand.isBuiltinIssuer(self.issuer, directory: self.options.config)
             var keyText: String?
             if let path = self.publicKey {
@@ -85,7 +89,8 @@ struct ClientCommand: AsyncParsableCommand {
                 tokenLifetime: self.tokenLifetime,
                 secretSHA256: secret.map { ClientSecret.sha256Hex($0) },
                 publicKey: keyText,
-                enabled: !self.disabled
+                enabled: !self.disabled,
+                limits: self.limits.isEmpty ? nil : limits
             )
             let written = try await ClientCommand.apply(.add(draft), directory: self.options.config)
             print("client_id: \(self.id)")
@@ -164,7 +169,7 @@ struct ClientCommand: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List the clients: id, name, enabled, issuer, roles, allowed IPs, token lifetime, last modified, last redeemed."
+            abstract: "List the clients: id, name, enabled, issuer, roles, allowed IPs, token lifetime, last modified, last redeemed, limits."
         )
 
         @OptionGroup var options: ConfigOption
@@ -173,17 +178,22 @@ struct ClientCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            var config = try loadOrExit(self.options.config)
-            var registry: Registry?
-            if let storeConfig = config.store {
-                registry = try await loadRegistryOrExit(try ClientCommand.openOrExit(storeConfig))
-                let (clients, warnings) = registry!.effectiveClients(declared: config.clients, context: RegistryContext(config))
-                for warning in warnings { ClientCommand.note(warning) }
-                config = config.replacingClients(clients)
-            }
-            let rows = ClientCommand.rows(config, registry: registry)
+            let rows = try await ClientCommand.listRows(directory: self.options.config)
             print(self.json ? ClientCommand.json(rows) : ClientCommand.table(rows), terminator: "")
         }
+    }
+
+    /// The rows of every client the directory (and its store) serves.
+    static func listRows(directory: String) async throws -> [Row] {
+        var config = try loadOrExit(directory)
+        var registry: Registry?
+        if let storeConfig = config.store {
+            registry = try await loadRegistryOrExit(try ClientCommand.openOrExit(storeConfig))
+            let (clients, warnings) = registry!.effectiveClients(declared: config.clients, context: RegistryContext(config))
+            for warning in warnings { ClientCommand.note(warning) }
+            config = config.replacingClients(clients)
+        }
+        return ClientCommand.rows(config, registry: registry)
     }
 
     // MARK: - Shared
@@ -271,6 +281,7 @@ struct ClientCommand: AsyncParsableCommand {
         var lastRedeemed: String?
         var lastUsed: String?
         var builtin: Bool
+        var limits: LimitSources
     }
 
     static func rows(_ config: GatewayConfig, registry: Registry? = nil) -> [Row] {
@@ -292,7 +303,8 @@ struct ClientCommand: AsyncParsableCommand {
                 lastModified: client.lastModified,
                 lastRedeemed: isBuiltin ? redeemed[client.id] : nil,
                 lastUsed: registry?.lastUsed[client.id].map(IssuerState.formatTimestamp),
-                builtin: isBuiltin
+                builtin: isBuiltin,
+                limits: config.limitSources(of: client)
             )
         }
     }
@@ -309,13 +321,14 @@ struct ClientCommand: AsyncParsableCommand {
 
     static func table(_ rows: [Row]) -> String {
         guard !rows.isEmpty else { return "no clients\n" }
-        let header = ["ID", "NAME", "ENABLED", "ISSUER", "ROLES", "ALLOWED_IPS", "TOKEN_LIFETIME", "LAST_MODIFIED", "LAST_REDEEMED"]
+        let header = ["ID", "NAME", "ENABLED", "ISSUER", "ROLES", "ALLOWED_IPS", "TOKEN_LIFETIME", "LAST_MODIFIED", "LAST_REDEEMED", "LIMITS"]
         let cells = rows.map { row in
             [
                 row.id, row.name, row.enabled ? "yes" : "no", row.issuer, row.roles.joined(separator: ","),
                 row.allowedIPs.map { $0.isEmpty ? "none" : $0.joined(separator: ",") } ?? "any",
                 row.tokenLifetime ?? "-", row.lastModified ?? "-",
                 row.builtin ? (row.lastRedeemed ?? "never") : "-",
+                row.limits.summary,
             ]
         }
         let widths = header.indices.map { column in ([header] + cells).map { $0[column].count }.max() ?? 0 }
@@ -340,6 +353,7 @@ struct ClientCommand: AsyncParsableCommand {
                 "last_modified": row.lastModified.map { $0 as Any } ?? NSNull(),
                 "last_redeemed": row.lastRedeemed.map { $0 as Any } ?? NSNull(),
                 "last_used": row.lastUsed.map { $0 as Any } ?? NSNull(),
+                "limits": row.limits.jsonObject,
             ]
         }
         let data = (try? JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data("[]".utf8)

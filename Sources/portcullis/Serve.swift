@@ -285,6 +285,14 @@ struct GatewayService: Service {
                     )
                 }
             }
+            // Client limits across replicas: counters exchanged through PostgreSQL.
+            if let replica = self.replica, let store = replica.store as? any LimitCounterStore,
+                case .postgres(let settings)? = self.registry.declared.store
+            {
+                tasks.addTask {
+                    await self.server.runLimitSync(store: store, interval: .nanoseconds(settings.limitsSync.nanoseconds))
+                }
+            }
             // A change to a *.yaml file of the directory reloads too (polled: no inotify needed,
             // and an editor's write-then-rename is seen as one change).
             tasks.addTask {

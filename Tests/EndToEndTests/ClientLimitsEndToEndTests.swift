@@ -6,7 +6,7 @@ import Testing
 /// as its items, refusals are 429 with `Retry-After` and the RateLimit headers.
 @Suite("Client limits end to end", .serialized)
 struct ClientLimitsEndToEndTests {
-    static func gateway(_ limits: String, profile: String = "generic") throws -> GatewayUnderTest {
+    static func gateway(_ limits: String, profile: String = "generic", upstream: String = "", extra: String = "") throws -> GatewayUnderTest {
         try GatewayUnderTest.start(
             """
             issuers:
@@ -25,8 +25,9 @@ struct ClientLimitsEndToEndTests {
               access_log: access.log
             admin:
               address: "127.0.0.1:0"
+            \(extra)
             """,
-            upstreamExtra: "  profile: \(profile)",
+            upstreamExtra: "  profile: \(profile)" + upstream,
             threads: 2
         )
     }
@@ -113,6 +114,40 @@ struct ClientLimitsEndToEndTests {
         // A refused request (the backend unreachable would be 502; here a 404) gives its slot back too.
         for _ in 0..<5 { #expect(Self.call(gateway, "/api/NoSuchEndpoint", client: "limited").status == 404) }
         #expect(Self.call(gateway, "/api/ListTenants", client: "limited").status == 200)
+    }
+
+    /// With a cap of 1, the next request is admitted only if the one before gave its slot back.
+    @Test func aConcurrencySlotComesBackHoweverTheExchangeEnds() throws {
+        let gateway = try Self.gateway("{ concurrency: 1 }", upstream: "\n  timeout: 3s", extra: "limits: { send_timeout: 1s }")
+        let admin = try AdminEndpointsEndToEndTests.adminPort(gateway)
+        func slotIsBack(_ how: String, timeout: Double = 15) throws {
+            let metrics = try AdminEndpointsEndToEndTests.scrape(port: admin, timeout: timeout) {
+                $0.value("portcullis_client_exchanges_in_flight", ["client": "limited"]) == 0
+            }
+            #expect(metrics.value("portcullis_client_exchanges_in_flight", ["client": "limited"]) == 0, "after \(how)")
+            #expect(Self.call(gateway, "/demo/echo", client: "limited").status == 200, "after \(how)")
+        }
+        #expect(Self.call(gateway, "/demo/echo", client: "limited").status == 200)
+        try slotIsBack("a success")
+        #expect(Self.call(gateway, "/demo/reset", client: "limited").status == 502)
+        try slotIsBack("a 502 (backend reset)")
+        #expect(Self.call(gateway, "/demo/hang", client: "limited").status == 504)
+        try slotIsBack("a 504 (upstream timeout)")
+
+        // The client goes away while its exchange waits on the backend.
+        let token = TestIdentity.token(clientID: "limited")
+        let gone = try RawHTTPClient.connect(port: gateway.port)
+        gone.sendRequest("GET", "/demo/slow?ms=1500", headers: [("Authorization", "Bearer \(token)")], authorize: false)
+        usleep(200_000)
+        gone.close()
+        try slotIsBack("the client went away")
+
+        // The client stops reading a large response: closed at send_timeout.
+        let stalled = try RawHTTPClient.connect(port: gateway.port)
+        stalled.sendRequest("GET", "/demo/stream?bytes=\(1 << 30)", headers: [("Authorization", "Bearer \(token)")], authorize: false)
+        _ = stalled.receive(timeout: 5)
+        try slotIsBack("a send timeout")
+        stalled.close()
     }
 
     @Test func aBatchCountsAsItsItemsAndIsRefusedWhole() throws {

@@ -23,6 +23,8 @@ public struct ClientDraft: Sendable {
     /// A `private_key_jwt` client's public key (PEM or JWK), instead of a secret.
     public var publicKey: String?
     public var enabled: Bool
+    /// Its own limits (the most specific level); nil: its roles' and `client_limits`.
+    public var limits: ClientLimits?
 
     public init(
         id: String,
@@ -33,7 +35,8 @@ public struct ClientDraft: Sendable {
         tokenLifetime: String? = nil,
         secretSHA256: String? = nil,
         publicKey: String? = nil,
-        enabled: Bool = true
+        enabled: Bool = true,
+        limits: ClientLimits? = nil
     ) {
         self.publicKey = publicKey
         self.id = id
@@ -44,6 +47,7 @@ public struct ClientDraft: Sendable {
         self.tokenLifetime = tokenLifetime
         self.secretSHA256 = secretSHA256
         self.enabled = enabled
+        self.limits = limits
     }
 }
 
@@ -54,6 +58,8 @@ public enum ClientMutation: Sendable {
     case rotate(id: String, secretSHA256: String)
     case setEnabled(id: String, enabled: Bool)
     case remove(id: String)
+    /// Sets or clears a client's own limits (`portcullis client limits`, `PUT .../limits`).
+    case setLimits(id: String, LimitsEdit)
 }
 
 public enum ClientsFileError: Error, CustomStringConvertible {
@@ -135,6 +141,11 @@ public enum ClientsFile {
             changedID = id
         case .remove(let id):
             entries.remove(at: try Self.index(of: id, in: entries))
+        case .setLimits(let id, let edit):
+            let index = try Self.index(of: id, in: entries)
+            entries[index].limits = edit.applied(to: entries[index].limits)
+            entries[index].lastModified = stamp
+            changedID = id
         }
 
         let target = try Self.target(sources: sources, directory: directory)
@@ -199,6 +210,7 @@ public enum ClientsFile {
             self.secretSHA256 = draft.secretSHA256
             self.publicKey = draft.publicKey
             self.tokenLifetime = draft.tokenLifetime
+            self.limits = draft.limits
         }
     }
 

@@ -14,6 +14,11 @@ public struct PostgresStoreConfig: Sendable, Equatable {
     public var urlFile: String
     /// `tls:` present: TLS required; nil allows plain TCP to loopback addresses only.
     public var tls: TLS?
+    /// `store.limits_sync`: how often each replica exchanges its limit counters with the
+    /// others through PostgreSQL (default 1s).
+    public var limitsSync: ConfigDuration = Self.defaultLimitsSync
+
+    public static let defaultLimitsSync = ConfigDuration(parsing: "1s")!
 
     public struct TLS: Sendable, Equatable {
         /// The CA that signs the server's certificate; nil trusts the system store.
@@ -30,9 +35,22 @@ public struct PostgresStoreConfig: Sendable, Equatable {
 extension ConfigLoader {
     static func store(_ node: ConfigNode, _ errors: inout [ConfigError]) -> StoreConfig? {
         guard let entries = node.mapping(&errors) else { return nil }
-        node.checkKeys(entries, known: ["path", "postgres"], &errors)
+        node.checkKeys(entries, known: ["path", "postgres", "limits_sync"], &errors)
         let path = entries.first { $0.key == "path" }?.value
         let postgres = entries.first { $0.key == "postgres" }?.value
+        var limitsSync = PostgresStoreConfig.defaultLimitsSync
+        if let syncNode = entries.first(where: { $0.key == "limits_sync" })?.value {
+            guard path == nil else {
+                errors.append(syncNode.error("limits_sync applies to the PostgreSQL store only (one replica needs no exchange)"))
+                return nil
+            }
+            guard let duration = syncNode.duration(&errors) else { return nil }
+            guard duration.nanoseconds >= 100_000_000, duration.nanoseconds <= 60_000_000_000 else {
+                errors.append(syncNode.error("expected a duration from 100ms to 60s"))
+                return nil
+            }
+            limitsSync = duration
+        }
         switch (path, postgres) {
         case (let path?, nil):
             guard let text = path.string(&errors) else { return nil }
@@ -59,7 +77,9 @@ extension ConfigLoader {
                 }
                 tls = .init(caFile: ca)
             }
-            return .postgres(PostgresStoreConfig(urlFile: Self.resolve(url, relativeTo: urlNode.file), tls: tls))
+            var settings = PostgresStoreConfig(urlFile: Self.resolve(url, relativeTo: urlNode.file), tls: tls)
+            settings.limitsSync = limitsSync
+            return .postgres(settings)
         case (_?, _?):
             errors.append(node.error("set path or postgres, not both"))
             return nil

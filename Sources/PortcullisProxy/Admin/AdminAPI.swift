@@ -159,6 +159,10 @@ final class AdminAPI: Sendable {
             return self.unlock(rest[1], clientID: nil)
         case (.POST, 3, "clients") where rest[2] == "enable" || rest[2] == "disable":
             return await self.mutate(.setEnabled(id: rest[1], enabled: rest[2] == "enable"), status: .ok)
+        case (.PUT, 3, "clients") where rest[2] == "limits":
+            return await self.putLimits(rest[1], body)
+        case (.DELETE, 3, "clients") where rest[2] == "limits":
+            return await self.mutate(.setLimits(id: rest[1], LimitsEdit(clear: true)), status: .ok)
         case (.GET, 1, "roles"):
             return .json(.ok, ["roles": self.config.roles.map(Self.roleObject)])
         case (.GET, 1, "privileges"):
@@ -193,7 +197,7 @@ final class AdminAPI: Sendable {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
             return .error(.badRequest, "invalid_request", "expected a JSON object")
         }
-        let known: Set = ["id", "name", "issuer", "roles", "allowed_ips", "token_lifetime", "enabled", "public_key"]
+        let known: Set = ["id", "name", "issuer", "roles", "allowed_ips", "token_lifetime", "enabled", "public_key", "limits"]
         if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
             return .error(.badRequest, "invalid_request", "unknown field '\(unknown)'; expected \(known.sorted().joined(separator: ", "))")
         }
@@ -225,6 +229,14 @@ final class AdminAPI: Sendable {
                 return .error(.unprocessableEntity, "invalid_request", "public_key: \(error.reason)")
             }
         }
+        var limits: ClientLimits?
+        if let value = object["limits"], !(value is NSNull) {
+            do throws(LimitsInputError) {
+                limits = try ClientLimits.parse(json: value)
+            } catch {
+                return .error(.badRequest, "invalid_request", error.description)
+            }
+        }
         let isBuiltin = issuer == builtinName
         // A key client (private_key_jwt) has no secret at all.
         let secret = isBuiltin && publicKey == nil ? ClientSecret.generate() : nil
@@ -237,13 +249,28 @@ final class AdminAPI: Sendable {
             tokenLifetime: object["token_lifetime"] as? String,
             secretSHA256: secret.map { ClientSecret.sha256Hex($0) },
             publicKey: publicKey,
-            enabled: (object["enabled"] as? Bool) ?? true
+            enabled: (object["enabled"] as? Bool) ?? true,
+            limits: limits
         )
         var response = await self.mutate(.add(draft), status: .created)
         if let secret, response.status == .created {
             response = self.withSecret(response, clientID: id, secret: secret)
         }
         return response
+    }
+
+    /// `PUT /api/v1/clients/{id}/limits` with `{"rate"?, "burst"?, "quota"?, "concurrency"?}`:
+    /// the client's own limits become exactly these (`{}` clears them, as `DELETE` does); for a
+    /// declared client they apply over its declared `limits:`.
+    private func putLimits(_ id: String, _ body: [UInt8]) async -> Response {
+        let limits: ClientLimits
+        do throws(LimitsInputError) {
+            let object = (try? JSONSerialization.jsonObject(with: Data(body))) ?? ()
+            limits = try ClientLimits.parse(json: object)
+        } catch {
+            return .error(.badRequest, "invalid_request", error.description)
+        }
+        return await self.mutate(.setLimits(id: id, LimitsEdit(set: limits, clear: true)), status: .ok)
     }
 
     /// `POST /api/v1/clients/{id}/client-credentials`: a new secret; the old one and every
@@ -314,7 +341,7 @@ final class AdminAPI: Sendable {
         let id: String
         switch mutation {
         case .add(let draft): id = draft.id
-        case .rotate(let clientID, _), .setEnabled(let clientID, _): id = clientID
+        case .rotate(let clientID, _), .setEnabled(let clientID, _), .setLimits(let clientID, _): id = clientID
         case .remove: return Response(status: status, body: "")
         }
         guard let client = self.config.clients.first(where: { $0.id == id }) else {
@@ -385,6 +412,7 @@ final class AdminAPI: Sendable {
             "last_redeemed": redeemed.map { IssuerState.formatTimestamp($0) as Any } ?? NSNull(),
             "last_modified": client.lastModified.map { $0 as Any } ?? NSNull(),
             "last_used": used.map { IssuerState.formatTimestamp($0) as Any } ?? NSNull(),
+            "limits": self.config.limitSources(of: client).jsonObject,
         ]
     }
 

@@ -6,11 +6,17 @@ import PortcullisPolicy
 /// not hand every client a fresh allowance.
 final class LimiterRegistry: Sendable {
     private let limiters = NIOLockedValueBox<[String: ClientLimiter]>([:])
+    /// Counters are exchanged with other replicas (a PostgreSQL store).
+    let shared: Bool
+
+    init(shared: Bool = false) {
+        self.shared = shared
+    }
 
     func limiter(for clientID: String) -> ClientLimiter {
         self.limiters.withLockedValue { limiters in
             if let existing = limiters[clientID] { return existing }
-            let created = ClientLimiter()
+            let created = ClientLimiter(shared: self.shared)
             limiters[clientID] = created
             return created
         }

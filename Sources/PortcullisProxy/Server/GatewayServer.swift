@@ -35,6 +35,8 @@ public final class GatewayServer: Sendable {
     public let usage: ClientUsageTable
     /// The store's health; nil without `store:`.
     public let storeStatus: StoreStatus?
+    /// The exchange of limit counters across replicas (PostgreSQL store).
+    public let limitSync: LimitSyncStatus
 
     private init(
         group: EventLoopGroup,
@@ -51,8 +53,10 @@ public final class GatewayServer: Sendable {
         adminAPI: AdminAPI?,
         usage: ClientUsageTable,
         storeStatus: StoreStatus?,
+        limitSync: LimitSyncStatus,
         logger: Logger
     ) {
+        self.limitSync = limitSync
         self.usage = usage
         self.storeStatus = storeStatus
         self.builtin = builtin
@@ -86,7 +90,11 @@ public final class GatewayServer: Sendable {
             try listener.tls.map { DownstreamTLS.Slot(address: listener.address, context: try DownstreamTLS.makeContext($0)) }
         }
         let builtin = try BuiltinIssuerRuntime.make(config, logger: logger)
-        let limiters = LimiterRegistry()
+        // With PostgreSQL, replicas share the limits: the counters are exchanged (runLimitSync).
+        var sharedLimits = false
+        if case .postgres? = config.store { sharedLimits = true }
+        let limiters = LimiterRegistry(shared: sharedLimits)
+        let limitSync = LimitSyncStatus()
         let usage = ClientUsageTable()
         let settings = try ProxySettings(
             config, issuerKeys: issuerKeys, builtin: builtin, upstreamCredential: upstreamCredential, limiters: limiters, usage: usage)
@@ -180,7 +188,7 @@ public final class GatewayServer: Sendable {
             }
             let endpoints = AdminServer.Endpoints(
                 metricsText: { loop in
-                    Self.metricsText(contexts: frozenContexts, metrics: metrics, openConnections: openConnections, on: loop)
+                    Self.metricsText(contexts: frozenContexts, metrics: metrics, openConnections: openConnections, limitSync: limitSync, on: loop)
                 },
                 // A replica that has never loaded the registry would refuse clients it should serve.
                 isReady: { !draining.load(ordering: .relaxed) && (storeStatus?.hasLoaded ?? true) },
@@ -209,6 +217,7 @@ public final class GatewayServer: Sendable {
             adminAPI: adminAPI,
             usage: usage,
             storeStatus: storeStatus,
+            limitSync: limitSync,
             logger: logger
         )
     }
@@ -219,6 +228,7 @@ public final class GatewayServer: Sendable {
         contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>],
         metrics: GatewayMetrics,
         openConnections: ManagedAtomic<Int>,
+        limitSync: LimitSyncStatus,
         on loop: EventLoop
     ) -> EventLoopFuture<String> {
         let snapshots = contexts.values.map { context in
@@ -241,6 +251,7 @@ public final class GatewayServer: Sendable {
                 nowSeconds: Int64(Date().timeIntervalSince1970),
                 into: &limits
             )
+            limitSync.render(into: &limits)
             return metrics.render(merged, clientConnections: openConnections.load(ordering: .relaxed)) + limits.text
         }
     }
@@ -251,8 +262,22 @@ public final class GatewayServer: Sendable {
             contexts: self.contexts,
             metrics: self.metrics,
             openConnections: self.openConnections,
+            limitSync: self.limitSync,
             on: self.group.any()
         ).get()
+    }
+
+    /// The limited clients of the running snapshot (every loop shares their counters).
+    func currentLimitSlots() async -> [ClientLimitSlot] {
+        guard let context = self.contexts.values.first else { return [] }
+        return (try? await context.eventLoop.submit { context.value.settings.clientLimits.compactMap { $0 } }.get()) ?? []
+    }
+
+    /// Exchanges the limit counters with the other replicas through `store` every `interval`,
+    /// until cancelled (`store.limits_sync`; PostgreSQL only).
+    public func runLimitSync(store: any LimitCounterStore, interval: Duration) async {
+        let synchronizer = LimitSynchronizer(store: store, interval: interval, status: self.limitSync, logger: self.logger)
+        await synchronizer.run { await self.currentLimitSlots() }
     }
 
     /// Listeners open and not draining (`/readyz`).
