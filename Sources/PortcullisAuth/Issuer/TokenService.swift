@@ -10,18 +10,31 @@ public final class TokenService: Sendable {
     public struct Client: Sendable {
         public let id: String
         public let enabled: Bool
-        public let secretSHA256: String
+        /// The current secret first, then the retired ones still in their grace.
+        public let secrets: [LiveSecret]
         /// Seconds; nil takes the issuer's default.
         public let tokenLifetime: Int64?
 
         public init(id: String, enabled: Bool, secretSHA256: String, tokenLifetime: Int64?) {
+            self.init(id: id, enabled: enabled, secrets: [LiveSecret(secretSHA256: secretSHA256, notAfter: nil, retired: false)], tokenLifetime: tokenLifetime)
+        }
+
+        public init(id: String, enabled: Bool, secrets: [LiveSecret], tokenLifetime: Int64?) {
             self.id = id
             self.enabled = enabled
-            self.secretSHA256 = secretSHA256
+            self.secrets = secrets
             self.tokenLifetime = tokenLifetime
         }
 
-        public var credentialVersion: String { ClientSecret.credentialVersion(sha256Hex: self.secretSHA256) }
+        /// The first secret that `presented` hashes to. Every secret is compared, in constant
+        /// time each, so the time taken does not say which one matched.
+        func matching(_ presented: String) -> LiveSecret? {
+            var found: LiveSecret?
+            for secret in self.secrets where ClientSecret.matches(presented, sha256Hex: secret.secretSHA256) && found == nil {
+                found = secret
+            }
+            return found
+        }
     }
 
     public let issuer: BuiltinIssuer
@@ -82,14 +95,18 @@ public final class TokenService: Sendable {
             return .refusal(400, "unsupported_grant_type", "only grant_type=client_credentials is supported", reason: "unsupported_grant_type")
         }
         let client: Client
+        let secret: LiveSecret
         switch self.authenticateClient(request, form: form, now: now) {
-        case .success(let authenticated): client = authenticated
+        case .success(let authenticated): (client, secret) = authenticated
         case .failure(let refusal): return refusal
         }
+        // A token never outlives the secret it was issued under.
+        var lifetime = client.tokenLifetime ?? self.issuer.defaultLifetime
+        if let end = secret.notAfter { lifetime = max(1, min(lifetime, end - now)) }
         let issued = self.issuer.issue(
             clientID: client.id,
-            credentialVersion: client.credentialVersion,
-            lifetime: client.tokenLifetime,
+            credentialVersion: ClientSecret.credentialVersion(sha256Hex: secret.secretSHA256),
+            lifetime: lifetime,
             now: now
         )
         self.state.redeemed(clientID: client.id, at: now)
@@ -114,7 +131,7 @@ public final class TokenService: Sendable {
         }
         let client: Client
         switch self.authenticateClient(request, form: form, now: now) {
-        case .success(let authenticated): client = authenticated
+        case .success(let authenticated): client = authenticated.client
         case .failure(let refusal): return refusal
         }
         let trusted = self.issuer.trustedIssuer
@@ -138,7 +155,11 @@ public final class TokenService: Sendable {
     /// `client_secret_basic` or `client_secret_post`, exactly one; the secret compared in
     /// constant time against its stored SHA-256, an unknown client against a hash no secret
     /// has, so both take the same time. Failures count toward the lockout.
-    private func authenticateClient(_ request: Request, form: [String: String], now: Int64) -> Result<Client, TokenEndpointResult> {
+    private func authenticateClient(
+        _ request: Request,
+        form: [String: String],
+        now: Int64
+    ) -> Result<(client: Client, secret: LiveSecret), TokenEndpointResult> {
         var presented: (id: String, secret: String)?
         if let authorization = request.authorization {
             guard let basic = Self.basicCredentials(authorization) else {
@@ -170,10 +191,24 @@ public final class TokenService: Sendable {
             return .failure(refusal)
         }
         let client = self.clients[presented.id]
-        let matches = ClientSecret.matches(presented.secret, sha256Hex: client?.secretSHA256 ?? ClientSecret.unknownClientHash)
-        if let client, matches, client.enabled {
-            return .success(client)
+        let secret = client?.matching(presented.secret)
+        if client == nil { _ = ClientSecret.matches(presented.secret, sha256Hex: ClientSecret.unknownClientHash) }
+        if let client, let secret, client.enabled {
+            if let end = secret.notAfter, end <= now {
+                // The right secret, past its end: said plainly, and not a failure toward the lockout.
+                let what = secret.retired ? "the grace of this replaced client secret ended" : "the client secret expired"
+                self.logger.warning(
+                    "client authentication refused: secret expired",
+                    metadata: ["client_id": "\(client.id)", "src_ip": "\(request.address)", "at": "\(IssuerState.formatTimestamp(end))"]
+                )
+                var refusal = TokenEndpointResult.invalidClient("\(what) at \(IssuerState.formatTimestamp(end)); ask the gateway's operator for a new one")
+                refusal.reason = "secret_expired"
+                refusal.clientID = client.id
+                return .failure(refusal)
+            }
+            return .success((client, secret))
         }
+        let matches = secret != nil
         let lockedOut = self.limiter.recordFailure(keys, limit: self.maxFailedAuth, window: self.failureWindow, now: now)
         let why = client == nil ? "unknown client" : (matches ? "client disabled" : "wrong secret")
         // The id is logged only if it is configured (an attacker's ids are not worth a log

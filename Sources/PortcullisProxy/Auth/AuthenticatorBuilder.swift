@@ -11,8 +11,10 @@ extension TokenAuthenticator {
         _ config: GatewayConfig,
         keys: [String: any IssuerKeyProvider],
         builtin: TokenService? = nil,
-        usage: ClientUsageTable? = nil
+        usage: ClientUsageTable? = nil,
+        now: Int64 = Int64(Date().timeIntervalSince1970)
     ) throws -> TokenAuthenticator {
+        let settings = config.issuers.first(where: \.builtin)?.builtinSettings
         var issuers: [(iss: String, issuer: TrustedIssuer)] = []
         if let builtin {
             issuers.append((builtin.issuer.issuer, builtin.issuer.trustedIssuer))
@@ -47,6 +49,9 @@ extension TokenAuthenticator {
         }
         let clients = config.clients.map { client in
             let isBuiltin = client.issuer == builtin?.issuer.name
+            // Secrets past their end are left out: the snapshot is compiled again at each end.
+            let live = isBuiltin ? client.liveSecrets(issuer: settings).filter { ($0.notAfter ?? Int64.max) > now } : []
+            let current = live.first { !$0.retired }.map { ClientSecret.credentialVersion(sha256Hex: $0.secretSHA256) }
             return ClientRecord(
                 id: client.id,
                 name: client.name,
@@ -55,7 +60,8 @@ extension TokenAuthenticator {
                 policyIndex: config.policy.clientIndex(id: client.id) ?? -1,
                 allowedIPs: client.allowedIPs,
                 // Without a secret no token of its can be current.
-                credentialVersion: isBuiltin ? client.secretSHA256.map { ClientSecret.credentialVersion(sha256Hex: $0) } ?? "" : nil,
+                credentialVersion: isBuiltin ? current ?? "" : nil,
+                graceCredentialVersions: live.filter(\.retired).map { ClientSecret.credentialVersion(sha256Hex: $0.secretSHA256) },
                 usage: usage?.clock(for: client.id)
             )
         }
@@ -77,11 +83,11 @@ extension TokenAuthenticator {
             throw GatewayError("\(place)issuers[\(issuerConfig.name)].signing_key_file: \(error)")
         }
         let clients = config.clients.filter { $0.issuer == issuerConfig.name }.compactMap { client -> TokenService.Client? in
-            guard let hash = client.secretSHA256 else { return nil }
+            guard client.secretSHA256 != nil else { return nil }
             return TokenService.Client(
                 id: client.id,
                 enabled: client.enabled,
-                secretSHA256: hash,
+                secrets: client.liveSecrets(issuer: settings),
                 tokenLifetime: client.tokenLifetime.map { $0.nanoseconds / 1_000_000_000 }
             )
         }

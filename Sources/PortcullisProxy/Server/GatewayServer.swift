@@ -167,7 +167,7 @@ public final class GatewayServer: Sendable {
         }
 
         let metrics = GatewayMetrics(accessLog: accessLog, store: storeStatus)
-        metrics.configApplied(issuerKeys: issuerKeys)
+        metrics.configApplied(issuerKeys: issuerKeys, secretExpiries: config.secretExpiries())
         let draining = ManagedAtomic(false)
         var admin: AdminServer?
         var adminAPI: AdminAPI?
@@ -317,7 +317,7 @@ public final class GatewayServer: Sendable {
         for (slot, context) in tlsContexts {
             slot.replace(with: context)
         }
-        self.metrics.configApplied(issuerKeys: issuerKeys)
+        self.metrics.configApplied(issuerKeys: issuerKeys, secretExpiries: config.secretExpiries())
     }
 
     /// Hands a fetched tenant directory to every loop (`tenant_directory: {upstream:}`).
