@@ -81,13 +81,13 @@ struct PostgresStoreEndToEndTests {
         let oldSecret = try #require(created.json?["client_secret"] as? String)
         let oldToken = try #require(StoreEndToEndTests.token(b, "shared", oldSecret), "\(b.under.gateway.output)")
 
-        let created = ClientLifecycleEndToEndTests.currentSecretCreated("shared", b)
+        let createdAt = ClientLifecycleEndToEndTests.currentSecretCreated("shared", b)
         usleep(1_100_000)  // secret times are whole seconds
         let rotated = a.api("POST", "/api/v1/clients/shared/client-credentials", json: #"{"grace": "4s"}"#)
         #expect(rotated.status == 200, "\(rotated)")
         let newSecret = try #require(rotated.json?["client_secret"] as? String)
         // The other replica applies the rotation, and then gives tokens for the new secret.
-        #expect(ClientLifecycleEndToEndTests.waitForNewSecret("shared", b, replacing: created), "\(b.under.gateway.output)")
+        #expect(ClientLifecycleEndToEndTests.waitForNewSecret("shared", b, replacing: createdAt), "\(b.under.gateway.output)")
         let newToken = try #require(StoreEndToEndTests.token(b, "shared", newSecret), "\(b.under.gateway.output)")
         #expect(b.call("/demo/echo", token: newToken).status == 200)
         // Then the old token is refused on both, the new one still passes.

@@ -326,7 +326,7 @@ import Testing
         #expect(client.location?.file == directory + "/clients.yaml")
         let text = try Self.read(directory + "/clients.yaml")
         #expect(text.hasPrefix("#"), "\(text)")
-        #expect(text.hasSuffix("clients:\n  - id: \"psa-sync\"\n    name: \"psa-sync\"\n    enabled: true\n    issuer: \"local\"\n    roles: [\"helpdesk\"]\n    secret_sha256: \"\(Self.hash1)\"\n    last_modified: \"2026-12-04T10:00:00Z\"\n"), "\(text)")
+        #expect(text.hasSuffix("clients:\n  - id: \"psa-sync\"\n    name: \"psa-sync\"\n    enabled: true\n    issuer: \"local\"\n    roles: [\"helpdesk\"]\n    secret_sha256: \"\(Self.hash1)\"\n    secret_created: \"2026-12-04T10:00:00Z\"\n    last_modified: \"2026-12-04T10:00:00Z\"\n"), "\(text)")
         var info = stat()
         #expect(stat(directory + "/clients.yaml", &info) == 0)
         #expect(info.st_mode & 0o777 == 0o640)  // like the other config files

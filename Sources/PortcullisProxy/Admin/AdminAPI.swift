@@ -69,11 +69,19 @@ final class AdminAPI: Sendable {
         self.state = state
     }
 
-    /// A new configuration was applied: the token file is read again (a rotated admin token
-    /// takes effect with the reload; an unreadable one fails it).
-    func update(_ config: GatewayConfig) throws {
-        let tokens = try Self.readTokens(config.admin)
-        self.snapshot.withLockedValue { $0 = Snapshot(config: config, tokens: tokens) }
+    /// The admin tokens of a configuration about to be applied: token files are read again (a
+    /// rotated admin token takes effect with the reload; an unreadable one fails it).
+    func tokens(of config: GatewayConfig) throws -> AdminTokens {
+        AdminTokens(list: try Self.readTokens(config.admin))
+    }
+
+    /// A new configuration was applied on every loop: the API answers from it from now on.
+    func update(_ config: GatewayConfig, tokens: AdminTokens) {
+        self.snapshot.withLockedValue { $0 = Snapshot(config: config, tokens: tokens.list) }
+    }
+
+    struct AdminTokens: Sendable {
+        fileprivate var list: [(name: String, digest: String)]
     }
 
     func setReloader(_ reload: @escaping @Sendable () async throws -> Void) {

@@ -310,10 +310,12 @@ public final class GatewayServer: Sendable {
             limiters: self.limiters,
             usage: self.usage
         )
-        try self.adminAPI?.update(config)
+        let adminTokens = try self.adminAPI?.tokens(of: config)
         for context in self.contexts.values {
             try await context.eventLoop.submit { context.value.update(settings) }.get()
         }
+        // After the loops: a client the API lists is one the loops serve.
+        if let adminTokens { self.adminAPI?.update(config, tokens: adminTokens) }
         for (slot, context) in tlsContexts {
             slot.replace(with: context)
         }
