@@ -271,6 +271,7 @@ public enum ConfigLoader {
                 continue
             }
             var token = AdminTokenConfig(name: name)
+            let errorCount = errors.count
             if let node = value("token_sha256"), let hash = node.string(&errors) {
                 if Self.isSHA256Hex(hash) {
                     token.tokenSHA256 = hash
@@ -281,6 +282,7 @@ public enum ConfigLoader {
             if let node = value("token_file"), let path = node.string(&errors) {
                 if path.isEmpty { errors.append(node.error("expected a file path")) } else { token.tokenFile = Self.resolve(path, relativeTo: node.file) }
             }
+            guard errors.count == errorCount else { continue }
             if (token.tokenSHA256 == nil) == (token.tokenFile == nil) {
                 errors.append(item.error("admin token '\(name)': give exactly one of token_sha256 and token_file"))
                 continue
