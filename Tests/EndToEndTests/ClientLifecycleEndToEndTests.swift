@@ -146,6 +146,25 @@ struct ClientLifecycleEndToEndTests {
         #expect(system.tokenByPost("dashboard", newSecret).status == 401)
     }
 
+    @Test func aGraceRotationOfAClientDeclaredInTheClientsFileEndsOnTime() throws {
+        // No store: the admin API rewrites the YAML, and the gateway compiles again when the grace ends.
+        let system = try BuiltinIssuerEndToEndTests.start()
+        defer { _ = system.under.gateway.terminate() }
+        let oldSecret = BuiltinIssuerEndToEndTests.firstSecret
+        let oldToken = try #require(system.tokenByPost("psa-sync", oldSecret).json?["access_token"] as? String)
+        let rotatedAt = Date()
+        let rotated = system.api("POST", "/api/v1/clients/psa-sync/client-credentials", json: #"{"grace": "3s"}"#)
+        #expect(rotated.status == 200, "\(rotated)")
+        let newSecret = try #require(rotated.json?["client_secret"] as? String)
+        #expect(system.tokenByPost("psa-sync", newSecret).status == 200)
+        #expect(system.call("/demo/echo", token: oldToken).status == 200)
+        let yaml = try String(contentsOf: try #require(system.under.gateway.configDirectory).appendingPathComponent("portcullis.yaml"), encoding: .utf8)
+        #expect(yaml.contains("retired_secrets:"), "\(yaml)")
+        #expect(system.waitFor(401, "/demo/echo", token: oldToken, timeout: 30).status == 401)
+        #expect(Date().timeIntervalSince(rotatedAt) >= 2)
+        #expect(system.tokenByPost("psa-sync", oldSecret).status == 401)
+    }
+
     // MARK: - Expiry
 
     @Test func anExpiredSecretIsRefusedWithAClearErrorAfterAWarning() throws {
