@@ -11,7 +11,7 @@ public struct ConfigDuration: Hashable, Sendable, Comparable {
         self.nanoseconds = nanoseconds
     }
 
-    /// Parses `<digits><unit>` with unit `ms`, `s`, `m` or `h`; nil otherwise or on overflow.
+    /// Parses `<digits><unit>` with unit `ms`, `s`, `m`, `h` or `d` (24h); nil otherwise or on overflow.
     public init?(parsing text: some StringProtocol) {
         guard case .success(let duration) = ConfigDuration.validate(text) else { return nil }
         self = duration
@@ -48,6 +48,7 @@ public struct ConfigDuration: Hashable, Sendable, Comparable {
         case "s": unit = 1_000_000_000
         case "m": unit = 60_000_000_000
         case "h": unit = 3_600_000_000_000
+        case "d": unit = 86_400_000_000_000
         case "":
             return .failure(
                 ConfigDurationError(
@@ -59,7 +60,7 @@ public struct ConfigDuration: Hashable, Sendable, Comparable {
             return .failure(
                 ConfigDurationError(
                     .invalidUnit,
-                    reason: "unknown unit '\(unitText)' in duration '\(text)'; use ms, s, m or h"
+                    reason: "unknown unit '\(unitText)' in duration '\(text)'; use ms, s, m, h or d"
                 )
             )
         }
@@ -85,6 +86,10 @@ public struct ConfigDuration: Hashable, Sendable, Comparable {
     public static func seconds(_ value: Int64) -> ConfigDuration { scaled(value, by: 1_000_000_000) }
     public static func minutes(_ value: Int64) -> ConfigDuration { scaled(value, by: 60_000_000_000) }
     public static func hours(_ value: Int64) -> ConfigDuration { scaled(value, by: 3_600_000_000_000) }
+    public static func days(_ value: Int64) -> ConfigDuration { scaled(value, by: 86_400_000_000_000) }
+
+    /// Whole seconds, rounded down.
+    public var wholeSeconds: Int64 { self.nanoseconds / 1_000_000_000 }
 
     private static func scaled(_ value: Int64, by unit: Int64) -> ConfigDuration {
         precondition(value >= 0, "a ConfigDuration is never negative: \(value)")

@@ -20,6 +20,8 @@ public final class DirectoryStore: ClientStore {
 
     public static let registryFile = "registry.json"
     public static let usageFile = "usage.json"
+    /// The audit trail, JSON lines.
+    public static let auditFile = "audit.jsonl"
     static let formatVersion = 1
 
     /// `watch`: poll for other processes' changes (the gateway; the CLI does not).
@@ -67,16 +69,30 @@ public final class DirectoryStore: ClientStore {
         return try self.read()
     }
 
-    public func update(_ decide: @Sendable (Registry) throws(StoreError) -> StoreChange) async throws(StoreError) -> StoreChange {
+    public func update(_ decide: @Sendable (Registry) throws(StoreError) -> (StoreChange, AuditEvent?)) async throws(StoreError) -> StoreChange {
         let lock = try self.lock()
         defer { Glibc.close(lock) }
         var registry = try self.read()
-        let change = try decide(registry)
+        let (change, event) = try decide(registry)
         registry.apply(change)
         registry.pruneRevocations(now: Int64(Date().timeIntervalSince1970))
+        // The record first: a change is never made without its record.
+        if let event { try self.auditLog.append(event) }
         try self.writeRegistry(registry)
         return change
     }
+
+    public func appendAudit(_ event: AuditEvent) async throws(StoreError) {
+        let lock = try self.lock()
+        defer { Glibc.close(lock) }
+        try self.auditLog.append(event)
+    }
+
+    public func audit(_ filter: AuditFilter) async throws(StoreError) -> [AuditEvent] {
+        self.auditLog.read(filter)
+    }
+
+    private var auditLog: AuditLogFile { AuditLogFile(path: self.file(Self.auditFile)) }
 
     public func record(_ batch: UsageBatch) async throws(StoreError) {
         guard !batch.isEmpty else { return }

@@ -41,6 +41,11 @@ public final class PostgresStore: ClientStore {
             """,
             "CREATE TABLE portcullis_replicas (replica_id text PRIMARY KEY, seen_at bigint NOT NULL)",
         ],
+        // The audit trail.
+        [
+            "CREATE TABLE portcullis_audit (seq bigserial PRIMARY KEY, ts bigint NOT NULL, client_id text, actor text NOT NULL, action text NOT NULL, body text NOT NULL)",
+            "CREATE INDEX portcullis_audit_client ON portcullis_audit (client_id, seq)",
+        ],
     ]
 
     public let description: String
@@ -112,7 +117,7 @@ public final class PostgresStore: ClientStore {
         }
     }
 
-    public func update(_ decide: @Sendable (Registry) throws(StoreError) -> StoreChange) async throws(StoreError) -> StoreChange {
+    public func update(_ decide: @Sendable (Registry) throws(StoreError) -> (StoreChange, AuditEvent?)) async throws(StoreError) -> StoreChange {
         let decided = DecideBox()
         do throws(StoreError) {
             return try await self.session.run { connection, logger in
@@ -120,13 +125,15 @@ public final class PostgresStore: ClientStore {
                     try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockKey))", logger: logger)
                     let registry = try await Self.read(connection, logger: logger)
                     let change: StoreChange
+                    let event: AuditEvent?
                     do throws(StoreError) {
-                        change = try decide(registry)
+                        (change, event) = try decide(registry)
                     } catch {
                         decided.error = error
                         throw error
                     }
                     try await Self.write(change, connection, logger: logger)
+                    if let event { try await Self.insert(event, connection, logger: logger) }
                     try await connection.query("NOTIFY portcullis_registry", logger: logger)
                     return change
                 }
@@ -200,6 +207,44 @@ public final class PostgresStore: ClientStore {
             SELECT * FROM unnest(\(keys)::text[], \(times)::bigint[])
             ON CONFLICT (\(unescaped: key)) DO UPDATE SET \(unescaped: column) = GREATEST(\(unescaped: table).\(unescaped: column), EXCLUDED.\(unescaped: column))
             """,
+            logger: logger
+        )
+    }
+
+    public func appendAudit(_ event: AuditEvent) async throws(StoreError) {
+        try await self.session.run { connection, logger in try await Self.insert(event, connection, logger: logger) }
+    }
+
+    public func audit(_ filter: AuditFilter) async throws(StoreError) -> [AuditEvent] {
+        try await self.session.run { connection, logger in
+            let since = filter.since ?? 0
+            let limit = Int64(filter.limit)
+            var events: [AuditEvent] = []
+            let decoder = JSONDecoder()
+            let rows = try await connection.query(
+                """
+                SELECT body FROM (
+                  SELECT seq, body FROM portcullis_audit
+                  WHERE ts >= \(since) AND (\(filter.clientID)::text IS NULL OR client_id = \(filter.clientID))
+                    AND (\(filter.actor)::text IS NULL OR actor = \(filter.actor))
+                  ORDER BY seq DESC
+                ) AS recent ORDER BY seq
+                """,
+                logger: logger
+            )
+            for try await body in rows.decode(String.self) {
+                guard let event = try? decoder.decode(AuditEvent.self, from: Data(body.utf8)), filter.matches(event) else { continue }
+                events.append(event)
+            }
+            return Array(events.suffix(Int(limit)))
+        }
+    }
+
+    static func insert(_ event: AuditEvent, _ connection: PostgresConnection, logger: Logger) async throws {
+        let body = String(decoding: AuditLogFile.line(event).dropLast(), as: UTF8.self)
+        let ts = UTCTime.seconds(event.ts) ?? Int64(Date().timeIntervalSince1970)
+        try await connection.query(
+            "INSERT INTO portcullis_audit (ts, client_id, actor, action, body) VALUES (\(ts), \(event.clientID), \(event.actor), \(event.action), \(body))",
             logger: logger
         )
     }

@@ -18,8 +18,14 @@ public struct StoredClient: Codable, Sendable, Equatable {
     public var limits: ClientLimits?
     /// RFC 3339 UTC, seconds.
     public var lastModified: String
+    public var secretCreated: String?
+    public var secretLifetime: String?
+    public var retiredSecrets: [RetiredSecret]?
 
     public init(_ draft: ClientDraft, lastModified: String) {
+        self.secretCreated = draft.secretCreated
+        self.secretLifetime = draft.secretLifetime
+        self.retiredSecrets = draft.retiredSecrets.isEmpty ? nil : draft.retiredSecrets
         self.id = draft.id
         self.name = draft.name
         self.issuer = draft.issuer
@@ -34,18 +40,25 @@ public struct StoredClient: Codable, Sendable, Equatable {
     }
 
     public var draft: ClientDraft {
-        ClientDraft(
-            id: self.id,
-            name: self.name,
-            issuer: self.issuer,
-            roles: self.roles,
-            allowedIPs: self.allowedIPs,
-            tokenLifetime: self.tokenLifetime,
-            secretSHA256: self.secretSHA256,
-            publicKey: self.publicKey,
-            enabled: self.enabled,
-            limits: self.limits
-        )
+        get {
+            var draft = ClientDraft(
+                id: self.id,
+                name: self.name,
+                issuer: self.issuer,
+                roles: self.roles,
+                allowedIPs: self.allowedIPs,
+                tokenLifetime: self.tokenLifetime,
+                secretSHA256: self.secretSHA256,
+                publicKey: self.publicKey,
+                enabled: self.enabled,
+                secretLifetime: self.secretLifetime,
+                limits: self.limits
+            )
+            draft.secretCreated = self.secretCreated
+            draft.retiredSecrets = self.retiredSecrets ?? []
+            return draft
+        }
+        set { self = StoredClient(newValue, lastModified: self.lastModified) }
     }
 
     enum CodingKeys: String, CodingKey {
@@ -55,6 +68,9 @@ public struct StoredClient: Codable, Sendable, Equatable {
         case secretSHA256 = "secret_sha256"
         case publicKey = "public_key"
         case lastModified = "last_modified"
+        case secretCreated = "secret_created"
+        case secretLifetime = "secret_lifetime"
+        case retiredSecrets = "retired_secrets"
     }
 }
 
@@ -66,6 +82,9 @@ public struct ClientOverride: Codable, Sendable, Equatable {
     /// Limits set at run time, field by field over the declared client's own `limits:`.
     public var limits: ClientLimits?
     public var lastModified: String
+    /// With `secretSHA256`: when it was made, and the secrets it replaced still in their grace.
+    public var secretCreated: String?
+    public var retiredSecrets: [RetiredSecret]?
 
     public init(enabled: Bool? = nil, secretSHA256: String? = nil, limits: ClientLimits? = nil, lastModified: String) {
         self.enabled = enabled
@@ -78,6 +97,8 @@ public struct ClientOverride: Codable, Sendable, Equatable {
         case enabled, limits
         case secretSHA256 = "secret_sha256"
         case lastModified = "last_modified"
+        case secretCreated = "secret_created"
+        case retiredSecrets = "retired_secrets"
     }
 }
 
@@ -119,7 +140,11 @@ public struct Registry: Sendable, Equatable {
             guard let override = self.overrides[client.id] else { return client }
             var changed = client
             if let enabled = override.enabled { changed.enabled = enabled }
-            if let hash = override.secretSHA256, client.secretSHA256 != nil { changed.secretSHA256 = hash }
+            if let hash = override.secretSHA256, client.secretSHA256 != nil {
+                changed.secretSHA256 = hash
+                changed.secretCreated = override.secretCreated
+                changed.retiredSecrets = override.retiredSecrets ?? []
+            }
             if let limits = override.limits { changed.limits = limits.over(client.limits ?? ClientLimits()) }
             changed.lastModified = override.lastModified
             return changed

@@ -42,14 +42,44 @@ public enum RegistryEditor {
             if declared.contains(draft.id) || registry.clients[draft.id] != nil {
                 throw StoreError(.duplicateClient, "a client '\(draft.id)' already exists")
             }
-            do {
-                _ = try ConfigLoader.validateClient(draft, lastModified: stamp, context: context)
-            } catch {
-                throw StoreError(.invalid, "the client is not valid, nothing was changed:\n\(error)")
-            }
+            var draft = draft
+            if draft.secretSHA256 != nil, draft.secretCreated == nil { draft.secretCreated = stamp }
+            try Self.validate(draft, stamp, context)
             return .put(StoredClient(draft, lastModified: stamp))
-        case .rotate(let id, let hash):
-            return try Self.edit(id, registry, declared, stamp, stored: { $0.secretSHA256 = hash }, declared: { $0.secretSHA256 = hash })
+        case .rotate(let id, let hash, let grace):
+            if let stored = registry.clients[id], stored.secretSHA256 == nil {
+                throw StoreError(.notBuiltin, "client '\(id)' belongs to the outside issuer '\(stored.issuer)', which holds its credentials: rotate them there")
+            }
+            if registry.clients[id] == nil, declared.contains(id), context.declaredSecrets[id] == nil {
+                throw StoreError(.notBuiltin, "client '\(id)' belongs to an outside issuer, which holds its credentials: rotate them there")
+            }
+            return try Self.edit(
+                id, registry, declared, stamp,
+                stored: { $0.draft.secrets = $0.draft.secrets.rotated(to: hash, grace: grace, now: now) },
+                declared: { override in
+                    let current =
+                        override.secretSHA256.map {
+                            ClientSecrets(currentSHA256: $0, created: override.secretCreated, retired: override.retiredSecrets ?? [])
+                        } ?? context.declaredSecrets[id] ?? ClientSecrets(currentSHA256: nil, created: nil, retired: [])
+                    let next = current.rotated(to: hash, grace: grace, now: now)
+                    override.secretSHA256 = next.currentSHA256
+                    override.secretCreated = next.created
+                    override.retiredSecrets = next.retired.isEmpty ? nil : next.retired
+                }
+            )
+        case .update(let id, let update):
+            guard var stored = registry.clients[id] else {
+                if declared.contains(id) {
+                    throw StoreError(.declaredClient, "client '\(id)' is declared in the configuration files: change it there")
+                }
+                throw StoreError(.unknownClient, "no client '\(id)'")
+            }
+            var draft = stored.draft
+            update.apply(to: &draft)
+            try Self.validate(draft, stamp, context)
+            stored.draft = draft
+            stored.lastModified = stamp
+            return .put(stored)
         case .setEnabled(let id, let enabled):
             return try Self.edit(id, registry, declared, stamp, stored: { $0.enabled = enabled }, declared: { $0.enabled = enabled })
         case .remove(let id):
@@ -75,11 +105,7 @@ public enum RegistryEditor {
     ) throws(StoreError) -> StoreChange {
         if var stored = registry.clients[id] {
             stored.limits = edit.applied(to: stored.limits)
-            do {
-                _ = try ConfigLoader.validateClient(stored.draft, lastModified: stamp, context: context)
-            } catch {
-                throw StoreError(.invalid, "the limits are not valid, nothing was changed:\n\(error)")
-            }
+            try Self.validate(stored.draft, stamp, context)
         } else if declared.contains(id) {
             let limits = edit.applied(to: registry.overrides[id]?.limits)
             if let limits, limits.burst != nil, limits.rate == nil {
@@ -89,14 +115,16 @@ public enum RegistryEditor {
         return try Self.edit(id, registry, declared, stamp, stored: { $0.limits = edit.applied(to: $0.limits) }, declared: { $0.limits = edit.applied(to: $0.limits) })
     }
 
+    private static func validate(_ draft: ClientDraft, _ stamp: String, _ context: RegistryContext) throws(StoreError) {
+        do {
+            _ = try ConfigLoader.validateClient(draft, lastModified: stamp, context: context)
+        } catch {
+            throw StoreError(.invalid, "the client is not valid, nothing was changed:\n\(error)")
+        }
+    }
+
     /// `2026-12-04T10:00:00Z`.
     public static func timestamp(_ date: Date) -> String {
-        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02dZ",
-            Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec)
-        )
+        UTCTime.format(Int64(date.timeIntervalSince1970.rounded(.down)))
     }
 }

@@ -7,6 +7,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
         case invalid
         /// The client is declared in the config directory: change it there.
         case declaredClient
+        /// A secret operation on a client of an outside issuer.
+        case notBuiltin
         /// The store cannot be reached (PostgreSQL down): nothing was written.
         case unavailable
         /// Reading or writing the store failed.

@@ -11,7 +11,7 @@ import PortcullisStore
 struct ClientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "client",
-        abstract: "Manage API clients: add, rotate, enable, disable, remove, list, limits.",
+        abstract: "Manage API clients: add, update, rotate, enable, disable, remove, list, limits, unlock.",
         discussion: """
             With store: in the configuration, changes go to that store (checked against the issuers and \
             roles only, so an error elsewhere in the configuration does not block them) and every \
@@ -19,7 +19,7 @@ struct ClientCommand: AsyncParsableCommand {
             the whole configuration and written atomically to the file that holds clients: (clients.yaml \
             when none does). Secrets are printed once and stored only as SHA-256.
             """,
-        subcommands: [Add.self, Rotate.self, Enable.self, Disable.self, Remove.self, List.self, Limits.self, Unlock.self]
+        subcommands: [Add.self, Update.self, Rotate.self, Enable.self, Disable.self, Remove.self, List.self, Limits.self, Unlock.self]
     )
 
     struct ConfigOption: ParsableArguments {
@@ -55,6 +55,8 @@ struct ClientCommand: AsyncParsableCommand {
 
         @Option(name: .customLong("public-key"), help: "A PEM public key or JWK file: the client authenticates with private_key_jwt, and gets no secret.")
         var publicKey: String?
+        @Option(name: .customLong("secret-lifetime"), help: "How long its secret is accepted, e.g. 90d (built-in issuer; default the issuer's, else no expiry).")
+        var secretLifetime: String?
 
         @Flag(name: .long, help: "Add it disabled.")
         var disabled = false
@@ -90,6 +92,7 @@ struct ClientCommand: AsyncParsableCommand {
                 secretSHA256: secret.map { ClientSecret.sha256Hex($0) },
                 publicKey: keyText,
                 enabled: !self.disabled,
+                secretLifetime: self.secretLifetime,
                 limits: self.limits.isEmpty ? nil : limits
             )
             let written = try await ClientCommand.apply(.add(draft), directory: self.options.config)
@@ -104,7 +107,7 @@ struct ClientCommand: AsyncParsableCommand {
 
     struct Rotate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Give a client a new secret (printed once); its old secret and tokens stop working."
+            abstract: "Give a client a new secret (printed once); the old secret and its tokens stop working at once, or when --grace ends."
         )
 
         @Argument(help: "The client id.")
@@ -112,12 +115,84 @@ struct ClientCommand: AsyncParsableCommand {
 
         @OptionGroup var options: ConfigOption
 
+        @Option(name: .long, help: "Keep the old secret (and its tokens) working this long, e.g. 1h or 7d, while the new one is rolled out.")
+        var grace: String?
+
         func run() async throws {
+            var grace: ConfigDuration?
+            if let text = self.grace {
+                switch ConfigDuration.validate(text) {
+                case .success(let duration): grace = duration
+                case .failure(let error):
+                    ClientCommand.note("--grace: \(error)")
+                    throw ExitCode(1)
+                }
+            }
             let secret = ClientSecret.generate()
-            let written = try await ClientCommand.apply(.rotate(id: self.id, secretSHA256: ClientSecret.sha256Hex(secret)), directory: self.options.config)
+            let mutation = ClientMutation.rotate(id: self.id, secretSHA256: ClientSecret.sha256Hex(secret), grace: grace)
+            let written = try await ClientCommand.apply(mutation, directory: self.options.config)
             print("client_id: \(self.id)")
             print("client_secret: \(secret)")
             ClientCommand.note("the secret is shown only this once; \(written.keeper) keeps only its SHA-256")
+            if let grace {
+                ClientCommand.note("the old secret and its tokens keep working for \(grace); then they are refused")
+            } else {
+                ClientCommand.note("the old secret and its tokens are refused from now on")
+            }
+            ClientCommand.noteReload(written)
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a client's name, roles, allowed IPs or lifetimes; its secret is kept."
+        )
+
+        @Argument(help: "The client id.")
+        var id: String
+
+        @OptionGroup var options: ConfigOption
+
+        @Option(name: .long, help: "A new display name.")
+        var name: String?
+
+        @Option(name: .long, help: "A role the client holds (repeat for more): replaces its roles.")
+        var role: [String] = []
+
+        @Option(name: .customLong("allowed-ip"), help: "An address or CIDR range it may call from (repeat for more): replaces the list.")
+        var allowedIPs: [String] = []
+
+        @Flag(name: .customLong("any-ip"), help: "Let it call from any address (removes allowed_ips).")
+        var anyIP = false
+
+        @Option(name: .customLong("token-lifetime"), help: "Its tokens' lifetime, e.g. 15m; 'default' for the issuer's.")
+        var tokenLifetime: String?
+
+        @Option(name: .customLong("secret-lifetime"), help: "How long its secret is accepted, e.g. 90d; 'default' for the issuer's.")
+        var secretLifetime: String?
+
+        func run() async throws {
+            if self.anyIP && !self.allowedIPs.isEmpty {
+                ClientCommand.note("--any-ip and --allowed-ip contradict each other; give one")
+                throw ExitCode(1)
+            }
+            func lifetime(_ text: String?) -> String?? {
+                guard let text else { return nil }
+                return text == "default" ? .some(nil) : .some(text)
+            }
+            let update = ClientUpdate(
+                name: self.name,
+                roles: self.role.isEmpty ? nil : self.role,
+                allowedIPs: self.anyIP ? .some(nil) : (self.allowedIPs.isEmpty ? nil : .some(self.allowedIPs)),
+                tokenLifetime: lifetime(self.tokenLifetime),
+                secretLifetime: lifetime(self.secretLifetime)
+            )
+            guard !update.isEmpty else {
+                ClientCommand.note("nothing to change: give --name, --role, --allowed-ip, --any-ip, --token-lifetime or --secret-lifetime")
+                throw ExitCode(1)
+            }
+            let written = try await ClientCommand.apply(.update(id: self.id, update), directory: self.options.config)
+            print("updated: \(self.id)")
             ClientCommand.noteReload(written)
         }
     }
@@ -169,7 +244,8 @@ struct ClientCommand: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List the clients: id, name, enabled, issuer, roles, allowed IPs, token lifetime, last modified, last redeemed, limits."
+            abstract:
+                "List the clients: id, name, enabled, issuer, roles, allowed IPs, token lifetime, secret expiry, last modified, last used, last redeemed, limits."
         )
 
         @OptionGroup var options: ConfigOption
@@ -177,8 +253,27 @@ struct ClientCommand: AsyncParsableCommand {
         @Flag(name: .long, help: "Print a JSON array instead of a table.")
         var json = false
 
+        @Option(
+            name: .customLong("unused-since"),
+            help: "Only clients that have neither redeemed a secret nor made a request for this long (e.g. 30d) or since this UTC time."
+        )
+        var unusedSince: String?
+
         func run() async throws {
-            let rows = try await ClientCommand.listRows(directory: self.options.config)
+            var cutoff: Int64?
+            if let text = self.unusedSince {
+                guard let seconds = AuditFilter.since(text, now: Int64(Date().timeIntervalSince1970)) else {
+                    ClientCommand.note("--unused-since: '\(text)' is neither a duration such as 30d nor a UTC time such as 2026-12-04T10:00:00Z")
+                    throw ExitCode(1)
+                }
+                cutoff = seconds
+            }
+            var rows = try await ClientCommand.listRows(directory: self.options.config)
+            if let cutoff {
+                rows = rows.filter { row in
+                    [row.lastUsed, row.lastRedeemed].allSatisfy { time in (time.flatMap(UTCTime.seconds) ?? 0) < cutoff }
+                }
+            }
             print(self.json ? ClientCommand.json(rows) : ClientCommand.table(rows), terminator: "")
         }
     }
@@ -216,9 +311,10 @@ struct ClientCommand: AsyncParsableCommand {
             Self.note("the configuration in \(directory) cannot be read:\n\(error)")
             throw ExitCode(1)
         }
+        let actor = AuditActor.operatingSystemUser()
         guard let storeConfig = context.store else {
             do {
-                let client = try ClientsFile.apply(mutation, directory: directory)
+                let client = try AuditTrail.applyToClientsFile(mutation, directory: directory, actor: actor)
                 return Written(keeper: client?.location.map { ($0.file as NSString).lastPathComponent } ?? "the clients file", toStore: false)
             } catch {
                 Self.note("\(error)")
@@ -228,7 +324,7 @@ struct ClientCommand: AsyncParsableCommand {
         let store = try Self.openOrExit(storeConfig)
         do {
             try await store.prepare()
-            _ = try await store.apply(ClientMutationRequest(mutation, context: context))
+            _ = try await store.apply(ClientMutationRequest(mutation, context: context, actor: actor))
         } catch {
             await store.close()
             switch error.code {
@@ -282,6 +378,8 @@ struct ClientCommand: AsyncParsableCommand {
         var lastUsed: String?
         var builtin: Bool
         var limits: LimitSources
+        /// Current first: state, created, expires.
+        var secrets: [(state: String, created: String?, expires: String?)]
     }
 
     static func rows(_ config: GatewayConfig, registry: Registry? = nil) -> [Row] {
@@ -291,6 +389,10 @@ struct ClientCommand: AsyncParsableCommand {
             ?? builtin?.builtinSettings.map { Self.lastRedeemed(stateFile: $0.stateFile) } ?? [:]
         return config.clients.map { client in
             let isBuiltin = client.issuer == builtin?.name
+            let created = [client.secretCreated] + client.retiredSecrets.map(\.created)
+            let secrets = zip(client.liveSecrets(issuer: builtin?.builtinSettings), created).map { secret, created in
+                (state: secret.retired ? "grace" : "current", created: created, expires: secret.notAfter.map(UTCTime.format))
+            }
             let lifetime = isBuiltin ? (client.tokenLifetime ?? builtin?.builtinSettings?.tokenLifetime) : nil
             return Row(
                 id: client.id,
@@ -304,7 +406,8 @@ struct ClientCommand: AsyncParsableCommand {
                 lastRedeemed: isBuiltin ? redeemed[client.id] : nil,
                 lastUsed: registry?.lastUsed[client.id].map(IssuerState.formatTimestamp),
                 builtin: isBuiltin,
-                limits: config.limitSources(of: client)
+                limits: config.limitSources(of: client),
+                secrets: secrets
             )
         }
     }
@@ -321,12 +424,21 @@ struct ClientCommand: AsyncParsableCommand {
 
     static func table(_ rows: [Row]) -> String {
         guard !rows.isEmpty else { return "no clients\n" }
-        let header = ["ID", "NAME", "ENABLED", "ISSUER", "ROLES", "ALLOWED_IPS", "TOKEN_LIFETIME", "LAST_MODIFIED", "LAST_REDEEMED", "LIMITS"]
+        let header = [
+            "ID", "NAME", "ENABLED", "ISSUER", "ROLES", "ALLOWED_IPS", "TOKEN_LIFETIME", "SECRET_EXPIRES", "IN_GRACE", "LAST_MODIFIED",
+            "LAST_USED", "LAST_REDEEMED", "LIMITS",
+        ]
         let cells = rows.map { row in
-            [
+            let current = row.secrets.first { $0.state == "current" }
+            let grace = row.secrets.filter { $0.state == "grace" }.compactMap(\.expires)
+            return [
                 row.id, row.name, row.enabled ? "yes" : "no", row.issuer, row.roles.joined(separator: ","),
                 row.allowedIPs.map { $0.isEmpty ? "none" : $0.joined(separator: ",") } ?? "any",
-                row.tokenLifetime ?? "-", row.lastModified ?? "-",
+                row.tokenLifetime ?? "-",
+                row.builtin ? (current?.expires ?? "never") : "-",
+                grace.isEmpty ? "-" : "until " + grace.joined(separator: ","),
+                row.lastModified ?? "-",
+                row.lastUsed ?? "-",
                 row.builtin ? (row.lastRedeemed ?? "never") : "-",
                 row.limits.summary,
             ]
@@ -354,6 +466,13 @@ struct ClientCommand: AsyncParsableCommand {
                 "last_redeemed": row.lastRedeemed.map { $0 as Any } ?? NSNull(),
                 "last_used": row.lastUsed.map { $0 as Any } ?? NSNull(),
                 "limits": row.limits.jsonObject,
+                "secrets": row.secrets.map { secret in
+                    [
+                        "state": secret.state,
+                        "created": secret.created.map { $0 as Any } ?? NSNull(),
+                        "expires": secret.expires.map { $0 as Any } ?? NSNull(),
+                    ] as [String: Any]
+                },
             ]
         }
         let data = (try? JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data("[]".utf8)

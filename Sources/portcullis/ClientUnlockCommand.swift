@@ -48,6 +48,13 @@ extension ClientCommand {
             do {
                 try await store.prepare()
                 try await store.record(UsageBatch(unlocks: Dictionary(uniqueKeysWithValues: keys.map { ($0, now) })))
+                try await AuditTrail(store: store).record(
+                    actor: .operatingSystemUser(),
+                    action: "lockout.clear",
+                    client: self.id,
+                    before: ["lockout": .list(keys)],
+                    after: ["lockout": .none]
+                )
             } catch {
                 await store.close()
                 ClientCommand.note("the store (\(store.description)) did not take the unlock: \(error.reason)")

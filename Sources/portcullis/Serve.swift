@@ -238,6 +238,8 @@ struct GatewayService: Service {
     /// SIGHUP, the file poll and the admin API reload one at a time, in the order asked, so an
     /// older read of the directory never lands after a newer one.
     let reloads = ReloadQueue()
+    /// When a client secret ends (its grace or its lifetime), the snapshot is compiled again.
+    let secrets = SecretExpiryWatch()
 
     func run() async throws {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
@@ -263,6 +265,19 @@ struct GatewayService: Service {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(1))
                     self.server.persistIssuerState()
+                }
+            }
+            // A secret whose grace or lifetime ended: its tokens are refused from the next
+            // snapshot, compiled here within about a second; near expiries are warned about.
+            tasks.addTask {
+                self.secrets.configApplied(self.registry.effective(self.registry.declared, logger: self.logger), now: Self.now)
+                while !Task.isCancelled {
+                    self.secrets.warn(now: Self.now, logger: self.logger)
+                    if self.secrets.boundaryPassed(now: Self.now) {
+                        self.logger.info("a client secret ended (grace or lifetime); compiling the clients again")
+                        try? await self.reloads.run { try await self.apply(self.registry.declared) }
+                    }
+                    try? await Task.sleep(for: .milliseconds(500))
                 }
             }
             // The store: every registry loaded (a change announced, a reconnect, the periodic
@@ -331,6 +346,8 @@ struct GatewayService: Service {
         try? await self.reloadOrThrow()
     }
 
+    static var now: Int64 { Int64(Date().timeIntervalSince1970) }
+
     /// Loads the directory and applies it; a failure keeps the running configuration, is
     /// logged, and is thrown to the caller (the admin API answers with it).
     func reloadOrThrow() async throws {
@@ -366,11 +383,12 @@ struct GatewayService: Service {
     /// the answer.
     func adminStoreHooks(_ replica: StoreReplica) -> AdminStoreHooks {
         AdminStoreHooks(
-            mutate: { mutation throws(StoreError) in
+            mutate: { mutation, actor throws(StoreError) in
                 let context = RegistryContext(self.registry.declared)
-                _ = try await replica.store.apply(ClientMutationRequest(mutation, context: context))
+                _ = try await replica.store.apply(ClientMutationRequest(mutation, context: context, actor: actor))
                 await self.applyRegistry(try await replica.load())
             },
+            audit: AuditTrail(store: replica.store),
             revoke: { tokenID, until throws(StoreError) in
                 try await replica.store.record(UsageBatch(revocations: [tokenID: until]))
             },
@@ -410,7 +428,10 @@ struct GatewayService: Service {
         // obtained before it replaces the running one, which stops once it is applied.
         let credential = try self.credentials.credential(for: declared.upstream.auth)
         await self.credentials.waitForFirstAttempt(of: credential, timeout: .seconds(10))
-        try await self.server.apply(self.registry.effective(declared, logger: self.logger), issuerKeys: keys, upstreamCredential: credential)
+        let effective = self.registry.effective(declared, logger: self.logger)
+        let now = Self.now
+        try await self.server.apply(effective, issuerKeys: keys, upstreamCredential: credential)
+        self.secrets.configApplied(effective, now: now)
         self.registry.setDeclared(declared)
         self.credentials.commit(credential)
         self.tenants.configure(declared.tenantDirectorySource, credential: credential)

@@ -338,7 +338,8 @@ struct BuiltinIssuerEndToEndTests {
 
         #expect(system.api("POST", "/api/v1/clients", json: #"{"id":"reporting","roles":["reader"]}"#).status == 409)
         let badRole = system.api("POST", "/api/v1/clients", json: #"{"id":"other","roles":["no-such-role"]}"#)
-        #expect(badRole.status == 422, "\(badRole)")
+        #expect(badRole.status == 400, "\(badRole)")
+        #expect(badRole.json?["error"] as? String == "invalid_request")
         #expect(badRole.bodyString.contains("no-such-role"))
 
         #expect(system.api("DELETE", "/api/v1/clients/reporting").status == 204)

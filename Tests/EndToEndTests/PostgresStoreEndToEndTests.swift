@@ -71,6 +71,36 @@ struct PostgresStoreEndToEndTests {
         return try #require(claims["jti"] as? String)
     }
 
+    @Test func aRotationWithGraceAndTheAuditTrailAreSharedByTwoReplicas() throws {
+        let cluster = try PostgresCluster()
+        let systems = try Self.replicas(2, cluster: cluster)
+        defer { for system in systems { _ = system.under.gateway.terminate() } }
+        let (a, b) = (systems[0], systems[1])
+        let created = a.api("POST", "/api/v1/clients", json: #"{"id": "shared", "roles": ["reader"]}"#)
+        #expect(created.status == 201, "\(created)")
+        let oldSecret = try #require(created.json?["client_secret"] as? String)
+        let oldToken = try #require(StoreEndToEndTests.token(b, "shared", oldSecret), "\(b.under.gateway.output)")
+
+        let createdAt = ClientLifecycleEndToEndTests.currentSecretCreated("shared", b)
+        usleep(1_100_000)  // secret times are whole seconds
+        let rotated = a.api("POST", "/api/v1/clients/shared/client-credentials", json: #"{"grace": "4s"}"#)
+        #expect(rotated.status == 200, "\(rotated)")
+        let newSecret = try #require(rotated.json?["client_secret"] as? String)
+        // The other replica applies the rotation, and then gives tokens for the new secret.
+        #expect(ClientLifecycleEndToEndTests.waitForNewSecret("shared", b, replacing: createdAt), "\(b.under.gateway.output)")
+        let newToken = try #require(StoreEndToEndTests.token(b, "shared", newSecret), "\(b.under.gateway.output)")
+        #expect(b.call("/demo/echo", token: newToken).status == 200)
+        // Then the old token is refused on both, the new one still passes.
+        #expect(Self.secondsUntil(401, b, token: oldToken, timeout: 40) != nil, "\(b.under.gateway.output)")
+        #expect(Self.secondsUntil(401, a, token: oldToken, timeout: 40) != nil)
+        #expect(b.call("/demo/echo", token: newToken).status == 200)
+
+        let audit = b.api("GET", "/api/v1/audit?client=shared")
+        let events = try #require(audit.json?["events"] as? [[String: Any]], "\(audit)")
+        #expect(events.map { $0["action"] as? String } == ["client.add", "client.rotate"], "\(events)")
+        #expect(events.allSatisfy { $0["actor"] as? String == "admin" })
+    }
+
     @Test func aDatabaseThatHangsMakesAdminWritesAnswer503AndRequestsGoOn() throws {
         let cluster = try PostgresCluster()
         let systems = try Self.replicas(1, cluster: cluster)

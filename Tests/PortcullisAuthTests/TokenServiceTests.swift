@@ -17,7 +17,8 @@ struct TokenServiceTests {
         lifetime: Int64? = nil,
         allowedIPs: CIDRSet? = nil,
         others: [TokenService.Client] = [],
-        state: IssuerState? = nil
+        state: IssuerState? = nil,
+        secrets: [LiveSecret]? = nil
     ) throws -> TokenService {
         let issuer = BuiltinIssuer(
             name: "local",
@@ -30,7 +31,13 @@ struct TokenServiceTests {
         return TokenService(
             issuer: issuer,
             clients: [
-                .init(id: "psa-sync", enabled: enabled, secretSHA256: ClientSecret.sha256Hex(Self.secret), tokenLifetime: lifetime, allowedIPs: allowedIPs)
+                .init(
+                    id: "psa-sync",
+                    enabled: enabled,
+                    secrets: secrets ?? [LiveSecret(secretSHA256: ClientSecret.sha256Hex(Self.secret), notAfter: nil, retired: false)],
+                    tokenLifetime: lifetime,
+                    allowedIPs: allowedIPs
+                )
             ] + others,
             limiter: FailedAuthLimiter(),
             maxFailedAuth: maxFailedAuth,
@@ -53,6 +60,41 @@ struct TokenServiceTests {
         let parts = token.split(separator: ".")
         let bytes = try #require(Base64URL.decode(parts[1].utf8))
         return try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+    }
+
+    // MARK: - Secret lifetimes
+
+    @Test func anExpiredSecretIsRefusedSayingWhenItExpiredAndNotCountedAsAFailure() throws {
+        let expired = LiveSecret(secretSHA256: ClientSecret.sha256Hex(Self.secret), notAfter: Self.now, retired: false)
+        let service = try Self.service(maxFailedAuth: 1, secrets: [expired])
+        for _ in 0..<3 {
+            let result = service.token(Self.post(), now: Self.now)
+            #expect(result.status == 401)
+            #expect(result.error?.description == "invalid_client")
+            #expect(result.description.contains("the client secret expired at"), "\(result.description)")
+            #expect(result.reason == "secret_expired")
+        }
+    }
+
+    @Test func aSecretInItsGraceGetsTokensThatEndWithTheGrace() throws {
+        let old = "the-old-secret-of-the-psa-sync-client-0123456"
+        let secrets = [
+            LiveSecret(secretSHA256: ClientSecret.sha256Hex(Self.secret), notAfter: nil, retired: false),
+            LiveSecret(secretSHA256: ClientSecret.sha256Hex(old), notAfter: Self.now + 60, retired: true),
+        ]
+        let service = try Self.service(secrets: secrets)
+        let current = service.token(Self.post(), now: Self.now)
+        #expect(current.status == 200)
+        let graced = service.token(Self.post("psa-sync", old), now: Self.now)
+        #expect(graced.status == 200)
+        let body = try #require(graced.body)
+        let token = try #require((try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["access_token"] as? String)
+        let claims = try Self.claims(token)
+        #expect(claims["exp"] as? Int64 == Self.now + 60, "a token never outlives its secret")
+        #expect(claims["cv"] as? String == ClientSecret.credentialVersion(sha256Hex: ClientSecret.sha256Hex(old)))
+        let ended = service.token(Self.post("psa-sync", old), now: Self.now + 60)
+        #expect(ended.status == 401)
+        #expect(ended.description.contains("grace"), "\(ended.description)")
     }
 
     // MARK: - Form bodies

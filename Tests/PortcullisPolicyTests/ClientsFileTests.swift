@@ -142,6 +142,7 @@ import Testing
                     roles: ["readonly", "helpdesk"]
                     allowed_ips: ["198.51.100.7", "2001:db8::/48"]
                     secret_sha256: "\(Self.hash2)"
+                    secret_created: "2026-12-04T10:00:00Z"
                     token_lifetime: "5m"
                     last_modified: "2026-12-04T10:00:00Z"
 
@@ -159,7 +160,7 @@ import Testing
     @Test func rotateReplacesOnlyTheHashAndStampsTheEntry() throws {
         let directory = try Self.makeDirectory()
         let others = try Self.otherFiles(directory)
-        let client = try #require(try ClientsFile.apply(.rotate(id: "psa-sync", secretSHA256: Self.hash2), directory: directory, now: Self.now))
+        let client = try #require(try ClientsFile.apply(.rotate(id: "psa-sync", secretSHA256: Self.hash2, grace: nil), directory: directory, now: Self.now))
         #expect(client.secretSHA256 == Self.hash2)
         #expect(client.lastModified == "2026-12-04T10:00:00Z")
         let loaded = try Self.clients(directory)
@@ -171,6 +172,50 @@ import Testing
         #expect(try Self.otherFiles(directory) == others)
     }
 
+    @Test func rotateWithGraceKeepsTheOldHashUntilTheGraceEnds() throws {
+        let directory = try Self.makeDirectory()
+        let grace = ConfigDuration.hours(1)
+        let client = try #require(
+            try ClientsFile.apply(.rotate(id: "psa-sync", secretSHA256: Self.hash2, grace: grace), directory: directory, now: Self.now)
+        )
+        #expect(client.secretSHA256 == Self.hash2)
+        #expect(client.secretCreated == "2026-12-04T10:00:00Z")
+        #expect(client.retiredSecrets == [RetiredSecret(secretSHA256: Self.hash1, created: nil, until: "2026-12-04T11:00:00Z")])
+        let live = client.liveSecrets(issuer: nil)
+        #expect(live.map(\.secretSHA256) == [Self.hash2, Self.hash1])
+        #expect(live.map(\.notAfter) == [nil, UTCTime.seconds("2026-12-04T11:00:00Z")])
+
+        // Another rotation without a grace ends every older secret at once.
+        let hash3 = String(repeating: "c", count: 64)
+        let again = try #require(try ClientsFile.apply(.rotate(id: "psa-sync", secretSHA256: hash3, grace: nil), directory: directory, now: Self.now))
+        #expect(again.retiredSecrets.isEmpty)
+        #expect(try Self.clients(directory)[0].retiredSecrets.isEmpty)
+    }
+
+    @Test func updateChangesTheFieldsAndKeepsTheSecret() throws {
+        let directory = try Self.makeDirectory()
+        let update = ClientUpdate(name: "Renamed", roles: ["readonly"], allowedIPs: .some(nil), secretLifetime: .some("90d"))
+        let client = try #require(try ClientsFile.apply(.update(id: "psa-sync", update), directory: directory, now: Self.now))
+        #expect(client.name == "Renamed")
+        #expect(client.roles == ["readonly"])
+        #expect(client.allowedIPs == nil)
+        #expect(client.secretSHA256 == Self.hash1)
+        #expect(client.secretLifetime == .days(90))
+        #expect(client.tokenLifetime == .minutes(15))
+    }
+
+    @Test func aSecretExpiresItsLifetimeAfterItWasMade() throws {
+        var client = ClientConfig(id: "a", name: "a", issuer: "local", secretSHA256: Self.hash1)
+        #expect(client.secretExpiry(issuer: nil) == nil)
+        client.secretCreated = "2026-12-04T10:00:00Z"
+        #expect(client.secretExpiry(issuer: nil) == nil)
+        var settings = BuiltinIssuerSettings(signingKeyFile: "k", stateFile: "s")
+        settings.secretLifetime = .days(90)
+        #expect(client.secretExpiry(issuer: settings) == UTCTime.seconds("2027-03-04T10:00:00Z"))
+        client.secretLifetime = .hours(1)
+        #expect(client.secretExpiry(issuer: settings) == UTCTime.seconds("2026-12-04T11:00:00Z"))
+    }
+
     @Test func aClientsOwnLimitsSurviveAnEdit() throws {
         let block = Self.clientsBlock.replacingOccurrences(
             of: "    token_lifetime: 900s\n",
@@ -179,7 +224,7 @@ import Testing
         let directory = try Self.makeDirectory(clients: Self.clientsHead + block + Self.clientsTail)
         let expected = ClientLimits(rate: RateSpec(count: 10, period: .second), burst: 20, quota: QuotaSpec(count: 10_000, window: .day), concurrency: 4)
         #expect(try Self.clients(directory)[0].limits == expected)
-        _ = try ClientsFile.apply(.rotate(id: "psa-sync", secretSHA256: Self.hash2), directory: directory, now: Self.now)
+        _ = try ClientsFile.apply(.rotate(id: "psa-sync", secretSHA256: Self.hash2, grace: nil), directory: directory, now: Self.now)
         let loaded = try Self.clients(directory)
         #expect(loaded[0].limits == expected)
         #expect(loaded[1].limits == nil)
@@ -210,7 +255,7 @@ import Testing
     @Test func unknownAndDuplicateIdsAreRefusedAndNothingIsWritten() throws {
         let directory = try Self.makeDirectory()
         let before = try Self.read(directory + "/clients.yaml")
-        for mutation in [ClientMutation.rotate(id: "nobody", secretSHA256: Self.hash2), .setEnabled(id: "nobody", enabled: false), .remove(id: "nobody")] {
+        for mutation in [ClientMutation.rotate(id: "nobody", secretSHA256: Self.hash2, grace: nil), .setEnabled(id: "nobody", enabled: false), .remove(id: "nobody")] {
             let error = #expect(throws: ClientsFileError.self) { try ClientsFile.apply(mutation, directory: directory) }
             guard case .unknownClient("nobody")? = error else {
                 Issue.record("expected unknownClient, got \(String(describing: error))")
@@ -281,7 +326,7 @@ import Testing
         #expect(client.location?.file == directory + "/clients.yaml")
         let text = try Self.read(directory + "/clients.yaml")
         #expect(text.hasPrefix("#"), "\(text)")
-        #expect(text.hasSuffix("clients:\n  - id: \"psa-sync\"\n    name: \"psa-sync\"\n    enabled: true\n    issuer: \"local\"\n    roles: [\"helpdesk\"]\n    secret_sha256: \"\(Self.hash1)\"\n    last_modified: \"2026-12-04T10:00:00Z\"\n"), "\(text)")
+        #expect(text.hasSuffix("clients:\n  - id: \"psa-sync\"\n    name: \"psa-sync\"\n    enabled: true\n    issuer: \"local\"\n    roles: [\"helpdesk\"]\n    secret_sha256: \"\(Self.hash1)\"\n    secret_created: \"2026-12-04T10:00:00Z\"\n    last_modified: \"2026-12-04T10:00:00Z\"\n"), "\(text)")
         var info = stat()
         #expect(stat(directory + "/clients.yaml", &info) == 0)
         #expect(info.st_mode & 0o777 == 0o640)  // like the other config files

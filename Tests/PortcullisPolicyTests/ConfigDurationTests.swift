@@ -15,6 +15,7 @@ import Testing
         ("90s", 90_000_000_000),
         ("1500ms", 1_500_000_000),
         ("2562047h", 2_562_047 * 3_600_000_000_000),
+        ("90d", 90 * 86_400_000_000_000),
     ])
     func integerWithUnitParses(text: String, nanoseconds: Int64) throws {
         let duration = try #require(ConfigDuration(parsing: text))
@@ -37,7 +38,7 @@ import Testing
         ("5S", .invalidUnit),
         ("5sec", .invalidUnit),
         ("5us", .invalidUnit),
-        ("5d", .invalidUnit),
+        ("5w", .invalidUnit),
         ("1h30m", .invalidUnit),
         ("2562048h", .overflow),
         ("9223372036854775807s", .overflow),

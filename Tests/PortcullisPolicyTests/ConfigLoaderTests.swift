@@ -368,7 +368,7 @@ import Testing
         #expect(error.location?.line == 6)
     }
 
-    @Test(arguments: ["10", "10 minutes", "1.5s", "-5s", "05s", "10d", "\"\""])
+    @Test(arguments: ["10", "10 minutes", "1.5s", "-5s", "05s", "10w", "\"\""])
     func badDurationNamesKeyLineAndExpectedForm(value: String) throws {
         let error = try Self.onlyError(
             """

@@ -10,23 +10,31 @@ public final class TokenService: Sendable {
     public struct Client: Sendable {
         public let id: String
         public let enabled: Bool
-        /// A secret client's; nil for a key client.
-        public let secretSHA256: String?
-        /// A `private_key_jwt` client's registered public key.
-        public let key: ClientKey?
-        /// The credential its tokens are issued under (`cv`): changes when the secret or key does.
-        public let credentialVersion: String
+        /// The current secret first, then the retired ones still in their grace; empty for a
+        /// key client.
+        public let secrets: [LiveSecret]
+        /// A `private_key_jwt` client's registered public key, and the `cv` of its tokens.
+        public let key: (key: ClientKey, credentialVersion: String)?
         /// Seconds; nil takes the issuer's default.
         public let tokenLifetime: Int64?
         /// The addresses it may ask for tokens from, as for its requests; nil means any.
         public let allowedIPs: CIDRSet?
 
         public init(id: String, enabled: Bool, secretSHA256: String, tokenLifetime: Int64?, allowedIPs: CIDRSet? = nil) {
+            self.init(
+                id: id,
+                enabled: enabled,
+                secrets: [LiveSecret(secretSHA256: secretSHA256, notAfter: nil, retired: false)],
+                tokenLifetime: tokenLifetime,
+                allowedIPs: allowedIPs
+            )
+        }
+
+        public init(id: String, enabled: Bool, secrets: [LiveSecret], tokenLifetime: Int64?, allowedIPs: CIDRSet? = nil) {
             self.id = id
             self.enabled = enabled
-            self.secretSHA256 = secretSHA256
+            self.secrets = secrets
             self.key = nil
-            self.credentialVersion = ClientSecret.credentialVersion(sha256Hex: secretSHA256)
             self.tokenLifetime = tokenLifetime
             self.allowedIPs = allowedIPs
         }
@@ -35,11 +43,20 @@ public final class TokenService: Sendable {
         public init(id: String, enabled: Bool, key: ClientKey, keyText: String, tokenLifetime: Int64?, allowedIPs: CIDRSet? = nil) {
             self.id = id
             self.enabled = enabled
-            self.secretSHA256 = nil
-            self.key = key
-            self.credentialVersion = ClientKey.credentialVersion(keyText)
+            self.secrets = []
+            self.key = (key, ClientKey.credentialVersion(keyText))
             self.tokenLifetime = tokenLifetime
             self.allowedIPs = allowedIPs
+        }
+
+        /// The first secret that `presented` hashes to. Every secret is compared, in constant
+        /// time each, so the time taken does not say which one matched.
+        func matching(_ presented: String) -> LiveSecret? {
+            var found: LiveSecret?
+            for secret in self.secrets where ClientSecret.matches(presented, sha256Hex: secret.secretSHA256) && found == nil {
+                found = secret
+            }
+            return found
         }
     }
 
@@ -65,13 +82,13 @@ public final class TokenService: Sendable {
         logger: Logger
     ) {
         self.assertions = assertions
+        self.maxFailedAuthPerAddress = maxFailedAuthPerAddress
         self.issuer = issuer
         var byID: [String: Client] = [:]
         for client in clients { byID[client.id] = client }
         self.clients = byID
         self.limiter = limiter
         self.maxFailedAuth = maxFailedAuth
-        self.maxFailedAuthPerAddress = maxFailedAuthPerAddress
         self.failureWindow = failureWindow
         self.state = state
         self.logger = logger
@@ -107,14 +124,18 @@ public final class TokenService: Sendable {
             return .refusal(400, "unsupported_grant_type", "only grant_type=client_credentials is supported", reason: "unsupported_grant_type")
         }
         let client: Client
+        let credential: Credential.Verified
         switch self.authenticateClient(request, form: form, now: now) {
-        case .success(let authenticated): client = authenticated
+        case .success(let authenticated): (client, credential) = authenticated
         case .failure(let refusal): return refusal
         }
+        // A token never outlives the secret it was issued under.
+        var lifetime = client.tokenLifetime ?? self.issuer.defaultLifetime
+        if let end = credential.notAfter { lifetime = max(1, min(lifetime, end - now)) }
         let issued = self.issuer.issue(
             clientID: client.id,
-            credentialVersion: client.credentialVersion,
-            lifetime: client.tokenLifetime,
+            credentialVersion: credential.credentialVersion,
+            lifetime: lifetime,
             now: now
         )
         self.state.redeemed(clientID: client.id, at: now)
@@ -139,7 +160,7 @@ public final class TokenService: Sendable {
         }
         let client: Client
         switch self.authenticateClient(request, form: form, now: now) {
-        case .success(let authenticated): client = authenticated
+        case .success(let authenticated): client = authenticated.client
         case .failure(let refusal): return refusal
         }
         let trusted = self.issuer.trustedIssuer
@@ -165,12 +186,23 @@ public final class TokenService: Sendable {
         case secret(String)
         /// `private_key_jwt`: a JWT signed with the client's registered key.
         case assertion(String)
+
+        /// A credential that authenticated: the `cv` of the tokens issued under it, and its end.
+        struct Verified {
+            var credentialVersion: String
+            var notAfter: Int64?
+        }
     }
 
     /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`, exactly one. A secret
-    /// is compared in constant time against its stored SHA-256, an unknown client's against a
-    /// hash no secret has, so both take the same time. Failures count toward the lockout.
-    private func authenticateClient(_ request: Request, form: [String: String], now: Int64) -> Result<Client, TokenEndpointResult> {
+    /// is compared in constant time against each stored SHA-256 (the current one and those in
+    /// their grace), an unknown client's against a hash no secret has, so both take the same
+    /// time. Failures count toward the lockout.
+    private func authenticateClient(
+        _ request: Request,
+        form: [String: String],
+        now: Int64
+    ) -> Result<(client: Client, credential: Credential.Verified), TokenEndpointResult> {
         let presented: (id: String, credential: Credential)
         switch Self.presentedCredential(request, form: form) {
         case .success(let found): presented = found
@@ -197,23 +229,42 @@ public final class TokenService: Sendable {
         var failure = TokenEndpointResult.invalidClient("client authentication failed")
         var why: String
         switch presented.credential {
-        case .secret(let secret):
-            let matches = ClientSecret.matches(secret, sha256Hex: client?.secretSHA256 ?? ClientSecret.unknownClientHash)
-            why = client == nil ? "unknown client" : (matches ? "client disabled" : "wrong secret")
-            if let client, matches, client.enabled { return self.admit(client, request) }
+        case .secret(let presentedSecret):
+            let secret = client?.matching(presentedSecret)
+            if client == nil { _ = ClientSecret.matches(presentedSecret, sha256Hex: ClientSecret.unknownClientHash) }
+            why = client == nil ? "unknown client" : (secret != nil ? "client disabled" : "wrong secret")
+            if let client, let secret, client.enabled {
+                if let end = secret.notAfter, end <= now {
+                    // The right secret, past its end: said plainly, and not a failure toward the lockout.
+                    let what = secret.retired ? "the grace of this replaced client secret ended" : "the client secret expired"
+                    self.logger.warning(
+                        "client authentication refused: secret expired",
+                        metadata: ["client_id": "\(client.id)", "src_ip": "\(request.address)", "at": "\(IssuerState.formatTimestamp(end))"]
+                    )
+                    var refusal = TokenEndpointResult.invalidClient("\(what) at \(IssuerState.formatTimestamp(end)); ask the gateway's operator for a new one")
+                    refusal.reason = "secret_expired"
+                    refusal.clientID = client.id
+                    return .failure(refusal)
+                }
+                let verified = Credential.Verified(
+                    credentialVersion: ClientSecret.credentialVersion(sha256Hex: secret.secretSHA256),
+                    notAfter: secret.notAfter
+                )
+                return self.admit(client, verified, request)
+            }
         case .assertion(let assertion):
             why = client == nil ? "unknown client" : "client disabled"
             if let client, let key = client.key, client.enabled {
                 let checked = self.assertions.verify(
                     assertion,
                     clientID: client.id,
-                    key: key,
+                    key: key.key,
                     audiences: [self.issuer.issuer],
                     leeway: self.issuer.leeway,
                     now: now
                 )
                 switch checked {
-                case .success: return self.admit(client, request)
+                case .success: return self.admit(client, Credential.Verified(credentialVersion: key.credentialVersion, notAfter: nil), request)
                 case .failure(let refusal):
                     why = refusal.reason
                     failure = .refusal(401, "invalid_client", refusal.description, reason: refusal.reason)
@@ -238,8 +289,12 @@ public final class TokenService: Sendable {
 
     /// The credential was right: an address outside the client's list is a policy refusal, not
     /// a guess, so it does not count toward the lockout.
-    private func admit(_ client: Client, _ request: Request) -> Result<Client, TokenEndpointResult> {
-        guard let allowed = client.allowedIPs, !allowed.contains(request.address) else { return .success(client) }
+    private func admit(
+        _ client: Client,
+        _ credential: Credential.Verified,
+        _ request: Request
+    ) -> Result<(client: Client, credential: Credential.Verified), TokenEndpointResult> {
+        guard let allowed = client.allowedIPs, !allowed.contains(request.address) else { return .success((client, credential)) }
         self.logger.warning(
             "token request from outside the client's allowed_ips",
             metadata: ["client_id": "\(client.id)", "src_ip": "\(request.address)"]

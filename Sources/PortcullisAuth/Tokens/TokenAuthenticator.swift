@@ -59,6 +59,8 @@ public final class ClientRecord: Sendable {
     public let allowedIPs: CIDRSet?
     /// Clients of the built-in issuer: the `cv` their tokens must carry (from `secret_sha256`).
     public let credentialVersion: String?
+    /// The `cv` of secrets replaced with a grace that has not ended: their tokens still pass.
+    public let graceCredentialVersions: [String]
     /// Touched by every request it makes (`last_used`); nil when nothing records usage.
     public let usage: UsageClock?
 
@@ -70,9 +72,11 @@ public final class ClientRecord: Sendable {
         policyIndex: Int = -1,
         allowedIPs: CIDRSet? = nil,
         credentialVersion: String? = nil,
+        graceCredentialVersions: [String] = [],
         usage: UsageClock? = nil
     ) {
         self.usage = usage
+        self.graceCredentialVersions = graceCredentialVersions
         self.id = id
         self.name = name
         self.enabled = enabled
@@ -247,7 +251,9 @@ public final class TokenAuthenticator: Sendable {
         guard client.enabled else {
             return .failure(AuthFailure("client_disabled", "the client is disabled").naming(client.id, tokenID: identity.tokenID))
         }
-        if let required = client.credentialVersion, identity.credentialVersion != required {
+        if let required = client.credentialVersion, identity.credentialVersion != required,
+            client.graceCredentialVersions.isEmpty || !client.graceCredentialVersions.contains(identity.credentialVersion ?? "")
+        {
             return .failure(
                 AuthFailure("credential_rotated", "the token was issued under a secret that has been replaced")
                     .naming(client.id, tokenID: identity.tokenID)

@@ -11,12 +11,21 @@ public struct RegistryContext: Sendable {
     public var roleNames: [String]
     /// Ids of the `clients:` entries of the config directory (GitOps), even those with errors.
     public var declaredClientIDs: [String]
+    /// The secrets the `clients:` entries declare (a rotation with grace keeps the declared one).
+    public var declaredSecrets: [String: ClientSecrets]
 
-    public init(store: StoreConfig?, issuers: [IssuerConfig], roleNames: [String], declaredClientIDs: [String]) {
+    public init(
+        store: StoreConfig?,
+        issuers: [IssuerConfig],
+        roleNames: [String],
+        declaredClientIDs: [String],
+        declaredSecrets: [String: ClientSecrets] = [:]
+    ) {
         self.store = store
         self.issuers = issuers
         self.roleNames = roleNames
         self.declaredClientIDs = declaredClientIDs
+        self.declaredSecrets = declaredSecrets
     }
 
     /// The context of a running (valid) configuration.
@@ -25,6 +34,11 @@ public struct RegistryContext: Sendable {
         self.issuers = config.issuers
         self.roleNames = config.roles.map(\.name)
         self.declaredClientIDs = config.clients.map(\.id)
+        var secrets: [String: ClientSecrets] = [:]
+        for client in config.clients where client.secretSHA256 != nil {
+            secrets[client.id] = ClientSecrets(currentSHA256: client.secretSHA256, created: client.secretCreated, retired: client.retiredSecrets)
+        }
+        self.declaredSecrets = secrets
     }
 
     public var builtinIssuer: IssuerConfig? { self.issuers.first(where: \.builtin) }
@@ -56,13 +70,18 @@ extension ConfigLoader {
         let issuers = sections["issuers"].map { Self.issuers($0, &errors) } ?? []
         let roleNames = sections["roles"].map(Self.roleNames) ?? []
         var declared: [String] = []
+        var secrets: [String: ClientSecrets] = [:]
         if case .sequence(let items)? = sections["clients"]?.node {
             for item in items {
-                if case .mapping(let entries) = item, let id = entries["id"]?.string { declared.append(id) }
+                guard case .mapping(let entries) = item, let id = entries["id"]?.string else { continue }
+                declared.append(id)
+                if let hash = entries["secret_sha256"]?.string {
+                    secrets[id] = ClientSecrets(currentSHA256: hash, created: entries["secret_created"]?.string, retired: [])
+                }
             }
         }
         if !errors.isEmpty { throw ConfigErrors(errors) }
-        return RegistryContext(store: store, issuers: issuers, roleNames: roleNames, declaredClientIDs: declared)
+        return RegistryContext(store: store, issuers: issuers, roleNames: roleNames, declaredClientIDs: declared, declaredSecrets: secrets)
     }
 
     /// One client checked exactly as a `clients:` entry is, against `context` only.

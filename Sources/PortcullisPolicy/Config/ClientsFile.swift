@@ -22,9 +22,16 @@ public struct ClientDraft: Sendable {
     public var secretSHA256: String?
     /// A `private_key_jwt` client's public key (PEM or JWK), instead of a secret.
     public var publicKey: String?
+    /// `public_key_file` as written in a declared client, kept when the file is rewritten.
+    public var publicKeyFile: String?
     public var enabled: Bool
     /// Its own limits (the most specific level); nil: its roles' and `client_limits`.
     public var limits: ClientLimits?
+    /// When the secret was made (RFC 3339 UTC); set by the editors when they write one.
+    public var secretCreated: String?
+    /// A duration such as `90d`; nil takes the issuer's `secret_lifetime`.
+    public var secretLifetime: String?
+    public var retiredSecrets: [RetiredSecret] = []
 
     public init(
         id: String,
@@ -36,9 +43,12 @@ public struct ClientDraft: Sendable {
         secretSHA256: String? = nil,
         publicKey: String? = nil,
         enabled: Bool = true,
+        secretLifetime: String? = nil,
         limits: ClientLimits? = nil
     ) {
+        self.secretLifetime = secretLifetime
         self.publicKey = publicKey
+        self.limits = limits
         self.id = id
         self.name = name ?? id
         self.issuer = issuer
@@ -47,19 +57,100 @@ public struct ClientDraft: Sendable {
         self.tokenLifetime = tokenLifetime
         self.secretSHA256 = secretSHA256
         self.enabled = enabled
-        self.limits = limits
+    }
+}
+
+extension ClientDraft {
+    /// The draft of a client as it is configured (what the editors change and write back).
+    public init(_ client: ClientConfig) {
+        self.init(
+            id: client.id,
+            name: client.name,
+            issuer: client.issuer,
+            roles: client.roles,
+            allowedIPs: client.allowedIPsText,
+            tokenLifetime: client.tokenLifetime?.description,
+            secretSHA256: client.secretSHA256,
+            publicKey: client.publicKey,
+            enabled: client.enabled,
+            secretLifetime: client.secretLifetime?.description,
+            limits: client.limits
+        )
+        self.publicKeyFile = client.publicKeyFile
+        self.secretCreated = client.secretCreated
+        self.retiredSecrets = client.retiredSecrets
     }
 }
 
 /// One change to the `clients:` list.
 public enum ClientMutation: Sendable {
     case add(ClientDraft)
-    /// Replaces the stored secret hash: tokens issued under the old secret stop working.
-    case rotate(id: String, secretSHA256: String)
+    /// Replaces the stored secret hash. Without a grace the old secret and its tokens stop
+    /// working at once; with one they keep working until it ends.
+    case rotate(id: String, secretSHA256: String, grace: ConfigDuration?)
     case setEnabled(id: String, enabled: Bool)
-    case remove(id: String)
+    /// Changes the fields `update` sets, never the secret.
+    case update(id: String, ClientUpdate)
     /// Sets or clears a client's own limits (`portcullis client limits`, `PUT .../limits`).
     case setLimits(id: String, LimitsEdit)
+    case remove(id: String)
+
+    /// The client it changes.
+    public var clientID: String {
+        switch self {
+        case .add(let draft): return draft.id
+        case .rotate(let id, _, _), .setEnabled(let id, _), .update(let id, _), .remove(let id), .setLimits(let id, _): return id
+        }
+    }
+}
+
+/// What `portcullis client update` and `PATCH /api/v1/clients/{id}` change: each field nil is
+/// left as it is; `.some(nil)` clears an optional one (back to its default).
+public struct ClientUpdate: Sendable, Equatable {
+    public var name: String?
+    public var roles: [String]?
+    public var allowedIPs: [String]??
+    public var tokenLifetime: String??
+    public var secretLifetime: String??
+
+    public init(
+        name: String? = nil,
+        roles: [String]? = nil,
+        allowedIPs: [String]?? = nil,
+        tokenLifetime: String?? = nil,
+        secretLifetime: String?? = nil
+    ) {
+        self.name = name
+        self.roles = roles
+        self.allowedIPs = allowedIPs
+        self.tokenLifetime = tokenLifetime
+        self.secretLifetime = secretLifetime
+    }
+
+    public var isEmpty: Bool {
+        self.name == nil && self.roles == nil && self.allowedIPs == nil && self.tokenLifetime == nil && self.secretLifetime == nil
+    }
+
+    /// Applies the update to a draft.
+    public func apply(to draft: inout ClientDraft) {
+        if let name = self.name { draft.name = name }
+        if let roles = self.roles { draft.roles = roles }
+        if let allowedIPs = self.allowedIPs { draft.allowedIPs = allowedIPs }
+        if let tokenLifetime = self.tokenLifetime { draft.tokenLifetime = tokenLifetime }
+        if let secretLifetime = self.secretLifetime { draft.secretLifetime = secretLifetime }
+    }
+}
+
+extension ClientDraft {
+    /// Its secrets, as rotation sees them.
+    public var secrets: ClientSecrets {
+        get { ClientSecrets(currentSHA256: self.secretSHA256, created: self.secretCreated, retired: self.retiredSecrets) }
+        set {
+            self.secretSHA256 = newValue.currentSHA256
+            self.secretCreated = newValue.created
+            self.retiredSecrets = newValue.retired
+        }
+    }
 }
 
 public enum ClientsFileError: Error, CustomStringConvertible {
@@ -67,6 +158,8 @@ public enum ClientsFileError: Error, CustomStringConvertible {
     case duplicateClient(String)
     /// The whole configuration would not validate after the change; nothing was written.
     case invalid([ConfigError])
+    /// A secret operation on a client of an outside issuer.
+    case notBuiltin(String, issuer: String)
     case io(String)
 
     public var description: String {
@@ -75,6 +168,8 @@ public enum ClientsFileError: Error, CustomStringConvertible {
         case .duplicateClient(let id): return "a client '\(id)' already exists"
         case .invalid(let errors):
             return "the configuration would not be valid, nothing was changed:\n" + errors.map(\.description).joined(separator: "\n")
+        case .notBuiltin(let id, let issuer):
+            return "client '\(id)' belongs to the outside issuer '\(issuer)', which holds its credentials: rotate them there"
         case .io(let message): return message
         }
     }
@@ -127,16 +222,23 @@ public enum ClientsFile {
             guard !entries.contains(where: { $0.id == draft.id }) else { throw ClientsFileError.duplicateClient(draft.id) }
             var entry = Entry(draft)
             entry.lastModified = stamp
+            if entry.draft.secretSHA256 != nil, entry.draft.secretCreated == nil { entry.draft.secretCreated = stamp }
             entries.append(entry)
             changedID = draft.id
-        case .rotate(let id, let hash):
+        case .rotate(let id, let hash, let grace):
             let index = try Self.index(of: id, in: entries)
-            entries[index].secretSHA256 = hash
+            guard entries[index].draft.secretSHA256 != nil else { throw ClientsFileError.notBuiltin(id, issuer: entries[index].draft.issuer) }
+            entries[index].draft.secrets = entries[index].draft.secrets.rotated(to: hash, grace: grace, now: now)
+            entries[index].lastModified = stamp
+            changedID = id
+        case .update(let id, let update):
+            let index = try Self.index(of: id, in: entries)
+            update.apply(to: &entries[index].draft)
             entries[index].lastModified = stamp
             changedID = id
         case .setEnabled(let id, let enabled):
             let index = try Self.index(of: id, in: entries)
-            entries[index].enabled = enabled
+            entries[index].draft.enabled = enabled
             entries[index].lastModified = stamp
             changedID = id
         case .remove(let id):
@@ -170,46 +272,22 @@ public enum ClientsFile {
 
     // MARK: - The entries
 
-    /// A `clients:` entry as it is written back.
+    /// A `clients:` entry as it is written back: a draft, its stamp and its limits.
     struct Entry {
-        var id: String
-        var name: String
-        var enabled: Bool
-        var issuer: String
-        var roles: [String]
-        var allowedIPs: [String]?
-        var secretSHA256: String?
-        var publicKey: String?
-        var publicKeyFile: String?
-        var tokenLifetime: String?
+        var draft: ClientDraft
         var lastModified: String?
         var limits: ClientLimits?
 
+        var id: String { self.draft.id }
+
         init(_ client: ClientConfig) {
-            self.id = client.id
-            self.name = client.name
-            self.enabled = client.enabled
-            self.issuer = client.issuer
-            self.roles = client.roles
-            self.allowedIPs = client.allowedIPsText
-            self.secretSHA256 = client.secretSHA256
-            self.publicKey = client.publicKey
-            self.publicKeyFile = client.publicKeyFile
-            self.tokenLifetime = client.tokenLifetime?.description
+            self.draft = ClientDraft(client)
             self.lastModified = client.lastModified
             self.limits = client.limits
         }
 
         init(_ draft: ClientDraft) {
-            self.id = draft.id
-            self.name = draft.name
-            self.enabled = draft.enabled
-            self.issuer = draft.issuer
-            self.roles = draft.roles
-            self.allowedIPs = draft.allowedIPs
-            self.secretSHA256 = draft.secretSHA256
-            self.publicKey = draft.publicKey
-            self.tokenLifetime = draft.tokenLifetime
+            self.draft = draft
             self.limits = draft.limits
         }
     }
@@ -225,19 +303,31 @@ public enum ClientsFile {
         guard !entries.isEmpty else { return "clients: []\n" }
         var out = "clients:\n"
         for entry in entries {
-            out += "  - id: \(Self.quoted(entry.id))\n"
-            out += "    name: \(Self.quoted(entry.name))\n"
-            out += "    enabled: \(entry.enabled)\n"
-            out += "    issuer: \(Self.quoted(entry.issuer))\n"
-            out += "    roles: \(Self.quotedList(entry.roles))\n"
-            if let ips = entry.allowedIPs { out += "    allowed_ips: \(Self.quotedList(ips))\n" }
-            if let hash = entry.secretSHA256 { out += "    secret_sha256: \(Self.quoted(hash))\n" }
-            if let file = entry.publicKeyFile {
+            let draft = entry.draft
+            out += "  - id: \(Self.quoted(draft.id))\n"
+            out += "    name: \(Self.quoted(draft.name))\n"
+            out += "    enabled: \(draft.enabled)\n"
+            out += "    issuer: \(Self.quoted(draft.issuer))\n"
+            out += "    roles: \(Self.quotedList(draft.roles))\n"
+            if let ips = draft.allowedIPs { out += "    allowed_ips: \(Self.quotedList(ips))\n" }
+            if let hash = draft.secretSHA256 { out += "    secret_sha256: \(Self.quoted(hash))\n" }
+            if let file = draft.publicKeyFile {
                 out += "    public_key_file: \(Self.quoted(file))\n"
-            } else if let key = entry.publicKey {
+            } else if let key = draft.publicKey {
                 out += "    public_key: \(Self.quoted(key))\n"
             }
-            if let lifetime = entry.tokenLifetime { out += "    token_lifetime: \(Self.quoted(lifetime))\n" }
+            if let created = draft.secretCreated { out += "    secret_created: \(Self.quoted(created))\n" }
+            if let lifetime = draft.secretLifetime { out += "    secret_lifetime: \(Self.quoted(lifetime))\n" }
+            if !draft.retiredSecrets.isEmpty {
+                out += "    retired_secrets:\n"
+                for old in draft.retiredSecrets {
+                    var fields = ["secret_sha256: \(Self.quoted(old.secretSHA256))"]
+                    if let created = old.created { fields.append("created: \(Self.quoted(created))") }
+                    fields.append("until: \(Self.quoted(old.until))")
+                    out += "      - { \(fields.joined(separator: ", ")) }\n"
+                }
+            }
+            if let lifetime = draft.tokenLifetime { out += "    token_lifetime: \(Self.quoted(lifetime))\n" }
             if let stamp = entry.lastModified { out += "    last_modified: \(Self.quoted(stamp))\n" }
             if let limits = entry.limits, !limits.isEmpty || limits.burst != nil { out += "    limits: \(Self.render(limits))\n" }
         }
@@ -283,13 +373,7 @@ public enum ClientsFile {
 
     /// `2026-12-04T10:00:00Z`: RFC 3339, UTC, whole seconds.
     static func timestamp(_ date: Date) -> String {
-        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02dZ",
-            Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec)
-        )
+        UTCTime.format(Int64(date.timeIntervalSince1970.rounded(.down)))
     }
 
     // MARK: - The file

@@ -4,17 +4,18 @@ extension ConfigLoader {
     static let issuerKeys = [
         "name", "issuer", "audiences", "jwks_url", "jwks_file", "discovery", "algorithms", "client_claim", "leeway",
         "jwks_refresh", "builtin", "signing_key_file", "token_lifetime", "max_token_lifetime", "max_failed_auth", "max_failed_auth_per_address",
-        "failure_window", "state_file",
+        "failure_window", "state_file", "secret_lifetime",
     ]
     static let clientKeys = [
         "id", "name", "enabled", "issuer", "roles", "allowed_ips", "secret_sha256", "public_key", "public_key_file", "token_lifetime",
-        "last_modified", "limits",
+        "last_modified", "limits", "secret_created", "secret_lifetime", "retired_secrets",
     ]
     /// Keys of an outside issuer that the built-in one does not take.
     static let outsideIssuerOnlyKeys = ["jwks_url", "jwks_file", "discovery", "audiences", "algorithms", "client_claim", "jwks_refresh"]
     /// Keys of the built-in issuer that an outside one does not take.
     static let builtinIssuerOnlyKeys = [
         "signing_key_file", "token_lifetime", "max_token_lifetime", "max_failed_auth", "max_failed_auth_per_address", "failure_window", "state_file",
+        "secret_lifetime",
     ]
     /// Bounds of the built-in issuer's token lifetimes (`token_lifetime`, `max_token_lifetime`).
     static let tokenLifetimeBounds = ConfigDuration.seconds(1)...ConfigDuration.hours(24)
@@ -170,7 +171,7 @@ extension ConfigLoader {
                 } else {
                     signingKeyFile = Self.resolve(path, relativeTo: node.file)
                     if !FileManager.default.isReadableFile(atPath: signingKeyFile) {
-                        errors.append(node.error("cannot read the signing key file \(signingKeyFile)"))
+                        errors.append(node.error("cannot read the signing key file \(signingKeyFile): \(Self.readableReason(signingKeyFile))"))
                     }
                 }
             }
@@ -212,6 +213,7 @@ extension ConfigLoader {
             }
             settings.failureWindow = window
         }
+        if let node = value("secret_lifetime") { settings.secretLifetime = Self.secretLifetime(node, &errors) }
         if let node = value("state_file"), let path = node.string(&errors) {
             if path.isEmpty {
                 errors.append(node.error("expected a file path (where last_redeemed times and revoked token ids are kept)"))
@@ -372,7 +374,7 @@ extension ConfigLoader {
             if let issuer, !builtin {
                 errors.append(node.error("secret_sha256 applies only to clients of the built-in issuer; '\(issuer.name)' holds its clients' secrets itself"))
             } else if let text = node.string(&errors) {
-                if text.utf8.count == 64, text.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) {
+                if Self.isSHA256Hex(text) {
                     client.secretSHA256 = text
                 } else {
                     errors.append(node.error("expected the SHA-256 of the secret as 64 lowercase hex digits (portcullis client add/rotate writes it)"))
@@ -401,6 +403,70 @@ extension ConfigLoader {
                 }
             }
         }
+        Self.clientSecretSchedule(&client, value, builtin: builtin, issuerName: issuer?.name, &errors)
+    }
+
+    /// Bounds of `secret_lifetime`, the issuer's and a client's.
+    static let secretLifetimeBounds = ConfigDuration.seconds(1)...ConfigDuration.days(3650)
+
+    static func secretLifetime(_ node: ConfigNode, _ errors: inout [ConfigError]) -> ConfigDuration? {
+        guard let duration = node.duration(&errors) else { return nil }
+        guard duration.nanoseconds % 1_000_000_000 == 0, Self.secretLifetimeBounds.contains(duration) else {
+            errors.append(node.error("secret_lifetime \(duration) is out of range; expected whole seconds within 1s...3650d, e.g. 90d"))
+            return nil
+        }
+        return duration
+    }
+
+    /// `secret_created`, `secret_lifetime` and `retired_secrets` of a built-in client.
+    private static func clientSecretSchedule(
+        _ client: inout ClientConfig,
+        _ value: (String) -> ConfigNode?,
+        builtin: Bool,
+        issuerName: String?,
+        _ errors: inout [ConfigError]
+    ) {
+        for key in ["secret_created", "secret_lifetime", "retired_secrets"] {
+            guard let node = value(key), let issuerName, !builtin else { continue }
+            errors.append(node.error("\(key) applies only to clients of the built-in issuer; '\(issuerName)' holds its clients' secrets itself"))
+            return
+        }
+        if let node = value("secret_created"), let text = node.string(&errors) {
+            if Self.isRFC3339UTCSeconds(text) {
+                client.secretCreated = text
+            } else {
+                errors.append(node.error("'\(text)' is not a UTC time; expected RFC 3339 with seconds and Z, e.g. \"2026-12-04T10:00:00Z\""))
+            }
+        }
+        if let node = value("secret_lifetime") { client.secretLifetime = Self.secretLifetime(node, &errors) }
+        if let node = value("retired_secrets"), let items = node.sequence(&errors) {
+            for item in items {
+                guard let entries = item.mapping(&errors) else { continue }
+                item.checkKeys(entries, known: ["secret_sha256", "created", "until"], &errors)
+                func field(_ key: String) -> String? {
+                    guard let node = entries.first(where: { $0.key == key })?.value else { return nil }
+                    return node.string(&errors)
+                }
+                guard let hash = field("secret_sha256"), Self.isSHA256Hex(hash) else {
+                    errors.append(item.error("expected secret_sha256: the SHA-256 of the retired secret as 64 lowercase hex digits"))
+                    continue
+                }
+                guard let until = field("until"), Self.isRFC3339UTCSeconds(until) else {
+                    errors.append(item.error("expected until: the end of its grace, e.g. \"2026-12-04T10:00:00Z\""))
+                    continue
+                }
+                let created = field("created")
+                if let created, !Self.isRFC3339UTCSeconds(created) {
+                    errors.append(item.error("created '\(created)' is not a UTC time such as \"2026-12-04T10:00:00Z\""))
+                    continue
+                }
+                client.retiredSecrets.append(RetiredSecret(secretSHA256: hash, created: created, until: until))
+            }
+        }
+    }
+
+    static func isSHA256Hex(_ text: String) -> Bool {
+        text.utf8.count == 64 && text.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
     }
 
     /// `public_key` (inline PEM or JWK) or `public_key_file`: a `private_key_jwt` client's key,

@@ -20,12 +20,21 @@ public enum ConfigLoader {
     /// `.clients.yaml.tmp-42` do not end in `.yaml`) as `(path, text)`, what `load(sources:)` takes.
     public static func sources(directory: String) throws(ConfigErrors) -> [(file: String, text: String)] {
         let files: [String]
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
+            throw ConfigErrors([ConfigError(nil, key: "", "\(directory) does not exist; expected the directory that holds the *.yaml files")])
+        }
+        guard isDirectory.boolValue else {
+            throw ConfigErrors([
+                ConfigError(nil, key: "", "\(directory) is a file; expected the directory that holds it and the other *.yaml files (\((directory as NSString).deletingLastPathComponent.isEmpty ? "." : (directory as NSString).deletingLastPathComponent))")
+            ])
+        }
         do {
             files = try FileManager.default.contentsOfDirectory(atPath: directory)
                 .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }
                 .sorted()
         } catch {
-            throw ConfigErrors([ConfigError(nil, key: "", "cannot read config directory \(directory): \(error)")])
+            throw ConfigErrors([ConfigError(nil, key: "", "cannot read the config directory \(directory): \(Self.readableReason(directory))")])
         }
         guard !files.isEmpty else {
             throw ConfigErrors([ConfigError(nil, key: "", "no *.yaml files in \(directory)")])
@@ -37,11 +46,21 @@ public enum ConfigLoader {
             do {
                 sources.append((path, try String(contentsOfFile: path, encoding: .utf8)))
             } catch {
-                errors.append(ConfigError(SourceLocation(file: path, line: 1, column: 1), key: "", "cannot read: \(error)"))
+                errors.append(ConfigError(SourceLocation(file: path, line: 1, column: 1), key: "", "cannot read: \(Self.readableReason(path))"))
             }
         }
         if !errors.isEmpty { throw ConfigErrors(errors) }
         return sources
+    }
+
+    /// Why `path` cannot be read, in words (not Foundation's error domain and code).
+    public static func readableReason(_ path: String) -> String {
+        if !FileManager.default.fileExists(atPath: path) { return "no such file or directory" }
+        if !FileManager.default.isReadableFile(atPath: path) { return "permission denied (the user running portcullis cannot read it)" }
+        if FileManager.default.contents(atPath: path).flatMap({ String(data: $0, encoding: .utf8) }) == nil {
+            return "it is not UTF-8 text"
+        }
+        return "it cannot be read"
     }
 
     /// Loads from in-memory sources: `(file name for messages, YAML text)`.
@@ -208,7 +227,7 @@ public enum ConfigLoader {
     static func admin(_ node: ConfigNode, _ errors: inout [ConfigError]) -> AdminConfig {
         var admin = AdminConfig()
         guard let entries = node.mapping(&errors) else { return admin }
-        node.checkKeys(entries, known: ["address", "token_file"], &errors)
+        node.checkKeys(entries, known: ["address", "token_file", "tokens"], &errors)
         for entry in entries {
             switch entry.key {
             case "address":
@@ -222,11 +241,55 @@ public enum ConfigLoader {
                         admin.tokenFile = Self.resolve(path, relativeTo: node.file)
                     }
                 }
+            case "tokens":
+                admin.tokens = Self.adminTokens(entry.value, &errors)
             default:
                 break
             }
         }
         return admin
+    }
+
+    /// `admin.tokens: [{name, token_sha256 | token_file}]`.
+    static func adminTokens(_ node: ConfigNode, _ errors: inout [ConfigError]) -> [AdminTokenConfig] {
+        guard let items = node.sequence(&errors) else { return [] }
+        var tokens: [AdminTokenConfig] = []
+        for item in items {
+            guard let entries = item.mapping(&errors) else { continue }
+            item.checkKeys(entries, known: ["name", "token_sha256", "token_file"], &errors)
+            func value(_ key: String) -> ConfigNode? { entries.first { $0.key == key }?.value }
+            guard let nameNode = value("name"), let name = nameNode.string(&errors) else {
+                if value("name") == nil { errors.append(item.error("missing name (who the audit trail says made a change with this token)")) }
+                continue
+            }
+            if name.isEmpty || name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+                errors.append(nameNode.error("expected a non-empty name without control characters"))
+                continue
+            }
+            if tokens.contains(where: { $0.name == name }) {
+                errors.append(nameNode.error("admin token name '\(name)' is used twice"))
+                continue
+            }
+            var token = AdminTokenConfig(name: name)
+            let errorCount = errors.count
+            if let node = value("token_sha256"), let hash = node.string(&errors) {
+                if Self.isSHA256Hex(hash) {
+                    token.tokenSHA256 = hash
+                } else {
+                    errors.append(node.error("expected the SHA-256 of the token as 64 lowercase hex digits (printf %s TOKEN | sha256sum)"))
+                }
+            }
+            if let node = value("token_file"), let path = node.string(&errors) {
+                if path.isEmpty { errors.append(node.error("expected a file path")) } else { token.tokenFile = Self.resolve(path, relativeTo: node.file) }
+            }
+            guard errors.count == errorCount else { continue }
+            if (token.tokenSHA256 == nil) == (token.tokenFile == nil) {
+                errors.append(item.error("admin token '\(name)': give exactly one of token_sha256 and token_file"))
+                continue
+            }
+            tokens.append(token)
+        }
+        return tokens
     }
 
     static func upstream(_ node: ConfigNode, _ errors: inout [ConfigError]) -> UpstreamConfig? {

@@ -131,6 +131,9 @@ public struct AdminConfig: Sendable {
     /// The admin API's bearer token file (resolved against the config file's directory); kept
     /// for the admin API, which the three endpoints above do not need.
     public var tokenFile: String?
+    /// Named admin tokens (`admin.tokens`); the audit trail records the name of the one used.
+    /// `token_file` alone is one token named `admin`.
+    public var tokens: [AdminTokenConfig] = []
     /// Where `address` was written.
     public var location: SourceLocation?
 
@@ -138,6 +141,21 @@ public struct AdminConfig: Sendable {
         self.address = address
         self.tokenFile = tokenFile
         self.location = location
+    }
+}
+
+/// One `admin.tokens` entry: a name and the token's SHA-256 or a file holding the token.
+public struct AdminTokenConfig: Sendable, Equatable {
+    public var name: String
+    /// Lowercase hex SHA-256 of the token.
+    public var tokenSHA256: String?
+    /// A file holding the token (resolved), read at each (re)load.
+    public var tokenFile: String?
+
+    public init(name: String, tokenSHA256: String? = nil, tokenFile: String? = nil) {
+        self.name = name
+        self.tokenSHA256 = tokenSHA256
+        self.tokenFile = tokenFile
     }
 }
 

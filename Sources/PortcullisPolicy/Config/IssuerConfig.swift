@@ -83,6 +83,9 @@ public struct BuiltinIssuerSettings: Sendable, Equatable {
     /// Where `last_redeemed` times and revoked token ids are kept across restarts
     /// (`state_file`, default `<name>-state.json` beside the config file), resolved.
     public var stateFile: String
+    /// How long a client secret is accepted after it is made, when the client sets no
+    /// `secret_lifetime` (`secret_lifetime`); nil: secrets do not expire.
+    public var secretLifetime: ConfigDuration?
 
     public init(
         signingKeyFile: String,
@@ -128,6 +131,14 @@ public struct ClientConfig: Sendable {
     public var tokenLifetime: ConfigDuration?
     /// When `portcullis client` or the admin API last changed this entry (RFC 3339, UTC).
     public var lastModified: String?
+    /// Built-in issuer clients: when the current secret was made (`secret_created`, RFC 3339
+    /// UTC); nil for a secret of unknown age, which does not expire.
+    public var secretCreated: String?
+    /// Built-in issuer clients: how long a secret is accepted (`secret_lifetime`); nil takes
+    /// the issuer's.
+    public var secretLifetime: ConfigDuration?
+    /// Built-in issuer clients: secrets replaced with a grace, still accepted until theirs ends.
+    public var retiredSecrets: [RetiredSecret] = []
     /// `limits:` of this client, over its roles' and `client_limits` (the most specific wins).
     public var limits: ClientLimits?
     public var location: SourceLocation?

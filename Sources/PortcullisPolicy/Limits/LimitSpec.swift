@@ -79,6 +79,16 @@ public struct ClientLimits: Hashable, Sendable {
 
     public var isEmpty: Bool { self.rate == nil && self.quota == nil && self.concurrency == nil }
 
+    /// `rate 10/s, burst 20, quota 10000/d, concurrency 2`: the fields that are set.
+    public var summary: String {
+        var fields: [String] = []
+        if let rate = self.rate { fields.append("rate \(rate)") }
+        if let burst = self.burst { fields.append("burst \(burst)") }
+        if let quota = self.quota { fields.append("quota \(quota)") }
+        if let concurrency = self.concurrency { fields.append("concurrency \(concurrency)") }
+        return fields.isEmpty ? "none" : fields.joined(separator: ", ")
+    }
+
     /// The burst in force: the one set, else one second of the rate (at least 1).
     public var effectiveBurst: Int {
         if let burst { return burst }

@@ -1,6 +1,7 @@
 import Foundation
 import PortcullisAuth
 import PortcullisPolicy
+import PortcullisStore
 
 /// The token endpoint's lockouts: `GET /api/v1/lockouts`, `POST /api/v1/clients/{id}/unlock`
 /// and `DELETE /api/v1/lockouts/{key}` (`id:CLIENT`, `ip:ADDRESS` or `ip6:PREFIX/64`).
@@ -18,8 +19,8 @@ extension AdminAPI {
         return .json(.ok, ["lockouts": list.map { ["key": $0.key, "failures": $0.failures, "retry_after": $0.retryAfter] as [String: Any] }])
     }
 
-    /// Forgets a key's failures on this replica and, with a store, on every replica.
-    func unlock(_ key: String, clientID: String?) -> Response {
+    /// Forgets a key's failures on this replica and, with a store, on every replica; audited.
+    func unlock(_ key: String, clientID: String?, actor: AuditActor) async -> Response {
         guard let limiter = self.limiter else {
             return .error(.notFound, "not_found", "no built-in issuer is configured: nothing is locked out")
         }
@@ -30,6 +31,17 @@ extension AdminAPI {
             return .error(.badRequest, "invalid_request", "expected a lockout key: id:CLIENT, ip:ADDRESS or ip6:PREFIX/64")
         }
         let wasLocked = limiter.unlock(key, now: Int64(Date().timeIntervalSince1970))
+        do throws(StoreError) {
+            try await self.auditTrail.record(
+                actor: actor,
+                action: "lockout.clear",
+                client: clientID,
+                before: ["lockout": .list([key])],
+                after: ["lockout": .none]
+            )
+        } catch {
+            return .error(.internalServerError, "audit_failed", "the lockout is cleared, but its audit record was not written: \(error.reason)")
+        }
         return .json(.ok, ["unlocked": key, "had_failures": wasLocked])
     }
 }

@@ -10,9 +10,11 @@ import PortcullisStore
 /// How the admin API writes with `store:` configured: through the store, never the config
 /// directory. Supplied by the command, which knows the declared configuration.
 public struct AdminStoreHooks: Sendable {
-    /// Writes one change to the store and applies the new registry to every loop before it
-    /// returns, so the next request sees it.
-    public var mutate: @Sendable (ClientMutation) async throws(StoreError) -> Void
+    /// Writes one change to the store, with its audit record, and applies the new registry to
+    /// every loop before it returns, so the next request sees it.
+    public var mutate: @Sendable (ClientMutation, AuditActor) async throws(StoreError) -> Void
+    /// The store's audit trail.
+    public var audit: AuditTrail
     /// Writes a revocation to the store (every replica refuses the token).
     public var revoke: @Sendable (_ tokenID: String, _ until: Int64) async throws(StoreError) -> Void
     /// Client id -> last-used second, as the store and this replica know them.
@@ -21,12 +23,14 @@ public struct AdminStoreHooks: Sendable {
     public var lastRedeemed: @Sendable () -> [String: Int64]
 
     public init(
-        mutate: @escaping @Sendable (ClientMutation) async throws(StoreError) -> Void,
+        mutate: @escaping @Sendable (ClientMutation, AuditActor) async throws(StoreError) -> Void,
+        audit: AuditTrail,
         revoke: @escaping @Sendable (String, Int64) async throws(StoreError) -> Void,
         lastUsed: @escaping @Sendable () -> [String: Int64],
         lastRedeemed: @escaping @Sendable () -> [String: Int64]
     ) {
         self.mutate = mutate
+        self.audit = audit
         self.revoke = revoke
         self.lastUsed = lastUsed
         self.lastRedeemed = lastRedeemed
@@ -37,8 +41,9 @@ public struct AdminStoreHooks: Sendable {
 /// `api-integrations` and `api-roles`: clients (list, create, rotate, enable, disable, delete),
 /// roles, the permission catalogue's privileges, reload, and revocation by token id.
 ///
-/// Every call needs `Authorization: Bearer <admin token>` (the contents of `admin.token_file`,
-/// compared as SHA-256 digests in constant time); without a token file the API is off.
+/// Every call needs `Authorization: Bearer <admin token>`: one of `admin.tokens` (each named,
+/// the name recorded in the audit trail) or the contents of `admin.token_file` (named `admin`),
+/// compared as SHA-256 digests in constant time; with neither the API is off.
 /// With `store:`, mutations go to the store through ``AdminStoreHooks`` (checked against the
 /// running issuers and roles only) and are applied to every loop before the answer. Without
 /// it, mutations edit the clients file through ``ClientsFile`` (lock, validate the whole
@@ -49,7 +54,8 @@ final class AdminAPI: Sendable {
     /// The running configuration and the admin token's digest, swapped on every (re)load.
     private struct Snapshot: Sendable {
         var config: GatewayConfig
-        var tokenDigest: String?
+        /// Name and SHA-256 of each admin token.
+        var tokens: [(name: String, digest: String)]
     }
 
     private let snapshot: NIOLockedValueBox<Snapshot>
@@ -61,16 +67,24 @@ final class AdminAPI: Sendable {
     private let storeHooks = NIOLockedValueBox<AdminStoreHooks?>(nil)
 
     init(config: GatewayConfig, state: IssuerState?, limiter: FailedAuthLimiter? = nil) throws {
-        self.snapshot = NIOLockedValueBox(Snapshot(config: config, tokenDigest: try Self.readToken(config.admin)))
+        self.snapshot = NIOLockedValueBox(Snapshot(config: config, tokens: try Self.readTokens(config.admin)))
         self.state = state
         self.limiter = limiter
     }
 
-    /// A new configuration was applied: the token file is read again (a rotated admin token
-    /// takes effect with the reload; an unreadable one fails it).
-    func update(_ config: GatewayConfig) throws {
-        let digest = try Self.readToken(config.admin)
-        self.snapshot.withLockedValue { $0 = Snapshot(config: config, tokenDigest: digest) }
+    /// The admin tokens of a configuration about to be applied: token files are read again (a
+    /// rotated admin token takes effect with the reload; an unreadable one fails it).
+    func tokens(of config: GatewayConfig) throws -> AdminTokens {
+        AdminTokens(list: try Self.readTokens(config.admin))
+    }
+
+    /// A new configuration was applied on every loop: the API answers from it from now on.
+    func update(_ config: GatewayConfig, tokens: AdminTokens) {
+        self.snapshot.withLockedValue { $0 = Snapshot(config: config, tokens: tokens.list) }
+    }
+
+    struct AdminTokens: Sendable {
+        fileprivate var list: [(name: String, digest: String)]
     }
 
     func setReloader(_ reload: @escaping @Sendable () async throws -> Void) {
@@ -81,14 +95,26 @@ final class AdminAPI: Sendable {
         self.storeHooks.withLockedValue { $0 = hooks }
     }
 
-    private static func readToken(_ admin: AdminConfig) throws -> String? {
-        guard let path = admin.tokenFile else { return nil }
+    private static func readTokens(_ admin: AdminConfig) throws -> [(name: String, digest: String)] {
+        var tokens: [(name: String, digest: String)] = []
+        if let path = admin.tokenFile { tokens.append(("admin", try Self.readToken(path, key: "admin.token_file"))) }
+        for token in admin.tokens {
+            if let hash = token.tokenSHA256 {
+                tokens.append((token.name, hash))
+            } else if let path = token.tokenFile {
+                tokens.append((token.name, try Self.readToken(path, key: "admin.tokens[\(token.name)].token_file")))
+            }
+        }
+        return tokens
+    }
+
+    private static func readToken(_ path: String, key: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw GatewayError("admin.token_file: cannot read \(path)")
+            throw GatewayError("\(key): cannot read \(path)")
         }
         let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard token.utf8.count >= 16 else {
-            throw GatewayError("admin.token_file: \(path) holds \(token.utf8.count) characters; expected a random token of at least 16 (e.g. openssl rand -hex 32)")
+            throw GatewayError("\(key): \(path) holds \(token.utf8.count) characters; expected a random token of at least 16 (e.g. openssl rand -hex 32)")
         }
         return ClientSecret.sha256Hex(token)
     }
@@ -96,7 +122,8 @@ final class AdminAPI: Sendable {
     // MARK: - Authorization
 
     enum Authorization: Equatable {
-        case allowed
+        /// The name of the admin token presented.
+        case allowed(String)
         /// No token file: the admin API is off.
         case disabled
         case missing
@@ -106,17 +133,23 @@ final class AdminAPI: Sendable {
     /// Checks `Authorization: Bearer <token>`; the presented token is hashed and the digests are
     /// compared in constant time.
     func authorize(_ headers: HTTPHeaders) -> Authorization {
-        guard let expected = self.snapshot.withLockedValue({ $0.tokenDigest }) else { return .disabled }
+        let tokens = self.snapshot.withLockedValue { $0.tokens }
+        guard !tokens.isEmpty else { return .disabled }
         let values = headers[canonicalForm: "authorization"]
         guard values.count == 1, let token = BearerToken.candidate(from: String(values[0])) else {
             return values.isEmpty ? .missing : .wrong
         }
-        return ClientSecret.matches(token, sha256Hex: expected) ? .allowed : .wrong
+        // Every token is compared, so the time taken does not say which one matched.
+        var name: String?
+        for candidate in tokens where ClientSecret.matches(token, sha256Hex: candidate.digest) && name == nil {
+            name = candidate.name
+        }
+        return name.map(Authorization.allowed) ?? .wrong
     }
 
     // MARK: - Routes
 
-    struct Response: Sendable {
+    struct Response: Sendable, Error {
         var status: HTTPResponseStatus
         var body: String
 
@@ -133,7 +166,9 @@ final class AdminAPI: Sendable {
     /// Whether a path belongs to the API (and so needs the admin token).
     static func isAPIPath(_ path: Substring) -> Bool { path.hasPrefix("/api/") }
 
-    func handle(method: HTTPMethod, path: Substring, body: [UInt8]) async -> Response {
+    func handle(method: HTTPMethod, path: Substring, body: [UInt8], actor: AuditActor) async -> Response {
+        let query = path.firstIndex(of: "?").map { String(path[path.index(after: $0)...]) } ?? ""
+        let path = path.firstIndex(of: "?").map { path[..<$0] } ?? path
         let segments = path.split(separator: "/", omittingEmptySubsequences: true).map { $0.removingPercentEncoding ?? String($0) }
         guard segments.count >= 3, segments[0] == "api", segments[1] == "v1" else {
             return .error(.notFound, "not_found", "no such admin API resource")
@@ -143,26 +178,30 @@ final class AdminAPI: Sendable {
         case (.GET, 1, "clients"):
             return .json(.ok, ["clients": self.config.clients.map(self.clientObject)])
         case (.POST, 1, "clients"):
-            return await self.createClient(body)
+            return await self.createClient(body, actor: actor)
         case (.GET, 2, "clients"):
             guard let client = self.config.clients.first(where: { $0.id == rest[1] }) else { return Self.unknownClient(rest[1]) }
             return .json(.ok, self.clientObject(client))
         case (.DELETE, 2, "clients"):
-            return await self.mutate(.remove(id: rest[1]), status: .noContent)
+            return await self.mutate(.remove(id: rest[1]), status: .noContent, actor: actor)
+        case (.PATCH, 2, "clients"):
+            return await self.updateClient(rest[1], body, actor: actor)
         case (.POST, 3, "clients") where rest[2] == "client-credentials":
-            return await self.rotate(rest[1])
+            return await self.rotate(rest[1], body, actor: actor)
         case (.POST, 3, "clients") where rest[2] == "unlock":
-            return self.unlock(FailedAuthLimiter.clientKey(rest[1]), clientID: rest[1])
+            return await self.unlock(FailedAuthLimiter.clientKey(rest[1]), clientID: rest[1], actor: actor)
         case (.GET, 1, "lockouts"):
             return self.lockouts()
         case (.DELETE, 2, "lockouts"):
-            return self.unlock(rest[1], clientID: nil)
+            return await self.unlock(rest[1], clientID: nil, actor: actor)
         case (.POST, 3, "clients") where rest[2] == "enable" || rest[2] == "disable":
-            return await self.mutate(.setEnabled(id: rest[1], enabled: rest[2] == "enable"), status: .ok)
+            return await self.mutate(.setEnabled(id: rest[1], enabled: rest[2] == "enable"), status: .ok, actor: actor)
         case (.PUT, 3, "clients") where rest[2] == "limits":
-            return await self.putLimits(rest[1], body)
+            return await self.putLimits(rest[1], body, actor: actor)
         case (.DELETE, 3, "clients") where rest[2] == "limits":
-            return await self.mutate(.setLimits(id: rest[1], LimitsEdit(clear: true)), status: .ok)
+            return await self.mutate(.setLimits(id: rest[1], LimitsEdit(clear: true)), status: .ok, actor: actor)
+        case (.GET, 1, "audit"):
+            return await self.readAudit(query)
         case (.GET, 1, "roles"):
             return .json(.ok, ["roles": self.config.roles.map(Self.roleObject)])
         case (.GET, 1, "privileges"):
@@ -175,9 +214,9 @@ final class AdminAPI: Sendable {
                 return .error(.unprocessableEntity, "reload_failed", "\(error)")
             }
         case (.POST, 3, "tokens") where rest[2] == "revoke":
-            return await self.revoke(tokenID: rest[1])
+            return await self.revoke(tokenID: rest[1], actor: actor)
         case (_, 1, "clients"), (_, 2, "clients"), (_, 3, "clients"), (_, 1, "roles"), (_, 1, "privileges"), (_, 1, "reload"), (_, 3, "tokens"),
-            (_, 1, "lockouts"), (_, 2, "lockouts"):
+            (_, 1, "audit"), (_, 1, "lockouts"), (_, 2, "lockouts"):
             return .error(.methodNotAllowed, "method_not_allowed", "\(method.rawValue) is not allowed on \(path)")
         default:
             return .error(.notFound, "not_found", "no such admin API resource")
@@ -187,19 +226,78 @@ final class AdminAPI: Sendable {
     var config: GatewayConfig { self.snapshot.withLockedValue { $0.config } }
 
     private static func unknownClient(_ id: String) -> Response {
-        .error(.notFound, "unknown_client", "no client has id '\(id)'")
+        .error(.notFound, "not_found", "no client has id '\(id)'")
+    }
+
+    /// The body as a JSON object of the `known` fields only; an empty body is an empty object.
+    private static func object(_ body: [UInt8], known: Set<String>) -> Result<[String: Any], Response> {
+        if body.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return .success([:]) }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
+            return .failure(.error(.badRequest, "invalid_request", "expected a JSON object"))
+        }
+        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
+            return .failure(.error(.badRequest, "invalid_request", "unknown field '\(unknown)'; expected \(known.sorted().joined(separator: ", "))"))
+        }
+        return .success(object)
+    }
+
+    /// `PATCH /api/v1/clients/{id}` with any of `{"name", "roles", "allowed_ips", "token_lifetime",
+    /// "secret_lifetime"}`; null clears `allowed_ips` (any address) and the lifetimes (the
+    /// issuer's). The secret is not touched.
+    private func updateClient(_ id: String, _ body: [UInt8], actor: AuditActor) async -> Response {
+        let object: [String: Any]
+        switch Self.object(body, known: ["name", "roles", "allowed_ips", "token_lifetime", "secret_lifetime"]) {
+        case .success(let parsed): object = parsed
+        case .failure(let response): return response
+        }
+        var update = ClientUpdate()
+        if let value = object["name"] {
+            guard let name = value as? String else { return .error(.badRequest, "invalid_request", "name must be a string") }
+            update.name = name
+        }
+        if let value = object["roles"] {
+            guard let roles = value as? [String], !roles.isEmpty else {
+                return .error(.badRequest, "invalid_request", "roles must be a non-empty list of role names")
+            }
+            update.roles = roles
+        }
+        if let value = object["allowed_ips"] {
+            if value is NSNull {
+                update.allowedIPs = .some(nil)
+            } else if let list = value as? [String] {
+                update.allowedIPs = .some(list)
+            } else {
+                return .error(.badRequest, "invalid_request", "allowed_ips must be a list of addresses or CIDR blocks, or null for any")
+            }
+        }
+        for key in ["token_lifetime", "secret_lifetime"] {
+            guard let value = object[key] else { continue }
+            let text: String??
+            if value is NSNull {
+                text = .some(nil)
+            } else if let duration = value as? String {
+                text = .some(duration)
+            } else {
+                return .error(.badRequest, "invalid_request", "\(key) must be a duration such as \"15m\", or null for the issuer's")
+            }
+            if key == "token_lifetime" { update.tokenLifetime = text } else { update.secretLifetime = text }
+        }
+        guard !update.isEmpty else {
+            return .error(.badRequest, "invalid_request", "nothing to change: give name, roles, allowed_ips, token_lifetime or secret_lifetime")
+        }
+        return await self.mutate(.update(id: id, update), status: .ok, actor: actor)
     }
 
     /// `POST /api/v1/clients` with `{"id", "name"?, "issuer"?, "roles", "allowed_ips"?,
     /// "token_lifetime"?, "enabled"?}`. A client of the built-in issuer (the default issuer)
     /// gets a new secret, in this response only.
-    private func createClient(_ body: [UInt8]) async -> Response {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
-            return .error(.badRequest, "invalid_request", "expected a JSON object")
-        }
-        let known: Set = ["id", "name", "issuer", "roles", "allowed_ips", "token_lifetime", "enabled", "public_key", "limits"]
-        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
-            return .error(.badRequest, "invalid_request", "unknown field '\(unknown)'; expected \(known.sorted().joined(separator: ", "))")
+    private func createClient(_ body: [UInt8], actor: AuditActor) async -> Response {
+        let object: [String: Any]
+        let known: Set = ["id", "name", "issuer", "roles", "allowed_ips", "token_lifetime", "secret_lifetime", "enabled", "public_key", "limits"]
+        switch Self.object(body, known: known) {
+        case .success(let parsed) where !parsed.isEmpty: object = parsed
+        case .success: return .error(.badRequest, "invalid_request", "expected a JSON object")
+        case .failure(let response): return response
         }
         guard let id = object["id"] as? String, !id.isEmpty else {
             return .error(.badRequest, "invalid_request", "id is required (a string)")
@@ -215,8 +313,8 @@ final class AdminAPI: Sendable {
         if object["allowed_ips"] != nil && !(object["allowed_ips"] is [String]) {
             return .error(.badRequest, "invalid_request", "allowed_ips must be a list of addresses or CIDR blocks")
         }
-        if object["token_lifetime"] != nil && !(object["token_lifetime"] is String) {
-            return .error(.badRequest, "invalid_request", "token_lifetime must be a duration such as \"15m\"")
+        for key in ["token_lifetime", "secret_lifetime"] where object[key] != nil && !(object[key] is String) {
+            return .error(.badRequest, "invalid_request", "\(key) must be a duration such as \"15m\"")
         }
         if object["public_key"] != nil && !(object["public_key"] is String) {
             return .error(.badRequest, "invalid_request", "public_key must be a PEM public key or a JWK, as a string")
@@ -226,7 +324,7 @@ final class AdminAPI: Sendable {
             do {
                 _ = try ClientKey(text: publicKey)
             } catch {
-                return .error(.unprocessableEntity, "invalid_request", "public_key: \(error.reason)")
+                return .error(.badRequest, "invalid_request", "public_key: \(error.reason)")
             }
         }
         var limits: ClientLimits?
@@ -250,9 +348,10 @@ final class AdminAPI: Sendable {
             secretSHA256: secret.map { ClientSecret.sha256Hex($0) },
             publicKey: publicKey,
             enabled: (object["enabled"] as? Bool) ?? true,
+            secretLifetime: object["secret_lifetime"] as? String,
             limits: limits
         )
-        var response = await self.mutate(.add(draft), status: .created)
+        var response = await self.mutate(.add(draft), status: .created, actor: actor)
         if let secret, response.status == .created {
             response = self.withSecret(response, clientID: id, secret: secret)
         }
@@ -262,7 +361,7 @@ final class AdminAPI: Sendable {
     /// `PUT /api/v1/clients/{id}/limits` with `{"rate"?, "burst"?, "quota"?, "concurrency"?}`:
     /// the client's own limits become exactly these (`{}` clears them, as `DELETE` does); for a
     /// declared client they apply over its declared `limits:`.
-    private func putLimits(_ id: String, _ body: [UInt8]) async -> Response {
+    private func putLimits(_ id: String, _ body: [UInt8], actor: AuditActor) async -> Response {
         let limits: ClientLimits
         do throws(LimitsInputError) {
             let object = (try? JSONSerialization.jsonObject(with: Data(body))) ?? ()
@@ -270,18 +369,30 @@ final class AdminAPI: Sendable {
         } catch {
             return .error(.badRequest, "invalid_request", error.description)
         }
-        return await self.mutate(.setLimits(id: id, LimitsEdit(set: limits, clear: true)), status: .ok)
+        return await self.mutate(.setLimits(id: id, LimitsEdit(set: limits, clear: true)), status: .ok, actor: actor)
     }
 
-    /// `POST /api/v1/clients/{id}/client-credentials`: a new secret; the old one and every
-    /// token issued under it stop working with the reload.
-    private func rotate(_ id: String) async -> Response {
+    /// `POST /api/v1/clients/{id}/client-credentials`, optionally `{"grace": "1h"}`: a new
+    /// secret. Without a grace the old one and every token issued under it stop working at
+    /// once; with one, when the grace ends.
+    private func rotate(_ id: String, _ body: [UInt8], actor: AuditActor) async -> Response {
+        var grace: ConfigDuration?
+        switch Self.object(body, known: ["grace"]) {
+        case .success(let object):
+            if let value = object["grace"] {
+                guard let text = value as? String, let duration = ConfigDuration(parsing: text) else {
+                    return .error(.badRequest, "invalid_request", "grace must be a duration such as \"1h\" or \"7d\"")
+                }
+                grace = duration
+            }
+        case .failure(let response): return response
+        }
         guard let client = self.config.clients.first(where: { $0.id == id }) else { return Self.unknownClient(id) }
         guard client.secretSHA256 != nil else {
-            return .error(.conflict, "not_a_builtin_client", "client '\(id)' belongs to the outside issuer '\(client.issuer)': its credentials live there")
+            return .error(.conflict, "conflict", "client '\(id)' belongs to the outside issuer '\(client.issuer)', which holds its credentials: rotate them there")
         }
         let secret = ClientSecret.generate()
-        let response = await self.mutate(.rotate(id: id, secretSHA256: ClientSecret.sha256Hex(secret)), status: .ok)
+        let response = await self.mutate(.rotate(id: id, secretSHA256: ClientSecret.sha256Hex(secret), grace: grace), status: .ok, actor: actor)
         return response.status == .ok ? self.withSecret(response, clientID: id, secret: secret) : response
     }
 
@@ -293,21 +404,22 @@ final class AdminAPI: Sendable {
     }
 
     /// One change of the clients file, then the reload that applies it.
-    private func mutate(_ mutation: ClientMutation, status: HTTPResponseStatus) async -> Response {
+    private func mutate(_ mutation: ClientMutation, status: HTTPResponseStatus, actor: AuditActor) async -> Response {
         if let hooks = self.storeHooks.withLockedValue({ $0 }) {
-            return await self.mutateStore(mutation, status: status, hooks: hooks)
+            return await self.mutateStore(mutation, status: status, hooks: hooks, actor: actor)
         }
         let directory = self.config.directory
         let result: ClientConfig?
         do {
             result = try await NIOThreadPool.singleton.runIfActive {
-                try ClientsFile.apply(mutation, directory: directory)
+                try AuditTrail.applyToClientsFile(mutation, directory: directory, actor: actor)
             }
         } catch let error as ClientsFileError {
             switch error {
             case .unknownClient(let id): return Self.unknownClient(id)
-            case .duplicateClient(let id): return .error(.conflict, "duplicate_client", "a client with id '\(id)' exists")
-            case .invalid: return .error(.unprocessableEntity, "invalid_client", "\(error)")
+            case .duplicateClient(let id): return .error(.conflict, "conflict", "a client with id '\(id)' exists")
+            case .invalid: return .error(.badRequest, "invalid_request", "\(error)")
+            case .notBuiltin: return .error(.conflict, "conflict", "\(error)")
             case .io: return .error(.internalServerError, "write_failed", "\(error)")
             }
         } catch {
@@ -323,27 +435,20 @@ final class AdminAPI: Sendable {
     }
 
     /// One change through the store; the hooks apply it to every loop before returning.
-    private func mutateStore(_ mutation: ClientMutation, status: HTTPResponseStatus, hooks: AdminStoreHooks) async -> Response {
+    private func mutateStore(_ mutation: ClientMutation, status: HTTPResponseStatus, hooks: AdminStoreHooks, actor: AuditActor) async -> Response {
         do throws(StoreError) {
-            try await hooks.mutate(mutation)
+            try await hooks.mutate(mutation, actor)
         } catch {
             switch error.code {
-            case .unknownClient:
-                if case .remove(let id) = mutation { return Self.unknownClient(id) }
-                return .error(.notFound, "unknown_client", error.reason)
-            case .duplicateClient: return .error(.conflict, "duplicate_client", error.reason)
-            case .declaredClient: return .error(.conflict, "declared_client", error.reason)
-            case .invalid: return .error(.unprocessableEntity, "invalid_client", error.reason)
+            case .unknownClient: return Self.unknownClient(mutation.clientID)
+            case .duplicateClient, .declaredClient, .notBuiltin: return .error(.conflict, "conflict", error.reason)
+            case .invalid: return .error(.badRequest, "invalid_request", error.reason)
             case .unavailable: return .error(.serviceUnavailable, "store_unavailable", "the store cannot be reached; nothing was changed: \(error.reason)")
             case .io: return .error(.internalServerError, "write_failed", error.reason)
             }
         }
-        let id: String
-        switch mutation {
-        case .add(let draft): id = draft.id
-        case .rotate(let clientID, _), .setEnabled(let clientID, _), .setLimits(let clientID, _): id = clientID
-        case .remove: return Response(status: status, body: "")
-        }
+        if case .remove = mutation { return Response(status: status, body: "") }
+        let id = mutation.clientID
         guard let client = self.config.clients.first(where: { $0.id == id }) else {
             return .json(status, ["id": id])
         }
@@ -359,7 +464,7 @@ final class AdminAPI: Sendable {
 
     /// `POST /api/v1/tokens/{jti}/revoke`: the token id is refused from now on, remembered for
     /// `max_token_lifetime` (no token of this issuer lives longer).
-    private func revoke(tokenID: String) async -> Response {
+    private func revoke(tokenID: String, actor: AuditActor) async -> Response {
         guard let state = self.state,
             let settings = self.config.issuers.first(where: \.builtin)?.builtinSettings
         else {
@@ -379,7 +484,53 @@ final class AdminAPI: Sendable {
             }
         }
         state.revoke(tokenID, until: until, now: now)
+        do throws(StoreError) {
+            try await self.auditTrail.record(actor: actor, action: "token.revoke", client: nil, tokenID: tokenID)
+        } catch {
+            return .error(.internalServerError, "audit_failed", "the token is revoked, but its audit record was not written: \(error.reason)")
+        }
         return .json(.ok, ["revoked": tokenID])
+    }
+
+    /// The store's audit trail, or without one the config directory's `audit.jsonl`.
+    var auditTrail: AuditTrail {
+        self.storeHooks.withLockedValue { $0 }?.audit ?? AuditTrail(configDirectory: self.config.directory)
+    }
+
+    /// `GET /api/v1/audit?client=&actor=&since=&action=&limit=`: the matching records, oldest
+    /// first. `since` is an RFC 3339 UTC time or a duration back from now (`30d`).
+    private func readAudit(_ query: String) async -> Response {
+        var filter = AuditFilter()
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            let name = String(parts[0])
+            let value = parts.count > 1 ? (String(parts[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "") : ""
+            switch name {
+            case "client": filter.clientID = value
+            case "actor": filter.actor = value
+            case "action": filter.action = value
+            case "since":
+                guard let since = AuditFilter.since(value, now: Int64(Date().timeIntervalSince1970)) else {
+                    return .error(.badRequest, "invalid_request", "since must be a UTC time such as 2026-12-04T10:00:00Z or a duration back from now such as 30d")
+                }
+                filter.since = since
+            case "limit":
+                guard let limit = Int(value), (1...100_000).contains(limit) else {
+                    return .error(.badRequest, "invalid_request", "limit must be a number from 1 to 100000")
+                }
+                filter.limit = limit
+            default:
+                return .error(.badRequest, "invalid_request", "unknown parameter '\(name)'; expected client, actor, since, action, limit")
+            }
+        }
+        do throws(StoreError) {
+            let events = try await self.auditTrail.read(filter)
+            let data = events.map { String(decoding: AuditLogFile.line($0).dropLast(), as: UTF8.self) }
+            return Response(status: .ok, body: "{\"events\":[" + data.joined(separator: ",") + "]}")
+        } catch {
+            let status: HTTPResponseStatus = error.code == .unavailable ? .serviceUnavailable : .internalServerError
+            return .error(status, error.code == .unavailable ? "store_unavailable" : "read_failed", error.reason)
+        }
     }
 
     private func privileges() -> Response {
@@ -413,7 +564,24 @@ final class AdminAPI: Sendable {
             "last_modified": client.lastModified.map { $0 as Any } ?? NSNull(),
             "last_used": used.map { IssuerState.formatTimestamp($0) as Any } ?? NSNull(),
             "limits": self.config.limitSources(of: client).jsonObject,
+            "secret_lifetime": client.secretLifetime(issuer: self.builtinSettings)?.description as Any? ?? NSNull(),
+            "secrets": self.secretObjects(client),
         ]
+    }
+
+    private var builtinSettings: BuiltinIssuerSettings? { self.config.issuers.first(where: \.builtin)?.builtinSettings }
+
+    /// The client's secrets, current first, by creation and expiry times (never their values).
+    private func secretObjects(_ client: ClientConfig) -> [[String: Any]] {
+        let settings = self.builtinSettings
+        let created = [client.secretCreated] + client.retiredSecrets.map(\.created)
+        return zip(client.liveSecrets(issuer: settings), created).map { secret, created in
+            [
+                "state": secret.retired ? "grace" : "current",
+                "created": created.map { $0 as Any } ?? NSNull(),
+                "expires": secret.notAfter.map { IssuerState.formatTimestamp($0) as Any } ?? NSNull(),
+            ]
+        }
     }
 
     /// A built-in client's lifetime, its own or the issuer's default; nil for outside clients.

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import PortcullisStore
 
 /// What the admin listener answers, decided from the request line alone.
 enum AdminRoute: Equatable {
@@ -68,7 +69,7 @@ final class AdminRequestHandler: ChannelInboundHandler {
             self.body = nil
             let path = head.uri.prefix { $0 != "?" }
             if AdminAPI.isAPIPath(path) {
-                self.callAPI(head, path: path, body: body, context: context)
+                self.callAPI(head, path: head.uri[...], body: body, context: context)
             } else {
                 self.respond(to: head, context: context)
             }
@@ -129,13 +130,14 @@ final class AdminRequestHandler: ChannelInboundHandler {
         guard let api = self.endpoints.api else {
             return self.writeJSON(.notFound, #"{"error":"not_found","error_description":"no admin API here"}"#, to: head, context: context)
         }
+        let actor: AuditActor
         switch api.authorize(head.headers) {
-        case .allowed:
-            break
+        case .allowed(let name):
+            actor = AuditActor(name: name, source: context.channel.remoteAddress?.ipAddress ?? "-")
         case .disabled:
             return self.writeJSON(
                 .forbidden,
-                #"{"error":"admin_api_disabled","error_description":"set admin.token_file to use the admin API"}"#,
+                #"{"error":"admin_api_disabled","error_description":"set admin.tokens (or admin.token_file) to use the admin API"}"#,
                 to: head,
                 context: context
             )
@@ -151,7 +153,7 @@ final class AdminRequestHandler: ChannelInboundHandler {
         let method = head.method
         let path = String(path)
         context.eventLoop.makeFutureWithTask {
-            await api.handle(method: method, path: path[...], body: body)
+            await api.handle(method: method, path: path[...], body: body, actor: actor)
         }.assumeIsolated().whenSuccess { response in
             self.write(
                 response.status,

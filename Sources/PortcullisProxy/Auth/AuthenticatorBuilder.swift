@@ -11,8 +11,10 @@ extension TokenAuthenticator {
         _ config: GatewayConfig,
         keys: [String: any IssuerKeyProvider],
         builtin: TokenService? = nil,
-        usage: ClientUsageTable? = nil
+        usage: ClientUsageTable? = nil,
+        now: Int64 = Int64(Date().timeIntervalSince1970)
     ) throws -> TokenAuthenticator {
+        let settings = config.issuers.first(where: \.builtin)?.builtinSettings
         var issuers: [(iss: String, issuer: TrustedIssuer)] = []
         if let builtin {
             issuers.append((builtin.issuer.issuer, builtin.issuer.trustedIssuer))
@@ -47,6 +49,9 @@ extension TokenAuthenticator {
         }
         let clients = config.clients.map { client in
             let isBuiltin = client.issuer == builtin?.issuer.name
+            // Secrets past their end are left out: the snapshot is compiled again at each end.
+            let live = isBuiltin ? client.liveSecrets(issuer: settings).filter { ($0.notAfter ?? Int64.max) > now } : []
+            let current = live.first { !$0.retired }.map { ClientSecret.credentialVersion(sha256Hex: $0.secretSHA256) }
             return ClientRecord(
                 id: client.id,
                 name: client.name,
@@ -55,7 +60,8 @@ extension TokenAuthenticator {
                 policyIndex: config.policy.clientIndex(id: client.id) ?? -1,
                 allowedIPs: client.allowedIPs,
                 // Without a secret no token of its can be current.
-                credentialVersion: isBuiltin ? Self.credentialVersion(client) : nil,
+                credentialVersion: isBuiltin ? client.publicKey.map(ClientKey.credentialVersion) ?? current ?? "" : nil,
+                graceCredentialVersions: live.filter(\.retired).map { ClientSecret.credentialVersion(sha256Hex: $0.secretSHA256) },
                 usage: usage?.clock(for: client.id)
             )
         }
@@ -79,9 +85,15 @@ extension TokenAuthenticator {
         var clients: [TokenService.Client] = []
         for client in config.clients where client.issuer == issuerConfig.name {
             let lifetime = client.tokenLifetime.map { $0.nanoseconds / 1_000_000_000 }
-            if let hash = client.secretSHA256 {
+            if client.secretSHA256 != nil {
                 clients.append(
-                    TokenService.Client(id: client.id, enabled: client.enabled, secretSHA256: hash, tokenLifetime: lifetime, allowedIPs: client.allowedIPs)
+                    TokenService.Client(
+                        id: client.id,
+                        enabled: client.enabled,
+                        secrets: client.liveSecrets(issuer: settings),
+                        tokenLifetime: lifetime,
+                        allowedIPs: client.allowedIPs
+                    )
                 )
             } else if let text = client.publicKey {
                 let key: ClientKey
@@ -152,15 +164,5 @@ extension TokenAuthenticator {
         } catch let error as JWKError {
             throw GatewayError("\(place)issuers[\(issuer)].jwks_file: \(path) is not a JWK Set: \(error)")
         }
-    }
-}
-
-extension TokenAuthenticator {
-    /// The `cv` a built-in issuer client's tokens must carry: from its secret or its key.
-    /// Without either, no token of its can be current.
-    static func credentialVersion(_ client: ClientConfig) -> String {
-        if let hash = client.secretSHA256 { return ClientSecret.credentialVersion(sha256Hex: hash) }
-        if let key = client.publicKey { return ClientKey.credentialVersion(key) }
-        return ""
     }
 }

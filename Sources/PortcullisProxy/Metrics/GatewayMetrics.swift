@@ -38,6 +38,8 @@ public final class GatewayMetrics: Sendable {
         var retiredRefreshes: [String: Int] = [:]
         var retiredFailures: [String: Int] = [:]
         var accessLog: (any AccessLogStats)?
+        /// Client id -> when its current secret expires (seconds since the epoch).
+        var secretExpiries: [String: Int64] = [:]
     }
 
     public init(accessLog: (any AccessLogStats)? = nil, store: StoreStatus? = nil) {
@@ -95,9 +97,10 @@ public final class GatewayMetrics: Sendable {
 
     /// A configuration took effect (at start or by a reload); its issuers' key sets are read at
     /// every scrape from now on.
-    func configApplied(issuerKeys: [String: any IssuerKeyProvider]) {
+    func configApplied(issuerKeys: [String: any IssuerKeyProvider], secretExpiries: [String: Int64] = [:]) {
         let keys = issuerKeys.compactMapValues { $0 as? IssuerKeys }
         self.sources.withLockedValue { sources in
+            sources.secretExpiries = secretExpiries
             for (name, old) in sources.issuerKeys where keys[name] !== old {
                 sources.retiredRefreshes[name, default: 0] += old.refreshCount
                 sources.retiredFailures[name, default: 0] += old.failureCount
@@ -160,6 +163,19 @@ public final class GatewayMetrics: Sendable {
             help: "Bearer tokens not found in a verified-token cache (then verified in full)."
         )
         out.sample("portcullis_token_cache_misses_total", loops.tokenCacheMisses)
+
+        let expiries = self.sources.withLockedValue { $0.secretExpiries }
+        if !expiries.isEmpty {
+            out.family(
+                "portcullis_client_secret_expiry_seconds",
+                .gauge,
+                help: "Seconds until the client's current secret expires (negative once it has), for clients whose secrets expire."
+            )
+            let now = Int64(Date().timeIntervalSince1970)
+            for (id, at) in expiries.sorted(by: { $0.key < $1.key }) {
+                out.sample("portcullis_client_secret_expiry_seconds", Int(at - now), labels: ["client": id])
+            }
+        }
 
         let (issuers, accessLog) = self.sources.withLockedValue { sources in
             let names = Set(sources.issuerKeys.keys).union(sources.retiredRefreshes.keys).sorted()

@@ -175,7 +175,7 @@ public final class GatewayServer: Sendable {
         }
 
         let metrics = GatewayMetrics(accessLog: accessLog, store: storeStatus)
-        metrics.configApplied(issuerKeys: issuerKeys)
+        metrics.configApplied(issuerKeys: issuerKeys, secretExpiries: config.secretExpiries())
         let draining = ManagedAtomic(false)
         var admin: AdminServer?
         var adminAPI: AdminAPI?
@@ -335,14 +335,16 @@ public final class GatewayServer: Sendable {
             limiters: self.limiters,
             usage: self.usage
         )
-        try self.adminAPI?.update(config)
+        let adminTokens = try self.adminAPI?.tokens(of: config)
         for context in self.contexts.values {
             try await context.eventLoop.submit { context.value.update(settings) }.get()
         }
+        // After the loops: a client the API lists is one the loops serve.
+        if let adminTokens { self.adminAPI?.update(config, tokens: adminTokens) }
         for (slot, context) in tlsContexts {
             slot.replace(with: context)
         }
-        self.metrics.configApplied(issuerKeys: issuerKeys)
+        self.metrics.configApplied(issuerKeys: issuerKeys, secretExpiries: config.secretExpiries())
     }
 
     /// Hands a fetched tenant directory to every loop (`tenant_directory: {upstream:}`).
