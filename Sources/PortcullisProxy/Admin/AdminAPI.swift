@@ -96,7 +96,8 @@ final class AdminAPI: Sendable {
     // MARK: - Authorization
 
     enum Authorization: Equatable {
-        case allowed
+        /// The name of the admin token presented.
+        case allowed(String)
         /// No token file: the admin API is off.
         case disabled
         case missing
@@ -111,7 +112,7 @@ final class AdminAPI: Sendable {
         guard values.count == 1, let token = BearerToken.candidate(from: String(values[0])) else {
             return values.isEmpty ? .missing : .wrong
         }
-        return ClientSecret.matches(token, sha256Hex: expected) ? .allowed : .wrong
+        return ClientSecret.matches(token, sha256Hex: expected) ? .allowed("admin") : .wrong
     }
 
     // MARK: - Routes
@@ -163,6 +164,8 @@ final class AdminAPI: Sendable {
             return .json(.ok, ["roles": self.config.roles.map(Self.roleObject)])
         case (.GET, 1, "privileges"):
             return self.privileges()
+        case (.POST, 1, "explain"):
+            return self.explain(body)
         case (.POST, 1, "reload"):
             do {
                 try await self.reload()
@@ -173,7 +176,7 @@ final class AdminAPI: Sendable {
         case (.POST, 3, "tokens") where rest[2] == "revoke":
             return await self.revoke(tokenID: rest[1])
         case (_, 1, "clients"), (_, 2, "clients"), (_, 3, "clients"), (_, 1, "roles"), (_, 1, "privileges"), (_, 1, "reload"), (_, 3, "tokens"),
-            (_, 1, "lockouts"), (_, 2, "lockouts"):
+            (_, 1, "lockouts"), (_, 2, "lockouts"), (_, 1, "explain"):
             return .error(.methodNotAllowed, "method_not_allowed", "\(method.rawValue) is not allowed on \(path)")
         default:
             return .error(.notFound, "not_found", "no such admin API resource")
