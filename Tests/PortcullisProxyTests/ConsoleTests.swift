@@ -175,7 +175,7 @@ final class TestClock: Sendable {
         #expect(minutes[0] == [0, 1, 0, 1, 0], "59 minutes ago")
         #expect(minutes[59] == [0, 1, 0, 0, 1], "this minute")
         let summary = recent.summaries(nowMillis: Int64(now))["a"]
-        #expect(summary?.requests == 4, "the request of 2 hours ago is not counted (its slot was reused)")
+        #expect(summary?.requests == 4, "the request of two hours ago (in the same slot) is not counted")
         #expect(summary?.errors == 2)
         #expect(summary?.lastTokenID == "t2")
         // An hour later the old minutes no longer count.
@@ -214,7 +214,7 @@ final class TestClock: Sendable {
                   url: "http://127.0.0.1:8091"
                 admin:
                   address: "127.0.0.1:0"
-                  token_file: admin-token
+                  token_file: "\(directory.path)/admin-token"
                 issuers:
                   - { name: idp, issuer: "https://idp.example.com/", audiences: ["api://gateway"], jwks_url: "https://idp.example.com/keys", algorithms: [RS256] }
                 roles:

@@ -89,8 +89,11 @@ public final class RecentRequests: Sendable {
                 }
                 let minute = Self.floorDivide(entry.millis, 60_000)
                 let slot = Int(((minute % 60) + 60) % 60)
-                if client.minutes[slot].minute != minute { client.minutes[slot] = Minute(minute: minute) }
-                client.minutes[slot].counts[max(1, min(5, entry.statusClass)) - 1] += 1
+                // A slot holds one minute; a line older than the minute there is over an hour old.
+                if client.minutes[slot].minute < minute { client.minutes[slot] = Minute(minute: minute) }
+                if client.minutes[slot].minute == minute {
+                    client.minutes[slot].counts[max(1, min(5, entry.statusClass)) - 1] += 1
+                }
                 if let token = entry.tokenID { client.lastTokenID = token }
                 client.lastMillis = max(client.lastMillis, entry.millis)
                 client.lastSeenPass = state.pass
