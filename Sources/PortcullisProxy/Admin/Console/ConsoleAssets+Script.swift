@@ -240,7 +240,7 @@ extension ConsoleAssets {
   function newClientDialog(area) {
     const roles = state.roles || [];
     const form = el('form', { id: 'new-client-form' },
-      el('label', { for: 'nc-id' }, 'Client id'), el('input', { id: 'nc-id', name: 'id', required: true, autocomplete: 'off', pattern: '[A-Za-z0-9._:-]+' }),
+      el('label', { for: 'nc-id' }, 'Client id'), el('input', { id: 'nc-id', name: 'id', required: true, autocomplete: 'off' }),
       el('label', { for: 'nc-name' }, 'Name ', el('span', { class: 'hint' }, '(shown in logs)')), el('input', { id: 'nc-name', name: 'name', autocomplete: 'off' }),
       roleChecks(roles, [], 'nc-role'),
       el('label', { for: 'nc-ips' }, 'Allowed IPs ', el('span', { class: 'hint' }, '(addresses or CIDR blocks; empty for any)')), el('input', { id: 'nc-ips', name: 'ips', autocomplete: 'off' }),
@@ -379,7 +379,10 @@ extension ConsoleAssets {
     source.addEventListener('signed-out', () => { source.close(); showSignIn('Your session ended: sign in again.'); });
     source.onmessage = (event) => {
       let line; try { line = JSON.parse(event.data); } catch (e) { return; }
-      log.prepend(logLine(line));
+      // Newest first by time: the gateway's loops hand their lines over in batches.
+      const item = logLine(line);
+      const later = Array.from(log.children).find((li) => li.dataset.ts <= item.dataset.ts);
+      log.insertBefore(item, later || null);
       while (log.children.length > 200) log.removeChild(log.lastChild);
     };
 
@@ -394,7 +397,7 @@ extension ConsoleAssets {
     if (line.src_ip) parts.push('from ' + line.src_ip);
     if (line.jti) parts.push('jti ' + line.jti);
     if (line.rule) parts.push('rule ' + line.rule);
-    return el('li', { class: line.decision === 'deny' ? 'deny' : 'allow', 'data-status': line.status, 'data-reason': line.reason }, parts.join('  '));
+    return el('li', { class: line.decision === 'deny' ? 'deny' : 'allow', 'data-status': line.status, 'data-reason': line.reason, 'data-ts': line.ts }, parts.join('  '));
   }
 
   function chart(area, data) {
@@ -472,7 +475,7 @@ extension ConsoleAssets {
       el('div', { class: 'form-row' },
         field('ex-client', 'Client', el('input', { id: 'ex-client', list: 'ex-clients', required: true, autocomplete: 'off', value: ids[0] || '' })),
         el('datalist', { id: 'ex-clients' }, ids.map((id) => el('option', { value: id }))),
-        field('ex-method', 'Method', el('select', { id: 'ex-method' }, ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD'].map((m) => el('option', {}, m)))),
+        field('ex-method', 'Method', el('select', { id: 'ex-method' }, ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD'].map((m) => el('option', { value: m }, m)))),
         field('ex-path', 'Path', el('input', { id: 'ex-path', required: true, size: 36, value: '/', autocomplete: 'off' })),
         field('ex-ip', 'Address', el('input', { id: 'ex-ip', size: 16, placeholder: 'optional', autocomplete: 'off' })),
         field('ex-tenant', 'Tenant', el('input', { id: 'ex-tenant', size: 20, placeholder: 'optional', autocomplete: 'off' }))),
