@@ -159,7 +159,7 @@ class Check:
 
 def run(binary, screenshots):
     from selenium import webdriver
-    from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+    from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException, TimeoutException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
@@ -179,7 +179,8 @@ def run(binary, screenshots):
                          "--force-device-scale-factor=1", "--lang=en-US"):
             options.add_argument(argument)
         driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-        wait = WebDriverWait(driver, 20)
+        # The pages re-render after each change: an element found a moment ago may be gone.
+        wait = WebDriverWait(driver, 20, ignored_exceptions=[StaleElementReferenceException])
 
         def desktop():
             driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
@@ -247,7 +248,7 @@ def run(binary, screenshots):
             check(False, "no alert")
         except NoAlertPresentException:
             pass
-        shoot("clients", lambda: driver.find_element(By.ID, "clients"))
+        shoot("new-client-secret")
         driver.refresh()
         wait.until(EC.visibility_of_element_located((By.ID, "clients")))
         check(not driver.find_elements(By.ID, "secret-value"), "the secret is not shown again")
@@ -346,6 +347,7 @@ fetch("{admin}/ui/api/v1/clients", {{method: "POST", mode: "no-cors", credential
 
         # The other pages, and their screenshots.
         go("#/clients", "#clients")
+        shoot("clients")
         go("#/roles", "section[data-role]")
         check("ticket-sync" in driver.find_element(By.CSS_SELECTOR, 'section[data-role="reader"]').text, "the roles page names the clients holding each role")
         shoot("roles")

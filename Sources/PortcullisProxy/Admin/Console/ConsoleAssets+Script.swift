@@ -16,7 +16,7 @@ extension ConsoleAssets {
       else if (name === 'text') node.textContent = String(value);
       else node.setAttribute(name, value === true ? '' : String(value));
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined || child === false) continue;
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
@@ -61,11 +61,17 @@ extension ConsoleAssets {
     if (list.length === 0) return el('span', { class: 'muted' }, 'none');
     return list.join(', ');
   }
+  // A field this gateway's API does not report (an older gateway): a dash, explained in words.
+  function notReported() { return el('abbr', { class: 'muted', title: 'not reported by this gateway' }, '\u2014', el('span', { class: 'sr' }, ' not reported by this gateway')); }
+  function lastUsed(client, counts) {
+    if (client.last_used) return when(client.last_used);
+    return counts && counts.last_request_ms ? when(counts.last_request_ms) : when(null);
+  }
   function stateBadge(enabled) {
     return enabled ? el('span', { class: 'state ok' }, 'Enabled') : el('span', { class: 'state off' }, 'Disabled');
   }
   function limitsText(limits) {
-    if (limits === undefined) return el('span', { class: 'muted' }, 'not shown by this gateway');
+    if (limits === undefined) return notReported();
     if (!limits || Object.keys(limits).filter((k) => k !== 'sources').length === 0) return el('span', { class: 'muted' }, 'none');
     const parts = [];
     if (limits.rate) parts.push('rate ' + limits.rate + (limits.burst ? ' (burst ' + limits.burst + ')' : ''));
@@ -74,7 +80,7 @@ extension ConsoleAssets {
     return parts.join(', ');
   }
   function secretExpiry(client) {
-    if (!client.secrets) return el('span', { class: 'muted' }, client.issuer && client.token_lifetime === null ? 'outside issuer' : 'not shown by this gateway');
+    if (!client.secrets) return client.token_lifetime === null ? el('span', { class: 'muted' }, 'outside issuer') : notReported();
     const current = client.secrets.find((s) => s.state === 'current');
     const grace = client.secrets.filter((s) => s.state === 'grace');
     const parts = [current && current.expires ? when(current.expires) : el('span', { class: 'muted' }, 'no expiry')];
@@ -192,9 +198,9 @@ extension ConsoleAssets {
     if (clients.status !== 200) { main.append(el('p', { class: 'panel error' }, 'Cannot list clients: ' + describe(clients))); return; }
     state.clients = clients.data.clients;
     const counts = (summary.status === 200 && summary.data.clients) || {};
-    const headers = ['Client', 'Status', 'Roles', 'Allowed IPs', 'Limits', 'Last used', 'Last token', 'Secret expires', 'Requests (1 h)', 'Errors (1 h)', 'Actions'];
+    const headers = ['Client', 'Status', 'Roles', 'Allowed IPs', 'Limits', 'Last used', 'Last token', 'Secret expires', 'Requests', 'Errors', 'Actions'];
     const table = el('table', { class: 'cards', id: 'clients' },
-      el('caption', { class: 'muted' }, state.clients.length + ' clients; requests and errors (status 400 and above) in the last hour, as seen by this gateway'),
+      el('caption', { class: 'muted' }, state.clients.length + ' clients. Requests and errors (status 400 and above): the last hour, as this gateway saw them. \u2014: not reported by this gateway.'),
       el('thead', {}, el('tr', {}, headers.map((h, i) => el('th', { scope: 'col', class: i === 8 || i === 9 ? 'num' : null }, h)))));
     const body = el('tbody');
     for (const client of state.clients) {
@@ -205,7 +211,7 @@ extension ConsoleAssets {
         listText(client.roles, 'none'),
         listText(client.allowed_ips, 'any address'),
         limitsText(client.limits),
-        when(client.last_used),
+        lastUsed(client, counts[client.id]),
         [when(client.last_redeemed), c.last_jti ? el('div', { class: 'hint mono' }, 'jti ' + c.last_jti) : null],
         secretExpiry(client),
         String(c.requests),
@@ -216,7 +222,7 @@ extension ConsoleAssets {
         el(i === 0 ? 'th' : 'td', { 'data-label': headers[i], scope: i === 0 ? 'row' : null, class: i === 8 || i === 9 ? 'num' : null }, cell))));
     }
     table.append(body);
-    main.append(table);
+    main.append(el('div', { class: 'table-wrap' }, table));
   }
 
   function clientActions(client, area) {
@@ -344,11 +350,12 @@ extension ConsoleAssets {
     const result = await api('GET', '/clients/' + enc(id));
     main.append(el('p', {}, el('a', { href: '#/clients' }, '\u2190 All clients')));
     if (result.status !== 200) { main.append(el('h1', {}, id), el('p', { class: 'panel error' }, describe(result))); return; }
-    await loadRoles();
+    const [summary, minutes] = await Promise.all([call('GET', '/ui/live/summary'), call('GET', '/ui/live/clients/' + enc(id) + '/minutes'), loadRoles()]);
+    const counts = summary.status === 200 && summary.data.clients ? summary.data.clients[id] : null;
     const client = result.data;
     main.append(el('h1', {}, 'Client ', el('span', { class: 'mono' }, client.id)));
     const area = el('div', { id: 'secret-area' });
-    main.append(area, el('dl', { class: 'facts' },
+    const facts = el('div', {}, el('dl', { class: 'facts' },
       el('dt', {}, 'Name'), el('dd', { id: 'client-name' }, client.name),
       el('dt', {}, 'Status'), el('dd', {}, stateBadge(client.enabled)),
       el('dt', {}, 'Issuer'), el('dd', {}, client.issuer),
@@ -358,13 +365,10 @@ extension ConsoleAssets {
       el('dt', {}, 'Token lifetime'), el('dd', {}, client.token_lifetime || el('span', { class: 'muted' }, 'set by the outside issuer')),
       el('dt', {}, 'Secret expires'), el('dd', {}, secretExpiry(client)),
       el('dt', {}, 'Last token issued'), el('dd', {}, when(client.last_redeemed)),
-      el('dt', {}, 'Last used'), el('dd', {}, when(client.last_used))),
+      el('dt', {}, 'Last used'), el('dd', {}, lastUsed(client, counts))),
       el('div', { class: 'toolbar' }, clientActions(client, area)));
-
-    main.append(el('h2', { id: 'chart-title' }, 'Requests by status, last hour'));
-    const chartArea = el('div', { id: 'chart-area' });
-    main.append(chartArea);
-    const minutes = await call('GET', '/ui/live/clients/' + enc(id) + '/minutes');
+    const chartArea = el('div', { id: 'chart-area' }, el('h2', { id: 'chart-title' }, 'Requests by status, last hour'));
+    main.append(area, el('div', { class: 'split' }, facts, chartArea));
     if (minutes.status === 200 && minutes.data.available) chart(chartArea, minutes.data);
     else chartArea.append(el('p', { class: 'muted' }, 'This gateway keeps no recent counts.'));
 
@@ -507,7 +511,7 @@ extension ConsoleAssets {
     const field = (id, label, attrs) => el('div', {}, el('label', { for: id }, label), el('input', Object.assign({ id, autocomplete: 'off', size: 16 }, attrs)));
     const form = el('form', { class: 'panel', id: 'audit-form' },
       el('div', { class: 'form-row' }, field('au-client', 'Client', {}), field('au-actor', 'Admin', {}), field('au-action', 'Action', { placeholder: 'client.rotate' }),
-        field('au-since', 'Since', { placeholder: '7d or 2026-12-01T00:00:00Z' })),
+        field('au-since', 'Since', { placeholder: '7d, or a UTC time' })),
       el('div', { class: 'toolbar' }, el('button', { type: 'submit', class: 'primary' }, 'Filter')));
     const out = el('div', { id: 'audit-result' });
     form.addEventListener('submit', async (event) => {

@@ -4,6 +4,7 @@ extension ConsoleAssets {
 :root { --fg: #1b1f24; --muted: #57606a; --line: #d0d7de; --bg: #ffffff; --panel: #f6f8fa; --accent: #0b5cad;
   --ok: #1a7f37; --warn: #9a6700; --bad: #cf222e; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }
 body { margin: 0; color: var(--fg); background: var(--bg); font-size: 15px; line-height: 1.45; }
 a { color: var(--accent); }
 :focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
@@ -27,7 +28,18 @@ input, select, textarea { font: inherit; padding: .35rem .45rem; border: 1px sol
 label { display: block; font-weight: 600; margin: .6rem 0 .2rem; }
 .hint { color: var(--muted); font-size: .9em; font-weight: normal; }
 .toolbar { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin: .5rem 0 1rem; }
-.form-row { display: flex; flex-wrap: wrap; gap: .2rem 1rem; align-items: end; }
+.form-row { display: flex; flex-wrap: wrap; gap: .2rem 1rem; align-items: flex-start; }
+.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
+abbr { text-decoration: none; cursor: help; }
+.split { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 0 2rem; align-items: start; }
+.split h2 { margin-top: 0; }
+.table-wrap { overflow-x: auto; }
+#clients { font-size: .92em; }
+#clients .client-name { overflow-wrap: anywhere; max-width: 16rem; }
+#clients td:last-child { min-width: 12.5rem; }
+tbody th { background: none; white-space: normal; }
+.state { justify-self: start; }
+caption { text-align: left; padding: .3rem 0; }
 .form-row > div { min-width: 10rem; }
 .checks label { display: inline-flex; gap: .3rem; font-weight: normal; margin: .2rem .8rem .2rem 0; }
 table { border-collapse: collapse; width: 100%; }
@@ -43,7 +55,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9em; overflow-wrap: anywhere; }
 .panel { border: 1px solid var(--line); border-radius: 8px; padding: .8rem 1rem; margin: .8rem 0; background: var(--bg); }
 .secret { border: 2px solid var(--warn); background: #fff8e5; }
-.secret code { display: block; padding: .5rem; background: var(--bg); border: 1px dashed var(--warn); margin: .4rem 0; font-size: 1em; }
+.secret code#secret-value { display: block; padding: .5rem; background: var(--bg); border: 1px dashed var(--warn); margin: .4rem 0; font-size: 1em; }
 .error { border: 2px solid var(--bad); background: #ffebe9; }
 .notice { border-left: 4px solid var(--accent); background: var(--panel); }
 #status:empty { display: none; }
@@ -69,16 +81,19 @@ dialog .buttons { display: flex; gap: .5rem; justify-content: flex-end; margin-t
 .rules td:first-child { white-space: nowrap; }
 @media (max-width: 720px) {
   main { padding: .7rem; }
+  #status { margin: .5rem .7rem 0; }
+  .split { grid-template-columns: 1fr; }
+  #clients .client-name { max-width: none; }
+  table.cards caption { display: block; }
   .who { margin-left: 0; }
   table.cards thead { position: absolute; left: -9999px; }
   table.cards, table.cards tbody, table.cards tr, table.cards td, table.cards tbody th { display: block; width: 100%; }
   table.cards tr { border: 1px solid var(--line); border-radius: 8px; margin: 0 0 .8rem; padding: .3rem .2rem; }
   table.cards tbody th { border: none; background: none; padding: .3rem .5rem; font-size: 1.05em; }
-  table.cards td { border: none; display: grid; grid-template-columns: 8.5rem 1fr; gap: .5rem; padding: .25rem .5rem; text-align: left; }
+  table.cards td { border: none; display: grid; grid-template-columns: 7.5rem minmax(0, 1fr); overflow-wrap: anywhere; gap: .5rem; padding: .25rem .5rem; text-align: left; }
   table.cards td::before { content: attr(data-label); font-weight: 600; color: var(--muted); }
   table.cards td.num { text-align: left; }
-  dl.facts { grid-template-columns: 1fr; }
-  dl.facts dd { margin-bottom: .4rem; }
+  dl.facts { grid-template-columns: 7.5rem minmax(0, 1fr); overflow-wrap: anywhere; }
 }
 """#
 }
