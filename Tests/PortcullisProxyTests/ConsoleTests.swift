@@ -202,11 +202,14 @@ final class TestClock: Sendable {
     struct Harness {
         let channel = EmbeddedChannel()
         let console: Console
+        let config: GatewayConfig
+        let tokenFile: URL
 
         init() throws {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("console-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            try (ConsoleRequestHandlerTests.adminToken + "\n").write(to: directory.appendingPathComponent("admin-token"), atomically: true, encoding: .utf8)
+            self.tokenFile = directory.appendingPathComponent("admin-token")
+            try (ConsoleRequestHandlerTests.adminToken + "\n").write(to: self.tokenFile, atomically: true, encoding: .utf8)
             let text = """
                 listen:
                   - address: "127.0.0.1:8080"
@@ -224,6 +227,7 @@ final class TestClock: Sendable {
                   - { id: "psa-sync", issuer: idp, roles: [reader] }
                 """
             let config = try ConfigLoader.load(sources: [(file: "gateway.yaml", text: text)], directory: directory.path)
+            self.config = config
             self.console = Console(api: try AdminAPI(config: config, state: nil), recent: RecentRequests())
             let endpoints = AdminServer.Endpoints(metricsText: { $0.makeSucceededFuture("x 1\n") }, isReady: { true }, api: self.console.api)
             let sync = self.channel.pipeline.syncOperations
@@ -307,6 +311,16 @@ final class TestClock: Sendable {
         #expect(out.hasPrefix("HTTP/1.1 204 "))
         #expect(out.contains("Max-Age=0"))
         #expect(try harness.request("GET", "/ui/live/summary", headers: [cookie]).hasPrefix("HTTP/1.1 401 "))
+    }
+
+    @Test func aSessionEndsWhenItsAdminTokenIsRotatedAway() throws {
+        let harness = try Harness()
+        let (cookie, _) = try harness.signIn()
+        #expect(try harness.request("GET", "/ui/live/summary", headers: [cookie]).hasPrefix("HTTP/1.1 200 "))
+        try "another-admin-token-0123456789abcdef\n".write(to: harness.tokenFile, atomically: true, encoding: .utf8)
+        try harness.console.api.update(harness.config)
+        #expect(try harness.request("GET", "/ui/live/summary", headers: [cookie]).hasPrefix("HTTP/1.1 401 "))
+        #expect(harness.console.sessions.count == 0)
     }
 
     @Test func theAPIsExplainAnswersAsTheCommandDoes() async throws {

@@ -115,6 +115,12 @@ final class AdminAPI: Sendable {
         return ClientSecret.matches(token, sha256Hex: expected) ? .allowed("admin") : .wrong
     }
 
+    /// Whether the admin token with this SHA-256 is still accepted (a console session opened
+    /// with it ends when it is rotated away).
+    func accepts(tokenSHA256 digest: String) -> Bool {
+        self.snapshot.withLockedValue { $0.tokenDigest } == digest
+    }
+
     // MARK: - Routes
 
     struct Response: Sendable {

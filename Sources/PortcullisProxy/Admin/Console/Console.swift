@@ -44,11 +44,21 @@ final class Console: Sendable {
         }
     }
 
-    /// An admin API call made through the console by `session`'s admin. `target` is the API
-    /// path and query (`/api/v1/...`).
-    func callAPI(method: HTTPMethod, target: String, body: [UInt8], session: ConsoleSessions.Session) async -> AdminAPI.Response {
-        // The admin API reads its path without the query; the session's admin name is the
-        // actor to record once the API keeps an audit trail.
+    /// The session with this id while it lives and its admin token is still accepted.
+    func session(_ id: String, touch: Bool = true) -> ConsoleSessions.Session? {
+        guard let session = touch ? self.sessions.use(id) : self.sessions.peek(id) else { return nil }
+        guard self.api.accepts(tokenSHA256: session.tokenSHA256) else {
+            self.sessions.end(id)
+            return nil
+        }
+        return session
+    }
+
+    /// An admin API call made through the console by `session`'s admin from `source` (the
+    /// browser's address). `target` is the API path and query (`/api/v1/...`).
+    func callAPI(method: HTTPMethod, target: String, body: [UInt8], session: ConsoleSessions.Session, source: String) async -> AdminAPI.Response {
+        // The admin API reads its path without the query; the session's admin name and the
+        // source are the actor to record once the API keeps an audit trail.
         let path = target.prefix { $0 != "?" }
         return await self.api.handle(method: method, path: path, body: body)
     }

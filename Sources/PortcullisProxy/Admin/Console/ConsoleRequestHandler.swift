@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import PortcullisAuth
 
 /// The admin console's routes under `/ui`, ahead of ``AdminRequestHandler`` in each admin
 /// connection's pipeline; every other request passes through untouched.
@@ -111,7 +112,7 @@ final class ConsoleRequestHandler: ChannelInboundHandler {
         if path == "/ui/session" {
             return self.session(head, body: body, console: console, context: context)
         }
-        guard let sessionID = ConsoleRequestGuard.sessionID(head.headers), let session = console.sessions.use(sessionID) else {
+        guard let sessionID = ConsoleRequestGuard.sessionID(head.headers), let session = console.session(sessionID) else {
             return self.error(.unauthorized, "not_signed_in", "sign in to the console first", head, context)
         }
         if case .badCSRF = ConsoleRequestGuard.check(method: head.method, headers: head.headers, tls: self.tls, csrfToken: session.csrfToken) {
@@ -119,8 +120,9 @@ final class ConsoleRequestHandler: ChannelInboundHandler {
         }
         if path.hasPrefix("/ui/api/") {
             let target = String(head.uri.dropFirst("/ui".count))
+            let source = context.channel.remoteAddress?.ipAddress ?? "-"
             context.eventLoop.makeFutureWithTask {
-                await console.callAPI(method: head.method, target: target, body: body, session: session)
+                await console.callAPI(method: head.method, target: target, body: body, session: session, source: source)
             }.assumeIsolated().whenSuccess { response in
                 self.write(response.status, contentType: "application/json", body: response.body.isEmpty ? "" : response.body + "\n", to: head, context: context)
             }
@@ -154,11 +156,11 @@ final class ConsoleRequestHandler: ChannelInboundHandler {
                 return self.error(.unauthorized, "invalid_token", "that is not an admin token of this gateway", head, context)
             }
             if let cookie { console.sessions.end(cookie) }
-            let (id, session) = console.sessions.create(admin: admin)
+            let (id, session) = console.sessions.create(admin: admin, tokenSHA256: ClientSecret.sha256Hex(token))
             let setCookie = ConsoleRequestGuard.setCookie(id: id, maxAgeSeconds: console.sessions.absoluteTimeoutMillis / 1000, tls: self.tls)
             self.write(.ok, json: Self.sessionObject(session), extra: [("Set-Cookie", setCookie)], to: head, context: context)
         case .GET, .HEAD:
-            guard let cookie, let session = console.sessions.use(cookie) else {
+            guard let cookie, let session = console.session(cookie) else {
                 return self.error(.unauthorized, "not_signed_in", "sign in to the console first", head, context)
             }
             self.write(.ok, json: Self.sessionObject(session), to: head, context: context)
@@ -207,7 +209,7 @@ final class ConsoleRequestHandler: ChannelInboundHandler {
     private func scheduleLiveTick(console: Console, recent: RecentRequests, context: ChannelHandlerContext) {
         context.eventLoop.assumeIsolated().scheduleTask(in: Self.liveInterval) {
             guard var live = self.live, context.channel.isActive else { return self.stopLive() }
-            guard console.sessions.peek(live.sessionID) != nil else {
+            guard console.session(live.sessionID, touch: false) != nil else {
                 // Signed out or expired: the view ends, and the browser does not reconnect.
                 let buffer = context.channel.allocator.buffer(string: "event: signed-out\ndata: {}\n\n")
                 context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)

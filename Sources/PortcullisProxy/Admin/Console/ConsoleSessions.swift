@@ -12,6 +12,8 @@ public final class ConsoleSessions: Sendable {
     public struct Session: Sendable, Equatable {
         /// The admin token's name: who the console's calls are made by.
         public var admin: String
+        /// The SHA-256 of the admin token signed in with: the session ends when it is no longer accepted.
+        public var tokenSHA256: String
         public var csrfToken: String
         public var createdMillis: Int64
         public var lastUsedMillis: Int64
@@ -45,11 +47,12 @@ public final class ConsoleSessions: Sendable {
     }
 
     /// Starts a session for `admin`; returns its id (for the cookie, never stored) and the session.
-    public func create(admin: String) -> (id: String, session: Session) {
+    public func create(admin: String, tokenSHA256: String = "") -> (id: String, session: Session) {
         let id = Self.base64URL(self.random())
         let now = self.now()
         let session = Session(
             admin: admin,
+            tokenSHA256: tokenSHA256,
             csrfToken: Self.base64URL(self.random()),
             createdMillis: now,
             lastUsedMillis: now,
