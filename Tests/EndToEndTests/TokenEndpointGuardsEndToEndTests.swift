@@ -71,7 +71,8 @@ struct TokenEndpointGuardsEndToEndTests {
         #expect(refused.status == 401)
 
         let directory = try #require(system.under.gateway.configDirectory)
-        let lines = AccessLogEndToEndTests.lines(directory.appendingPathComponent("access.log"), atLeast: 2)
+        // The token's issue, the allowed call, then the refusal: wait for all three.
+        let lines = AccessLogEndToEndTests.lines(directory.appendingPathComponent("access.log"), atLeast: 3)
         let rotated = lines.filter { $0["reason"] as? String == "credential_rotated" }
         #expect(!rotated.isEmpty, "\(lines)")
         for line in rotated {
