@@ -313,6 +313,35 @@ final class TestClock: Sendable {
         #expect(try harness.request("GET", "/ui/live/summary", headers: [cookie]).hasPrefix("HTTP/1.1 401 "))
     }
 
+    /// What the channel has written since the last read.
+    static func written(_ channel: EmbeddedChannel) throws -> String {
+        var all = ByteBuffer()
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { all.writeImmutableBuffer(buffer) }
+        return String(buffer: all)
+    }
+
+    @Test func theLiveViewStreamsAClientsNewLinesUntilSignOut() throws {
+        let harness = try Harness()
+        let (cookie, _) = try harness.signIn()
+        let recent = try #require(harness.console.recent)
+        recent.append([RecentRequestsTests.entry("psa-sync", minute: 1, status: 200)])
+        let head = try harness.request("GET", "/ui/live/clients/psa-sync/log", headers: [cookie])
+        #expect(head.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(head.contains("Content-Type: text/event-stream; charset=utf-8\r\n"))
+        #expect(head.contains("id: 1\ndata: {\"status\":200}\n\n"), "a new view starts with the kept lines")
+        recent.append([RecentRequestsTests.entry("other", minute: 1, status: 200), RecentRequestsTests.entry("psa-sync", minute: 1, status: 401)])
+        harness.channel.embeddedEventLoop.advanceTime(by: ConsoleRequestHandler.liveInterval)
+        let next = try Self.written(harness.channel)
+        #expect(next.contains("id: 3\ndata: {\"status\":401}\n\n"), "\(next)")
+        #expect(!next.contains("id: 2"), "another client's line is not sent")
+        #expect(harness.console.liveViews.load(ordering: .relaxed) == 1)
+        // Signed out (from another tab): the view ends at its next tick.
+        harness.console.sessions.end(try #require(ConsoleRequestGuard.sessionID(HTTPHeaders([cookie]))))
+        harness.channel.embeddedEventLoop.advanceTime(by: ConsoleRequestHandler.liveInterval)
+        #expect(try Self.written(harness.channel).contains("event: signed-out"))
+        #expect(harness.console.liveViews.load(ordering: .relaxed) == 0)
+    }
+
     @Test func aSessionEndsWhenItsAdminTokenIsRotatedAway() throws {
         let harness = try Harness()
         let (cookie, _) = try harness.signIn()
