@@ -230,6 +230,16 @@ def run(binary, screenshots):
         cookie = driver.get_cookie("portcullis_console")
         check(cookie is not None and cookie.get("httpOnly") and cookie.get("sameSite") == "Strict", "the session cookie is HttpOnly and SameSite=Strict")
 
+        # The dialogs work from the keyboard: Enter opens, Escape closes, focus goes inside.
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.keys import Keys
+        driver.find_element(By.ID, "new-client").send_keys(Keys.ENTER)
+        wait.until(EC.visibility_of_element_located((By.ID, "nc-id")))
+        check(driver.switch_to.active_element.get_attribute("id") == "nc-id", "the new-client dialog opens from the keyboard with focus inside")
+        ActionChains(driver).send_keys(Keys.ESCAPE).perform()
+        wait.until(EC.invisibility_of_element_located((By.ID, "nc-id")))
+        check(True, "Escape closes it")
+
         # Create a client whose name holds a script; read its secret once.
         driver.find_element(By.ID, "new-client").click()
         wait.until(EC.visibility_of_element_located((By.ID, "nc-id"))).send_keys("ticket-sync")
@@ -270,7 +280,7 @@ def run(binary, screenshots):
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, '#live-log li[data-status="403"]')))
         driver.refresh()
         wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "svg.chart rect")))
-        legend = driver.find_element(By.CLASS_NAME, "legend").text
+        legend = " ".join(driver.find_element(By.CLASS_NAME, "legend").text.split())
         check("4xx 1" in legend and "2xx 0" not in legend, "the chart counts the requests by status: " + legend)
         check("not available" in driver.find_element(By.ID, "client-audit").text or driver.find_elements(By.CSS_SELECTOR, "#client-audit table"),
               "the client's audit history, or that there is none here")
