@@ -204,6 +204,7 @@ final class TestClock: Sendable {
         let console: Console
         let config: GatewayConfig
         let tokenFile: URL
+        let clock = TestClock()
 
         init() throws {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("console-\(UUID().uuidString)")
@@ -228,7 +229,8 @@ final class TestClock: Sendable {
                 """
             let config = try ConfigLoader.load(sources: [(file: "gateway.yaml", text: text)], directory: directory.path)
             self.config = config
-            self.console = Console(api: try AdminAPI(config: config, state: nil), recent: RecentRequests())
+            let clock = self.clock
+            self.console = Console(api: try AdminAPI(config: config, state: nil), recent: RecentRequests(), now: { clock.now })
             let endpoints = AdminServer.Endpoints(metricsText: { $0.makeSucceededFuture("x 1\n") }, isReady: { true }, api: self.console.api)
             let sync = self.channel.pipeline.syncOperations
             try sync.configureHTTPServerPipeline(withErrorHandling: true)
@@ -288,6 +290,21 @@ final class TestClock: Sendable {
         #expect(!response.contains("Secure"), "the admin listener is plain HTTP here")
         #expect(response.contains("\"admin\":\"admin\""))
         #expect(harness.console.sessions.count == 1)
+    }
+
+    @Test func wrongTokensFromOneAddressAreThrottled() throws {
+        let harness = try Harness()
+        let wrong = "{\"token\":\"nope-nope-nope-nope\"}"
+        let origin = ("Origin", "http://127.0.0.1:9090")
+        for _ in 0..<Console.maxFailedSignIns {
+            #expect(try harness.request("POST", "/ui/session", headers: [origin], body: wrong).hasPrefix("HTTP/1.1 401 "))
+        }
+        let throttled = try harness.request("POST", "/ui/session", headers: [origin], body: "{\"token\":\"\(ConsoleRequestHandlerTests.adminToken)\"}")
+        #expect(throttled.hasPrefix("HTTP/1.1 429 "), "even the right token waits")
+        #expect(throttled.contains("Retry-After: 300\r\n"))
+        #expect(harness.console.signInRetryAfter(address: "10.0.0.1") == nil, "another address is not held back")
+        harness.clock.advance(Console.signInWindowMillis)
+        #expect(try harness.request("POST", "/ui/session", headers: [origin], body: "{\"token\":\"\(ConsoleRequestHandlerTests.adminToken)\"}").hasPrefix("HTTP/1.1 200 "))
     }
 
     @Test func theAPIThroughTheConsoleNeedsASessionAndChangesNeedTheCSRFToken() throws {

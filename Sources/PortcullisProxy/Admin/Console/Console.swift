@@ -1,5 +1,6 @@
 import Atomics
 import Foundation
+import NIOConcurrencyHelpers
 import NIOHTTP1
 
 /// The admin console (`/ui/`): what every admin connection's ``ConsoleRequestHandler`` shares.
@@ -12,6 +13,11 @@ final class Console: Sendable {
     let recent: RecentRequests?
     /// Milliseconds since 1970.
     let now: @Sendable () -> Int64
+    /// Failed sign-ins by address: (count, first failure) in the current window.
+    private let failedSignIns = NIOLockedValueBox<[String: (count: Int, sinceMillis: Int64)]>([:])
+    /// Beyond this many wrong tokens from one address in `signInWindowMillis`, sign-in is refused (429).
+    static let maxFailedSignIns = 10
+    static let signInWindowMillis: Int64 = 5 * 60_000
     /// Live views open now, at most `maxLiveViews`.
     let liveViews = ManagedAtomic<Int>(0)
     let maxLiveViews: Int
@@ -52,6 +58,30 @@ final class Console: Sendable {
             return nil
         }
         return session
+    }
+
+    /// Seconds until `address` may try to sign in again; nil while it may.
+    func signInRetryAfter(address: String) -> Int64? {
+        let now = self.now()
+        return self.failedSignIns.withLockedValue { table in
+            guard let entry = table[address], now - entry.sinceMillis < Self.signInWindowMillis else { return nil }
+            guard entry.count >= Self.maxFailedSignIns else { return nil }
+            return max(1, (entry.sinceMillis + Self.signInWindowMillis - now + 999) / 1000)
+        }
+    }
+
+    /// Counts a wrong token from `address` (at most 4,096 addresses are remembered; the table
+    /// is emptied of finished windows when full).
+    func signInFailed(address: String) {
+        let now = self.now()
+        self.failedSignIns.withLockedValue { table in
+            if table.count >= 4096 { table = table.filter { now - $0.value.sinceMillis < Self.signInWindowMillis } }
+            if let entry = table[address], now - entry.sinceMillis < Self.signInWindowMillis {
+                table[address] = (entry.count + 1, entry.sinceMillis)
+            } else if table.count < 4096 {
+                table[address] = (1, now)
+            }
+        }
     }
 
     /// An admin API call made through the console by `session`'s admin from `source` (the

@@ -149,10 +149,21 @@ final class ConsoleRequestHandler: ChannelInboundHandler {
         let cookie = ConsoleRequestGuard.sessionID(head.headers)
         switch head.method {
         case .POST:
+            let address = context.channel.remoteAddress?.ipAddress ?? "-"
+            if let retryAfter = console.signInRetryAfter(address: address) {
+                return self.write(
+                    .tooManyRequests,
+                    json: ["error": "too_many_attempts", "error_description": "too many wrong tokens from this address: wait \(retryAfter) s"],
+                    extra: [("Retry-After", String(retryAfter))],
+                    to: head,
+                    context: context
+                )
+            }
             guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
                 let token = object["token"] as? String,
                 let admin = console.adminName(forToken: token)
             else {
+                console.signInFailed(address: address)
                 return self.error(.unauthorized, "invalid_token", "that is not an admin token of this gateway", head, context)
             }
             if let cookie { console.sessions.end(cookie) }
