@@ -126,6 +126,7 @@ struct Demo: AsyncParsableCommand {
                   curl -s \(admin)/api/v1/clients -H "Authorization: Bearer \(secrets.adminToken)"
                   curl -s -X POST \(admin)/api/v1/clients -H "Authorization: Bearer \(secrets.adminToken)" \\
                        -H 'Content-Type: application/json' -d '{"id":"new-script","roles":["readonly"]}'   # shows its secret once
+                The admin console: \(admin)/ui/ (sign in with the admin token above)
 
                 """
         }

@@ -138,10 +138,13 @@ private func serveUntilStopped(
     }
     do {
         // The access log's files are opened now: a path that cannot be written stops the start.
-        if config.logging.accessLog != nil || config.logging.perClientDirectory != nil {
+        // With an admin listener the writer also runs without files: it feeds the console's
+        // recent lines and counts.
+        if config.logging.accessLog != nil || config.logging.perClientDirectory != nil || config.admin.address != nil {
             accessLog = try AccessLogWriter(
                 .init(path: config.logging.accessLog, perClientDirectory: config.logging.perClientDirectory),
-                logger: logger
+                logger: logger,
+                recent: config.admin.address != nil ? RecentRequests() : nil
             )
         } else {
             accessLog = nil

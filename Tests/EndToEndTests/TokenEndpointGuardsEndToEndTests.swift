@@ -71,7 +71,7 @@ struct TokenEndpointGuardsEndToEndTests {
         #expect(refused.status == 401)
 
         let directory = try #require(system.under.gateway.configDirectory)
-        // token_issued, allowed, credential_rotated (and more 401s while the rotation was awaited)
+        // The token's issue, the allowed call, then the refusal: wait for all three.
         let lines = AccessLogEndToEndTests.lines(directory.appendingPathComponent("access.log"), atLeast: 3)
         let rotated = lines.filter { $0["reason"] as? String == "credential_rotated" }
         #expect(!rotated.isEmpty, "\(lines)")

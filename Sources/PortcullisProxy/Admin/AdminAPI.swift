@@ -147,6 +147,12 @@ final class AdminAPI: Sendable {
         return name.map(Authorization.allowed) ?? .wrong
     }
 
+    /// Whether the admin token with this SHA-256 is still accepted (a console session opened
+    /// with it ends when it is rotated away).
+    func accepts(tokenSHA256 digest: String) -> Bool {
+        self.snapshot.withLockedValue { $0.tokens }.contains { $0.digest == digest }
+    }
+
     // MARK: - Routes
 
     struct Response: Sendable, Error {
@@ -206,6 +212,8 @@ final class AdminAPI: Sendable {
             return .json(.ok, ["roles": self.config.roles.map(Self.roleObject)])
         case (.GET, 1, "privileges"):
             return self.privileges()
+        case (.POST, 1, "explain"):
+            return self.explain(body)
         case (.POST, 1, "reload"):
             do {
                 try await self.reload()
@@ -216,7 +224,7 @@ final class AdminAPI: Sendable {
         case (.POST, 3, "tokens") where rest[2] == "revoke":
             return await self.revoke(tokenID: rest[1], actor: actor)
         case (_, 1, "clients"), (_, 2, "clients"), (_, 3, "clients"), (_, 1, "roles"), (_, 1, "privileges"), (_, 1, "reload"), (_, 3, "tokens"),
-            (_, 1, "audit"), (_, 1, "lockouts"), (_, 2, "lockouts"):
+            (_, 1, "audit"), (_, 1, "lockouts"), (_, 2, "lockouts"), (_, 1, "explain"):
             return .error(.methodNotAllowed, "method_not_allowed", "\(method.rawValue) is not allowed on \(path)")
         default:
             return .error(.notFound, "not_found", "no such admin API resource")

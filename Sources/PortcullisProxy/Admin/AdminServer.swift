@@ -6,9 +6,11 @@ import NIOPosix
 import PortcullisPolicy
 
 /// The admin listener (`admin.address`): `/metrics`, `/healthz` and `/readyz` over plain
-/// HTTP/1.1 on NIOHTTP1's standard server pipeline, on the gateway's event loops but off the
-/// request path. `/metrics`, `/healthz` and `/readyz` need no authentication (bind the listener
-/// where only operators and scrapers reach it); the admin API needs the admin token.
+/// HTTP/1.1 on NIOHTTP1's standard server pipeline, on an event loop of its own so that no
+/// admin request (a console's live view, a mutation) runs on the proxy's loops.
+/// `/metrics`, `/healthz` and `/readyz` need no authentication (bind the listener where only
+/// operators and scrapers reach it); the admin API needs the admin token, the console (`/ui/`)
+/// a session opened with it.
 final class AdminServer: Sendable {
     /// What the routes read, supplied by the gateway.
     struct Endpoints: Sendable {
@@ -18,6 +20,8 @@ final class AdminServer: Sendable {
         var isReady: @Sendable () -> Bool
         /// The admin API (`/api/v1/...`); nil answers 404 there.
         var api: AdminAPI?
+        /// Recent access-log lines and counts for the console's live views; nil for none.
+        var recent: RecentRequests? = nil
     }
 
     /// An admin connection with nothing to say for this long is closed.
@@ -26,22 +30,47 @@ final class AdminServer: Sendable {
     private let channel: Channel
     /// Open admin connections, closed with the listener (a scraper may keep one alive).
     private let connections: NIOLockedValueBox<[ObjectIdentifier: Channel]>
+    /// The admin listener's own event loop.
+    private let group: MultiThreadedEventLoopGroup
 
     var localAddress: SocketAddress? { self.channel.localAddress }
 
-    private init(channel: Channel, connections: NIOLockedValueBox<[ObjectIdentifier: Channel]>) {
+    private init(channel: Channel, connections: NIOLockedValueBox<[ObjectIdentifier: Channel]>, group: MultiThreadedEventLoopGroup) {
         self.channel = channel
         self.connections = connections
+        self.group = group
     }
 
+    /// Binds the listener on a loop of its own (`proxyGroup`, the proxy's loops, is not used:
+    /// the admin listener's work stays off them).
     static func start(
         address: HostPort,
-        group: EventLoopGroup,
+        group proxyGroup: EventLoopGroup,
         endpoints: Endpoints,
         logger: Logger
     ) async throws -> AdminServer {
         let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
-        let channel = try await ServerBootstrap(group: group)
+        let console = endpoints.api.map { Console(api: $0, recent: endpoints.recent) }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let bound: Channel
+        do {
+            bound = try await Self.bind(address: address, group: group, endpoints: endpoints, console: console, connections: connections)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        logger.info("admin listening", metadata: ["address": "\(bound.localAddress.map { "\($0)" } ?? "?")"])
+        return AdminServer(channel: bound, connections: connections, group: group)
+    }
+
+    private static func bind(
+        address: HostPort,
+        group: EventLoopGroup,
+        endpoints: Endpoints,
+        console: Console?,
+        connections: NIOLockedValueBox<[ObjectIdentifier: Channel]>
+    ) async throws -> Channel {
+        try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -54,13 +83,12 @@ final class AdminServer: Sendable {
                     let sync = channel.pipeline.syncOperations
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
                     try sync.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
+                    try sync.addHandler(ConsoleRequestHandler(console: console))
                     try sync.addHandler(AdminRequestHandler(endpoints: endpoints))
                 }
             }
             .bind(host: address.host, port: address.port)
             .get()
-        logger.info("admin listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
-        return AdminServer(channel: channel, connections: connections)
     }
 
     /// Stops accepting and closes every admin connection.
@@ -70,5 +98,6 @@ final class AdminServer: Sendable {
         for connection in open {
             try? await connection.close()
         }
+        try? await self.group.shutdownGracefully()
     }
 }

@@ -50,6 +50,8 @@ public final class AccessLogWriter: AccessLogStats, @unchecked Sendable {
 
     private let configuration: Configuration
     private let logger: Logger
+    /// The admin console's recent lines and counts, fed by the writer's thread once per pass.
+    public let recent: RecentRequests?
     private let pending = ManagedAtomic<Batch?>(nil)
     private let queued = ManagedAtomic<Int>(0)
     private let written = ManagedAtomic<Int>(0)
@@ -69,9 +71,10 @@ public final class AccessLogWriter: AccessLogStats, @unchecked Sendable {
     public var droppedLines: Int { self.dropped.load(ordering: .relaxed) }
 
     /// Opens the files (the main one at once, so a bad path fails here) and starts the thread.
-    public init(_ configuration: Configuration, logger: Logger) throws {
+    public init(_ configuration: Configuration, logger: Logger, recent: RecentRequests? = nil) throws {
         self.configuration = configuration
         self.logger = logger
+        self.recent = recent
         self.files = FileSet(
             mainPath: configuration.path,
             clientDirectory: configuration.perClientDirectory,
@@ -176,15 +179,28 @@ public final class AccessLogWriter: AccessLogStats, @unchecked Sendable {
             self.files = files
         }
         var count = 0
+        var recentEntries: [RecentRequests.Entry] = []
         for batch in batches.reversed() {
             for record in batch.records {
                 encoder.withLine(record) { line in
                     files.appendMain(line)
                     if let client = record.clientID { files.appendClient(client, line) }
+                    if self.recent != nil {
+                        recentEntries.append(
+                            RecentRequests.Entry(
+                                clientID: record.clientID ?? RecentRequests.anonymous,
+                                millis: record.startMillis,
+                                statusClass: record.statusClass,
+                                tokenID: record.tokenID,
+                                line: String(decoding: UnsafeRawBufferPointer(rebasing: line.dropLast()), as: UTF8.self)
+                            )
+                        )
+                    }
                 }
             }
             count += batch.records.count
         }
+        self.recent?.append(recentEntries)
         let failed = files.flush(logger: self.logger)
         self.queued.wrappingDecrement(by: count, ordering: .relaxed)
         self.written.wrappingIncrement(by: count - min(failed, count), ordering: .relaxed)

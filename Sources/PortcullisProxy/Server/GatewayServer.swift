@@ -192,7 +192,8 @@ public final class GatewayServer: Sendable {
                 },
                 // A replica that has never loaded the registry would refuse clients it should serve.
                 isReady: { !draining.load(ordering: .relaxed) && (storeStatus?.hasLoaded ?? true) },
-                api: adminAPI
+                api: adminAPI,
+                recent: accessLog?.recent
             )
             do {
                 admin = try await AdminServer.start(address: address, group: group, endpoints: endpoints, logger: logger)
