@@ -26,7 +26,10 @@ struct StoredClientLimitsEndToEndTests {
         let bad = system.api("PUT", "/api/v1/clients/metered/limits", json: #"{"rate": "fast"}"#)
         #expect(bad.status == 400)
         #expect((bad.json?["error_description"] as? String)?.hasPrefix("limits.rate: expected a rate") == true, "\(bad)")
-        #expect(system.api("PUT", "/api/v1/clients/metered/limits", json: #"{"burst": 3}"#).status == 422)
+        // A change the configuration would refuse (a burst without a rate) is 400 too, and says why.
+        let burstOnly = system.api("PUT", "/api/v1/clients/metered/limits", json: #"{"burst": 3}"#)
+        #expect(burstOnly.status == 400, "\(burstOnly)")
+        #expect(burstOnly.json?["error"] as? String == "invalid_request")
 
         // Replaced: a concurrency cap only, no rate; the counters of the rate do not matter any more.
         let put = system.api("PUT", "/api/v1/clients/metered/limits", json: #"{"concurrency": 4}"#)
