@@ -41,13 +41,7 @@ struct AuditCommand: AsyncParsableCommand {
             }
             filter.since = seconds
         }
-        let context: RegistryContext
-        do {
-            context = try ConfigLoader.registryContext(directory: self.options.config)
-        } catch {
-            ClientCommand.note("the configuration in \(self.options.config) cannot be read:\n\(error)")
-            throw ExitCode(1)
-        }
+        let context = try ClientCommand.registryContextOrExit(self.options.config)
         let events: [AuditEvent]
         if let storeConfig = context.store {
             let store = try ClientCommand.openOrExit(storeConfig)

@@ -304,13 +304,7 @@ struct ClientCommand: AsyncParsableCommand {
     /// `store:` and `issuers:` must be valid for a store write: an emergency disable works
     /// whatever else the configuration holds.
     static func apply(_ mutation: ClientMutation, directory: String) async throws -> Written {
-        let context: RegistryContext
-        do {
-            context = try ConfigLoader.registryContext(directory: directory)
-        } catch {
-            Self.note("the configuration in \(directory) cannot be read:\n\(error)")
-            throw ExitCode(1)
-        }
+        let context = try ClientCommand.registryContextOrExit(directory)
         let actor = AuditActor.operatingSystemUser()
         guard let storeConfig = context.store else {
             do {
@@ -335,6 +329,16 @@ struct ClientCommand: AsyncParsableCommand {
         }
         await store.close()
         return Written(keeper: "the store (\(store.description))", toStore: true)
+    }
+
+    /// The issuers, roles and store of `directory`, or a note and exit 1.
+    static func registryContextOrExit(_ directory: String) throws -> RegistryContext {
+        do {
+            return try ConfigLoader.registryContext(directory: directory)
+        } catch {
+            Self.note("the configuration in \(directory) cannot be read:\n\(error)")
+            throw ExitCode(1)
+        }
     }
 
     static func openOrExit(_ config: StoreConfig) throws -> any ClientStore {

@@ -22,13 +22,7 @@ extension ClientCommand {
         var address: String?
 
         func run() async throws {
-            let context: RegistryContext
-            do {
-                context = try ConfigLoader.registryContext(directory: self.options.config)
-            } catch {
-                ClientCommand.note("the configuration in \(self.options.config) cannot be read:\n\(error)")
-                throw ExitCode(1)
-            }
+            let context = try ClientCommand.registryContextOrExit(self.options.config)
             var keys = [FailedAuthLimiter.clientKey(self.id)]
             if let text = self.address {
                 guard let address = IPAddress(parsing: text) else {

@@ -94,13 +94,7 @@ struct StoreCommand: AsyncParsableCommand {
     }
 
     static func open(_ directory: String) throws -> any ClientStore {
-        let context: RegistryContext
-        do {
-            context = try ConfigLoader.registryContext(directory: directory)
-        } catch {
-            ClientCommand.note("the configuration in \(directory) cannot be read:\n\(error)")
-            throw ExitCode(1)
-        }
+        let context = try ClientCommand.registryContextOrExit(directory)
         guard let config = context.store else {
             ClientCommand.note("\(directory) has no store: section (store: {path: DIR} or store: {postgres: {url_file: FILE}})")
             throw ExitCode(1)
