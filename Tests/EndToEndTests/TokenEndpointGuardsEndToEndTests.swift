@@ -49,6 +49,13 @@ struct TokenEndpointGuardsEndToEndTests {
         #expect(unlocked.json?["had_failures"] as? Bool == true)
         _ = try Issuer.accessToken(system.tokenByPost("psa-sync", Issuer.firstSecret))
         #expect(system.api("DELETE", "/api/v1/lockouts/bogus").status == 400)
+        // The unlock is in the audit trail under the admin token's name.
+        let audit = system.api("GET", "/api/v1/audit?action=lockout.clear")
+        #expect(audit.status == 200, "\(audit)")
+        let events = audit.json?["events"] as? [[String: Any]] ?? []
+        #expect(events.count == 1, "\(audit.bodyString)")
+        #expect(events.first?["client_id"] as? String == "psa-sync")
+        #expect(events.first?["actor"] as? String == "admin", "\(audit.bodyString)")
     }
 
     @Test func aTokenRequestFromOutsideTheClientsAllowedIPsIsRefused() throws {
