@@ -66,7 +66,6 @@ import Testing
         #expect(config.upstream.host == "127.0.0.1")
         #expect(config.upstream.port == 8091)
         #expect(config.upstream.authority == "127.0.0.1:8091")
-        #expect(config.deferredSections.isEmpty)
     }
 
     @Test func defaultsApplyWhenSectionsAreMissing() throws {
@@ -187,7 +186,6 @@ import Testing
                     secret_sha256: "\(BuiltinIssuerConfigTests.hash)"
                 """
         )
-        #expect(config.deferredSections.isEmpty)
         #expect(config.admin.address == HostPort(host: "127.0.0.1", port: 9090))
         #expect(config.issuers.map(\.name) == ["local"])
         #expect(config.issuers.first?.builtin == true)
@@ -822,7 +820,6 @@ import Testing
         #expect(config.admin.address == HostPort(host: "::1", port: 9090))
         #expect(config.admin.tokenFile == "/etc/portcullis/secrets/admin-token")
         #expect(config.admin.location == PortcullisPolicy.SourceLocation(file: "/etc/portcullis/gateway.yaml", line: 6, column: 12))
-        #expect(config.deferredSections.isEmpty)
     }
 
     @Test func noAdminSectionMeansNoAdminListener() throws {

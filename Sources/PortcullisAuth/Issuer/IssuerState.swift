@@ -79,8 +79,6 @@ public final class IssuerState: Sendable {
         }
     }
 
-    public var revokedCount: Int { self.revoked.load(ordering: .acquiring).expiries.count }
-
     public func redeemed(clientID: String, at seconds: Int64) {
         self.mutable.withLockedValue { state in
             state.lastRedeemed[clientID] = seconds

@@ -9,8 +9,6 @@ public enum ConfigLoader {
         "listen", "admin", "trusted_proxies", "upstream", "issuers", "roles", "clients", "logging", "limits",
         "catalog", "compression", "tenant_directory", "client_limits", "path_firewall", "store",
     ]
-    /// Keys whose sections later stages interpret; accepted and kept as they are for now.
-    static let deferredKeys: Set<String> = []
 
     public static func load(directory: String) throws(ConfigErrors) -> GatewayConfig {
         try self.load(sources: try self.sources(directory: directory), directory: directory)
@@ -130,11 +128,6 @@ public enum ConfigLoader {
         }
         let roleNames = sections["roles"].map(Self.roleNames) ?? []
         let clients = sections["clients"].map { Self.clients($0, issuers: issuers, roleNames: roleNames, &errors) } ?? []
-        var deferred: [String: SourceLocation] = [:]
-        for key in Self.deferredKeys {
-            if let node = sections[key], let location = node.location { deferred[key] = location }
-        }
-
         guard errors.isEmpty, let listeners, let upstream else {
             throw ConfigErrors(errors.sorted { ($0.location?.file ?? "", $0.location?.line ?? 0) < ($1.location?.file ?? "", $1.location?.line ?? 0) })
         }
@@ -149,8 +142,7 @@ public enum ConfigLoader {
             issuers: issuers,
             clients: clients,
             roles: roles,
-            catalog: catalog,
-            deferredSections: deferred
+            catalog: catalog
         )
         config.compression = compression
         config.store = store

@@ -1,7 +1,4 @@
 /// The gateway's whole configuration after loading and validation: an immutable snapshot.
-///
-/// Sections that later stages own are recognised and their locations kept in
-/// `deferredSections`; they are not interpreted yet.
 public struct GatewayConfig: Sendable {
     public var directory: String
     public var listeners: [ListenerConfig]
@@ -28,7 +25,6 @@ public struct GatewayConfig: Sendable {
     /// values passed to it: after changing `roles`, `catalog`, `clients` or the profile, build a
     /// new one (`AccessPolicy(roles:catalog:clients:caseInsensitivePaths:)`).
     public var policy: AccessPolicy
-    public var deferredSections: [String: SourceLocation]
     /// `tenant_directory:` (CIPP profile): where tenant ids and domains are resolved.
     public var tenantDirectory: TenantDirectoryConfig?
     /// `client_limits:`: the limits of every client unless its roles or its own entry say
@@ -48,8 +44,7 @@ public struct GatewayConfig: Sendable {
         issuers: [IssuerConfig] = [],
         clients: [ClientConfig] = [],
         roles: [RoleConfig] = [],
-        catalog: PermissionCatalog? = nil,
-        deferredSections: [String: SourceLocation] = [:]
+        catalog: PermissionCatalog? = nil
     ) {
         self.directory = directory
         self.listeners = listeners
@@ -69,7 +64,6 @@ public struct GatewayConfig: Sendable {
             caseInsensitivePaths: upstream.pathsAreCaseInsensitive,
             permissionsCoverEveryMethod: upstream.profile == .cipp
         )
-        self.deferredSections = deferredSections
     }
 }
 

@@ -57,7 +57,6 @@ import Testing
                 roles: [helpdesk, readonly]
             """
         let config = try Self.load(text)
-        #expect(config.deferredSections.isEmpty)
         #expect(config.roles.map(\.name) == ["readonly", "helpdesk"])
         let readonly = config.roles[0]
         #expect(readonly.description == "List and Get endpoints only")
