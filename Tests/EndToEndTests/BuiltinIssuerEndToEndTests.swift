@@ -259,6 +259,17 @@ struct BuiltinIssuerEndToEndTests {
         )
         #expect(revoked.status == 200, "\(revoked)")
         #expect(system.call("/demo/echo", token: first).status == 401)
+        // The self-revocation is in the audit trail, the client as its actor (written off the loop).
+        let firstID = try #require(Self.claims(first)?["jti"] as? String)
+        let audited = Deadline(seconds: 10)
+        var events: [[String: Any]] = []
+        repeat {
+            events = system.api("GET", "/api/v1/audit?action=token.revoke").json?["events"] as? [[String: Any]] ?? []
+            if !events.isEmpty { break }
+            usleep(50_000)
+        } while audited.remainingMilliseconds > 0
+        #expect(events.first?["actor"] as? String == "client psa-sync", "\(events)")
+        #expect(events.first?["token_id"] as? String == firstID, "\(events)")
         #expect(system.call("/demo/echo", token: second).status == 200)
         // RFC 7009 §2.2: an invalid token is answered 200 as well.
         let junk = System.post("/oauth/revoke", form: "token=junk&client_id=psa-sync&client_secret=\(System.encode(Self.firstSecret))", port: system.port)

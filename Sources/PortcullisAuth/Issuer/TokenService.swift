@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import Logging
 import PortcullisPolicy
 
@@ -68,6 +69,7 @@ public final class TokenService: Sendable {
     public let failureWindow: Int64
     public let state: IssuerState
     private let assertions: ClientAssertionVerifier
+    private let revocations: RevocationObserver?
     private let logger: Logger
 
     public init(
@@ -79,9 +81,11 @@ public final class TokenService: Sendable {
         failureWindow: Int64,
         state: IssuerState,
         assertions: ClientAssertionVerifier = ClientAssertionVerifier(),
+        revocations: RevocationObserver? = nil,
         logger: Logger
     ) {
         self.assertions = assertions
+        self.revocations = revocations
         self.maxFailedAuthPerAddress = maxFailedAuthPerAddress
         self.issuer = issuer
         var byID: [String: Client] = [:]
@@ -175,6 +179,7 @@ public final class TokenService: Sendable {
             return .refusal(400, "unauthorized_client", "the token was not issued to this client", reason: "unauthorized_client", clientID: client.id)
         }
         self.state.revoke(tokenID, until: expiresAt + self.issuer.leeway, now: now)
+        self.revocations?.revoked(clientID: client.id, tokenID: tokenID, address: request.address)
         self.logger.info("token revoked", metadata: ["client_id": "\(client.id)", "jti": "\(tokenID)"])
         return .revoked(clientID: client.id)
     }
@@ -491,5 +496,21 @@ enum StandardBase64 {
         }
         guard padding <= 2, (url.utf8.count + padding) % 4 == 0 else { return nil }
         return Base64URL.decode(url.utf8)
+    }
+}
+
+/// Told of every token a client revokes at `POST /oauth/revoke`, for the audit trail; set once
+/// the gateway knows where the trail is. Called on an event loop: the observer must not wait.
+public final class RevocationObserver: Sendable {
+    private let observe = NIOLockedValueBox<(@Sendable (_ clientID: String, _ tokenID: String, _ address: IPAddress) -> Void)?>(nil)
+
+    public init() {}
+
+    public func set(_ observe: @escaping @Sendable (_ clientID: String, _ tokenID: String, _ address: IPAddress) -> Void) {
+        self.observe.withLockedValue { $0 = observe }
+    }
+
+    func revoked(clientID: String, tokenID: String, address: IPAddress) {
+        self.observe.withLockedValue { $0 }?(clientID, tokenID, address)
     }
 }

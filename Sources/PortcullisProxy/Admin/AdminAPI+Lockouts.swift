@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PortcullisAuth
 import PortcullisPolicy
 import PortcullisStore
@@ -43,5 +44,24 @@ extension AdminAPI {
             return .error(.internalServerError, "audit_failed", "the lockout is cleared, but its audit record was not written: \(error.reason)")
         }
         return .json(.ok, ["unlocked": key, "had_failures": wasLocked])
+    }
+}
+
+extension AdminAPI {
+    /// A client revoked one of its own tokens at `POST /oauth/revoke`: recorded off the event
+    /// loop, the client as the actor.
+    func auditRevocation(_ clientID: String, _ tokenID: String, _ address: IPAddress, logger: Logger) {
+        Task {
+            do throws(StoreError) {
+                try await self.auditTrail.record(
+                    actor: AuditActor(name: "client \(clientID)", source: "\(address)"),
+                    action: "token.revoke",
+                    client: clientID,
+                    tokenID: tokenID
+                )
+            } catch {
+                logger.warning("audit: a self-revocation was not recorded", metadata: ["client_id": "\(clientID)", "error": "\(error.reason)"])
+            }
+        }
     }
 }

@@ -117,6 +117,7 @@ extension TokenAuthenticator {
             failureWindow: settings.failureWindow.nanoseconds / 1_000_000_000,
             state: runtime.state,
             assertions: runtime.assertions,
+            revocations: runtime.revocations,
             logger: runtime.logger
         )
     }
@@ -129,6 +130,8 @@ struct BuiltinIssuerRuntime: Sendable {
     let state: IssuerState
     /// `private_key_jwt` assertions seen (replays are refused across reloads too).
     let assertions = ClientAssertionVerifier()
+    /// Self-revocations at `POST /oauth/revoke`, for the audit trail.
+    let revocations = RevocationObserver()
     let logger: Logger
 
     /// Nil without a built-in issuer. Its `state_file` is read now (a later change of the path

@@ -182,6 +182,10 @@ public final class GatewayServer: Sendable {
         if let address = config.admin.address {
             do {
                 adminAPI = try AdminAPI(config: config, state: builtin?.state, limiter: builtin?.limiter)
+                if let api = adminAPI, let builtin {
+                    let logger = builtin.logger
+                    builtin.revocations.set { client, token, address in api.auditRevocation(client, token, address, logger: logger) }
+                }
             } catch {
                 for channel in channels { try? await channel.close() }
                 throw error
