@@ -41,7 +41,7 @@ struct PostgresStoreEndToEndTests {
 
     /// Seconds until `path` answers `status` for `token` on `system` (polled every 10 ms), or nil
     /// past `timeout`.
-    static func secondsUntil(_ status: Int, _ system: System, token: String, timeout: Double = 15) -> Double? {
+    static func secondsUntil(_ status: Int, _ system: System, token: String, timeout: Double = 60) -> Double? {
         let start = Date()
         let deadline = Deadline(seconds: timeout)
         repeat {
@@ -208,7 +208,7 @@ struct PostgresStoreEndToEndTests {
         let afterRestart = Self.createOnceWritable(a, id: "after-restart")
         #expect(afterRestart.status == 201, "\(afterRestart) \(a.under.gateway.output)")
         let newSecret = try #require(afterRestart.json?["client_secret"] as? String)
-        let newToken = try #require(StoreEndToEndTests.token(c, "after-restart", newSecret, timeout: 15), "\(c.under.gateway.output)")
+        let newToken = try #require(StoreEndToEndTests.token(c, "after-restart", newSecret, timeout: 60), "\(c.under.gateway.output)")
         #expect(Self.secondsUntil(200, b, token: newToken) != nil)
         #expect(Self.secondsUntil(401, a, token: fourth) != nil, "the buffered revocation was lost: B: \(b.under.gateway.output)\nA: \(a.under.gateway.output)")
         #expect(Self.waitForMetric("portcullis_store_up 1", a))
@@ -217,7 +217,7 @@ struct PostgresStoreEndToEndTests {
         // lock the client out on C, right secret and all. Last: 127.0.0.1 is locked out too.
         for _ in 0..<3 { #expect(a.tokenByPost("after-restart", "wrong").status == 401) }
         for _ in 0..<2 { _ = b.tokenByPost("after-restart", "wrong") }
-        let lockout = Deadline(seconds: 15)
+        let lockout = Deadline(seconds: 60)
         var onC = c.tokenByPost("after-restart", newSecret)
         while onC.status != 429 && lockout.remainingMilliseconds > 0 {
             usleep(50_000)
@@ -227,7 +227,7 @@ struct PostgresStoreEndToEndTests {
     }
 
     /// Polls `/metrics` of `system` until a line equals `line`.
-    static func waitForMetric(_ line: String, _ system: System, timeout: Double = 15) -> Bool {
+    static func waitForMetric(_ line: String, _ system: System, timeout: Double = 60) -> Bool {
         let deadline = Deadline(seconds: timeout)
         repeat {
             let text = String(decoding: RawHTTPClient.request("GET", "/metrics", port: system.admin).body, as: UTF8.self)
