@@ -280,15 +280,19 @@ struct ClientCommand: AsyncParsableCommand {
 
     /// The rows of every client the directory (and its store) serves.
     static func listRows(directory: String) async throws -> [Row] {
-        var config = try loadOrExit(directory)
-        var registry: Registry?
-        if let storeConfig = config.store {
-            registry = try await loadRegistryOrExit(try ClientCommand.openOrExit(storeConfig))
-            let (clients, warnings) = registry!.effectiveClients(declared: config.clients, context: RegistryContext(config))
-            for warning in warnings { ClientCommand.note(warning) }
-            config = config.replacingClients(clients)
-        }
+        let (config, registry) = try await Self.effectiveConfig(directory: directory)
         return ClientCommand.rows(config, registry: registry)
+    }
+
+    /// The configuration of `directory` with the clients a gateway would serve: with `store:`,
+    /// the declared ones with their overrides and the stored ones, as `serve` compiles them.
+    static func effectiveConfig(directory: String) async throws -> (config: GatewayConfig, registry: Registry?) {
+        let config = try loadOrExit(directory)
+        guard let storeConfig = config.store else { return (config, nil) }
+        let registry = try await loadRegistryOrExit(try ClientCommand.openOrExit(storeConfig))
+        let (clients, warnings) = registry.effectiveClients(declared: config.clients, context: RegistryContext(config))
+        for warning in warnings { ClientCommand.note(warning) }
+        return (config.replacingClients(clients), registry)
     }
 
     // MARK: - Shared

@@ -3,8 +3,9 @@ import Foundation
 import PortcullisPolicy
 
 /// `portcullis explain DIR --client ID --method M --path P [--ip A] [--tenant T] [--body JSON] [--tenants FILE]`: what the
-/// gateway would decide for such a request (after a valid token), and the rule that decided.
-struct Explain: ParsableCommand {
+/// gateway would decide for such a request (after a valid token), and the rule that decided;
+/// with `store:`, for the clients in the store as well.
+struct Explain: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the decision for a request by a client, and the role and rule (file:line) that made it."
     )
@@ -36,8 +37,9 @@ struct Explain: ParsableCommand {
     @Flag(name: .long, help: "Print the answer as one JSON object.")
     var json = false
 
-    func run() throws {
-        let config = try loadOrExit(self.directory)
+    func run() async throws {
+        // With store:, the clients created at run time (and their limits) are explained too.
+        let config = try await ClientCommand.effectiveConfig(directory: self.directory).config
         var directory: TenantDirectory?
         if let path = self.tenants {
             guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }

@@ -22,6 +22,10 @@ struct ClientLimitsCommandEndToEndTests {
 
         let set = try Command.run(["client", "limits", "sync", "--config", directory, "--quota", "5000/d", "--concurrency", "2"])
         #expect(set.status == 0, "\(set.stderr)")
+        // explain knows the client and its limits, in the store as in the clients file.
+        let explained = try Command.run(["explain", directory, "--client", "sync", "--method", "GET", "--path", "/nowhere", "--json"])
+        #expect(!explained.stdout.contains("unknown_client"), "\(explained.stdout)\(explained.stderr)")
+        #expect(explained.stdout.contains("rate 10/s (burst 20)"), "\(explained.stdout)\(explained.stderr)")
         let listed = try Command.run(["client", "list", "--config", directory, "--json"])
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]], "\(listed.stdout)")
         let limits = try #require(rows.first?["limits"] as? [String: Any])
