@@ -176,7 +176,7 @@ private func serveUntilStopped(
     defer { accessLog?.shutdown() }
     let readyLines =
         extraReadyLines + zip(server.boundSchemes, server.boundAddresses).map { "\($0)://\(urlHost($1))" }
-        + (server.adminAddress.map { ["admin http://\(urlHost($0))"] } ?? [])
+        + (server.adminAddress.map { ["admin \(config.admin.tls == nil ? "http" : "https")://\(urlHost($0))"] } ?? [])
     let service = GatewayService(
         server: server,
         keyManager: keyManager,

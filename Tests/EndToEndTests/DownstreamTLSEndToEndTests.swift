@@ -331,6 +331,42 @@ struct DownstreamTLSEndToEndTests {
         #expect(result.output.contains("listen[0].tls.certificate"), "\(result.output)")
         #expect(result.output.contains("does not match"), "\(result.output)")
     }
+
+    /// `admin.tls`: the admin listener speaks HTTPS only, and the console's session cookie is
+    /// `Secure` there.
+    @Test func theAdminListenerServesHTTPSAndTheConsoleCookieIsSecure() throws {
+        let token = "admin-token-over-tls-0123456789abcdef"
+        let gateway = try PortcullisProcess.serve(
+            configYAML: """
+                listen:
+                  - address: "127.0.0.1:0"
+                upstream:
+                  url: "http://127.0.0.1:\(self.backend.port())"
+                admin:
+                  address: "127.0.0.1:0"
+                  token_file: admin-token
+                  tls: { certificate: tls/server.crt, key: tls/server.key }
+                """,
+            extraFiles: [
+                "tls/server.crt": try String(contentsOfFile: self.pki.path("server.crt"), encoding: .utf8),
+                "tls/server.key": try String(contentsOfFile: self.pki.path("server.key"), encoding: .utf8),
+                "admin-token": token + "\n",
+            ]
+        )
+        let admin = try #require(gateway.url(label: "admin"), "\(gateway.output)")
+        #expect(admin.hasPrefix("https://"), "\(admin)")
+        let health = try curl(["--cacert", self.pki.caCertificate, admin + "/healthz"])
+        #expect(health.exitCode == 0 && health.stdout.contains("ok"), "\(health)")
+        let plain = try curl([admin.replacingOccurrences(of: "https://", with: "http://") + "/healthz"])
+        #expect(!plain.stdout.contains("\"status\":\"ok\""), "plain HTTP is not served: \(plain)")
+        let signIn = try curl([
+            "--cacert", self.pki.caCertificate, "-D", "-", "-o", "/dev/null", "-H", "Content-Type: application/json", "-H", "Origin: \(admin)",
+            "--data", "{\"token\":\"\(token)\"}", admin + "/ui/session",
+        ])
+        let cookie = signIn.stdout.split(separator: "\r\n").first { $0.lowercased().hasPrefix("set-cookie:") }.map(String.init) ?? ""
+        #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "\(signIn)")
+        #expect(cookie.contains("; Secure"), "\(signIn)")
+    }
 }
 
 extension DownstreamTLSEndToEndTests {

@@ -219,7 +219,7 @@ public enum ConfigLoader {
     static func admin(_ node: ConfigNode, _ errors: inout [ConfigError]) -> AdminConfig {
         var admin = AdminConfig()
         guard let entries = node.mapping(&errors) else { return admin }
-        node.checkKeys(entries, known: ["address", "token_file", "tokens"], &errors)
+        node.checkKeys(entries, known: ["address", "token_file", "tokens", "tls"], &errors)
         for entry in entries {
             switch entry.key {
             case "address":
@@ -235,6 +235,8 @@ public enum ConfigLoader {
                 }
             case "tokens":
                 admin.tokens = Self.adminTokens(entry.value, &errors)
+            case "tls":
+                admin.tls = Self.listenerTLS(entry.value, &errors)
             default:
                 break
             }

@@ -128,6 +128,8 @@ public struct AdminConfig: Sendable {
     /// Named admin tokens (`admin.tokens`); the audit trail records the name of the one used.
     /// `token_file` alone is one token named `admin`.
     public var tokens: [AdminTokenConfig] = []
+    /// `admin.tls`: HTTPS on the admin listener (the console's cookie is then `Secure`).
+    public var tls: ListenerTLSConfig?
     /// Where `address` was written.
     public var location: SourceLocation?
 

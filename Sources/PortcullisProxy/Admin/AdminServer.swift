@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import PortcullisPolicy
 
 /// The admin listener (`admin.address`): `/metrics`, `/healthz` and `/readyz` over plain
@@ -47,6 +48,7 @@ final class AdminServer: Sendable {
         address: HostPort,
         group proxyGroup: EventLoopGroup,
         endpoints: Endpoints,
+        tls: NIOSSLContext? = nil,
         logger: Logger
     ) async throws -> AdminServer {
         let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
@@ -54,12 +56,12 @@ final class AdminServer: Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let bound: Channel
         do {
-            bound = try await Self.bind(address: address, group: group, endpoints: endpoints, console: console, connections: connections)
+            bound = try await Self.bind(address: address, group: group, endpoints: endpoints, console: console, tls: tls, connections: connections)
         } catch {
             try? await group.shutdownGracefully()
             throw error
         }
-        logger.info("admin listening", metadata: ["address": "\(bound.localAddress.map { "\($0)" } ?? "?")"])
+        logger.info("admin listening", metadata: ["address": "\(bound.localAddress.map { "\($0)" } ?? "?")", "tls": "\(tls != nil)"])
         return AdminServer(channel: bound, connections: connections, group: group)
     }
 
@@ -68,6 +70,7 @@ final class AdminServer: Sendable {
         group: EventLoopGroup,
         endpoints: Endpoints,
         console: Console?,
+        tls: NIOSSLContext?,
         connections: NIOLockedValueBox<[ObjectIdentifier: Channel]>
     ) async throws -> Channel {
         try await ServerBootstrap(group: group)
@@ -81,6 +84,7 @@ final class AdminServer: Sendable {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
                     try sync.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
                     try sync.addHandler(ConsoleRequestHandler(console: console))

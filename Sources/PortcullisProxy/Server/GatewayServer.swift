@@ -199,8 +199,15 @@ public final class GatewayServer: Sendable {
                 api: adminAPI,
                 recent: accessLog?.recent
             )
+            let adminTLS: NIOSSLContext?
             do {
-                admin = try await AdminServer.start(address: address, group: group, endpoints: endpoints, logger: logger)
+                adminTLS = try config.admin.tls.map(DownstreamTLS.makeContext)
+            } catch {
+                for channel in channels { try? await channel.close() }
+                throw error
+            }
+            do {
+                admin = try await AdminServer.start(address: address, group: group, endpoints: endpoints, tls: adminTLS, logger: logger)
             } catch {
                 for channel in channels { try? await channel.close() }
                 let place = config.admin.location.map { "\($0): " } ?? ""
