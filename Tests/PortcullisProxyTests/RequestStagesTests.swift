@@ -136,6 +136,7 @@ import Testing
     @Test func authenticateAnswers401WithoutAUsableBearerToken() throws {
         let settings = try Self.settings()
         var cache = VerifiedTokenCache(capacity: 16)
+        var tokenID: String?
         let cases: [(String, String)] = [
             ("", "missing_token"),
             ("Authorization: Basic YTpi\r\n", "malformed_token"),
@@ -144,7 +145,7 @@ import Testing
         for (fields, code) in cases {
             let head = try Self.head("GET /a HTTP/1.1\r\nHost: x\r\n\(fields)\r\n")
             let answer = try #require(
-                Self.answer(RequestStages.authenticate(head, authenticator: settings.authenticator, cache: &cache, now: 0))
+                Self.answer(RequestStages.authenticate(head, authenticator: settings.authenticator, cache: &cache, now: 0, tokenID: &tokenID))
             )
             #expect(answer.response.status.code == 401)
             #expect(!answer.close, "a 401 keeps the connection")
@@ -158,13 +159,16 @@ import Testing
         let token = try Self.token(settings)
         let head = try Self.head("GET /a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n\r\n")
         var cache = VerifiedTokenCache(capacity: 16)
+        var tokenID: String?
         let now = Int64(Date().timeIntervalSince1970)
         for round in 0..<2 {
-            guard case .proceed(let client) = RequestStages.authenticate(head, authenticator: settings.authenticator, cache: &cache, now: now) else {
+            guard case .proceed(let client) = RequestStages.authenticate(head, authenticator: settings.authenticator, cache: &cache, now: now, tokenID: &tokenID) else {
                 Issue.record("a valid token was refused"); return
             }
             #expect(client.id == "c1")
             #expect(cache.hits == round)
+            #expect(tokenID?.isEmpty == false, "the token's jti goes to the log, from the cache too")
+            tokenID = nil
         }
     }
 
@@ -174,9 +178,10 @@ import Testing
         let settings = try Self.settings()
         let token = try Self.token(settings)
         var cache = VerifiedTokenCache(capacity: 16)
+        var tokenID: String?
         let head = try Self.head("GET /a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n\r\n")
         let now = Int64(Date().timeIntervalSince1970)
-        guard case .proceed(let client) = RequestStages.authenticate(head, authenticator: settings.authenticator, cache: &cache, now: now) else {
+        guard case .proceed(let client) = RequestStages.authenticate(head, authenticator: settings.authenticator, cache: &cache, now: now, tokenID: &tokenID) else {
             Issue.record("a valid token was refused"); return
         }
         guard case .proceed(let admission) = RequestStages.admitLimits(client, cost: 1, settings: settings, nowNanos: 1_000_000_000, nowSeconds: now) else {
@@ -203,9 +208,10 @@ import Testing
         let settings = try Self.settings()
         let token = try Self.token(settings)
         var cache = VerifiedTokenCache(capacity: 16)
+        var tokenID: String?
         let head = try Self.head("GET /a/../b?x=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nAccept: */*\r\n\r\n")
         guard case .proceed(let target) = RequestStages.canonicalise(head),
-            case .proceed(let client) = RequestStages.authenticate(head, authenticator: settings.authenticator, cache: &cache, now: Int64(Date().timeIntervalSince1970))
+            case .proceed(let client) = RequestStages.authenticate(head, authenticator: settings.authenticator, cache: &cache, now: Int64(Date().timeIntervalSince1970), tokenID: &tokenID)
         else { Issue.record("refused"); return }
         let address = ClientAddress(address: .v4(0x0A00_0002), forwardedFor: "10.0.0.2")
         let bytes = RequestStages.upstreamHead(

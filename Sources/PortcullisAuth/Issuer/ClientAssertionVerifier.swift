@@ -64,18 +64,23 @@ public final class ClientAssertionVerifier: Sendable {
         guard let tokenID = claims.jwtID, !tokenID.isEmpty, tokenID.utf8.count <= 256 else {
             return .failure(Refusal(description: "the client assertion has no jti", reason: "assertion_invalid"))
         }
-        let remembered = self.used.withLockedValue { used -> Bool in
+        enum Memory { case remembered, replayed, full }
+        let memory = self.used.withLockedValue { used -> Memory in
             let key = clientID + "\u{0}" + tokenID
-            if let until = used[key], until > now { return false }
+            if let until = used[key], until > now { return .replayed }
             if used.count >= Self.maximumRemembered {
                 used = used.filter { $0.value > now }
-                if used.count >= Self.maximumRemembered { return false }
+                if used.count >= Self.maximumRemembered { return .full }
             }
             used[key] = expiresAt + leeway
-            return true
+            return .remembered
         }
-        guard remembered else {
-            return .failure(Refusal(description: "the client assertion was used before", reason: "assertion_replayed"))
+        switch memory {
+        case .remembered: break
+        case .replayed: return .failure(Refusal(description: "the client assertion was used before", reason: "assertion_replayed"))
+        case .full:
+            // Not remembered, so a replay could not be told: refused until older assertions expire.
+            return .failure(Refusal(description: "too many client assertions in flight; try again shortly", reason: "assertion_invalid"))
         }
         return .success(())
     }

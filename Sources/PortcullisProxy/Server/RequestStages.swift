@@ -110,11 +110,6 @@ enum RequestStages {
         }
     }
 
-    static func authenticate(_ head: ParsedRequestHead, authenticator: TokenAuthenticator, cache: inout VerifiedTokenCache, now: Int64) -> Step<ClientRecord> {
-        var tokenID: String?
-        return Self.authenticate(head, authenticator: authenticator, cache: &cache, now: now, tokenID: &tokenID)
-    }
-
     private static func verify(
         _ authorization: String,
         authenticator: TokenAuthenticator,
