@@ -4,7 +4,7 @@ import PortcullisPolicy
 
 /// What a client connection knows of the exchange in flight (or of the last one, until the next
 /// head): two progressions, the request's and the response's; it ends when both are complete.
-/// A new head replaces it whole.
+/// A new head starts it afresh (`start`).
 struct ClientExchange {
     enum RequestPhase {
         /// No exchange: waiting for the next request head.
@@ -54,14 +54,39 @@ struct ClientExchange {
 
     /// A request head arrived: the exchange starts, nothing of the one before it is kept.
     init(starting head: ParsedRequestHead, requestID: String) {
+        self.start(head, requestID: requestID)
+    }
+
+    /// As `init(starting:requestID:)`, in place.
+    mutating func start(_ head: ParsedRequestHead, requestID: String) {
         self.request = .streamingBody
         self.response = .waiting
         self.requestID = requestID
         self.requestVersion = head.version
+        self.upstreamHead = nil
         self.isHEAD = head.method == .HEAD
         self.isIdempotent = Self.idempotent(head.method)
+        self.requestHasBody = head.hasBody
+        self.requestChunked = head.chunked
         self.acceptEncoding = head.acceptEncoding
+        self.compressor = nil
+        self.responseFraming = .asReceived
+        self.heldHead = nil
+        self.inspectedBody = nil
+        self.inspection = nil
+        self.localRequest = nil
+        self.rateLimitLines = nil
+        self.leasedReusedConnection = false
+        self.retried = false
         self.closeAfterResponse = !head.keepAlive
+    }
+
+    /// Bytes that never made a request head: the exchange is its 400 (or 431).
+    mutating func failedBeforeHead(requestID: String) {
+        self.requestVersion = .http1_1
+        self.request = .complete
+        self.response = .waiting
+        self.requestID = requestID
     }
 
     private static func idempotent(_ method: HTTPMethod) -> Bool {
