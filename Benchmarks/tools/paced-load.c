@@ -20,6 +20,9 @@
 //     -T  after the last send, how long to wait for outstanding responses (default 5)
 //     URL http://HOST:PORT/PATH (IPv4 literal HOST; no TLS)
 //
+// Timing: the process sleeps until the next due time in epoll_pwait2 (nanosecond timeout; an
+// absolute timerfd where the kernel lacks it), with its timer slack set to 1 ns.
+//
 // Output: "key value" lines on stdout (Benchmarks/run parses them), e.g.
 //   target_rps 28000            the schedule
 //   sent 420000                 due in the measured window and sent
@@ -29,6 +32,9 @@
 //   latency_ms_p50 0.412 ... latency_ms_p99 1.234 ... latency_ms_max   from the intended send time
 //   service_ms_p50 ... service_ms_p99            from the actual send (what wrk reports)
 //   send_lag_ms_p99 ... send_lag_ms_max           actual send - intended (queueing + this client)
+//   client_late_ms_p99 ... client_late_ms_max     when this client woke up and saw a request due
+//                                                 - its due time: this client's own lateness (its
+//                                                 core busy, the wake-up), not the server's
 // Exit status 0 when it ran; 1 on a usage or setup error.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -44,6 +50,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,6 +67,7 @@ typedef struct {
     uint64_t sent_ns;      // and when it went out
     int measured;          // due inside the measured window
     int in_idle;           // its index is in the idle FIFO
+    uint32_t events;       // what epoll watches for it now
     size_t woff;           // bytes of the request written so far
     char rbuf[RBUF_SIZE];
     size_t rlen;
@@ -77,6 +85,7 @@ static int *g_idle; static int g_idle_head, g_idle_count;
 static uint64_t *g_due; static size_t g_due_cap, g_due_head, g_due_count;
 
 static uint64_t *g_lat, *g_svc, *g_lag; static size_t g_nlat, g_caplat;
+static uint64_t *g_late; static size_t g_nlate, g_caplate;  // when this client noticed a due request - its due time
 static uint64_t g_sent_measured, g_completed, g_non2xx, g_sock_errors, g_queue_overflow, g_reconnects;
 static uint64_t g_window_start, g_window_end;
 
@@ -131,6 +140,8 @@ static void record(conn_t *c, uint64_t done) {
 }
 
 static void ep_mod(conn_t *c, uint32_t events) {
+    if (c->events == events) return;  // one system call less per request
+    c->events = events;
     struct epoll_event ev = { .events = events, .data.u32 = (uint32_t)c->index };
     if (epoll_ctl(g_epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) die_errno("epoll_ctl MOD");
 }
@@ -143,6 +154,7 @@ static void conn_open(conn_t *c) {
     c->rlen = 0; c->woff = 0;
     if (connect(c->fd, (struct sockaddr *)&g_addr, sizeof g_addr) < 0 && errno != EINPROGRESS) die_errno("connect");
     c->state = C_CONNECTING;
+    c->events = EPOLLOUT | EPOLLIN;
     struct epoll_event ev = { .events = EPOLLOUT | EPOLLIN, .data.u32 = (uint32_t)c->index };
     if (epoll_ctl(g_epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) die_errno("epoll_ctl ADD");
 }
@@ -396,12 +408,21 @@ int main(int argc, char **argv) {
     uint64_t next_i = 0;
     uint64_t next_due = start;
     uint64_t armed = 0;
+    int use_pwait2 = 1;
     uint64_t drain_deadline = g_window_end + (uint64_t)(drain * 1e9);
 
     for (;;) {
         uint64_t now = now_ns();
         // Everything due by now joins the queue; then hand queued requests to idle connections.
         while (next_due <= now && next_due < g_window_end) {
+            if (next_due >= g_window_start) {
+                if (g_nlate == g_caplate) {
+                    g_caplate = g_caplate ? g_caplate * 2 : 1 << 16;
+                    g_late = realloc(g_late, g_caplate * sizeof *g_late);
+                    if (!g_late) die("out of memory");
+                }
+                g_late[g_nlate++] = now - next_due;
+            }
             due_push(next_due);
             next_i++;
             next_due = start + (uint64_t)((double)next_i * interval_ns);
@@ -418,12 +439,25 @@ int main(int argc, char **argv) {
             if ((busy == 0 && g_due_count == 0) || now >= drain_deadline) break;
         }
         uint64_t wake = sending ? next_due : drain_deadline;
-        if (wake != armed) {
-            struct itimerspec its = { .it_value = { .tv_sec = (time_t)(wake / 1000000000ull), .tv_nsec = (long)(wake % 1000000000ull) } };
-            if (timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0) die_errno("timerfd_settime");
-            armed = wake;
+        int n = -1;
+#ifdef SYS_epoll_pwait2
+        // epoll_pwait2 (Linux 5.11): a nanosecond timeout, one system call per wake-up.
+        if (use_pwait2) {
+            uint64_t t = now_ns();
+            uint64_t rel = wake > t ? wake - t : 0;
+            struct timespec ts = { .tv_sec = (time_t)(rel / 1000000000ull), .tv_nsec = (long)(rel % 1000000000ull) };
+            n = (int)syscall(SYS_epoll_pwait2, g_epfd, evs, 256, &ts, NULL, (size_t)8);
+            if (n < 0 && errno == ENOSYS) use_pwait2 = 0;
         }
-        int n = epoll_wait(g_epfd, evs, 256, -1);
+#endif
+        if (!use_pwait2) {  // older kernels: an absolute timerfd, re-armed when the wake-up time changes
+            if (wake != armed) {
+                struct itimerspec its = { .it_value = { .tv_sec = (time_t)(wake / 1000000000ull), .tv_nsec = (long)(wake % 1000000000ull) } };
+                if (timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0) die_errno("timerfd_settime");
+                armed = wake;
+            }
+            n = epoll_wait(g_epfd, evs, 256, -1);
+        }
         if (n < 0) { if (errno == EINTR) continue; die_errno("epoll_wait"); }
         for (int k = 0; k < n; k++) {
             if (evs[k].data.u32 == UINT32_MAX) {
@@ -453,6 +487,7 @@ int main(int argc, char **argv) {
     qsort(g_lat, g_nlat, sizeof *g_lat, cmp_u64);
     qsort(g_svc, g_nlat, sizeof *g_svc, cmp_u64);
     qsort(g_lag, g_nlat, sizeof *g_lag, cmp_u64);
+    qsort(g_late, g_nlate, sizeof *g_late, cmp_u64);
     printf("target_rps %.1f\n", rate);
     printf("duration_s %.3f\n", duration);
     printf("warmup_s %.3f\n", warmup);
@@ -472,5 +507,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < 4; k++) printf("service_ms_%s %.3f\n", pn[k], pct_ms(g_svc, g_nlat, ps[k]));
     printf("send_lag_ms_p99 %.3f\n", pct_ms(g_lag, g_nlat, 99));
     printf("send_lag_ms_max %.3f\n", g_nlat ? (double)g_lag[g_nlat - 1] / 1e6 : -1.0);
+    printf("client_late_ms_p99 %.3f\n", pct_ms(g_late, g_nlate, 99));
+    printf("client_late_ms_max %.3f\n", g_nlate ? (double)g_late[g_nlate - 1] / 1e6 : -1.0);
     return 0;
 }
