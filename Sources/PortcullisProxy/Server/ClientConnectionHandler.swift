@@ -167,6 +167,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 break parsing
             case .head(let head):
                 self.settings = self.loop.settings
+                self.machine.log!.startMillis = self.loop.wallMillis(uptimeNanos: nanos)
                 let id = self.machine.exchange.requestID
                 let verdict = self.path.head(head, settings: self.settings, requestID: id, log: &self.machine.log!, heldLimit: &self.heldLimit, nowNanos: nanos)
                 self.handle { $0.headDecided(verdict, now: now, into: &$1) }
@@ -206,6 +207,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     // MARK: - The upstream lease
 
     private func lease(fresh: Bool) {
+        // An event run between the action and now (the client gone, say) may have ended it.
+        guard self.machine.upstream == .leasing else { return }
         let now = self.now
         if let cap = self.settings.maxConcurrent, !self.holdsBackendSlot {
             guard let gate = self.loop.backendGate else { return }
@@ -277,7 +280,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
         guard var record = self.machine.takeLog() else { return }
         let now = self.now.uptimeNanoseconds
-        record.startMillis = self.loop.wallMillis(uptimeNanos: record.startUptimeNanos)
+        // A line made by the machine itself (a head that never came whole) starts now.
+        if record.startMillis == 0 { record.startMillis = self.loop.wallMillis(uptimeNanos: record.startUptimeNanos) }
         if let start = record.upstreamStartUptimeNanos {
             record.upstreamNanos = Int64((record.upstreamEndUptimeNanos ?? now) &- start)
         }

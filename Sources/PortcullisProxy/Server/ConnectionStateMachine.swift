@@ -421,6 +421,7 @@ struct ConnectionStateMachine {
 
     /// The lease gave a connection: `reused` when it came from the pool.
     mutating func upstreamAttached(reused: Bool, isWritable: Bool, now: NIODeadline, into actions: inout [Action]) {
+        precondition(self.upstream == .leasing || self.upstream == .connecting, "upstream attached while \(self.upstream)")
         guard let head = self.exchange.upstreamHead else { return }
         if reused { self.exchange.leasedReusedConnection = true }
         self.markUpstreamStart(now)
@@ -439,6 +440,7 @@ struct ConnectionStateMachine {
     }
 
     mutating func upstreamConnecting(now: NIODeadline) {
+        precondition(self.upstream == .leasing, "upstream connecting while \(self.upstream)")
         self.markUpstreamStart(now)
         self.upstream = .connecting
         self.exchange.leasedReusedConnection = false
@@ -457,6 +459,7 @@ struct ConnectionStateMachine {
 
     /// The backend is at `upstream.max_concurrent` and this exchange waits in the loop's queue.
     mutating func backendQueued(now: NIODeadline, into actions: inout [Action]) {
+        precondition(self.upstream == .leasing, "queued for the backend while \(self.upstream)")
         self.upstream = .queued
         self.timers.backendQueue = now + self.config.backendQueueTimeout
         self.armTimer(&actions)

@@ -263,6 +263,32 @@ final class PortcullisProcess: @unchecked Sendable {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(self.pid)/fd"))?.count
     }
 
+    /// Open TCP connections of this process to `port` on the other end (its pooled upstream
+    /// connections, when `port` is the backend's): its socket inodes matched in /proc/net/tcp.
+    func connections(toPort port: Int) -> Int {
+        let fdDirectory = "/proc/\(self.pid)/fd"
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: fdDirectory) else { return 0 }
+        var inodes = Set<Substring>()
+        for entry in entries {
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(fdDirectory)/\(entry)"),
+                target.hasPrefix("socket:[")
+            else { continue }
+            inodes.insert(target.dropFirst("socket:[".count).dropLast())
+        }
+        let portHex = String(format: "%04X", port)
+        var count = 0
+        for table in ["/proc/\(self.pid)/net/tcp", "/proc/\(self.pid)/net/tcp6"] {
+            guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n").dropFirst() {
+                // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+                let fields = line.split(separator: " ")
+                guard fields.count > 9, fields[2].hasSuffix(":" + portHex), inodes.contains(fields[9]) else { continue }
+                count += 1
+            }
+        }
+        return count
+    }
+
     /// User and system CPU time so far, in seconds (/proc/PID/stat); 0 once the process has gone.
     var cpuSeconds: Double {
         guard let text = try? String(contentsOfFile: "/proc/\(self.pid)/stat", encoding: .utf8),
