@@ -145,7 +145,7 @@ func startBackendFaultBackend(port: Int = 0) throws -> PythonBackend {
     )
 }
 
-/// Backend faults (issue 8): a real gateway in front of `startBackendFaultBackend`. A backend that
+/// Backend faults: a real gateway in front of `startBackendFaultBackend`. A backend that
 /// refuses, resets, stalls or answers malformed bytes costs the client a 502 or 504 with a JSON
 /// body when no byte of a response was sent yet, else a connection cut before the response's
 /// declared end; the faulty upstream connection is never used again; and clients served at the

@@ -16,7 +16,7 @@ public struct IssuerConfig: Sendable {
     public var issuer: String
     /// A token's `aud` must contain one of these.
     public var audiences: [String]
-    /// Nil for the built-in issuer (`builtin: true`, issue 6).
+    /// Nil for the built-in issuer (`builtin: true`).
     public var keySource: KeySource?
     /// Pinned JWS algorithm names (`RS256`, `ES256`, ...); the token header never chooses.
     public var algorithms: [String]
