@@ -318,10 +318,13 @@ struct UInt128Parts {
 extension IPAddress: CustomStringConvertible {
     /// Canonical text: dotted IPv4, or IPv6 per RFC 5952 (`::ffff:1.2.3.4` for mapped IPv4).
     public var description: String {
-        String(unsafeUninitializedCapacity: IPAddress.maximumTextLength) { buffer in
+        // Written on the stack first: a String made with room for 45 bytes is a heap object
+        // even when the address takes 9, where one made from the bytes is stored inline up to
+        // 15 (every IPv4 address). The gateway keeps one per connection.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: IPAddress.maximumTextLength) { buffer in
             var writer = ByteWriter(buffer: buffer)
             self.write(to: &writer)
-            return writer.count
+            return String(decoding: UnsafeBufferPointer(rebasing: buffer[0..<writer.count]), as: UTF8.self)
         }
     }
 

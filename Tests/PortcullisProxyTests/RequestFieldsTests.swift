@@ -37,18 +37,53 @@ import Testing
     }
 
     @Test func memoryIsReusedWhenSmallAndDroppedWhenLarge() {
+        let pool = RequestFieldsPool()
         var fields = RequestFields([("Host", "x")])
         let small = fields.lines.capacity
-        fields.removeAll()
+        pool.give(fields)
+        fields = pool.take()
         #expect(fields.isEmpty && fields.lines.readableBytes == 0)
         #expect(fields.lines.capacity == small)
-        #expect(fields.forReuse.lines.capacity == small)
+        #expect(pool.count == 0)
 
         let big = String(repeating: "v", count: 10_000)
         fields = RequestFields([("X-Big", big)])
         #expect(fields.lines.capacity > 4096)
-        #expect(fields.forReuse.isEmpty && fields.forReuse.lines.capacity <= 4096)
+        pool.give(fields)
+        #expect(pool.count == 0, "a large head's memory is not kept")
         #expect(fields.values("x-big") == [big], "the fields themselves are untouched")
+        for _ in 0..<(RequestFieldsPool.maxKept + 5) { pool.give(RequestFields([("Host", "x")])) }
+        #expect(pool.count == RequestFieldsPool.maxKept)
+    }
+
+    /// A connection between requests holds no field memory: the parser gives it to the
+    /// thread's pool when the request ends, and the next head takes it from there.
+    @Test(arguments: ["", "Content-Length: 3\r\n", "Transfer-Encoding: chunked\r\n"])
+    func fieldMemoryGoesBackToThePoolWhenTheRequestEnds(framing: String) throws {
+        let body = framing.isEmpty ? "" : framing.hasPrefix("Content") ? "abc" : "3\r\nabc\r\n0\r\n\r\n"
+        var parser = RequestParser(maxHeadBytes: 8192)
+        var bytes = ByteBuffer(string: "POST /1 HTTP/1.1\r\nHost: one\r\n\(framing)X-N: 1\r\n\r\n\(body)")
+        let pool = RequestFieldsPool.current
+        // Tests on this thread run one at a time: the pool is this test's while it runs.
+        while pool.count > 0 { _ = pool.take() }
+        var head: ParsedRequestHead?
+        while let event = try parser.next(&bytes) {
+            switch event {
+            case .head(let parsed):
+                head = parsed
+                #expect(pool.count == 0, "the head's fields are in use")
+            case .body: #expect(pool.count == 0)
+            case .end: break
+            }
+        }
+        #expect(pool.count == 1)
+        #expect(try #require(head).fields.values("x-n") == ["1"])
+        bytes = ByteBuffer(string: "GET /2 HTTP/1.1\r\nHost: two\r\n\r\n")
+        let next = try parser.next(&bytes)
+        guard case .head(let second) = next else { Issue.record("\(String(describing: next))"); return }
+        #expect(pool.count == 0, "the next head took it")
+        #expect(second.fields.pairs.map(\.name) == ["Host"])
+        #expect(try #require(head).fields.values("x-n") == ["1"], "a head still held keeps its own fields")
     }
 
     /// Kept lines are copied in runs; a dropped field between two kept ones must not leak

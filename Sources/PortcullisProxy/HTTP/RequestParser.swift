@@ -139,6 +139,10 @@ struct RequestParser {
     /// Bytes of `partialLine` already scanned for its end: a line fed a byte at a time is
     /// scanned once, not once per byte.
     private var partialScanned = 0
+    /// Room for the rest of a head split across reads, past the bytes read so far.
+    private static let partialLineRoom = 2048
+    /// The fields of the last head, until its request has ended (`messageEnded`).
+    private var lastFields: RequestFields?
     /// `Accept-Encoding` is read only when compression is on (the handler sets this from the
     /// settings between requests), so clients that send it cost nothing more otherwise.
     var readsAcceptEncoding = false {
@@ -150,7 +154,7 @@ struct RequestParser {
     init(maxHeadBytes: Int, maxFields: Int = Limits.defaultMaxHeaderCount) {
         self.maxHeadBytes = maxHeadBytes
         self.maxFields = maxFields
-        self.builder = HeadBuilder(reusing: RequestFields(), readsAcceptEncoding: false, maxFields: maxFields)
+        self.builder = HeadBuilder(readsAcceptEncoding: false, maxFields: maxFields)
         self.chunked = ChunkedBodyDecoder(lenient: false, maxTrailerBytes: maxHeadBytes)
     }
 
@@ -176,6 +180,7 @@ struct RequestParser {
         case .fixed(let remaining):
             if remaining == 0 {
                 self.state = .head
+                self.messageEnded()
                 return .end
             }
             let count = min(remaining, buffer.readableBytes)
@@ -194,28 +199,40 @@ struct RequestParser {
             case .data(let bytes): return .body(bytes)
             case .end:
                 self.state = .head
+                self.messageEnded()
                 return .end
             case nil: return nil
             }
         }
     }
 
+    /// The request has been read whole: the memory of its fields goes back to the thread's
+    /// pool (`RequestFieldsPool`), so a connection between requests holds none.
+    private mutating func messageEnded() {
+        if let fields = self.lastFields.take() { RequestFieldsPool.current.give(fields) }
+    }
+
     // MARK: - Head
 
     private mutating func readHead(_ buffer: inout ByteBuffer) throws(RequestParseError) -> ParsedRequestHead? {
         guard var partial = self.partialLine else {
-            return try self.readLines(&buffer, scanFrom: 0)
+            return try self.readLines(&buffer, scanFrom: 0, ownStorage: false)
         }
         self.partialLine = nil
         partial.writeBuffer(&buffer)
-        let head = try self.readLines(&partial, scanFrom: self.partialScanned)
+        let head = try self.readLines(&partial, scanFrom: self.partialScanned, ownStorage: true)
         buffer = partial  // what follows the head, if it ended
         return head
     }
 
     /// Consumes complete lines of `buffer` into the head; the head once its empty line is read.
-    /// An incomplete last line is kept in `partialLine`.
-    private mutating func readLines(_ buffer: inout ByteBuffer, scanFrom: Int) throws(RequestParseError) -> ParsedRequestHead? {
+    /// An incomplete last line is kept in `partialLine`: a slice of `buffer` when it is the
+    /// parser's own (`ownStorage`), else a copy.
+    private mutating func readLines(
+        _ buffer: inout ByteBuffer,
+        scanFrom: Int,
+        ownStorage: Bool
+    ) throws(RequestParseError) -> ParsedRequestHead? {
         let limit = self.maxHeadBytes
         let outcome: Result<(consumed: Int, scanned: Int, complete: Bool), HTTPFramingError> = buffer.withUnsafeReadableBytes { p in
             // Lines end at CR (which must be followed by LF); a bare LF inside a line is refused
@@ -262,11 +279,8 @@ struct RequestParser {
             if result.complete {
                 buffer.moveReaderIndex(forwardBy: result.consumed)
                 defer {
-                    self.builder = HeadBuilder(
-                        reusing: self.builder.fieldStorage.forReuse,
-                        readsAcceptEncoding: self.readsAcceptEncoding,
-                        maxFields: self.maxFields
-                    )
+                    self.lastFields = self.builder.fieldStorage
+                    self.builder = HeadBuilder(readsAcceptEncoding: self.readsAcceptEncoding, maxFields: self.maxFields)
                 }
                 do throws(HTTPFramingError) {
                     return try self.builder.finish()
@@ -290,7 +304,20 @@ struct RequestParser {
             if self.builder.bytes + buffer.readableBytes > limit {
                 throw RequestParseError(.headTooLarge, "request head larger than \(limit) bytes")
             }
-            self.partialLine = buffer.readSlice(length: buffer.readableBytes)
+            if ownStorage {
+                self.partialLine = buffer.readSlice(length: buffer.readableBytes)
+            } else {
+                // A copy, made now rather than when the rest is appended (the same one copy): a
+                // slice would keep the channel's receive buffer shared, and NIO, which reuses
+                // that buffer only when nothing else holds it, would read the rest of the head
+                // into a second buffer and keep both for the connection's life (with 2.3 KB
+                // heads: 10.5 KiB per idle connection with the slice, 8.3 KiB with the copy,
+                // `IDLE_PAD=1500 Benchmarks/idle-memory`).
+                var copy = ByteBuffer()
+                copy.reserveCapacity(buffer.readableBytes + Self.partialLineRoom)
+                copy.writeBuffer(&buffer)
+                self.partialLine = copy
+            }
             self.partialScanned = scanned - consumed
         }
         return nil
@@ -327,15 +354,15 @@ private struct HeadBuilder {
     /// The head was refused for having more than `maxFields` fields (431, not 400).
     private(set) var hasTooManyFields = false
 
-    /// `fields` is emptied when the request line comes, by when the head that last used it
-    /// is usually gone, so that its memory is reused.
-    init(reusing fields: RequestFields, readsAcceptEncoding: Bool, maxFields: Int) {
-        self.fields = fields
+    /// `fields` takes its memory from the thread's `RequestFieldsPool` when the request line
+    /// comes; until then the builder holds none.
+    init(readsAcceptEncoding: Bool, maxFields: Int) {
+        self.fields = RequestFields()
         self.readsAcceptEncoding = readsAcceptEncoding
         self.maxFields = maxFields
     }
 
-    /// The fields read so far (for the next head to reuse).
+    /// The fields read so far (the finished head's, for the pool once its request has ended).
     var fieldStorage: RequestFields { self.fields }
 
     /// One line, without its CRLF. True when it is the empty line that ends the head.
@@ -345,7 +372,7 @@ private struct HeadBuilder {
             if p.isEmpty { return false }
             try self.requestLine(p)
             self.hasRequestLine = true
-            self.fields.removeAll()
+            self.fields = RequestFieldsPool.current.take()
             return false
         }
         if p.isEmpty { return true }
