@@ -659,6 +659,9 @@ struct ConnectionStateMachine {
         self.exchange.request = .idle
         self.exchange.response = .complete
         self.exchange.upstreamHead = nil
+        // An idle connection holds no heap memory of the exchange before.
+        self.exchange.requestID = ""
+        self.exchange.rateLimitLines = nil
         self.timers.exchange = nil
         if !self.exchange.closeAfterResponse {
             if !self.isClosing { self.phase = .idle }
