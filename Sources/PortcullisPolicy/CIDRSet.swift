@@ -379,7 +379,7 @@ extension CIDRSet: CustomStringConvertible {
 /// Why a piece of text is not an address block, worded for an operator reading a config error.
 ///
 /// Errors compare equal when their codes do.
-public struct CIDRError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct CIDRError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     /// What kind of mistake the text makes.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
@@ -409,14 +409,20 @@ public struct CIDRError: Error, Hashable, Sendable, CustomStringConvertible {
     public let code: Code
     public let reason: String
     public let addressError: IPAddressError?
+    public let file: String
+    public let line: UInt
 
-    public init(_ code: Code, reason: String, addressError: IPAddressError? = nil) {
+    public init(_ code: Code, reason: String, addressError: IPAddressError? = nil, file: String = #fileID, line: UInt = #line) {
         self.code = code
         self.reason = reason
         self.addressError = addressError
+        self.file = file
+        self.line = line
     }
 
     public var description: String { self.reason }
+
+    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
 
     public static func == (lhs: CIDRError, rhs: CIDRError) -> Bool { lhs.code == rhs.code }
 

@@ -126,7 +126,7 @@ extension ConfigDuration: CustomStringConvertible {
 /// Why a piece of text is not a duration, worded for an operator reading a config error.
 ///
 /// Errors compare equal when their codes do.
-public struct ConfigDurationError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct ConfigDurationError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     /// What kind of mistake the text makes.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
@@ -153,13 +153,19 @@ public struct ConfigDurationError: Error, Hashable, Sendable, CustomStringConver
 
     public let code: Code
     public let reason: String
+    public let file: String
+    public let line: UInt
 
-    public init(_ code: Code, reason: String) {
+    public init(_ code: Code, reason: String, file: String = #fileID, line: UInt = #line) {
         self.code = code
         self.reason = reason
+        self.file = file
+        self.line = line
     }
 
     public var description: String { self.reason }
+
+    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
 
     public static func == (lhs: ConfigDurationError, rhs: ConfigDurationError) -> Bool { lhs.code == rhs.code }
 

@@ -423,7 +423,7 @@ struct ByteWriter {
 /// Why a piece of text is not an IP address, worded for an operator reading a config error.
 ///
 /// Errors compare equal when their codes do; `reason` quotes the offending part of the text.
-public struct IPAddressError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct IPAddressError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     /// What kind of mistake the text makes.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
@@ -472,13 +472,17 @@ public struct IPAddressError: Error, Hashable, Sendable, CustomStringConvertible
 
     public let code: Code
     public let reason: String
+    public let file: String
+    public let line: UInt
 
-    public init(_ code: Code, reason: String) {
+    public init(_ code: Code, reason: String, file: String = #fileID, line: UInt = #line) {
         self.code = code
         self.reason = reason
+        self.file = file
+        self.line = line
     }
 
-    init(_ failure: IPAddress.ParseFailure, in text: String) {
+    init(_ failure: IPAddress.ParseFailure, in text: String, file: String = #fileID, line: UInt = #line) {
         let bytes = Array(text.utf8)
         func quoted(_ start: Int, _ end: Int) -> String {
             "'" + String(decoding: bytes[max(0, start)..<min(bytes.count, end)], as: UTF8.self) + "'"
@@ -487,58 +491,64 @@ public struct IPAddressError: Error, Hashable, Sendable, CustomStringConvertible
         let whole = quoted(0, bytes.count)
         switch failure.kind {
         case .empty:
-            self.init(.empty, reason: "an IP address is required, found an empty string")
+            self.init(.empty, reason: "an IP address is required, found an empty string", file: file, line: line)
         case .tooLong:
-            self.init(.tooLong, reason: "\(whole) is too long to be an IP address")
+            self.init(.tooLong, reason: "\(whole) is too long to be an IP address", file: file, line: line)
         case .invalidCharacter:
-            self.init(.invalidCharacter, reason: "unexpected character \(part) in \(whole)")
+            self.init(.invalidCharacter, reason: "unexpected character \(part) in \(whole)", file: file, line: line)
         case .whitespace:
-            self.init(.whitespace, reason: "whitespace is not allowed in IP address \(whole)")
+            self.init(.whitespace, reason: "whitespace is not allowed in IP address \(whole)", file: file, line: line)
         case .brackets:
-            self.init(.brackets, reason: "brackets are not allowed here; write the bare address")
+            self.init(.brackets, reason: "brackets are not allowed here; write the bare address", file: file, line: line)
         case .zoneID:
-            self.init(.zoneID, reason: "zone ids are not allowed (\(whole))")
+            self.init(.zoneID, reason: "zone ids are not allowed (\(whole))", file: file, line: line)
         case .port:
-            self.init(.port, reason: "a port is not allowed in IP address \(whole)")
+            self.init(.port, reason: "a port is not allowed in IP address \(whole)", file: file, line: line)
         case .leadingZero:
-            self.init(.leadingZero, reason: "leading zero in IPv4 octet \(part) is ambiguous (octal?)")
+            self.init(.leadingZero, reason: "leading zero in IPv4 octet \(part) is ambiguous (octal?)", file: file, line: line)
         case .octetOutOfRange:
-            self.init(.octetOutOfRange, reason: "IPv4 octet \(part) is out of range 0-255")
+            self.init(.octetOutOfRange, reason: "IPv4 octet \(part) is out of range 0-255", file: file, line: line)
         case .hexOctet:
-            self.init(.hexOctet, reason: "hexadecimal IPv4 octet \(part) is not allowed; write decimal")
+            self.init(.hexOctet, reason: "hexadecimal IPv4 octet \(part) is not allowed; write decimal", file: file, line: line)
         case .emptyOctet:
-            self.init(.wrongOctetCount, reason: "empty octet in IPv4 address \(whole)")
+            self.init(.wrongOctetCount, reason: "empty octet in IPv4 address \(whole)", file: file, line: line)
         case .tooFewOctets(let count):
             self.init(
                 .wrongOctetCount,
                 reason: "IPv4 address \(whole) has \(count) octet\(count == 1 ? "" : "s"); "
-                    + "exactly four are required (short forms such as 127.1 are ambiguous)"
+                    + "exactly four are required (short forms such as 127.1 are ambiguous)",
+                file: file,
+                line: line
             )
         case .tooManyOctets:
-            self.init(.wrongOctetCount, reason: "IPv4 address \(whole) has more than four octets")
+            self.init(.wrongOctetCount, reason: "IPv4 address \(whole) has more than four octets", file: file, line: line)
         case .leadingColon:
-            self.init(.ipv6Syntax, reason: "IPv6 address \(whole) starts with a single ':'")
+            self.init(.ipv6Syntax, reason: "IPv6 address \(whole) starts with a single ':'", file: file, line: line)
         case .trailingColon:
-            self.init(.ipv6Syntax, reason: "IPv6 address \(whole) ends with a single ':'")
+            self.init(.ipv6Syntax, reason: "IPv6 address \(whole) ends with a single ':'", file: file, line: line)
         case .tripleColon:
-            self.init(.ipv6Syntax, reason: "':::' is not valid in IPv6 address \(whole)")
+            self.init(.ipv6Syntax, reason: "':::' is not valid in IPv6 address \(whole)", file: file, line: line)
         case .multipleDoubleColons:
-            self.init(.ipv6Syntax, reason: "IPv6 address \(whole) uses '::' more than once")
+            self.init(.ipv6Syntax, reason: "IPv6 address \(whole) uses '::' more than once", file: file, line: line)
         case .groupTooLong:
-            self.init(.groupTooLong, reason: "IPv6 group \(part) has more than four hex digits")
+            self.init(.groupTooLong, reason: "IPv6 group \(part) has more than four hex digits", file: file, line: line)
         case .tooManyGroups:
-            self.init(.wrongGroupCount, reason: "IPv6 address \(whole) has too many groups")
+            self.init(.wrongGroupCount, reason: "IPv6 address \(whole) has too many groups", file: file, line: line)
         case .tooFewGroups(let count):
             self.init(
                 .wrongGroupCount,
-                reason: "IPv6 address \(whole) has \(count) groups; eight are required unless '::' is used"
+                reason: "IPv6 address \(whole) has \(count) groups; eight are required unless '::' is used",
+                file: file,
+                line: line
             )
         case .misplacedIPv4:
-            self.init(.ipv6Syntax, reason: "embedded IPv4 \(part) must be the last 32 bits of \(whole)")
+            self.init(.ipv6Syntax, reason: "embedded IPv4 \(part) must be the last 32 bits of \(whole)", file: file, line: line)
         }
     }
 
     public var description: String { self.reason }
+
+    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
 
     public static func == (lhs: IPAddressError, rhs: IPAddressError) -> Bool { lhs.code == rhs.code }
 

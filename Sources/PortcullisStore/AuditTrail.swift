@@ -322,17 +322,17 @@ public struct AuditLogFile: Sendable {
     public func append(_ event: AuditEvent) throws(StoreError) {
         var bytes = Self.line(event)
         let fd = open(self.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StoreError(.io, "cannot open the audit trail \(self.path): \(DirectoryStore.lastError())") }
+        guard fd >= 0 else { throw StoreError(.io, reason: "cannot open the audit trail \(self.path): \(DirectoryStore.lastError())") }
         defer { close(fd) }
         while !bytes.isEmpty {
             let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             if written < 0 {
                 if errno == EINTR { continue }
-                throw StoreError(.io, "cannot write the audit trail \(self.path): \(DirectoryStore.lastError())")
+                throw StoreError(.io, reason: "cannot write the audit trail \(self.path): \(DirectoryStore.lastError())")
             }
             bytes.removeFirst(written)
         }
-        guard fsync(fd) == 0 else { throw StoreError(.io, "cannot fsync the audit trail \(self.path): \(DirectoryStore.lastError())") }
+        guard fsync(fd) == 0 else { throw StoreError(.io, reason: "cannot fsync the audit trail \(self.path): \(DirectoryStore.lastError())") }
     }
 
     /// The records that match, oldest first; a line that is not a record is skipped.

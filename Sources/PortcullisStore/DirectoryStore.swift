@@ -53,13 +53,13 @@ public final class DirectoryStore: ClientStore {
         var info = stat()
         if stat(self.path, &info) != 0 {
             guard mkdir(self.path, 0o700) == 0 || errno == EEXIST else {
-                throw StoreError(.io, "store.path: cannot create \(self.path): \(Self.lastError())")
+                throw StoreError(.io, reason: "store.path: cannot create \(self.path): \(Self.lastError())")
             }
         } else if info.st_mode & S_IFMT != S_IFDIR {
-            throw StoreError(.io, "store.path: \(self.path) is not a directory")
+            throw StoreError(.io, reason: "store.path: \(self.path) is not a directory")
         }
         guard access(self.path, W_OK) == 0 else {
-            throw StoreError(.io, "store.path: \(self.path) is not writable (\(Self.lastError())); give the service a writable state directory")
+            throw StoreError(.io, reason: "store.path: \(self.path) is not writable (\(Self.lastError())); give the service a writable state directory")
         }
     }
 
@@ -157,10 +157,10 @@ public final class DirectoryStore: ClientStore {
             do {
                 file = try JSONDecoder().decode(RegistryFile.self, from: data)
             } catch {
-                throw StoreError(.io, "\(registryPath): not a Portcullis registry file: \(error)")
+                throw StoreError(.io, reason: "\(registryPath): not a Portcullis registry file: \(error)")
             }
             guard file.version <= Self.formatVersion else {
-                throw StoreError(.io, "\(registryPath): written by a newer Portcullis (format \(file.version)); upgrade this one")
+                throw StoreError(.io, reason: "\(registryPath): written by a newer Portcullis (format \(file.version)); upgrade this one")
             }
             for client in file.clients { registry.clients[client.id] = client }
             registry.overrides = file.overrides
@@ -200,7 +200,7 @@ public final class DirectoryStore: ClientStore {
         do {
             data = try encoder.encode(value)
         } catch {
-            throw StoreError(.io, "cannot encode \(name): \(error)")
+            throw StoreError(.io, reason: "cannot encode \(name): \(error)")
         }
         try AtomicFile.write(Array(data) + [0x0A], to: self.file(name))
     }
@@ -209,13 +209,13 @@ public final class DirectoryStore: ClientStore {
         let path = self.file(".lock")
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw StoreError(.io, "cannot open \(path): \(Self.lastError()) (is store.path a writable directory?)")
+            throw StoreError(.io, reason: "cannot open \(path): \(Self.lastError()) (is store.path a writable directory?)")
         }
         while flock(fd, LOCK_EX) != 0 {
             guard errno == EINTR else {
                 let message = Self.lastError()
                 Glibc.close(fd)
-                throw StoreError(.io, "cannot lock \(path): \(message)")
+                throw StoreError(.io, reason: "cannot lock \(path): \(message)")
             }
         }
         return fd
@@ -236,7 +236,7 @@ enum AtomicFile {
         let directory = (path as NSString).deletingLastPathComponent
         let temporary = directory + "/." + (path as NSString).lastPathComponent + ".tmp-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StoreError(.io, "cannot write \(temporary): \(DirectoryStore.lastError())") }
+        guard fd >= 0 else { throw StoreError(.io, reason: "cannot write \(temporary): \(DirectoryStore.lastError())") }
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
@@ -245,7 +245,7 @@ enum AtomicFile {
                 let reason = DirectoryStore.lastError()
                 close(fd)
                 unlink(temporary)
-                throw StoreError(.io, "cannot write \(temporary): \(reason)")
+                throw StoreError(.io, reason: "cannot write \(temporary): \(reason)")
             }
             offset += written
         }
@@ -253,13 +253,13 @@ enum AtomicFile {
             let reason = DirectoryStore.lastError()
             close(fd)
             unlink(temporary)
-            throw StoreError(.io, "cannot fsync \(temporary): \(reason)")
+            throw StoreError(.io, reason: "cannot fsync \(temporary): \(reason)")
         }
         close(fd)
         guard rename(temporary, path) == 0 else {
             let reason = DirectoryStore.lastError()
             unlink(temporary)
-            throw StoreError(.io, "cannot replace \(path): \(reason)")
+            throw StoreError(.io, reason: "cannot replace \(path): \(reason)")
         }
         let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if directoryFD >= 0 {

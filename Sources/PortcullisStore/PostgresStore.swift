@@ -59,7 +59,7 @@ public final class PostgresStore: ClientStore {
     /// Reads `url_file`; plain TCP only to a loopback address, else `tls:` is required.
     public init(_ settings: PostgresStoreConfig, listen: Bool, logger: Logger) throws(StoreError) {
         guard let data = FileManager.default.contents(atPath: settings.urlFile) else {
-            throw StoreError(.io, "store.postgres.url_file: cannot read \(settings.urlFile)")
+            throw StoreError(.io, reason: "store.postgres.url_file: cannot read \(settings.urlFile)")
         }
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         let url = try Self.parseURL(text, file: settings.urlFile)
@@ -70,13 +70,13 @@ public final class PostgresStore: ClientStore {
             do {
                 tls = .require(try NIOSSLContext(configuration: configuration))
             } catch {
-                throw StoreError(.io, "store.postgres.tls: \(error)")
+                throw StoreError(.io, reason: "store.postgres.tls: \(error)")
             }
         } else {
             guard Self.isLoopback(url.host) else {
                 throw StoreError(
                     .io,
-                    "store.postgres: \(url.host) is not a loopback address; set tls: (with ca_file) to reach PostgreSQL over the network"
+                    reason: "store.postgres: \(url.host) is not a loopback address; set tls: (with ca_file) to reach PostgreSQL over the network"
                 )
             }
             tls = .disable
@@ -296,7 +296,7 @@ public final class PostgresStore: ClientStore {
             }
             let current = Int(version ?? 0)
             guard current <= Self.migrations.count else {
-                throw StoreError(.io, "the PostgreSQL schema is at version \(current), newer than this Portcullis knows (\(Self.migrations.count)); upgrade it")
+                throw StoreError(.io, reason: "the PostgreSQL schema is at version \(current), newer than this Portcullis knows (\(Self.migrations.count)); upgrade it")
             }
             for statements in Self.migrations.dropFirst(current) {
                 for statement in statements {
@@ -435,7 +435,7 @@ public final class PostgresStore: ClientStore {
         guard let components = URLComponents(string: text), components.scheme == "postgres" || components.scheme == "postgresql",
             let rawHost = components.host, !rawHost.isEmpty, let user = components.user, !user.isEmpty
         else {
-            throw StoreError(.io, "store.postgres.url_file: \(file) does not hold a postgres://user:password@host:port/database URL")
+            throw StoreError(.io, reason: "store.postgres.url_file: \(file) does not hold a postgres://user:password@host:port/database URL")
         }
         var host = rawHost
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
@@ -553,7 +553,7 @@ private actor Session {
         } catch let error as StoreError {
             throw error
         } catch {
-            throw StoreError(.unavailable, "PostgreSQL cannot be reached: \(Self.describe(error))")
+            throw StoreError(.unavailable, reason: "PostgreSQL cannot be reached: \(Self.describe(error))")
         }
         // A database that accepts the connection and then never answers must not hold an admin
         // write or a usage flush forever: past the deadline the connection is closed, which
@@ -576,10 +576,10 @@ private actor Session {
                 try? await connection.close()
                 throw StoreError(
                     .unavailable,
-                    "the connection to PostgreSQL was lost or gave no answer within \(Self.queryDeadline): \(Self.describe(error))"
+                    reason: "the connection to PostgreSQL was lost or gave no answer within \(Self.queryDeadline): \(Self.describe(error))"
                 )
             }
-            throw StoreError(.io, "PostgreSQL: \(Self.describe(error))")
+            throw StoreError(.io, reason: "PostgreSQL: \(Self.describe(error))")
         }
     }
 

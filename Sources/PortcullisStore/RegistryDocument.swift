@@ -36,7 +36,7 @@ public enum RegistryDocument {
     public static func decode(_ data: Data) throws -> Registry {
         let document = try JSONDecoder().decode(Document.self, from: data)
         guard document.format == Self.format else {
-            throw StoreError(.invalid, "not a Portcullis store export (format \(document.format), expected \(Self.format))")
+            throw StoreError(.invalid, reason: "not a Portcullis store export (format \(document.format), expected \(Self.format))")
         }
         var registry = Registry(overrides: document.overrides, revocations: document.revocations, lastRedeemed: document.lastRedeemed, lastUsed: document.lastUsed)
         for client in document.clients { registry.clients[client.id] = client }

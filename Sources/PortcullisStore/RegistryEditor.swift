@@ -22,7 +22,7 @@ public enum RegistryEditor {
             stored.lastModified = stamp
             return .put(stored)
         }
-        guard declared.contains(id) else { throw StoreError(.unknownClient, "no client '\(id)'") }
+        guard declared.contains(id) else { throw StoreError(.unknownClient, reason: "no client '\(id)'") }
         var override = registry.overrides[id] ?? ClientOverride(lastModified: stamp)
         editOverride(&override)
         override.lastModified = stamp
@@ -40,7 +40,7 @@ public enum RegistryEditor {
         switch mutation {
         case .add(let draft):
             if declared.contains(draft.id) || registry.clients[draft.id] != nil {
-                throw StoreError(.duplicateClient, "a client '\(draft.id)' already exists")
+                throw StoreError(.duplicateClient, reason: "a client '\(draft.id)' already exists")
             }
             var draft = draft
             if draft.secretSHA256 != nil, draft.secretCreated == nil { draft.secretCreated = stamp }
@@ -48,10 +48,10 @@ public enum RegistryEditor {
             return .put(StoredClient(draft, lastModified: stamp))
         case .rotate(let id, let hash, let grace):
             if let stored = registry.clients[id], stored.secretSHA256 == nil {
-                throw StoreError(.notBuiltin, "client '\(id)' belongs to the outside issuer '\(stored.issuer)', which holds its credentials: rotate them there")
+                throw StoreError(.notBuiltin, reason: "client '\(id)' belongs to the outside issuer '\(stored.issuer)', which holds its credentials: rotate them there")
             }
             if registry.clients[id] == nil, declared.contains(id), context.declaredSecrets[id] == nil {
-                throw StoreError(.notBuiltin, "client '\(id)' belongs to an outside issuer, which holds its credentials: rotate them there")
+                throw StoreError(.notBuiltin, reason: "client '\(id)' belongs to an outside issuer, which holds its credentials: rotate them there")
             }
             return try Self.edit(
                 id, registry, declared, stamp,
@@ -70,9 +70,9 @@ public enum RegistryEditor {
         case .update(let id, let update):
             guard var stored = registry.clients[id] else {
                 if declared.contains(id) {
-                    throw StoreError(.declaredClient, "client '\(id)' is declared in the configuration files: change it there")
+                    throw StoreError(.declaredClient, reason: "client '\(id)' is declared in the configuration files: change it there")
                 }
-                throw StoreError(.unknownClient, "no client '\(id)'")
+                throw StoreError(.unknownClient, reason: "no client '\(id)'")
             }
             var draft = stored.draft
             update.apply(to: &draft)
@@ -85,9 +85,9 @@ public enum RegistryEditor {
         case .remove(let id):
             if registry.clients[id] != nil { return .remove(id: id) }
             if declared.contains(id) {
-                throw StoreError(.declaredClient, "client '\(id)' is declared in the configuration files: remove it there (or disable it here)")
+                throw StoreError(.declaredClient, reason: "client '\(id)' is declared in the configuration files: remove it there (or disable it here)")
             }
-            throw StoreError(.unknownClient, "no client '\(id)'")
+            throw StoreError(.unknownClient, reason: "no client '\(id)'")
         case .setLimits(let id, let edit):
             return try Self.setLimits(id, edit, registry, declared, stamp, context: context)
         }
@@ -109,7 +109,7 @@ public enum RegistryEditor {
         } else if declared.contains(id) {
             let limits = edit.applied(to: registry.overrides[id]?.limits)
             if let limits, limits.burst != nil, limits.rate == nil {
-                throw StoreError(.invalid, "client '\(id)' limits.burst: a burst set at run time needs a rate beside it")
+                throw StoreError(.invalid, reason: "client '\(id)' limits.burst: a burst set at run time needs a rate beside it")
             }
         }
         return try Self.edit(id, registry, declared, stamp, stored: { $0.limits = edit.applied(to: $0.limits) }, declared: { $0.limits = edit.applied(to: $0.limits) })
@@ -119,7 +119,7 @@ public enum RegistryEditor {
         do {
             _ = try ConfigLoader.validateClient(draft, lastModified: stamp, context: context)
         } catch {
-            throw StoreError(.invalid, "the client is not valid, nothing was changed:\n\(error)")
+            throw StoreError(.invalid, reason: "the client is not valid, nothing was changed:\n\(error)")
         }
     }
 

@@ -465,7 +465,7 @@ func urlHost(_ address: SocketAddress) -> String {
 func writeAtomically(_ text: String, to path: String) throws {
     let temporary = path + ".tmp"
     try text.write(toFile: temporary, atomically: false, encoding: .utf8)
-    guard rename(temporary, path) == 0 else { throw GatewayError("cannot write \(path)") }
+    guard rename(temporary, path) == 0 else { throw GatewayError(.io, reason: "cannot write \(path)") }
 }
 
 extension GatewayConfig {

@@ -257,15 +257,15 @@ import Testing
         let before = try Self.read(directory + "/clients.yaml")
         for mutation in [ClientMutation.rotate(id: "nobody", secretSHA256: Self.hash2, grace: nil), .setEnabled(id: "nobody", enabled: false), .remove(id: "nobody")] {
             let error = #expect(throws: ClientsFileError.self) { try ClientsFile.apply(mutation, directory: directory) }
-            guard case .unknownClient("nobody")? = error else {
+            guard let failure = error, failure.code == .unknownClient, failure.clientID == "nobody" else {
                 Issue.record("expected unknownClient, got \(String(describing: error))")
                 continue
             }
-            #expect("\(error!)" == "no client 'nobody' in the configuration")
+            #expect("\(failure)" == "no client 'nobody' in the configuration")
         }
         let duplicate = ClientDraft(id: "psa-sync", issuer: "local", roles: ["helpdesk"], secretSHA256: Self.hash2)
         let error = #expect(throws: ClientsFileError.self) { try ClientsFile.apply(.add(duplicate), directory: directory) }
-        guard case .duplicateClient("psa-sync")? = error else {
+        guard let failure = error, failure.code == .duplicateClient, failure.clientID == "psa-sync" else {
             Issue.record("expected duplicateClient, got \(String(describing: error))")
             return
         }
@@ -285,13 +285,13 @@ import Testing
         ]
         for draft in drafts {
             let error = #expect(throws: ClientsFileError.self) { try ClientsFile.apply(.add(draft), directory: directory) }
-            guard case .invalid(let errors)? = error, let first = errors.first else {
+            guard let failure = error, failure.code == .invalid, let first = failure.configErrors.first else {
                 Issue.record("expected invalid, got \(String(describing: error))")
                 continue
             }
             // The errors point into the would-be clients file, at the new entry.
-            #expect(first.location?.file == directory + "/clients.yaml", "\(errors)")
-            #expect(first.key.hasPrefix("clients[2]"), "\(errors)")
+            #expect(first.location?.file == directory + "/clients.yaml", "\(failure.configErrors)")
+            #expect(first.key.hasPrefix("clients[2]"), "\(failure.configErrors)")
         }
         let error = #expect(throws: ClientsFileError.self) { try ClientsFile.apply(.add(drafts[0]), directory: directory) }
         #expect(error.map { "\($0)" }?.contains("unknown role 'superuser'") == true, "\(String(describing: error))")
@@ -307,7 +307,7 @@ import Testing
         let error = #expect(throws: ClientsFileError.self) {
             try ClientsFile.apply(.setEnabled(id: "psa-sync", enabled: false), directory: directory)
         }
-        guard case .invalid(let errors)? = error else {
+        guard let errors = error?.configErrors, error?.code == .invalid else {
             Issue.record("expected invalid, got \(String(describing: error))")
             return
         }

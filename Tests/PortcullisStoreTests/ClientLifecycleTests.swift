@@ -82,13 +82,13 @@ import Testing
     }
 
     @Test func anUpdateThatWouldMakeAnInvalidClientOrTouchesADeclaredOneIsRefused() {
-        #expect(throws: StoreError(.invalid, "")) {
+        #expect(throws: StoreError(.invalid, reason: "")) {
             try RegistryEditor.change(for: .update(id: "stored", ClientUpdate(roles: ["nope"])), registry: Self.registry(), context: Self.context())
         }
-        #expect(throws: StoreError(.declaredClient, "")) {
+        #expect(throws: StoreError(.declaredClient, reason: "")) {
             try RegistryEditor.change(for: .update(id: "declared", ClientUpdate(name: "x")), registry: Self.registry(), context: Self.context())
         }
-        #expect(throws: StoreError(.unknownClient, "")) {
+        #expect(throws: StoreError(.unknownClient, reason: "")) {
             try RegistryEditor.change(for: .update(id: "nobody", ClientUpdate(name: "x")), registry: Self.registry(), context: Self.context())
         }
     }

@@ -43,7 +43,7 @@ import Testing
             #expect(error.code == .invalid)
             #expect(error.reason.contains("client 'stored' limits: burst needs a rate beside it"), "\(error.reason)")
         }
-        #expect(throws: StoreError(.invalid, "")) {
+        #expect(throws: StoreError(.invalid, reason: "")) {
             try RegistryEditor.change(
                 for: .setLimits(id: "declared", LimitsEdit(set: ClientLimits(burst: 5))), registry: Registry(), context: RegistryEditorTests.context())
         }

@@ -59,7 +59,7 @@ import Testing
         let store = DirectoryStore(path: path)
         try await store.prepare()
         try Data("not json".utf8).write(to: URL(fileURLWithPath: path + "/" + DirectoryStore.registryFile))
-        await #expect(throws: StoreError(.io, "")) { try await store.load() }
+        await #expect(throws: StoreError(.io, reason: "")) { try await store.load() }
         await store.close()
     }
 }

@@ -37,18 +37,18 @@ import Testing
     }
 
     @Test func addingAClientWithAnAmbiguousAddressIsInvalid() {
-        #expect(throws: StoreError(.invalid, "")) {
+        #expect(throws: StoreError(.invalid, reason: "")) {
             try RegistryEditor.change(for: .add(Self.draft("new", ips: ["010.1.1.1"])), registry: Registry(), context: Self.context())
         }
     }
 
     @Test func addingADeclaredOrStoredIdIsADuplicate() throws {
-        #expect(throws: StoreError(.duplicateClient, "")) {
+        #expect(throws: StoreError(.duplicateClient, reason: "")) {
             try RegistryEditor.change(for: .add(Self.draft("declared")), registry: Registry(), context: Self.context())
         }
         var registry = Registry()
         registry.clients["stored"] = StoredClient(Self.draft("stored"), lastModified: "2026-12-04T10:00:00Z")
-        #expect(throws: StoreError(.duplicateClient, "")) {
+        #expect(throws: StoreError(.duplicateClient, reason: "")) {
             try RegistryEditor.change(for: .add(Self.draft("stored")), registry: registry, context: Self.context())
         }
     }
@@ -65,10 +65,10 @@ import Testing
     }
 
     @Test func removingADeclaredClientIsRefused() {
-        #expect(throws: StoreError(.declaredClient, "")) {
+        #expect(throws: StoreError(.declaredClient, reason: "")) {
             try RegistryEditor.change(for: .remove(id: "declared"), registry: Registry(), context: Self.context())
         }
-        #expect(throws: StoreError(.unknownClient, "")) {
+        #expect(throws: StoreError(.unknownClient, reason: "")) {
             try RegistryEditor.change(for: .remove(id: "nobody"), registry: Registry(), context: Self.context())
         }
     }
@@ -141,7 +141,7 @@ import Testing
         #expect(PostgresStore.isLoopback("localhost"))
         #expect(!PostgresStore.isLoopback("10.0.0.5"))
         #expect(!PostgresStore.isLoopback("127.example.com"))
-        #expect(throws: StoreError(.io, "")) {
+        #expect(throws: StoreError(.io, reason: "")) {
             try PostgresStore.parseURL("mysql://u@h/db", file: "pg-url")
         }
     }

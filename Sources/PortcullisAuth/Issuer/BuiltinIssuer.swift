@@ -41,7 +41,7 @@ public final class BuiltinIssuer: Sendable {
     /// The issuer of a configuration, its key read from `signing_key_file`.
     public convenience init(_ config: IssuerConfig) throws(IssuerError) {
         guard let settings = config.builtinSettings else {
-            throw IssuerError("issuers[\(config.name)] is not the built-in issuer")
+            throw IssuerError(.notBuiltin, reason: "issuers[\(config.name)] is not the built-in issuer")
         }
         let signer = try Self.loadSigningKey(path: settings.signingKeyFile)
         self.init(
@@ -104,7 +104,7 @@ public final class BuiltinIssuer: Sendable {
     /// ES256. The `kid` is the key's RFC 7638 thumbprint, so replicas sharing the file agree.
     public static func loadSigningKey(path: String) throws(IssuerError) -> JWSSigner {
         guard let data = FileManager.default.contents(atPath: path), let pem = String(data: data, encoding: .utf8) else {
-            throw IssuerError("cannot read the signing key file \(path)")
+            throw IssuerError(.unreadableSigningKey, reason: "cannot read the signing key file \(path)")
         }
         if let key = try? P256.Signing.PrivateKey(pemRepresentation: pem) {
             let point = key.publicKey.x963Representation
@@ -119,7 +119,8 @@ public final class BuiltinIssuer: Sendable {
             return JWSSigner(ed25519: key, keyID: Self.thumbprint(thumbprint))
         }
         throw IssuerError(
-            "\(path) is not a PEM Ed25519 or P-256 private key (make one with: openssl genpkey -algorithm ed25519 -out \((path as NSString).lastPathComponent))"
+            .invalidSigningKey,
+            reason: "\(path) is not a PEM Ed25519 or P-256 private key (make one with: openssl genpkey -algorithm ed25519 -out \((path as NSString).lastPathComponent))"
         )
     }
 
@@ -134,10 +135,59 @@ public final class BuiltinIssuer: Sendable {
     }
 }
 
-/// A built-in issuer that cannot be set up (its signing key), or a token request it refuses.
-public struct IssuerError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+/// A built-in issuer that cannot be set up: its configuration, its signing key or its state file.
+///
+/// `description` is the reason alone (the operator reads it in a config or reload error);
+/// `debugDescription` adds the code and the throw site. Errors compare equal when their codes do.
+public struct IssuerError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Backing: Hashable, Sendable {
+            case notBuiltin
+            case unreadableSigningKey
+            case invalidSigningKey
+            case invalidStateFile
+            case io
+        }
+
+        private let backing: Backing
+
+        private init(_ backing: Backing) {
+            self.backing = backing
+        }
+
+        /// The issuer's configuration is not the built-in kind.
+        public static let notBuiltin = Code(.notBuiltin)
+        /// `signing_key_file` cannot be read.
+        public static let unreadableSigningKey = Code(.unreadableSigningKey)
+        /// `signing_key_file` is not a PEM Ed25519 or P-256 private key.
+        public static let invalidSigningKey = Code(.invalidSigningKey)
+        /// `state_file` is not a Portcullis issuer state file.
+        public static let invalidStateFile = Code(.invalidStateFile)
+        /// Writing `state_file` failed (write, fsync or rename).
+        public static let io = Code(.io)
+
+        public var description: String { "\(self.backing)" }
+    }
+
+    public let code: Code
+    public let reason: String
+    public let file: String
+    public let line: UInt
+
+    public init(_ code: Code, reason: String, file: String = #fileID, line: UInt = #line) {
+        self.code = code
+        self.reason = reason
+        self.file = file
+        self.line = line
+    }
+
+    public var description: String { self.reason }
+
+    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
+
+    public static func == (lhs: IssuerError, rhs: IssuerError) -> Bool { lhs.code == rhs.code }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }
 
 extension String {

@@ -46,7 +46,7 @@ public final class IssuerState: Sendable {
         var redeemed: [String: Int64] = [:]
         if let path, let data = FileManager.default.contents(atPath: path) {
             guard case .object(let root)? = try? JSONValue.parse(Array(data)) else {
-                throw IssuerError("\(path): not a Portcullis issuer state file (expected a JSON object)")
+                throw IssuerError(.invalidStateFile, reason: "\(path): not a Portcullis issuer state file (expected a JSON object)")
             }
             if case .object(let members)? = root["revoked"] {
                 for (id, value) in members {
@@ -173,7 +173,7 @@ public enum DurableFile {
         let directory = (path as NSString).deletingLastPathComponent
         let temporary = (directory.isEmpty ? "." : directory) + "/." + (path as NSString).lastPathComponent + ".tmp-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw IssuerError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw IssuerError(.io, reason: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
@@ -182,7 +182,7 @@ public enum DurableFile {
                 let reason = String(cString: strerror(errno))
                 close(fd)
                 unlink(temporary)
-                throw IssuerError("cannot write \(temporary): \(reason)")
+                throw IssuerError(.io, reason: "cannot write \(temporary): \(reason)")
             }
             offset += written
         }
@@ -190,13 +190,13 @@ public enum DurableFile {
             let reason = String(cString: strerror(errno))
             close(fd)
             unlink(temporary)
-            throw IssuerError("cannot fsync \(temporary): \(reason)")
+            throw IssuerError(.io, reason: "cannot fsync \(temporary): \(reason)")
         }
         close(fd)
         guard rename(temporary, path) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(temporary)
-            throw IssuerError("cannot rename \(temporary) to \(path): \(reason)")
+            throw IssuerError(.io, reason: "cannot rename \(temporary) to \(path): \(reason)")
         }
         let dirFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dirFD >= 0 {

@@ -57,7 +57,7 @@ public struct ClaimsPolicy: Sendable {
 /// ``Code/identifier`` is the stable name for the access log's `reason` field
 /// (`token_expired`, `token_not_yet_valid`, `wrong_issuer`, `wrong_audience`, `missing_claim`,
 /// `invalid_claims`). Errors compare equal when their codes do.
-public struct ClaimsError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct ClaimsError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case tokenExpired
@@ -102,17 +102,23 @@ public struct ClaimsError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The claim at fault, when there is one.
     public let claim: String?
     public let reason: String
+    public let file: String
+    public let line: UInt
 
-    public init(_ code: Code, claim: String?, reason: String) {
+    public init(_ code: Code, claim: String?, reason: String, file: String = #fileID, line: UInt = #line) {
         self.code = code
         self.claim = claim
         self.reason = reason
+        self.file = file
+        self.line = line
     }
 
     public var description: String {
         let claim = self.claim.map { " [\($0)]" } ?? ""
         return "\(self.code.identifier)\(claim): \(self.reason)"
     }
+
+    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
 
     public static func == (lhs: ClaimsError, rhs: ClaimsError) -> Bool { lhs.code == rhs.code }
 

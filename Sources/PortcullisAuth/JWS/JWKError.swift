@@ -1,7 +1,7 @@
 /// Why a JWK or a JWK Set was refused, worded for an operator reading a config or refresh log.
 ///
 /// Errors compare equal when their codes do.
-public struct JWKError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct JWKError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case malformedJSON
@@ -60,13 +60,19 @@ public struct JWKError: Error, Hashable, Sendable, CustomStringConvertible {
 
     public let code: Code
     public let reason: String
+    public let file: String
+    public let line: UInt
 
-    public init(_ code: Code, reason: String) {
+    public init(_ code: Code, reason: String, file: String = #fileID, line: UInt = #line) {
         self.code = code
         self.reason = reason
+        self.file = file
+        self.line = line
     }
 
     public var description: String { self.reason }
+
+    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
 
     public static func == (lhs: JWKError, rhs: JWKError) -> Bool { lhs.code == rhs.code }
 

@@ -107,13 +107,13 @@ public final class TenantDirectoryFetcher: Sendable {
         request.headers.add(name: "Accept", value: "application/json")
         if let credential {
             guard let header = credential.header(atUptimeNanoseconds: NIODeadline.now().uptimeNanoseconds) else {
-                throw TenantDirectoryError("the upstream credential is not available")
+                throw TenantDirectoryError(.credentialUnavailable, reason: "the upstream credential is not available")
             }
             request.headers.add(name: header.name, value: header.value)
         }
         let response = try await client.execute(request, deadline: .now() + .seconds(120))
         let body = try await response.body.collect(upTo: Self.maximumBytes)
-        guard response.status == .ok else { throw TenantDirectoryError("HTTP \(response.status.code)") }
+        guard response.status == .ok else { throw TenantDirectoryError(.httpStatus, reason: "HTTP \(response.status.code)") }
         return try TenantDirectory.parse(body.readableBytesView, source: source.url).get()
     }
 }

@@ -1,6 +1,6 @@
 /// Why the upstream credential could not be obtained, worded for an operator reading the log.
 /// Never carries a secret or a token. Errors compare equal when their codes do.
-public struct UpstreamCredentialError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct UpstreamCredentialError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case unreadableFile
@@ -46,6 +46,8 @@ public struct UpstreamCredentialError: Error, Hashable, Sendable, CustomStringCo
     }
 
     public var description: String { self.reason }
+
+    public var debugDescription: String { "\(self.code): \(self.reason) (\(self.file):\(self.line))" }
 
     public static func == (lhs: UpstreamCredentialError, rhs: UpstreamCredentialError) -> Bool {
         lhs.code == rhs.code

@@ -178,24 +178,24 @@ public enum CIPPRequest {
     /// `limits.max_batch_items`.
     public static func batch(inJSONBody body: some Collection<UInt8>, maximumItems: Int) -> Result<[BatchItem], BatchError> {
         guard case .object(let object)? = try? JSONValue.parse(body, maximumDepth: 32) else {
-            return .failure(BatchError("the $batch body is not a JSON object"))
+            return .failure(BatchError(.invalidBody, reason: "the $batch body is not a JSON object"))
         }
         let lists = object.filter { Self.equalsLowercased($0.key.utf8, "requests") }
         guard lists.count == 1, case .array(let requests) = lists[0].value else {
-            return .failure(BatchError("the $batch body has no requests array"))
+            return .failure(BatchError(.invalidBody, reason: "the $batch body has no requests array"))
         }
         guard requests.count <= maximumItems else {
-            return .failure(BatchError("the $batch has \(requests.count) requests; at most \(maximumItems) are allowed"))
+            return .failure(BatchError(.tooManyRequests, reason: "the $batch has \(requests.count) requests; at most \(maximumItems) are allowed"))
         }
         var items: [BatchItem] = []
         items.reserveCapacity(requests.count)
         for (index, request) in requests.enumerated() {
             guard case .object(let fields) = request else {
-                return .failure(BatchError("$batch request \(index) is not an object"))
+                return .failure(BatchError(.invalidRequest, reason: "$batch request \(index) is not an object"))
             }
             switch Self.batchItem(fields) {
             case .success(let item): items.append(item)
-            case .failure(let why): return .failure(BatchError("$batch request \(index): \(why.description)"))
+            case .failure(let why): return .failure(BatchError(why.code, reason: "$batch request \(index): \(why.description)", file: why.file, line: why.line))
             }
         }
         return .success(items)
@@ -204,7 +204,7 @@ public enum CIPPRequest {
     private static func batchItem(_ fields: JSONObject) -> Result<BatchItem, BatchError> {
         func field(_ name: StaticString) -> Result<JSONValue?, BatchError> {
             let matches = fields.filter { Self.equalsLowercased($0.key.utf8, name) }
-            guard matches.count <= 1 else { return .failure(BatchError("\(name) is given more than once")) }
+            guard matches.count <= 1 else { return .failure(BatchError(.invalidRequest, reason: "\(name) is given more than once")) }
             return .success(matches.first?.value)
         }
         let method: String
@@ -212,7 +212,7 @@ public enum CIPPRequest {
         case .failure(let error): return .failure(error)
         case .success(let value):
             guard let text = value?.stringValue, !text.isEmpty, text.utf8.allSatisfy(Self.isTokenByte) else {
-                return .failure(BatchError("no valid method"))
+                return .failure(BatchError(.invalidRequest, reason: "no valid method"))
             }
             method = text.uppercased()
         }
@@ -220,12 +220,12 @@ public enum CIPPRequest {
         switch field("url") {
         case .failure(let error): return .failure(error)
         case .success(let value):
-            guard let url = value?.stringValue, !url.isEmpty else { return .failure(BatchError("no url")) }
+            guard let url = value?.stringValue, !url.isEmpty else { return .failure(BatchError(.invalidRequest, reason: "no url")) }
             // CIPP takes url as the endpoint's name, as it is: anything but a plain name could
             // reach another endpoint (wildcards) or none.
             guard url.utf8.allSatisfy(Self.isEndpointNameByte) else {
                 return .failure(
-                    BatchError("url must be an endpoint name such as ListUsers (letters, digits, - and _); put parameters in the item's query object")
+                    BatchError(.invalidRequest, reason: "url must be an endpoint name such as ListUsers (letters, digits, - and _); put parameters in the item's query object")
                 )
             }
             endpoint = url
@@ -235,21 +235,65 @@ public enum CIPPRequest {
         case .failure(let error): return .failure(error)
         case .success(nil), .success(.null?): break
         case .success(.object(let query)?): tenant = Self.tenant(inObject: query, place: "the item's query")
-        case .success(_?): return .failure(BatchError("query is not an object"))
+        case .success(_?): return .failure(BatchError(.invalidRequest, reason: "query is not an object"))
         }
         switch field("body") {
         case .failure(let error): return .failure(error)
         case .success(nil), .success(.null?): break
         case .success(.object(let body)?): tenant = tenant.merged(with: Self.tenant(inObject: body, place: "the item's body"))
-        case .success(_?): return .failure(BatchError("body is not an object"))
+        case .success(_?): return .failure(BatchError(.invalidRequest, reason: "body is not an object"))
         }
-        if case .ambiguous(let why) = tenant { return .failure(BatchError(why)) }
+        if case .ambiguous(let why) = tenant { return .failure(BatchError(.invalidRequest, reason: why)) }
         return .success(BatchItem(method: method, endpoint: endpoint, tenant: tenant))
     }
 
-    public struct BatchError: Error, Equatable, Sendable, CustomStringConvertible {
-        public let description: String
-        init(_ description: String) { self.description = description }
+    /// Why a `$batch` body was refused; `description` is the reason alone (the client reads it in
+    /// the 400 body), `debugDescription` adds the code and the throw site. Errors compare equal when
+    /// their codes do.
+    public struct BatchError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+        public struct Code: Hashable, Sendable, CustomStringConvertible {
+            private enum Backing: Hashable, Sendable {
+                case invalidBody
+                case tooManyRequests
+                case invalidRequest
+            }
+
+            private let backing: Backing
+
+            private init(_ backing: Backing) {
+                self.backing = backing
+            }
+
+            /// Not a JSON object, or no `requests` array.
+            public static let invalidBody = Code(.invalidBody)
+            /// More requests than the configured maximum.
+            public static let tooManyRequests = Code(.tooManyRequests)
+            /// One request of the batch: a field given twice, no valid method or url, a query or body
+            /// that is not an object, an ambiguous tenant.
+            public static let invalidRequest = Code(.invalidRequest)
+
+            public var description: String { "\(self.backing)" }
+        }
+
+        public let code: Code
+        public let reason: String
+        public let file: String
+        public let line: UInt
+
+        init(_ code: Code, reason: String, file: String = #fileID, line: UInt = #line) {
+            self.code = code
+            self.reason = reason
+            self.file = file
+            self.line = line
+        }
+
+        public var description: String { self.reason }
+
+        public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
+
+        public static func == (lhs: BatchError, rhs: BatchError) -> Bool { lhs.code == rhs.code }
+
+        public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
     }
 
     // MARK: - Bytes

@@ -56,23 +56,23 @@ public final class TenantDirectory: Sendable {
         do {
             value = try JSONValue.parse(bytes, maximumDepth: 64)
         } catch {
-            return .failure(TenantDirectoryError("\(source) is not valid JSON: \(error)"))
+            return .failure(TenantDirectoryError(.invalidDocument, reason: "\(source) is not valid JSON: \(error)"))
         }
         let list: [JSONValue]
         switch value {
         case .array(let items): list = items
         case .object(let object):
             guard case .array(let items)? = object.first(where: { $0.key.lowercased() == "results" })?.value else {
-                return .failure(TenantDirectoryError("\(source): expected CIPP's tenant list, a JSON array of tenants"))
+                return .failure(TenantDirectoryError(.invalidDocument, reason: "\(source): expected CIPP's tenant list, a JSON array of tenants"))
             }
             list = items
         default:
-            return .failure(TenantDirectoryError("\(source): expected CIPP's tenant list, a JSON array of tenants"))
+            return .failure(TenantDirectoryError(.invalidDocument, reason: "\(source): expected CIPP's tenant list, a JSON array of tenants"))
         }
         var tenants: [(id: String, domain: String)] = []
         for (number, item) in list.enumerated() {
             guard case .object(let fields) = item else {
-                return .failure(TenantDirectoryError("\(source): tenant \(number) is not an object"))
+                return .failure(TenantDirectoryError(.invalidDocument, reason: "\(source): tenant \(number) is not an object"))
             }
             func text(_ key: String) -> String? { fields.first { $0.key.lowercased() == key }?.value.stringValue }
             guard let id = text("customerid"), let domain = text("defaultdomainname"), !id.isEmpty, !domain.isEmpty else {
@@ -82,7 +82,7 @@ public final class TenantDirectory: Sendable {
             tenants.append((id, domain))
         }
         guard !tenants.isEmpty else {
-            return .failure(TenantDirectoryError("\(source) lists no tenant with customerId and defaultDomainName"))
+            return .failure(TenantDirectoryError(.invalidDocument, reason: "\(source) lists no tenant with customerId and defaultDomainName"))
         }
         return .success(TenantDirectory(tenants: tenants, source: source))
     }
@@ -92,7 +92,52 @@ public final class TenantDirectory: Sendable {
     }
 }
 
-public struct TenantDirectoryError: Error, Sendable, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+/// Why CIPP's tenant list cannot be used: read from a file or fetched from the upstream.
+///
+/// `description` is the reason alone; `debugDescription` adds the code and the throw site.
+/// Errors compare equal when their codes do.
+public struct TenantDirectoryError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Backing: Hashable, Sendable {
+            case invalidDocument
+            case credentialUnavailable
+            case httpStatus
+        }
+
+        private let backing: Backing
+
+        private init(_ backing: Backing) {
+            self.backing = backing
+        }
+
+        /// Not JSON, not CIPP's tenant list, or no tenant with `customerId` and
+        /// `defaultDomainName`.
+        public static let invalidDocument = Code(.invalidDocument)
+        /// The upstream credential the fetch needs is not available.
+        public static let credentialUnavailable = Code(.credentialUnavailable)
+        /// The upstream answered other than `200 OK`.
+        public static let httpStatus = Code(.httpStatus)
+
+        public var description: String { "\(self.backing)" }
+    }
+
+    public let code: Code
+    public let reason: String
+    public let file: String
+    public let line: UInt
+
+    public init(_ code: Code, reason: String, file: String = #fileID, line: UInt = #line) {
+        self.code = code
+        self.reason = reason
+        self.file = file
+        self.line = line
+    }
+
+    public var description: String { self.reason }
+
+    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
+
+    public static func == (lhs: TenantDirectoryError, rhs: TenantDirectoryError) -> Bool { lhs.code == rhs.code }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }

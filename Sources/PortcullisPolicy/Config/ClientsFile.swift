@@ -153,26 +153,98 @@ extension ClientDraft {
     }
 }
 
-public enum ClientsFileError: Error, CustomStringConvertible {
-    case unknownClient(String)
-    case duplicateClient(String)
-    /// The whole configuration would not validate after the change; nothing was written.
-    case invalid([ConfigError])
-    /// A secret operation on a client of an outside issuer.
-    case notBuiltin(String, issuer: String)
-    case io(String)
-
-    public var description: String {
-        switch self {
-        case .unknownClient(let id): return "no client '\(id)' in the configuration"
-        case .duplicateClient(let id): return "a client '\(id)' already exists"
-        case .invalid(let errors):
-            return "the configuration would not be valid, nothing was changed:\n" + errors.map(\.description).joined(separator: "\n")
-        case .notBuiltin(let id, let issuer):
-            return "client '\(id)' belongs to the outside issuer '\(issuer)', which holds its credentials: rotate them there"
-        case .io(let message): return message
+/// Why `ClientsFile` refused or failed a change, worded for the admin API's answer or the CLI.
+///
+/// `description` is the reason alone (what users read); `debugDescription` adds the code and
+/// the throw site. Errors compare equal when their codes do.
+public struct ClientsFileError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Backing: Hashable, Sendable {
+            case unknownClient
+            case duplicateClient
+            case invalid
+            case notBuiltin
+            case io
         }
+
+        private let backing: Backing
+
+        private init(_ backing: Backing) {
+            self.backing = backing
+        }
+
+        public static let unknownClient = Code(.unknownClient)
+        public static let duplicateClient = Code(.duplicateClient)
+        /// The whole configuration would not validate after the change; nothing was written.
+        public static let invalid = Code(.invalid)
+        /// A secret operation on a client of an outside issuer.
+        public static let notBuiltin = Code(.notBuiltin)
+        /// Reading, locking or writing the files failed.
+        public static let io = Code(.io)
+
+        public var description: String { "\(self.backing)" }
     }
+
+    public let code: Code
+    /// The client the change names, for `unknownClient`, `duplicateClient` and `notBuiltin`.
+    public let clientID: String?
+    /// For `invalid`: every error of the configuration the change would make.
+    public let configErrors: [ConfigError]
+    public let reason: String
+    public let file: String
+    public let line: UInt
+
+    public init(
+        _ code: Code,
+        reason: String,
+        clientID: String? = nil,
+        configErrors: [ConfigError] = [],
+        file: String = #fileID,
+        line: UInt = #line
+    ) {
+        self.code = code
+        self.clientID = clientID
+        self.configErrors = configErrors
+        self.reason = reason
+        self.file = file
+        self.line = line
+    }
+
+    public static func unknownClient(_ id: String, file: String = #fileID, line: UInt = #line) -> ClientsFileError {
+        ClientsFileError(.unknownClient, reason: "no client '\(id)' in the configuration", clientID: id, file: file, line: line)
+    }
+
+    public static func duplicateClient(_ id: String, file: String = #fileID, line: UInt = #line) -> ClientsFileError {
+        ClientsFileError(.duplicateClient, reason: "a client '\(id)' already exists", clientID: id, file: file, line: line)
+    }
+
+    public static func invalid(_ errors: [ConfigError], file: String = #fileID, line: UInt = #line) -> ClientsFileError {
+        ClientsFileError(
+            .invalid,
+            reason: "the configuration would not be valid, nothing was changed:\n" + errors.map(\.description).joined(separator: "\n"),
+            configErrors: errors,
+            file: file,
+            line: line
+        )
+    }
+
+    public static func notBuiltin(_ id: String, issuer: String, file: String = #fileID, line: UInt = #line) -> ClientsFileError {
+        ClientsFileError(
+            .notBuiltin,
+            reason: "client '\(id)' belongs to the outside issuer '\(issuer)', which holds its credentials: rotate them there",
+            clientID: id,
+            file: file,
+            line: line
+        )
+    }
+
+    public var description: String { self.reason }
+
+    public var debugDescription: String { "\(self.code): \(self.reason) (\(self.file):\(self.line))" }
+
+    public static func == (lhs: ClientsFileError, rhs: ClientsFileError) -> Bool { lhs.code == rhs.code }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }
 
 /// The editor of the `clients:` list of a config directory, shared by `portcullis client` and
@@ -405,7 +477,7 @@ public enum ClientsFile {
             let keys = mapping.map(\.key)
             guard let position = keys.firstIndex(where: { $0.string == "clients" }) else { continue }
             guard let mark = keys[position].mark, mark.column == 1 else {
-                throw ClientsFileError.io("cannot edit \(file): its clients: key is not a block key at the start of a line")
+                throw ClientsFileError(.io, reason: "cannot edit \(file): its clients: key is not a block key at the start of a line")
             }
             let lines = Self.lineStarts(text)
             let start = lines[min(mark.line - 1, lines.count - 1)]
@@ -447,12 +519,12 @@ public enum ClientsFile {
         // flock needs no write access: read-only and world-readable, so the gateway's admin API
         // can still lock a file that `sudo portcullis client` created.
         let fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ClientsFileError.io("cannot open the lock file \(path): \(Self.lastError())") }
+        guard fd >= 0 else { throw ClientsFileError(.io, reason: "cannot open the lock file \(path): \(Self.lastError())") }
         while flock(fd, LOCK_EX) != 0 {
             guard errno == EINTR else {
                 let message = Self.lastError()
                 close(fd)
-                throw ClientsFileError.io("cannot lock \(path): \(message)")
+                throw ClientsFileError(.io, reason: "cannot lock \(path): \(message)")
             }
         }
         return fd
@@ -479,7 +551,7 @@ public enum ClientsFile {
             owner = (info.st_uid, info.st_gid)
         }
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw ClientsFileError.io("cannot create \(temporary): \(Self.lastError())") }
+        guard fd >= 0 else { throw ClientsFileError(.io, reason: "cannot create \(temporary): \(Self.lastError())") }
         var closed = false
         var renamed = false
         defer {
@@ -495,19 +567,19 @@ public enum ClientsFile {
             let count = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
             if count < 0 {
                 if errno == EINTR { continue }
-                throw ClientsFileError.io("cannot write \(temporary): \(Self.lastError())")
+                throw ClientsFileError(.io, reason: "cannot write \(temporary): \(Self.lastError())")
             }
             written += count
         }
-        guard fsync(fd) == 0 else { throw ClientsFileError.io("cannot fsync \(temporary): \(Self.lastError())") }
+        guard fsync(fd) == 0 else { throw ClientsFileError(.io, reason: "cannot fsync \(temporary): \(Self.lastError())") }
         closed = true
-        guard close(fd) == 0 else { throw ClientsFileError.io("cannot write \(temporary): \(Self.lastError())") }
+        guard close(fd) == 0 else { throw ClientsFileError(.io, reason: "cannot write \(temporary): \(Self.lastError())") }
         bytes.removeAll()
 
         if let pause = ProcessInfo.processInfo.environment[Self.testPauseVariable], let milliseconds = UInt32(pause) {
             Thread.sleep(forTimeInterval: Double(milliseconds) / 1000)
         }
-        guard rename(temporary, path) == 0 else { throw ClientsFileError.io("cannot replace \(path): \(Self.lastError())") }
+        guard rename(temporary, path) == 0 else { throw ClientsFileError(.io, reason: "cannot replace \(path): \(Self.lastError())") }
         renamed = true
         let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if directoryFD >= 0 {

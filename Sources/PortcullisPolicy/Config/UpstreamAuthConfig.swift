@@ -83,33 +83,74 @@ public enum UpstreamAuthConfig: Sendable, Equatable {
         do {
             let attributes = try FileManager.default.attributesOfItem(atPath: path)
             if let size = attributes[.size] as? NSNumber, size.intValue > Self.maximumFileBytes {
-                return .failure(CredentialFileError("\(path) is larger than \(Self.maximumFileBytes) bytes"))
+                return .failure(CredentialFileError(.tooLarge, reason: "\(path) is larger than \(Self.maximumFileBytes) bytes"))
             }
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            return .failure(CredentialFileError("cannot read \(path): \((error as NSError).localizedDescription)"))
+            return .failure(CredentialFileError(.unreadable, reason: "cannot read \(path): \((error as NSError).localizedDescription)"))
         }
         var bytes = Array(data)
         while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
-        guard !bytes.isEmpty else { return .failure(CredentialFileError("\(path) is empty")) }
+        guard !bytes.isEmpty else { return .failure(CredentialFileError(.empty, reason: "\(path) is empty")) }
         if bytes.contains(where: { $0 == 0x0A || $0 == 0x0D || $0 == 0x00 }) {
-            return .failure(CredentialFileError("\(path) holds a line break or NUL inside its value"))
+            return .failure(CredentialFileError(.invalidValue, reason: "\(path) holds a line break or NUL inside its value"))
         }
         if bytes.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) {
-            return .failure(CredentialFileError("\(path) holds a control character"))
+            return .failure(CredentialFileError(.invalidValue, reason: "\(path) holds a control character"))
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
-            return .failure(CredentialFileError("\(path) is not UTF-8 text"))
+            return .failure(CredentialFileError(.invalidValue, reason: "\(path) is not UTF-8 text"))
         }
         return .success(text)
     }
 }
 
 /// Why a credential file cannot be used; names the file, never its contents.
-public struct CredentialFileError: Error, Sendable, CustomStringConvertible {
-    public var description: String
+///
+/// `description` is the reason alone; `debugDescription` adds the code and the throw site.
+/// Errors compare equal when their codes do.
+public struct CredentialFileError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Backing: Hashable, Sendable {
+            case tooLarge
+            case unreadable
+            case empty
+            case invalidValue
+        }
 
-    public init(_ description: String) {
-        self.description = description
+        private let backing: Backing
+
+        private init(_ backing: Backing) {
+            self.backing = backing
+        }
+
+        /// Larger than the 16 KiB limit.
+        public static let tooLarge = Code(.tooLarge)
+        public static let unreadable = Code(.unreadable)
+        public static let empty = Code(.empty)
+        /// A line break or NUL inside the value, a control character, or not UTF-8.
+        public static let invalidValue = Code(.invalidValue)
+
+        public var description: String { "\(self.backing)" }
     }
+
+    public let code: Code
+    public let reason: String
+    public let file: String
+    public let line: UInt
+
+    public init(_ code: Code, reason: String, file: String = #fileID, line: UInt = #line) {
+        self.code = code
+        self.reason = reason
+        self.file = file
+        self.line = line
+    }
+
+    public var description: String { self.reason }
+
+    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
+
+    public static func == (lhs: CredentialFileError, rhs: CredentialFileError) -> Bool { lhs.code == rhs.code }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }

@@ -132,7 +132,7 @@ public struct JSONObject: Sendable, Equatable, RandomAccessCollection, Expressib
 /// Why bytes are not one strict JSON value; `offset` is the byte where parsing stopped.
 ///
 /// Errors compare equal when their codes do.
-public struct JSONError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct JSONError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case unexpectedEnd
@@ -167,13 +167,19 @@ public struct JSONError: Error, Hashable, Sendable, CustomStringConvertible {
 
     public let code: Code
     public let offset: Int
+    public let file: String
+    public let line: UInt
 
-    public init(_ code: Code, offset: Int) {
+    public init(_ code: Code, offset: Int, file: String = #fileID, line: UInt = #line) {
         self.code = code
         self.offset = offset
+        self.file = file
+        self.line = line
     }
 
     public var description: String { "invalid JSON (\(self.code)) at byte \(self.offset)" }
+
+    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
 
     public static func == (lhs: JSONError, rhs: JSONError) -> Bool { lhs.code == rhs.code }
 

@@ -2,17 +2,57 @@ import Foundation
 
 /// A client's own limits as the admin API and `portcullis client` take them: one place that
 /// checks them, so every entry point (create, `PUT .../limits`, a later `PATCH`) says the same.
-public struct LimitsInputError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The field at fault: `limits.rate`, `limits.burst`, ...
-    public var field: String
-    public var message: String
+///
+/// `description` is `field: reason`, what the admin API and the CLI answer; `debugDescription`
+/// adds the code and the throw site. Errors compare equal when their codes do.
+public struct LimitsInputError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Backing: Hashable, Sendable {
+            case invalidValue
+            case notAnObject
+            case unknownField
+            case wrongType
+        }
 
-    public init(field: String, _ message: String) {
-        self.field = field
-        self.message = message
+        private let backing: Backing
+
+        private init(_ backing: Backing) {
+            self.backing = backing
+        }
+
+        /// A rate, burst, quota or concurrency that does not parse or is out of range.
+        public static let invalidValue = Code(.invalidValue)
+        /// The JSON `limits` is not an object.
+        public static let notAnObject = Code(.notAnObject)
+        public static let unknownField = Code(.unknownField)
+        /// A JSON member of the wrong type.
+        public static let wrongType = Code(.wrongType)
+
+        public var description: String { "\(self.backing)" }
     }
 
-    public var description: String { "\(self.field): \(self.message)" }
+    public let code: Code
+    /// The field at fault: `limits.rate`, `limits.burst`, `--rate`, ...
+    public let field: String
+    public let reason: String
+    public let file: String
+    public let line: UInt
+
+    public init(_ code: Code, field: String, reason: String, file: String = #fileID, line: UInt = #line) {
+        self.code = code
+        self.field = field
+        self.reason = reason
+        self.file = file
+        self.line = line
+    }
+
+    public var description: String { "\(self.field): \(self.reason)" }
+
+    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
+
+    public static func == (lhs: LimitsInputError, rhs: LimitsInputError) -> Bool { lhs.code == rhs.code }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }
 
 /// An edit of a client's own limits: `set` over what it has (or over nothing with `clear`).
@@ -48,26 +88,26 @@ extension ClientLimits {
         var limits = ClientLimits()
         if let rate {
             guard let spec = RateSpec(parsing: rate) else {
-                throw LimitsInputError(field: prefix + "rate", "expected a rate such as 10/s, 100/m or 5000/h, got '\(rate)'")
+                throw LimitsInputError(.invalidValue, field: prefix + "rate", reason: "expected a rate such as 10/s, 100/m or 5000/h, got '\(rate)'")
             }
             limits.rate = spec
         }
         if let burst {
             guard (1...1_000_000).contains(burst) else {
-                throw LimitsInputError(field: prefix + "burst", "expected an integer from 1 to 1000000, got \(burst)")
+                throw LimitsInputError(.invalidValue, field: prefix + "burst", reason: "expected an integer from 1 to 1000000, got \(burst)")
             }
             limits.burst = burst
         }
         if let quota {
             guard let spec = QuotaSpec(parsing: quota) else {
                 throw LimitsInputError(
-                    field: prefix + "quota", "expected a quota such as 10000/d or 200000/month (UTC calendar days and months), got '\(quota)'")
+                    .invalidValue, field: prefix + "quota", reason: "expected a quota such as 10000/d or 200000/month (UTC calendar days and months), got '\(quota)'")
             }
             limits.quota = spec
         }
         if let concurrency {
             guard (1...100_000).contains(concurrency) else {
-                throw LimitsInputError(field: prefix + "concurrency", "expected an integer from 1 to 100000, got \(concurrency)")
+                throw LimitsInputError(.invalidValue, field: prefix + "concurrency", reason: "expected an integer from 1 to 100000, got \(concurrency)")
             }
             limits.concurrency = concurrency
         }
@@ -79,20 +119,20 @@ extension ClientLimits {
     /// fields and wrong types are refused, naming the field.
     public static func parse(json value: Any?, field: String = "limits") throws(LimitsInputError) -> ClientLimits {
         guard let object = value as? [String: Any] else {
-            throw LimitsInputError(field: field, "expected an object with rate, burst, quota and/or concurrency")
+            throw LimitsInputError(.notAnObject, field: field, reason: "expected an object with rate, burst, quota and/or concurrency")
         }
         if let unknown = object.keys.sorted().first(where: { !ConfigLoader.limitKeys.contains($0) }) {
-            throw LimitsInputError(field: "\(field).\(unknown)", "unknown field; expected \(ConfigLoader.limitKeys.joined(separator: ", "))")
+            throw LimitsInputError(.unknownField, field: "\(field).\(unknown)", reason: "unknown field; expected \(ConfigLoader.limitKeys.joined(separator: ", "))")
         }
         func text(_ key: String) throws(LimitsInputError) -> String? {
             guard let value = object[key], !(value is NSNull) else { return nil }
-            guard let string = value as? String else { throw LimitsInputError(field: "\(field).\(key)", "expected a string") }
+            guard let string = value as? String else { throw LimitsInputError(.wrongType, field: "\(field).\(key)", reason: "expected a string") }
             return string
         }
         func integer(_ key: String) throws(LimitsInputError) -> Int? {
             guard let value = object[key], !(value is NSNull) else { return nil }
             guard !(value is String), let number = value as? Int, (value as? Double).map({ $0 == Double(number) }) ?? true else {
-                throw LimitsInputError(field: "\(field).\(key)", "expected a whole number")
+                throw LimitsInputError(.wrongType, field: "\(field).\(key)", reason: "expected a whole number")
             }
             return number
         }

@@ -50,17 +50,17 @@ public struct PathPattern: Hashable, Sendable, CustomStringConvertible {
     /// Parses `text` and, when it is not a pattern, says why in words fit for a config error.
     public static func validate(_ text: String) -> Result<PathPattern, PathPatternError> {
         let bytes = Array(text.utf8)
-        guard let first = bytes.first else { return .failure(PathPatternError(.notAbsolute, "expected a path pattern starting with /")) }
+        guard let first = bytes.first else { return .failure(PathPatternError(.notAbsolute, reason: "expected a path pattern starting with /")) }
         guard first == UInt8(ascii: "/") else {
-            return .failure(PathPatternError(.notAbsolute, "'\(text)' must start with /, e.g. /\(text)"))
+            return .failure(PathPatternError(.notAbsolute, reason: "'\(text)' must start with /, e.g. /\(text)"))
         }
-        guard bytes.count <= 4096 else { return .failure(PathPatternError(.tooLong, "a pattern is limited to 4096 bytes")) }
+        guard bytes.count <= 4096 else { return .failure(PathPatternError(.tooLong, reason: "a pattern is limited to 4096 bytes")) }
         if bytes.count == 1 { return .success(PathPattern(text: text, segments: [])) }
         if bytes.last == UInt8(ascii: "/") {
             return .failure(
                 PathPatternError(
                     .emptySegment,
-                    "'\(text)' ends in /: a trailing / is ignored when matching, so drop it "
+                    reason: "'\(text)' ends in /: a trailing / is ignored when matching, so drop it "
                         + "(end it in /** for everything below)"
                 )
             )
@@ -68,7 +68,7 @@ public struct PathPattern: Hashable, Sendable, CustomStringConvertible {
         var segments: [Segment] = []
         for raw in bytes.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
             if raw.isEmpty {
-                return .failure(PathPatternError(.emptySegment, "'\(text)' has an empty segment (//); the canonical path never has one"))
+                return .failure(PathPatternError(.emptySegment, reason: "'\(text)' has an empty segment (//); the canonical path never has one"))
             }
             switch Self.segment(raw, in: text) {
             case .failure(let error):
@@ -88,20 +88,20 @@ public struct PathPattern: Hashable, Sendable, CustomStringConvertible {
         for character in path {
             switch character {
             case "{":
-                if inTemplate { return .failure(PathPatternError(.template, "'\(path)' has a nested {")) }
+                if inTemplate { return .failure(PathPatternError(.template, reason: "'\(path)' has a nested {")) }
                 inTemplate = true
             case "}":
-                if !inTemplate { return .failure(PathPatternError(.template, "'\(path)' has } without {")) }
+                if !inTemplate { return .failure(PathPatternError(.template, reason: "'\(path)' has } without {")) }
                 inTemplate = false
                 if converted.last != "*" { converted.append("*") }
             default:
                 if !inTemplate {
-                    if character == "*" { return .failure(PathPatternError(.template, "'\(path)' contains *")) }
+                    if character == "*" { return .failure(PathPatternError(.template, reason: "'\(path)' contains *")) }
                     converted.append(character)
                 }
             }
         }
-        if inTemplate { return .failure(PathPatternError(.template, "'\(path)' has { without }")) }
+        if inTemplate { return .failure(PathPatternError(.template, reason: "'\(path)' has { without }")) }
         // A template spanning a whole segment is one segment; the same as the written form.
         return Self.validate(converted).map { PathPattern(text: path, segments: $0.segments) }
     }
@@ -119,7 +119,7 @@ public struct PathPattern: Hashable, Sendable, CustomStringConvertible {
             let byte = raw[index]
             if byte == star {
                 if previousWasStar {
-                    return .failure(PathPatternError(.doubleStarInSegment, "'\(text)': ** must be a whole segment (/**/); use * within a segment"))
+                    return .failure(PathPatternError(.doubleStarInSegment, reason: "'\(text)': ** must be a whole segment (/**/); use * within a segment"))
                 }
                 hasStar = true
                 previousWasStar = true
@@ -130,16 +130,16 @@ public struct PathPattern: Hashable, Sendable, CustomStringConvertible {
             previousWasStar = false
             if byte == UInt8(ascii: "%") {
                 guard index + 2 < raw.endIndex, let high = hexValue(raw[index + 1]), let low = hexValue(raw[index + 2]) else {
-                    return .failure(PathPatternError(.invalidEscape, "'\(text)': % must be followed by two hex digits"))
+                    return .failure(PathPatternError(.invalidEscape, reason: "'\(text)': % must be followed by two hex digits"))
                 }
                 let decoded = high << 4 | low
                 if decoded == UInt8(ascii: "/") || decoded == UInt8(ascii: "\\") {
                     return .failure(
-                        PathPatternError(.neverMatches, "'\(text)': an encoded slash or backslash never matches: such requests are refused with 400")
+                        PathPatternError(.neverMatches, reason: "'\(text)': an encoded slash or backslash never matches: such requests are refused with 400")
                     )
                 }
                 if decoded < 0x20 || decoded == 0x7F {
-                    return .failure(PathPatternError(.neverMatches, "'\(text)': an encoded control character never matches"))
+                    return .failure(PathPatternError(.neverMatches, reason: "'\(text)': an encoded control character never matches"))
                 }
                 if CanonicalPath.isUnreserved(decoded) {
                     output.append(decoded)
@@ -150,7 +150,7 @@ public struct PathPattern: Hashable, Sendable, CustomStringConvertible {
                 continue
             }
             if let problem = problem(byte) {
-                return .failure(PathPatternError(.invalidCharacter, "'\(text)': \(problem)"))
+                return .failure(PathPatternError(.invalidCharacter, reason: "'\(text)': \(problem)"))
             }
             if byte >= 0x80 {
                 appendEscape(byte, to: &output)
@@ -161,7 +161,7 @@ public struct PathPattern: Hashable, Sendable, CustomStringConvertible {
         }
         if output == [UInt8(ascii: ".")] || output == [UInt8(ascii: "."), UInt8(ascii: ".")] {
             return .failure(
-                PathPatternError(.dotSegment, "'\(text)': . and .. segments are resolved before matching; write the resolved path")
+                PathPatternError(.dotSegment, reason: "'\(text)': . and .. segments are resolved before matching; write the resolved path")
             )
         }
         return .success(hasStar ? .glob(output) : .literal(output))
@@ -252,7 +252,7 @@ func asciiLower(_ byte: UInt8) -> UInt8 {
 /// Why a path pattern was refused, in words fit for a config error.
 ///
 /// Errors compare equal when their codes do.
-public struct PathPatternError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct PathPatternError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case notAbsolute
@@ -295,13 +295,19 @@ public struct PathPatternError: Error, Hashable, Sendable, CustomStringConvertib
 
     public let code: Code
     public let reason: String
+    public let file: String
+    public let line: UInt
 
-    public init(_ code: Code, _ reason: String) {
+    public init(_ code: Code, reason: String, file: String = #fileID, line: UInt = #line) {
         self.code = code
         self.reason = reason
+        self.file = file
+        self.line = line
     }
 
     public var description: String { self.reason }
+
+    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
 
     public static func == (lhs: PathPatternError, rhs: PathPatternError) -> Bool { lhs.code == rhs.code }
 

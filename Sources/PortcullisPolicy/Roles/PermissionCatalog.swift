@@ -48,7 +48,7 @@ public struct PermissionCatalog: Sendable {
     /// Reads and parses the document; on failure, every problem found, each a sentence.
     public static func load(file: String, permissionField: String, anyTenantField: String) -> Result<PermissionCatalog, CatalogError> {
         guard let data = FileManager.default.contents(atPath: file) else {
-            return .failure(CatalogError(["cannot read the OpenAPI document \(file)"]))
+            return .failure(CatalogError(.unreadable, problems: ["cannot read the OpenAPI document \(file)"]))
         }
         return Self.parse(data, file: file, permissionField: permissionField, anyTenantField: anyTenantField)
     }
@@ -60,16 +60,16 @@ public struct PermissionCatalog: Sendable {
         do {
             json = try JSONSerialization.jsonObject(with: data)
         } catch {
-            return .failure(CatalogError(["\(name) is not valid JSON: \(error.localizedDescription)"]))
+            return .failure(CatalogError(.invalidDocument, problems: ["\(name) is not valid JSON: \(error.localizedDescription)"]))
         }
         guard let document = json as? [String: Any] else {
-            return .failure(CatalogError(["\(name): expected a JSON object (an OpenAPI 3 document)"]))
+            return .failure(CatalogError(.invalidDocument, problems: ["\(name): expected a JSON object (an OpenAPI 3 document)"]))
         }
         guard let version = document["openapi"] as? String, version.hasPrefix("3.") else {
-            return .failure(CatalogError(["\(name): expected an OpenAPI 3 document (\"openapi\": \"3.x\")"]))
+            return .failure(CatalogError(.invalidDocument, problems: ["\(name): expected an OpenAPI 3 document (\"openapi\": \"3.x\")"]))
         }
         guard let paths = document["paths"] as? [String: Any] else {
-            return .failure(CatalogError(["\(name): expected \"paths\", an object of path items"]))
+            return .failure(CatalogError(.invalidDocument, problems: ["\(name): expected \"paths\", an object of path items"]))
         }
         var problems: [String] = []
         var operations: [Operation] = []
@@ -124,12 +124,12 @@ public struct PermissionCatalog: Sendable {
             let hint = fields.isEmpty ? "no operation has an x- field" : "fields found: \(fields.joined(separator: ", "))"
             return .failure(
                 CatalogError(
-                    ["no operation of \(name) carries the permission field '\(permissionField)' (\(hint))"],
-                    permissionFieldUnused: true
+                    .permissionFieldUnused,
+                    problems: ["no operation of \(name) carries the permission field '\(permissionField)' (\(hint))"]
                 )
             )
         }
-        guard problems.isEmpty else { return .failure(CatalogError(problems)) }
+        guard problems.isEmpty else { return .failure(CatalogError(.invalidOperations, problems: problems)) }
         return .success(
             PermissionCatalog(file: file, permissionField: permissionField, anyTenantField: anyTenantField, operations: operations)
         )
@@ -137,16 +137,59 @@ public struct PermissionCatalog: Sendable {
 }
 
 /// Why a catalogue could not be used: every problem found, each a sentence.
-public struct CatalogError: Error, Sendable, CustomStringConvertible {
-    public var problems: [String]
-    /// The document is fine but no operation has the configured permission field: the
-    /// field's name is the likely mistake.
-    public var permissionFieldUnused: Bool
+///
+/// `description` joins the problems (what the config error shows); `debugDescription` adds the
+/// code and the throw site. Errors compare equal when their codes do.
+public struct CatalogError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Backing: Hashable, Sendable {
+            case unreadable
+            case invalidDocument
+            case invalidOperations
+            case permissionFieldUnused
+        }
 
-    public init(_ problems: [String], permissionFieldUnused: Bool = false) {
-        self.problems = problems
-        self.permissionFieldUnused = permissionFieldUnused
+        private let backing: Backing
+
+        private init(_ backing: Backing) {
+            self.backing = backing
+        }
+
+        /// The document cannot be read.
+        public static let unreadable = Code(.unreadable)
+        /// Not JSON, or not an OpenAPI 3 document with `paths`.
+        public static let invalidDocument = Code(.invalidDocument)
+        /// Operations the catalogue cannot use (each a problem).
+        public static let invalidOperations = Code(.invalidOperations)
+        /// The document is fine but no operation has the configured permission field: the
+        /// field's name is the likely mistake.
+        public static let permissionFieldUnused = Code(.permissionFieldUnused)
+
+        public var description: String { "\(self.backing)" }
     }
 
-    public var description: String { self.problems.joined(separator: "; ") }
+    public let code: Code
+    public let problems: [String]
+    public let file: String
+    public let line: UInt
+
+    public init(_ code: Code, problems: [String], file: String = #fileID, line: UInt = #line) {
+        self.code = code
+        self.problems = problems
+        self.file = file
+        self.line = line
+    }
+
+    /// The document is fine but no operation has the configured permission field.
+    public var permissionFieldUnused: Bool { self.code == .permissionFieldUnused }
+
+    public var reason: String { self.problems.joined(separator: "; ") }
+
+    public var description: String { self.reason }
+
+    public var debugDescription: String { "\(self.code): \(self.reason) (\(self.file):\(self.line))" }
+
+    public static func == (lhs: CatalogError, rhs: CatalogError) -> Bool { lhs.code == rhs.code }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }

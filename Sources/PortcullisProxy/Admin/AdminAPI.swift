@@ -110,11 +110,11 @@ final class AdminAPI: Sendable {
 
     private static func readToken(_ path: String, key: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw GatewayError("\(key): cannot read \(path)")
+            throw GatewayError(.invalidSetting, reason: "\(key): cannot read \(path)")
         }
         let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard token.utf8.count >= 16 else {
-            throw GatewayError("\(key): \(path) holds \(token.utf8.count) characters; expected a random token of at least 16 (e.g. openssl rand -hex 32)")
+            throw GatewayError(.invalidSetting, reason: "\(key): \(path) holds \(token.utf8.count) characters; expected a random token of at least 16 (e.g. openssl rand -hex 32)")
         }
         return ClientSecret.sha256Hex(token)
     }
@@ -423,12 +423,12 @@ final class AdminAPI: Sendable {
                 try AuditTrail.applyToClientsFile(mutation, directory: directory, actor: actor)
             }
         } catch let error as ClientsFileError {
-            switch error {
-            case .unknownClient(let id): return Self.unknownClient(id)
-            case .duplicateClient(let id): return .error(.conflict, "conflict", "a client with id '\(id)' exists")
+            switch error.code {
+            case .unknownClient: return Self.unknownClient(error.clientID ?? "")
+            case .duplicateClient: return .error(.conflict, "conflict", "a client with id '\(error.clientID ?? "")' exists")
             case .invalid: return .error(.badRequest, "invalid_request", "\(error)")
             case .notBuiltin: return .error(.conflict, "conflict", "\(error)")
-            case .io: return .error(.internalServerError, "write_failed", "\(error)")
+            default: return .error(.internalServerError, "write_failed", "\(error)")  // .io
             }
         } catch {
             return .error(.internalServerError, "write_failed", "\(error)")
@@ -452,7 +452,7 @@ final class AdminAPI: Sendable {
             case .duplicateClient, .declaredClient, .notBuiltin: return .error(.conflict, "conflict", error.reason)
             case .invalid: return .error(.badRequest, "invalid_request", error.reason)
             case .unavailable: return .error(.serviceUnavailable, "store_unavailable", "the store cannot be reached; nothing was changed: \(error.reason)")
-            case .io: return .error(.internalServerError, "write_failed", error.reason)
+            default: return .error(.internalServerError, "write_failed", error.reason)  // .io
             }
         }
         if case .remove = mutation { return Response(status: status, body: "") }
@@ -465,7 +465,7 @@ final class AdminAPI: Sendable {
 
     private func reload() async throws {
         guard let reload = self.reloader.withLockedValue({ $0 }) else {
-            throw GatewayError("this gateway cannot reload itself")
+            throw GatewayError(.reloadUnavailable, reason: "this gateway cannot reload itself")
         }
         try await reload()
     }

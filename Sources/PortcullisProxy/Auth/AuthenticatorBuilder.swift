@@ -27,7 +27,7 @@ extension TokenAuthenticator {
             } else if case .file(let path)? = issuer.keySource {
                 provider = FixedKeys(try Self.readKeySet(path, place: place, issuer: issuer.name))
             } else {
-                throw GatewayError("\(place)issuers[\(issuer.name)]: no key set has been fetched for this issuer")
+                throw GatewayError(.invalidSetting, reason: "\(place)issuers[\(issuer.name)]: no key set has been fetched for this issuer")
             }
             let algorithms = issuer.algorithms.compactMap { JWSAlgorithm(name: $0) }
             issuers.append(
@@ -74,13 +74,13 @@ extension TokenAuthenticator {
         guard let issuerConfig = config.issuers.first(where: \.builtin), let settings = issuerConfig.builtinSettings else {
             return nil
         }
-        guard let runtime else { throw GatewayError("the built-in issuer has no state (internal error)") }
+        guard let runtime else { throw GatewayError(.internalError, reason: "the built-in issuer has no state (internal error)") }
         let place = issuerConfig.location.map { "\($0): " } ?? ""
         let issuer: BuiltinIssuer
         do {
             issuer = try BuiltinIssuer(issuerConfig)
         } catch {
-            throw GatewayError("\(place)issuers[\(issuerConfig.name)].signing_key_file: \(error)")
+            throw GatewayError(.invalidSetting, reason: "\(place)issuers[\(issuerConfig.name)].signing_key_file: \(error)")
         }
         var clients: [TokenService.Client] = []
         for client in config.clients where client.issuer == issuerConfig.name {
@@ -101,7 +101,7 @@ extension TokenAuthenticator {
                     key = try ClientKey(text: text)
                 } catch {
                     let place = client.location.map { "\($0): " } ?? ""
-                    throw GatewayError("\(place)clients[\(client.id)].public_key: \(error.reason)")
+                    throw GatewayError(.invalidSetting, reason: "\(place)clients[\(client.id)].public_key: \(error.reason)")
                 }
                 clients.append(
                     TokenService.Client(id: client.id, enabled: client.enabled, key: key, keyText: text, tokenLifetime: lifetime, allowedIPs: client.allowedIPs)
@@ -148,7 +148,7 @@ struct BuiltinIssuerRuntime: Sendable {
             return BuiltinIssuerRuntime(limiter: FailedAuthLimiter(feedsStore: config.store != nil), state: state, logger: logger)
         } catch {
             let place = issuer.location.map { "\($0): " } ?? ""
-            throw GatewayError("\(place)issuers[\(issuer.name)].state_file: \(error)")
+            throw GatewayError(.invalidSetting, reason: "\(place)issuers[\(issuer.name)].state_file: \(error)")
         }
     }
 }
@@ -156,16 +156,16 @@ struct BuiltinIssuerRuntime: Sendable {
 extension TokenAuthenticator {
     static func readKeySet(_ path: String, place: String, issuer: String) throws -> JWKSet {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw GatewayError("\(place)issuers[\(issuer)].jwks_file: cannot read \(path)")
+            throw GatewayError(.invalidSetting, reason: "\(place)issuers[\(issuer)].jwks_file: cannot read \(path)")
         }
         do {
             let set = try JWKSet(json: Array(data))
             if set.isEmpty {
-                throw GatewayError("\(place)issuers[\(issuer)].jwks_file: \(path) holds no usable signing key")
+                throw GatewayError(.invalidSetting, reason: "\(place)issuers[\(issuer)].jwks_file: \(path) holds no usable signing key")
             }
             return set
         } catch let error as JWKError {
-            throw GatewayError("\(place)issuers[\(issuer)].jwks_file: \(path) is not a JWK Set: \(error)")
+            throw GatewayError(.invalidSetting, reason: "\(place)issuers[\(issuer)].jwks_file: \(path) is not a JWK Set: \(error)")
         }
     }
 }

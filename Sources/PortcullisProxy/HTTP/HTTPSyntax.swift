@@ -9,9 +9,116 @@ import NIOCore
 
 /// An HTTP/1.1 message that cannot be read without guessing (RFC 9112 framing, RFC 9110 field
 /// syntax). Each parser turns it into its own answer: 400 to a client, 502 for an upstream.
-struct HTTPFramingError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+///
+/// Made per bad message on the event loop, so it allocates nothing: the reason is a string
+/// literal (with at most one number, see ``HTTPErrorMessage``) and the file a `StaticString`;
+/// the text is spelled out only when read. `description` is the reason alone (a client reads it
+/// in the 400 body); `debugDescription` adds the code and the throw site. Errors compare equal
+/// when their codes do.
+struct HTTPFramingError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Backing: UInt8, Hashable, Sendable {
+            case lineEnding
+            case requestLine
+            case headerField
+            case host
+            case tooManyFields
+            case headTooLarge
+            case contentLength
+            case transferEncoding
+            case chunk
+            case trailer
+        }
+
+        private let backing: Backing
+
+        private init(_ backing: Backing) {
+            self.backing = backing
+        }
+
+        /// A bare CR or LF, or a line not ended by CRLF.
+        static let lineEnding = Code(.lineEnding)
+        /// The method, the request target or the version.
+        static let requestLine = Code(.requestLine)
+        /// A field line: obs-fold, a malformed name, a control byte in a value.
+        static let headerField = Code(.headerField)
+        /// No `Host` in HTTP/1.1, more than one, or one that is not `host[:port]`.
+        static let host = Code(.host)
+        /// More fields than `max_header_count`.
+        static let tooManyFields = Code(.tooManyFields)
+        /// More bytes than `max_header_bytes` (the request parser words its own message).
+        static let headTooLarge = Code(.headTooLarge)
+        /// Not plain digits, or repeated.
+        static let contentLength = Code(.contentLength)
+        /// Other than one `chunked`, in HTTP/1.0, or beside `Content-Length`.
+        static let transferEncoding = Code(.transferEncoding)
+        /// A chunk size line or the CRLF after chunk data.
+        static let chunk = Code(.chunk)
+        static let trailer = Code(.trailer)
+
+        var description: String { "\(self.backing)" }
+    }
+
+    let code: Code
+    let message: HTTPErrorMessage
+    let file: StaticString
+    let line: UInt
+
+    @inline(__always)
+    init(_ code: Code, reason: StaticString, file: StaticString = #fileID, line: UInt = #line) {
+        self.code = code
+        self.message = HTTPErrorMessage(reason)
+        self.file = file
+        self.line = line
+    }
+
+    /// `reason limit unit`, e.g. `more than 100 header fields`.
+    @inline(__always)
+    init(_ code: Code, reason: StaticString, limit: Int, unit: StaticString, file: StaticString = #fileID, line: UInt = #line) {
+        self.code = code
+        self.message = HTTPErrorMessage(reason, limit: limit, unit: unit)
+        self.file = file
+        self.line = line
+    }
+
+    var reason: String { self.message.text }
+
+    var description: String { self.message.text }
+
+    var debugDescription: String { "\(self.code): \(self.message.text) (\(self.file):\(self.line))" }
+
+    static func == (lhs: HTTPFramingError, rhs: HTTPFramingError) -> Bool { lhs.code == rhs.code }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
+}
+
+/// The words of an error made on the request path: string literals and at most one number,
+/// stored as they are and joined only when read (`text`), so that refusing a message costs no
+/// allocation.
+struct HTTPErrorMessage: Sendable {
+    private let reason: StaticString
+    private let limit: Int?
+    private let unit: StaticString
+
+    @inline(__always)
+    init(_ reason: StaticString) {
+        self.reason = reason
+        self.limit = nil
+        self.unit = ""
+    }
+
+    /// Reads `reason limit unit`.
+    @inline(__always)
+    init(_ reason: StaticString, limit: Int, unit: StaticString) {
+        self.reason = reason
+        self.limit = limit
+        self.unit = unit
+    }
+
+    var text: String {
+        guard let limit = self.limit else { return "\(self.reason)" }
+        return "\(self.reason) \(limit) \(self.unit)"
+    }
 }
 
 /// Byte classes and small grammars shared by the request and response parsers.
@@ -82,14 +189,6 @@ enum HTTPSyntax {
         }
     }
 
-    @inline(__always)
-    static func expectCRLF(_ p: UnsafeRawBufferPointer, _ index: Int, in what: String) throws(HTTPFramingError) -> Int {
-        guard index + 1 < p.count, p[index] == 0x0D, p[index + 1] == 0x0A else {
-            throw HTTPFramingError("line not ended by CRLF in the \(what)")
-        }
-        return index + 2
-    }
-
     /// Offset just past the first CRLF CRLF at or after `from`, if any. A bare LF is refused at
     /// once rather than waited past (a head that never has CRLF CRLF would wait for a timeout).
     static func endOfHead(_ buffer: ByteBuffer, from: Int) throws(HTTPFramingError) -> Int? {
@@ -104,7 +203,7 @@ enum HTTPSyntax {
             }
             return nil
         }
-        if found == -1 { throw HTTPFramingError("bare LF in the head") }
+        if found == -1 { throw HTTPFramingError(.lineEnding, reason: "bare LF in the head") }
         return found
     }
 
@@ -114,11 +213,11 @@ enum HTTPSyntax {
         guard !value.isEmpty, value.count <= 18,
             allowsLeadingZeros || value.count == 1 || value[0] != UInt8(ascii: "0")
         else {
-            throw HTTPFramingError("malformed Content-Length")
+            throw HTTPFramingError(.contentLength, reason: "malformed Content-Length")
         }
         var length = 0
         for byte in value {
-            guard Self.isDigit(byte) else { throw HTTPFramingError("malformed Content-Length") }
+            guard Self.isDigit(byte) else { throw HTTPFramingError(.contentLength, reason: "malformed Content-Length") }
             length = length * 10 + Int(byte &- 0x30)
         }
         return length
@@ -248,9 +347,9 @@ struct ChunkedBodyDecoder {
         while let byte = buffer.readInteger(as: UInt8.self) {
             switch self.state {
             case .size(let value, let digits, let ext, let sawCR, let lineBytes):
-                guard lineBytes < Self.maxSizeLineBytes else { throw HTTPFramingError("chunk size line too long") }
+                guard lineBytes < Self.maxSizeLineBytes else { throw HTTPFramingError(.chunk, reason: "chunk size line too long") }
                 if sawCR {
-                    guard byte == 0x0A, digits > 0, ext.mayEndLine else { throw HTTPFramingError("malformed chunk size line") }
+                    guard byte == 0x0A, digits > 0, ext.mayEndLine else { throw HTTPFramingError(.chunk, reason: "malformed chunk size line") }
                     if value == 0 {
                         self.state = .trailer(lineBytes: 0, sawCR: false, total: 0)
                     } else {
@@ -260,10 +359,10 @@ struct ChunkedBodyDecoder {
                 } else if byte == 0x0D {
                     self.state = .size(value: value, digits: digits, ext: ext, sawCR: true, lineBytes: lineBytes + 1)
                 } else if case .none = ext, let digit = HTTPSyntax.hexValue(byte) {
-                    guard digits < 15 else { throw HTTPFramingError("chunk size too large") }
+                    guard digits < 15 else { throw HTTPFramingError(.chunk, reason: "chunk size too large") }
                     self.state = .size(value: value << 4 | digit, digits: digits + 1, ext: .none, sawCR: false, lineBytes: lineBytes + 1)
                 } else {
-                    guard digits > 0 else { throw HTTPFramingError("malformed chunk size") }
+                    guard digits > 0 else { throw HTTPFramingError(.chunk, reason: "malformed chunk size") }
                     let next: Extension?
                     if case .none = ext, self.lenient {
                         next = byte == UInt8(ascii: ";") || byte == 0x20 || byte == 0x09 ? .lenient : nil
@@ -271,17 +370,17 @@ struct ChunkedBodyDecoder {
                         next = ext.next(byte)
                     }
                     guard let next else {
-                        throw HTTPFramingError(ext == .none ? "malformed chunk size" : "malformed chunk extension")
+                        throw HTTPFramingError(.chunk, reason: ext == .none ? "malformed chunk size" : "malformed chunk extension")
                     }
                     self.state = .size(value: value, digits: digits, ext: next, sawCR: false, lineBytes: lineBytes + 1)
                 }
             case .dataEnd(let sawCR):
-                guard byte == (sawCR ? 0x0A : 0x0D) else { throw HTTPFramingError("chunk data not followed by CRLF") }
+                guard byte == (sawCR ? 0x0A : 0x0D) else { throw HTTPFramingError(.chunk, reason: "chunk data not followed by CRLF") }
                 self.state = sawCR ? .size(value: 0, digits: 0, ext: .none, sawCR: false, lineBytes: 0) : .dataEnd(sawCR: true)
             case .trailer(let lineBytes, let sawCR, let total):
-                guard total < self.maxTrailerBytes else { throw HTTPFramingError("trailers too large") }
+                guard total < self.maxTrailerBytes else { throw HTTPFramingError(.trailer, reason: "trailers too large") }
                 if sawCR {
-                    guard byte == 0x0A else { throw HTTPFramingError("bare CR in trailers") }
+                    guard byte == 0x0A else { throw HTTPFramingError(.trailer, reason: "bare CR in trailers") }
                     if lineBytes == 0 {
                         self.state = .done
                         return true
@@ -291,7 +390,7 @@ struct ChunkedBodyDecoder {
                     self.state = .trailer(lineBytes: lineBytes, sawCR: true, total: total + 1)
                 } else {
                     guard HTTPSyntax.isFieldByte(byte), lineBytes > 0 || (byte != 0x20 && byte != 0x09) else {
-                        throw HTTPFramingError(byte == 0x0A ? "bare LF in trailers" : "malformed trailer line")
+                        throw HTTPFramingError(.trailer, reason: byte == 0x0A ? "bare LF in trailers" : "malformed trailer line")
                     }
                     self.state = .trailer(lineBytes: lineBytes + 1, sawCR: false, total: total + 1)
                 }

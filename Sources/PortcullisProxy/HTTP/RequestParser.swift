@@ -83,7 +83,45 @@ final class ParsedRequestHead {
 }
 
 /// Why a request could not be read; nothing of it goes upstream.
-struct RequestParseError: Error, CustomStringConvertible {
+///
+/// Made per bad request on the event loop, so it allocates nothing (see ``HTTPFramingError``).
+/// `description` is the reason alone, the text of the 400 body; `debugDescription` adds the
+/// code and the throw site (the framing error's, for one made from it). Errors compare equal
+/// when their codes do.
+struct RequestParseError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Backing: UInt8, Hashable, Sendable {
+            case malformed
+            case headTooLarge
+            case tooManyFields
+        }
+
+        private let backing: Backing
+
+        private init(_ backing: Backing) {
+            self.backing = backing
+        }
+
+        /// 400
+        static let malformed = Code(.malformed)
+        /// 431: the head is longer than `max_header_bytes`.
+        static let headTooLarge = Code(.headTooLarge)
+        /// 431: the head has more fields than `max_header_count`.
+        static let tooManyFields = Code(.tooManyFields)
+
+        /// The code as an exhaustive enum, for the switch that picks the answer.
+        var kind: Kind {
+            switch self.backing {
+            case .malformed: return .malformed
+            case .headTooLarge: return .headTooLarge
+            case .tooManyFields: return .tooManyFields
+            }
+        }
+
+        var description: String { "\(self.backing)" }
+    }
+
+    /// Which answer the request gets: ``Code`` as an exhaustive enum.
     enum Kind {
         /// 400
         case malformed
@@ -93,13 +131,40 @@ struct RequestParseError: Error, CustomStringConvertible {
         case tooManyFields
     }
 
-    var kind: Kind
-    var description: String
+    let code: Code
+    let message: HTTPErrorMessage
+    let file: StaticString
+    let line: UInt
 
-    init(_ kind: Kind, _ description: String) {
-        self.kind = kind
-        self.description = description
+    /// `reason limit unit`, e.g. `request head larger than 65536 bytes`.
+    @inline(__always)
+    init(_ code: Code, reason: StaticString, limit: Int, unit: StaticString, file: StaticString = #fileID, line: UInt = #line) {
+        self.code = code
+        self.message = HTTPErrorMessage(reason, limit: limit, unit: unit)
+        self.file = file
+        self.line = line
     }
+
+    /// The framing error's words and throw site under `code`.
+    @inline(__always)
+    init(_ code: Code, _ framing: HTTPFramingError) {
+        self.code = code
+        self.message = framing.message
+        self.file = framing.file
+        self.line = framing.line
+    }
+
+    var kind: Kind { self.code.kind }
+
+    var reason: String { self.message.text }
+
+    var description: String { self.message.text }
+
+    var debugDescription: String { "\(self.code): \(self.message.text) (\(self.file):\(self.line))" }
+
+    static func == (lhs: RequestParseError, rhs: RequestParseError) -> Bool { lhs.code == rhs.code }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }
 
 /// A strict, incremental HTTP/1.1 request parser: the first thing a client's bytes meet.
@@ -193,7 +258,7 @@ struct RequestParser {
             do throws(HTTPFramingError) {
                 event = try self.chunked.next(&buffer)
             } catch {
-                throw RequestParseError(.malformed, error.description)
+                throw RequestParseError(.malformed, error)
             }
             switch event {
             case .data(let bytes): return .body(bytes)
@@ -243,12 +308,12 @@ struct RequestParser {
                 index = cr
                 // Wait if the LF has not come yet.
                 guard index + 1 < p.count else { break }
-                guard p[index + 1] == 0x0A else { return .failure(HTTPFramingError("bare CR in the request head")) }
+                guard p[index + 1] == 0x0A else { return .failure(HTTPFramingError(.lineEnding, reason: "bare CR in the request head")) }
                 let line = UnsafeRawBufferPointer(rebasing: p[lineStart..<index])
                 index += 2
                 do throws(HTTPFramingError) {
                     self.builder.bytes += index - lineStart
-                    guard self.builder.bytes <= limit else { return .failure(HTTPFramingError("")) }
+                    guard self.builder.bytes <= limit else { return .failure(HTTPFramingError(.headTooLarge, reason: "")) }
                     if try self.builder.line(line) { return .success((index, index, true)) }
                 } catch {
                     return .failure(error)
@@ -259,7 +324,7 @@ struct RequestParser {
             // Seen nowhere else before the line ends: a bare LF in the incomplete line.
             let tailFrom = max(scanFrom, lineStart)
             if index > tailFrom && memchr(p.baseAddress! + tailFrom, 0x0A, index - tailFrom) != nil {
-                return .failure(HTTPFramingError("bare LF in the request head"))
+                return .failure(HTTPFramingError(.lineEnding, reason: "bare LF in the request head"))
             }
             // The line so far may already be wrong (llhttp refuses as early): say so now rather
             // than after a timeout. Long tails wait for their end (no rescans of a slow line).
@@ -285,24 +350,24 @@ struct RequestParser {
                 do throws(HTTPFramingError) {
                     return try self.builder.finish()
                 } catch {
-                    throw RequestParseError(.malformed, error.description)
+                    throw RequestParseError(.malformed, error)
                 }
             }
             consumed = result.consumed
             scanned = result.scanned
         case .failure(let error):
             if self.builder.bytes > limit {
-                throw RequestParseError(.headTooLarge, "request head larger than \(limit) bytes")
+                throw RequestParseError(.headTooLarge, reason: "request head larger than", limit: limit, unit: "bytes")
             }
             if self.builder.hasTooManyFields {
-                throw RequestParseError(.tooManyFields, error.description)
+                throw RequestParseError(.tooManyFields, error)
             }
-            throw RequestParseError(.malformed, error.description)
+            throw RequestParseError(.malformed, error)
         }
         buffer.moveReaderIndex(forwardBy: consumed)
         if buffer.readableBytes > 0 {
             if self.builder.bytes + buffer.readableBytes > limit {
-                throw RequestParseError(.headTooLarge, "request head larger than \(limit) bytes")
+                throw RequestParseError(.headTooLarge, reason: "request head larger than", limit: limit, unit: "bytes")
             }
             if ownStorage {
                 self.partialLine = buffer.readSlice(length: buffer.readableBytes)
@@ -385,7 +450,7 @@ private struct HeadBuilder {
         guard !p.isEmpty else { return }
         if self.hasRequestLine {
             if p[0] == 0x20 || p[0] == 0x09 {
-                throw HTTPFramingError("obs-fold or whitespace at the start of a header line")
+                throw HTTPFramingError(.headerField, reason: "obs-fold or whitespace at the start of a header line")
             }
             return
         }
@@ -393,24 +458,24 @@ private struct HeadBuilder {
         var index = 0
         while index < p.count && HTTPSyntax.isTokenByte(p[index]) { index += 1 }
         guard index < p.count else { return }
-        guard index > 0, p[index] == 0x20 else { throw HTTPFramingError("malformed method") }
+        guard index > 0, p[index] == 0x20 else { throw HTTPFramingError(.requestLine, reason: "malformed method") }
         _ = try Self.method(UnsafeRawBufferPointer(rebasing: p[0..<index]))
         index += 1
         let targetStart = index
         while index < p.count && p[index] >= 0x21 && p[index] <= 0x7E { index += 1 }
         guard index < p.count else { return }
-        guard index > targetStart, p[index] == 0x20 else { throw HTTPFramingError("malformed request line") }
+        guard index > targetStart, p[index] == 0x20 else { throw HTTPFramingError(.requestLine, reason: "malformed request line") }
         index += 1
         let version: StaticString = "HTTP/1."
         var offset = 0
         while index < p.count && offset < 7 {
-            guard p[index] == version.utf8Start[offset] else { throw HTTPFramingError("unsupported HTTP version") }
+            guard p[index] == version.utf8Start[offset] else { throw HTTPFramingError(.requestLine, reason: "unsupported HTTP version") }
             index += 1
             offset += 1
         }
         if index < p.count {
             guard p[index] == UInt8(ascii: "0") || p[index] == UInt8(ascii: "1"), index + 1 == p.count else {
-                throw HTTPFramingError("unsupported HTTP version")
+                throw HTTPFramingError(.requestLine, reason: "unsupported HTTP version")
             }
         }
     }
@@ -419,14 +484,15 @@ private struct HeadBuilder {
     private mutating func requestLine(_ p: UnsafeRawBufferPointer) throws(HTTPFramingError) {
         var index = 0
         while index < p.count && HTTPSyntax.isTokenByte(p[index]) { index += 1 }
-        guard index > 0, index < p.count, p[index] == 0x20 else { throw HTTPFramingError("malformed method") }
+        guard index > 0, index < p.count, p[index] == 0x20 else { throw HTTPFramingError(.requestLine, reason: "malformed method") }
         self.method = try Self.method(UnsafeRawBufferPointer(rebasing: p[0..<index]))
         index += 1
         let targetStart = index
         while index < p.count && p[index] >= 0x21 && p[index] <= 0x7E { index += 1 }
         guard index > targetStart, index < p.count, p[index] == 0x20 else {
             throw HTTPFramingError(
-                index == targetStart || index == p.count ? "malformed request line" : "invalid byte in the request target"
+                .requestLine,
+                reason: index == targetStart || index == p.count ? "malformed request line" : "invalid byte in the request target"
             )
         }
         self.uri = String(decoding: UnsafeRawBufferPointer(rebasing: p[targetStart..<index]), as: UTF8.self)
@@ -435,7 +501,7 @@ private struct HeadBuilder {
             p[index] == UInt8(ascii: "H"), p[index + 1] == UInt8(ascii: "T"), p[index + 2] == UInt8(ascii: "T"),
             p[index + 3] == UInt8(ascii: "P"), p[index + 4] == UInt8(ascii: "/"), p[index + 5] == UInt8(ascii: "1"),
             p[index + 6] == UInt8(ascii: "."), p[index + 7] == UInt8(ascii: "1") || p[index + 7] == UInt8(ascii: "0")
-        else { throw HTTPFramingError("unsupported HTTP version") }
+        else { throw HTTPFramingError(.requestLine, reason: "unsupported HTTP version") }
         self.http10 = p[index + 7] == UInt8(ascii: "0")
     }
 
@@ -443,22 +509,22 @@ private struct HeadBuilder {
     private mutating func fieldLine(_ p: UnsafeRawBufferPointer) throws(HTTPFramingError) {
         guard self.fields.count < self.maxFields else {
             self.hasTooManyFields = true
-            throw HTTPFramingError("more than \(self.maxFields) header fields")
+            throw HTTPFramingError(.tooManyFields, reason: "more than", limit: self.maxFields, unit: "header fields")
         }
         var index = 0
         while index < p.count && HTTPSyntax.isTokenByte(p[index]) { index += 1 }
         guard index > 0, index < p.count, p[index] == UInt8(ascii: ":") else {
             if p[0] == 0x20 || p[0] == 0x09 {
-                throw HTTPFramingError("obs-fold or whitespace at the start of a header line")
+                throw HTTPFramingError(.headerField, reason: "obs-fold or whitespace at the start of a header line")
             }
-            throw HTTPFramingError(index > 0 ? "malformed header name" : "malformed header line")
+            throw HTTPFramingError(.headerField, reason: index > 0 ? "malformed header name" : "malformed header line")
         }
         let name = UnsafeRawBufferPointer(rebasing: p[0..<index])
         index += 1
         while index < p.count && (p[index] == 0x20 || p[index] == 0x09) { index += 1 }
         let valueStart = index
         guard HTTPSyntax.allFieldBytes(p, from: valueStart, to: p.count) else {
-            throw HTTPFramingError("control byte in a header value")
+            throw HTTPFramingError(.headerField, reason: "control byte in a header value")
         }
         var valueEnd = p.count
         while valueEnd > valueStart && (p[valueEnd - 1] == 0x20 || p[valueEnd - 1] == 0x09) { valueEnd -= 1 }
@@ -467,7 +533,7 @@ private struct HeadBuilder {
         switch name.count {
         case 4 where HeaderName.equals(name, "host"):
             self.hosts += 1
-            guard Self.isValidHost(value) else { throw HTTPFramingError("invalid Host header") }
+            guard Self.isValidHost(value) else { throw HTTPFramingError(.host, reason: "invalid Host header") }
         case 6 where HeaderName.equals(name, "expect"):
             if HeaderName.equals(value, "100-continue") {
                 self.expectsContinue = true
@@ -492,7 +558,7 @@ private struct HeadBuilder {
             self.authorizationCount += 1
             if self.authorization == nil { self.authorization = String(decoding: value, as: UTF8.self) }
         case 14 where HeaderName.equals(name, "content-length"):
-            guard self.contentLength == nil else { throw HTTPFramingError("more than one Content-Length") }
+            guard self.contentLength == nil else { throw HTTPFramingError(.contentLength, reason: "more than one Content-Length") }
             self.contentLength = try HTTPSyntax.contentLength(value, allowsLeadingZeros: false)
         case 15 where self.readsAcceptEncoding && HeaderName.equals(name, "accept-encoding"):
             if self.acceptEncoding == nil { self.acceptEncoding = AcceptEncoding.preferred(value) }
@@ -502,7 +568,7 @@ private struct HeadBuilder {
             var end = p.count
             while end > valueEnd && p[end - 1] == 0x20 { end -= 1 }
             guard self.transferEncodings == 1, end == valueEnd, HeaderName.equals(value, "chunked") else {
-                throw HTTPFramingError("only Transfer-Encoding: chunked is accepted")
+                throw HTTPFramingError(.transferEncoding, reason: "only Transfer-Encoding: chunked is accepted")
             }
             self.chunked = true
         default:
@@ -513,11 +579,11 @@ private struct HeadBuilder {
 
     /// The empty line came: checks that need the whole head.
     func finish() throws(HTTPFramingError) -> ParsedRequestHead {
-        if self.hosts > 1 { throw HTTPFramingError("more than one Host header") }
-        if self.hosts == 0 && !self.http10 { throw HTTPFramingError("HTTP/1.1 request without Host") }
+        if self.hosts > 1 { throw HTTPFramingError(.host, reason: "more than one Host header") }
+        if self.hosts == 0 && !self.http10 { throw HTTPFramingError(.host, reason: "HTTP/1.1 request without Host") }
         if self.chunked {
-            if self.http10 { throw HTTPFramingError("Transfer-Encoding is not allowed in HTTP/1.0") }
-            if self.contentLength != nil { throw HTTPFramingError("both Content-Length and Transfer-Encoding") }
+            if self.http10 { throw HTTPFramingError(.transferEncoding, reason: "Transfer-Encoding is not allowed in HTTP/1.0") }
+            if self.contentLength != nil { throw HTTPFramingError(.transferEncoding, reason: "both Content-Length and Transfer-Encoding") }
         }
         let keepAlive = self.connectionClose ? false : (self.connectionKeepAlive || !self.http10)
         return ParsedRequestHead(
@@ -619,7 +685,7 @@ private struct HeadBuilder {
             return .POST
         default:
             let method = HTTPMethod(rawValue: String(decoding: bytes, as: UTF8.self))
-            if case .RAW = method { throw HTTPFramingError("unknown method") }
+            if case .RAW = method { throw HTTPFramingError(.requestLine, reason: "unknown method") }
             return method
         }
     }

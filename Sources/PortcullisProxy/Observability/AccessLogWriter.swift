@@ -244,7 +244,7 @@ struct FileSet {
 
     static func makeDirectory(_ path: String) throws {
         if mkdir(path, 0o750) != 0 && errno != EEXIST {
-            throw AccessLogError("cannot create the per-client log directory \(path): \(String(cString: strerror(errno)))")
+            throw AccessLogError(.cannotCreateDirectory, reason: "cannot create the per-client log directory \(path): \(String(cString: strerror(errno)))")
         }
     }
 
@@ -256,7 +256,7 @@ struct FileSet {
         }
         let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
         guard descriptor >= 0 else {
-            throw AccessLogError("cannot open the access log \(path): \(String(cString: strerror(errno)))")
+            throw AccessLogError(.cannotOpen, reason: "cannot open the access log \(path): \(String(cString: strerror(errno)))")
         }
         self.main = OpenFile(descriptor: descriptor)
     }
@@ -374,7 +374,46 @@ struct FileSet {
     }
 }
 
-struct AccessLogError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+/// Why an access log file cannot be used; `description` is the reason alone, `debugDescription`
+/// adds the code and the throw site. Errors compare equal when their codes do.
+struct AccessLogError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Backing: Hashable, Sendable {
+            case cannotCreateDirectory
+            case cannotOpen
+        }
+
+        private let backing: Backing
+
+        private init(_ backing: Backing) {
+            self.backing = backing
+        }
+
+        /// The per-client log directory cannot be created.
+        static let cannotCreateDirectory = Code(.cannotCreateDirectory)
+        /// The log file cannot be opened for appending.
+        static let cannotOpen = Code(.cannotOpen)
+
+        var description: String { "\(self.backing)" }
+    }
+
+    let code: Code
+    let reason: String
+    let file: String
+    let line: UInt
+
+    init(_ code: Code, reason: String, file: String = #fileID, line: UInt = #line) {
+        self.code = code
+        self.reason = reason
+        self.file = file
+        self.line = line
+    }
+
+    var description: String { self.reason }
+
+    var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
+
+    static func == (lhs: AccessLogError, rhs: AccessLogError) -> Bool { lhs.code == rhs.code }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }

@@ -11,9 +11,9 @@ enum DownstreamTLS {
     /// ALPN `http/1.1`, and with `client_ca` a client certificate signed by it required.
     /// Errors name the file's place in the config and its key.
     static func makeContext(_ config: ListenerTLSConfig) throws -> NIOSSLContext {
-        func fail(_ key: String, _ location: SourceLocation?, _ message: String) -> GatewayError {
+        func fail(_ key: String, _ location: SourceLocation?, _ message: String, line: UInt = #line) -> GatewayError {
             let place = location.map { "\($0): " } ?? ""
-            return GatewayError("\(place)\(config.keyPath).\(key): \(message)")
+            return GatewayError(.invalidSetting, reason: "\(place)\(config.keyPath).\(key): \(message)", line: line)
         }
         func read(_ path: String, _ key: String, _ location: SourceLocation?) throws -> [UInt8] {
             guard let data = FileManager.default.contents(atPath: path) else {

@@ -147,7 +147,7 @@ public final class GatewayServer: Sendable {
                         }
                         return channel.eventLoop.makeCompletedFuture {
                             guard let loop = frozenContexts[ObjectIdentifier(channel.eventLoop)] else {
-                                throw GatewayError("event loop without a context")
+                                throw GatewayError(.internalError, reason: "event loop without a context")
                             }
                             let sync = channel.pipeline.syncOperations
                             if let tls {
@@ -171,7 +171,7 @@ public final class GatewayServer: Sendable {
             }
         } catch {
             for channel in channels { try? await channel.close() }
-            throw GatewayError("cannot listen: \(error)")
+            throw GatewayError(.cannotListen, reason: "cannot listen: \(error)")
         }
 
         let metrics = GatewayMetrics(accessLog: accessLog, store: storeStatus)
@@ -211,7 +211,7 @@ public final class GatewayServer: Sendable {
             } catch {
                 for channel in channels { try? await channel.close() }
                 let place = config.admin.location.map { "\($0): " } ?? ""
-                throw GatewayError("\(place)admin.address: cannot listen on \(address): \(error)")
+                throw GatewayError(.cannotListen, reason: "\(place)admin.address: cannot listen on \(address): \(error)")
             }
         }
         return GatewayServer(
@@ -335,7 +335,7 @@ public final class GatewayServer: Sendable {
         upstreamCredential: UpstreamCredential? = nil
     ) async throws {
         if config.issuers.contains(where: \.builtin) && self.builtin == nil {
-            throw GatewayError("a built-in issuer added by reload needs a restart (its state file is opened at start)")
+            throw GatewayError(.needsRestart, reason: "a built-in issuer added by reload needs a restart (its state file is opened at start)")
         }
         // Built first: a bad certificate or key fails the whole reload, old contexts included.
         let tlsContexts = try DownstreamTLS.reloadedContexts(config, slots: self.tlsSlots, logger: self.logger)
@@ -405,7 +405,7 @@ public final class GatewayServer: Sendable {
         let done = loop.makePromise(of: Void.self)
         EventLoopFuture.andAllSucceed(each, on: loop).cascade(to: done)
         let timer = loop.scheduleTask(in: timeout) {
-            done.fail(GatewayError("drain timeout"))
+            done.fail(GatewayError(.drainTimeout, reason: "drain timeout"))
         }
         do {
             try await done.futureResult.get()
@@ -428,13 +428,5 @@ public final class GatewayServer: Sendable {
         }
         // Last, so that `/readyz` says "draining" for as long as the drain lasts.
         await self.admin?.close()
-    }
-}
-
-public struct GatewayError: Error, CustomStringConvertible {
-    public var description: String
-
-    public init(_ description: String) {
-        self.description = description
     }
 }

@@ -61,7 +61,7 @@ final class ProxySettings: Sendable {
         usage: ClientUsageTable? = nil
     ) throws {
         if config.upstream.auth != nil && upstreamCredential?.config != config.upstream.auth {
-            throw GatewayError("upstream.auth is configured but its credential was not obtained")
+            throw GatewayError(.missingCredential, reason: "upstream.auth is configured but its credential was not obtained")
         }
         self.upstreamCredential = config.upstream.auth == nil ? nil : upstreamCredential
         let headerName = upstreamCredential?.headerName

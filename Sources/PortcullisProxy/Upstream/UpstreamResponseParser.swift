@@ -29,9 +29,77 @@ enum UpstreamResponseEvent {
     case end
 }
 
-struct UpstreamProtocolError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+/// Why an upstream's response cannot be read: answered 502 and the connection dropped.
+///
+/// Allocates nothing when made (see ``HTTPFramingError``). `description` is the reason alone;
+/// `debugDescription` adds the code and the throw site. Errors compare equal when their codes do.
+struct UpstreamProtocolError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Backing: UInt8, Hashable, Sendable {
+            case unexpectedBytes
+            case switchedProtocols
+            case truncated
+            case headTooLarge
+            case malformedHead
+            case ambiguousFraming
+            case malformedBody
+        }
+
+        private let backing: Backing
+
+        private init(_ backing: Backing) {
+            self.backing = backing
+        }
+
+        /// Bytes with no request outstanding.
+        static let unexpectedBytes = Code(.unexpectedBytes)
+        /// A `101` (the gateway never asks to upgrade).
+        static let switchedProtocols = Code(.switchedProtocols)
+        /// The connection closed before the response ended.
+        static let truncated = Code(.truncated)
+        static let headTooLarge = Code(.headTooLarge)
+        /// The status line, a field line, or a line ending.
+        static let malformedHead = Code(.malformedHead)
+        /// `Content-Length` malformed or conflicting, `Transfer-Encoding` other than one
+        /// `chunked`, or both.
+        static let ambiguousFraming = Code(.ambiguousFraming)
+        /// The chunked framing of the body or its trailers.
+        static let malformedBody = Code(.malformedBody)
+
+        var description: String { "\(self.backing)" }
+    }
+
+    let code: Code
+    let message: HTTPErrorMessage
+    let file: StaticString
+    let line: UInt
+
+    @inline(__always)
+    init(_ code: Code, reason: StaticString, file: StaticString = #fileID, line: UInt = #line) {
+        self.code = code
+        self.message = HTTPErrorMessage(reason)
+        self.file = file
+        self.line = line
+    }
+
+    /// The framing error's words and throw site under `code`.
+    @inline(__always)
+    init(_ code: Code, _ framing: HTTPFramingError) {
+        self.code = code
+        self.message = framing.message
+        self.file = framing.file
+        self.line = framing.line
+    }
+
+    var reason: String { self.message.text }
+
+    var description: String { self.message.text }
+
+    var debugDescription: String { "\(self.code): \(self.message.text) (\(self.file):\(self.line))" }
+
+    static func == (lhs: UpstreamProtocolError, rhs: UpstreamProtocolError) -> Bool { lhs.code == rhs.code }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }
 
 /// A strict, incremental HTTP/1.x response parser for the upstream side of an exchange.
@@ -83,13 +151,13 @@ struct UpstreamResponseParser {
         while true {
             switch self.state {
             case .idle:
-                if buffer.readableBytes > 0 { throw UpstreamProtocolError("bytes from the upstream with no request outstanding") }
+                if buffer.readableBytes > 0 { throw UpstreamProtocolError(.unexpectedBytes, reason: "bytes from the upstream with no request outstanding") }
                 return nil
 
             case .head:
                 guard let head = try self.readHead(&buffer) else { return nil }
                 if head.status < 200 {
-                    if head.status == 101 { throw UpstreamProtocolError("the upstream switched protocols") }
+                    if head.status == 101 { throw UpstreamProtocolError(.switchedProtocols, reason: "the upstream switched protocols") }
                     continue  // interim response: the final one follows
                 }
                 if self.requestWasHEAD || !head.mayHaveBody {
@@ -123,7 +191,7 @@ struct UpstreamResponseParser {
                 do throws(HTTPFramingError) {
                     event = try self.chunked.next(&buffer)
                 } catch {
-                    throw UpstreamProtocolError(error.description)
+                    throw UpstreamProtocolError(.malformedBody, error)
                 }
                 switch event {
                 case .data(let bytes): return .body(bytes)
@@ -145,7 +213,7 @@ struct UpstreamResponseParser {
             self.state = .idle
             return .end
         default:
-            throw UpstreamProtocolError("the upstream closed the connection mid-response")
+            throw UpstreamProtocolError(.truncated, reason: "the upstream closed the connection mid-response")
         }
     }
 
@@ -157,7 +225,7 @@ struct UpstreamResponseParser {
             let searchFrom = partial.readableBytes
             partial.writeBuffer(&buffer)
             guard let end = try Self.endOfHead(partial, from: searchFrom) else {
-                if partial.readableBytes > Self.maxHeadBytes { throw UpstreamProtocolError("response head too large") }
+                if partial.readableBytes > Self.maxHeadBytes { throw UpstreamProtocolError(.headTooLarge, reason: "response head too large") }
                 self.partialHead = partial
                 return nil
             }
@@ -167,7 +235,7 @@ struct UpstreamResponseParser {
             return try Self.parseHead(bytes)
         }
         guard let end = try Self.endOfHead(buffer, from: 0) else {
-            if buffer.readableBytes > Self.maxHeadBytes { throw UpstreamProtocolError("response head too large") }
+            if buffer.readableBytes > Self.maxHeadBytes { throw UpstreamProtocolError(.headTooLarge, reason: "response head too large") }
             self.partialHead = buffer
             buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
             return nil
@@ -179,7 +247,7 @@ struct UpstreamResponseParser {
         do throws(HTTPFramingError) {
             return try HTTPSyntax.endOfHead(buffer, from: from)
         } catch {
-            throw UpstreamProtocolError("\(error) of the response")
+            throw UpstreamProtocolError(.malformedHead, reason: "bare LF in the head of the response")
         }
     }
 
@@ -201,14 +269,14 @@ struct UpstreamResponseParser {
             p[4] == UInt8(ascii: "/"), p[5] == UInt8(ascii: "1"), p[6] == UInt8(ascii: "."),
             p[7] == UInt8(ascii: "0") || p[7] == UInt8(ascii: "1"), p[8] == 0x20,
             HTTPSyntax.isDigit(p[9]), HTTPSyntax.isDigit(p[10]), HTTPSyntax.isDigit(p[11])
-        else { throw UpstreamProtocolError("malformed status line") }
+        else { throw UpstreamProtocolError(.malformedHead, reason: "malformed status line") }
         let status = Int(p[9] &- 0x30) * 100 + Int(p[10] &- 0x30) * 10 + Int(p[11] &- 0x30)
-        guard status >= 100 && status <= 599 else { throw UpstreamProtocolError("status code out of range") }
+        guard status >= 100 && status <= 599 else { throw UpstreamProtocolError(.malformedHead, reason: "status code out of range") }
         var index = 12
         if p[index] == 0x20 {
             index += 1
             while index < p.count && p[index] != 0x0D {
-                guard HTTPSyntax.isFieldByte(p[index]) else { throw UpstreamProtocolError("control byte in the reason phrase") }
+                guard HTTPSyntax.isFieldByte(p[index]) else { throw UpstreamProtocolError(.malformedHead, reason: "control byte in the reason phrase") }
                 index += 1
             }
         }
@@ -234,7 +302,8 @@ struct UpstreamResponseParser {
             while index < p.count && HTTPSyntax.isTokenByte(p[index]) { index += 1 }
             guard index > nameStart, index < p.count, p[index] == UInt8(ascii: ":") else {
                 throw UpstreamProtocolError(
-                    p[nameStart] == 0x20 || p[nameStart] == 0x09 ? "obs-fold in the response head" : "malformed header line"
+                    .malformedHead,
+                    reason: p[nameStart] == 0x20 || p[nameStart] == 0x09 ? "obs-fold in the response head" : "malformed header line"
                 )
             }
             let name = UnsafeRawBufferPointer(rebasing: p[nameStart..<index])
@@ -245,7 +314,7 @@ struct UpstreamResponseParser {
             // a CTL before it, a bare LF included, is refused.
             index = HTTPSyntax.firstCR(p, from: index) ?? p.count
             guard HTTPSyntax.allFieldBytes(p, from: valueStart, to: index) else {
-                throw UpstreamProtocolError("control byte in a header value")
+                throw UpstreamProtocolError(.malformedHead, reason: "control byte in a header value")
             }
             var valueEnd = index
             while valueEnd > valueStart && (p[valueEnd - 1] == 0x20 || p[valueEnd - 1] == 0x09) { valueEnd -= 1 }
@@ -256,13 +325,13 @@ struct UpstreamResponseParser {
             case 14 where HeaderName.equals(name, "content-length"):
                 let length = try Self.parseContentLength(value)
                 if let previous = head.contentLength, previous != length {
-                    throw UpstreamProtocolError("conflicting Content-Length headers")
+                    throw UpstreamProtocolError(.ambiguousFraming, reason: "conflicting Content-Length headers")
                 }
                 head.contentLength = length
             case 17 where HeaderName.equals(name, "transfer-encoding"):
                 transferEncodings += 1
                 guard transferEncodings == 1, HeaderName.equals(value, "chunked") else {
-                    throw UpstreamProtocolError("Transfer-Encoding other than a single chunked")
+                    throw UpstreamProtocolError(.ambiguousFraming, reason: "Transfer-Encoding other than a single chunked")
                 }
                 head.chunked = true
             case 10 where HeaderName.equals(name, "connection"):
@@ -272,10 +341,10 @@ struct UpstreamResponseParser {
             }
         }
         if head.chunked && head.contentLength != nil {
-            throw UpstreamProtocolError("both Content-Length and Transfer-Encoding")
+            throw UpstreamProtocolError(.ambiguousFraming, reason: "both Content-Length and Transfer-Encoding")
         }
         if head.chunked && head.isHTTP10 {
-            throw UpstreamProtocolError("Transfer-Encoding in an HTTP/1.0 response")
+            throw UpstreamProtocolError(.ambiguousFraming, reason: "Transfer-Encoding in an HTTP/1.0 response")
         }
         return head
     }
@@ -296,7 +365,7 @@ struct UpstreamResponseParser {
         do throws(HTTPFramingError) {
             return try HTTPSyntax.contentLength(value, allowsLeadingZeros: true)
         } catch {
-            throw UpstreamProtocolError(error.description)
+            throw UpstreamProtocolError(.ambiguousFraming, error)
         }
     }
 
@@ -305,7 +374,7 @@ struct UpstreamResponseParser {
     @inline(__always)
     private static func expectCRLF(_ p: UnsafeRawBufferPointer, _ index: Int) throws(UpstreamProtocolError) -> Int {
         guard index + 1 < p.count, p[index] == 0x0D, p[index + 1] == 0x0A else {
-            throw UpstreamProtocolError("line not ended by CRLF in the response head")
+            throw UpstreamProtocolError(.malformedHead, reason: "line not ended by CRLF in the response head")
         }
         return index + 2
     }
