@@ -25,8 +25,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var holdsBackendSlot = false
     private var timerTask: Scheduled<Void>?
     private var parsing = false
-    /// Action lists to reuse: an event handled while another one's actions run takes its own.
-    private var spareActions: [[Action]] = []
+    /// The actions being run, as a stack: an event handled while another one's actions run
+    /// pushes its own above them and pops them when they have run.
+    private var actions: [Action] = []
     var flushDeferred = false
 
     init(loop: LoopContext, forwardedProto: String, maxHeadBytes: Int) {
@@ -40,12 +41,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Runs one event through the state machine, then the actions it returned, in order.
     private func handle<Result>(_ event: (inout ConnectionStateMachine, inout [Action]) -> Result) -> Result {
-        var actions = self.spareActions.popLast() ?? []
-        let result = event(&self.machine, &actions)
-        for action in actions { self.run(action) }
-        actions.removeAll(keepingCapacity: true)
-        self.spareActions.append(actions)
+        let start = self.actions.count
+        let result = event(&self.machine, &self.actions)
+        if self.actions.count > start { self.runActions(from: start) }
         return result
+    }
+
+    private func runActions(from start: Int) {
+        var index = start
+        while index < self.actions.count {
+            let action = self.actions[index]
+            index += 1
+            self.run(action)
+        }
+        while self.actions.count > start { self.actions.removeLast() }
     }
 
     private func run(_ action: Action) {

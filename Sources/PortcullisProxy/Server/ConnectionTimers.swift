@@ -17,15 +17,17 @@ struct ConnectionTimers {
         case close
     }
 
-    var head: NIODeadline?
-    var exchange: NIODeadline?
-    var backendQueue: NIODeadline?
-    var sendStall: NIODeadline?
-    var close: NIODeadline?
+    var head: NIODeadline? { didSet { self.changed = true } }
+    var exchange: NIODeadline? { didSet { self.changed = true } }
+    var backendQueue: NIODeadline? { didSet { self.changed = true } }
+    var sendStall: NIODeadline? { didSet { self.changed = true } }
+    var close: NIODeadline? { didSet { self.changed = true } }
     /// `client_body_timeout`: its own periodic check, on the same task.
-    var bodyProgress = BodyProgressCheck()
+    var bodyProgress = BodyProgressCheck() { didSet { self.changed = true } }
     /// When the scheduled task fires; nil while none is scheduled.
     private(set) var armedAt: NIODeadline?
+    /// A deadline was set or cleared since the last `rearm`: only then can it have work to do.
+    private var changed = false
 
     var earliest: NIODeadline? {
         let earliest = min(
@@ -38,6 +40,8 @@ struct ConnectionTimers {
     /// The time to schedule the task for, or nil when the one scheduled fires early enough
     /// (a wake-up before any deadline is due finds nothing and re-arms).
     mutating func rearm() -> NIODeadline? {
+        guard self.changed else { return nil }
+        self.changed = false
         guard let earliest = self.earliest else { return nil }
         if let armed = self.armedAt, armed <= earliest { return nil }
         self.armedAt = earliest
@@ -47,6 +51,7 @@ struct ConnectionTimers {
     /// The scheduled task ran or was cancelled.
     mutating func disarmed() {
         self.armedAt = nil
+        self.changed = true
     }
 
     /// True, and the deadline cleared, when `deadline` is due at `now`.
