@@ -13,6 +13,9 @@ import sys
 
 # First match wins: order from specific to general.
 STAGES = [
+    # The request path's own functions name the types they pass along (a ClientLimiter, an
+    # ExchangeRecord): matched first, so they count as the handler's glue, not as those stages.
+    ("connection handler (state, timers, glue)", r"RequestPath|ConnectionStateMachine"),
     ("parse (request head, canonical path)", r"RequestParser|HeadBuilder|RequestFields|CanonicalPath|CanonicalTarget|HTTPSyntax|PathFirewall|ChunkedFraming"),
     ("authenticate (bearer token, token cache)", r"BearerToken|VerifiedTokenCache|TokenAuthenticator|JWSVerifier|JWTClaims|ClaimsPolicy|UsageClock"),
     ("authorise (role, allowlist, tenant)", r"PortcullisPolicy|RequestPolicy|RequestDecision|ClientAddress"),
@@ -68,7 +71,7 @@ def main():
     n = int(sys.argv[1])
     directories = sys.argv[2:]
     columns = [per_stage(n, directory) for directory in directories]
-    order = [name for name, _ in STAGES] + ["other"]
+    order = list(dict.fromkeys(name for name, _ in STAGES)) + ["other"]
     print("| stage | " + " | ".join(directories) + " |")
     print("|---|" + "---:|" * len(directories))
     for name in order:
