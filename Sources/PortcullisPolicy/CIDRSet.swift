@@ -379,7 +379,7 @@ extension CIDRSet: CustomStringConvertible {
 /// Why a piece of text is not an address block, worded for an operator reading a config error.
 ///
 /// Errors compare equal when their codes do.
-public struct CIDRError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct CIDRError: CodedError, Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     /// What kind of mistake the text makes.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
@@ -422,9 +422,4 @@ public struct CIDRError: Error, Hashable, Sendable, CustomStringConvertible, Cus
 
     public var description: String { self.reason }
 
-    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
-
-    public static func == (lhs: CIDRError, rhs: CIDRError) -> Bool { lhs.code == rhs.code }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }

@@ -126,7 +126,7 @@ extension ConfigDuration: CustomStringConvertible {
 /// Why a piece of text is not a duration, worded for an operator reading a config error.
 ///
 /// Errors compare equal when their codes do.
-public struct ConfigDurationError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct ConfigDurationError: CodedError, Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     /// What kind of mistake the text makes.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
@@ -165,9 +165,4 @@ public struct ConfigDurationError: Error, Hashable, Sendable, CustomStringConver
 
     public var description: String { self.reason }
 
-    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
-
-    public static func == (lhs: ConfigDurationError, rhs: ConfigDurationError) -> Bool { lhs.code == rhs.code }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }

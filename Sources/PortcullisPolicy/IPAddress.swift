@@ -423,7 +423,7 @@ struct ByteWriter {
 /// Why a piece of text is not an IP address, worded for an operator reading a config error.
 ///
 /// Errors compare equal when their codes do; `reason` quotes the offending part of the text.
-public struct IPAddressError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct IPAddressError: CodedError, Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     /// What kind of mistake the text makes.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
@@ -548,9 +548,4 @@ public struct IPAddressError: Error, Hashable, Sendable, CustomStringConvertible
 
     public var description: String { self.reason }
 
-    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
-
-    public static func == (lhs: IPAddressError, rhs: IPAddressError) -> Bool { lhs.code == rhs.code }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }

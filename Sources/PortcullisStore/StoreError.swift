@@ -1,8 +1,9 @@
+import PortcullisPolicy
 /// Why a store refused or failed a change, worded for the admin API's answer or the CLI.
 ///
 /// `description` is the `reason` alone (what users read); `debugDescription` adds the code and
 /// the throw site. Errors compare equal when their codes do.
-public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct StoreError: CodedError, Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case unknownClient
@@ -52,7 +53,4 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible, Cu
 
     public var debugDescription: String { "\(self.code): \(self.reason) (\(self.file):\(self.line))" }
 
-    public static func == (lhs: StoreError, rhs: StoreError) -> Bool { lhs.code == rhs.code }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }

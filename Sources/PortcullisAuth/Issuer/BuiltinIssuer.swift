@@ -139,7 +139,7 @@ public final class BuiltinIssuer: Sendable {
 ///
 /// `description` is the reason alone (the operator reads it in a config or reload error);
 /// `debugDescription` adds the code and the throw site. Errors compare equal when their codes do.
-public struct IssuerError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct IssuerError: CodedError, Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case notBuiltin
@@ -183,11 +183,6 @@ public struct IssuerError: Error, Hashable, Sendable, CustomStringConvertible, C
 
     public var description: String { self.reason }
 
-    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
-
-    public static func == (lhs: IssuerError, rhs: IssuerError) -> Bool { lhs.code == rhs.code }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }
 
 extension String {

@@ -1,3 +1,4 @@
+import PortcullisPolicy
 /// The claim checks of one issuer: `iss` exact, `aud` containing one of ``audiences``, `exp`
 /// required, `nbf` and `iat` honoured, all times with ``leeway``.
 ///
@@ -57,7 +58,7 @@ public struct ClaimsPolicy: Sendable {
 /// ``Code/identifier`` is the stable name for the access log's `reason` field
 /// (`token_expired`, `token_not_yet_valid`, `wrong_issuer`, `wrong_audience`, `missing_claim`,
 /// `invalid_claims`). Errors compare equal when their codes do.
-public struct ClaimsError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct ClaimsError: CodedError, Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case tokenExpired
@@ -118,9 +119,4 @@ public struct ClaimsError: Error, Hashable, Sendable, CustomStringConvertible, C
         return "\(self.code.identifier)\(claim): \(self.reason)"
     }
 
-    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
-
-    public static func == (lhs: ClaimsError, rhs: ClaimsError) -> Bool { lhs.code == rhs.code }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }

@@ -1,7 +1,8 @@
+import PortcullisPolicy
 /// Why a JWK or a JWK Set was refused, worded for an operator reading a config or refresh log.
 ///
 /// Errors compare equal when their codes do.
-public struct JWKError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct JWKError: CodedError, Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case malformedJSON
@@ -72,9 +73,4 @@ public struct JWKError: Error, Hashable, Sendable, CustomStringConvertible, Cust
 
     public var description: String { self.reason }
 
-    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
-
-    public static func == (lhs: JWKError, rhs: JWKError) -> Bool { lhs.code == rhs.code }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }

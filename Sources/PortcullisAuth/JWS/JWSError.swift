@@ -1,9 +1,10 @@
+import PortcullisPolicy
 /// Why a compact JWS was refused.
 ///
 /// ``Code/identifier`` is a stable snake_case name for access logs and metrics; `description`
 /// adds the detail and the throw site. Reasons are string literals, so refusing a token
 /// allocates nothing. Errors compare equal when their codes do.
-public struct JWSError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct JWSError: CodedError, Error, Hashable, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case tokenTooLarge
@@ -83,7 +84,4 @@ public struct JWSError: Error, Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(self.code.identifier): \(self.reason) (\(self.file):\(self.line))" }
 
-    public static func == (lhs: JWSError, rhs: JWSError) -> Bool { lhs.code == rhs.code }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }

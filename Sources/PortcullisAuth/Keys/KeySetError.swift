@@ -1,9 +1,10 @@
+import PortcullisPolicy
 /// Why an issuer's key set could not be loaded or refreshed, worded for an operator reading the
 /// log or a reload error.
 ///
 /// A refresh that fails keeps the last good set; ``IssuerKeys/lastError`` holds the latest
 /// failure. Errors compare equal when their codes do.
-public struct KeySetError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct KeySetError: CodedError, Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case unreadableFile
@@ -65,7 +66,4 @@ public struct KeySetError: Error, Hashable, Sendable, CustomStringConvertible, C
 
     public var debugDescription: String { "\(self.code): \(self.reason) (\(self.file):\(self.line))" }
 
-    public static func == (lhs: KeySetError, rhs: KeySetError) -> Bool { lhs.code == rhs.code }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }

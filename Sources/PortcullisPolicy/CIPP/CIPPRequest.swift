@@ -250,7 +250,7 @@ public enum CIPPRequest {
     /// Why a `$batch` body was refused; `description` is the reason alone (the client reads it in
     /// the 400 body), `debugDescription` adds the code and the throw site. Errors compare equal when
     /// their codes do.
-    public struct BatchError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    public struct BatchError: CodedError, Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
         public struct Code: Hashable, Sendable, CustomStringConvertible {
             private enum Backing: Hashable, Sendable {
                 case invalidBody
@@ -289,11 +289,6 @@ public enum CIPPRequest {
 
         public var description: String { self.reason }
 
-        public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
-
-        public static func == (lhs: BatchError, rhs: BatchError) -> Bool { lhs.code == rhs.code }
-
-        public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
     }
 
     // MARK: - Bytes

@@ -96,7 +96,7 @@ public final class TenantDirectory: Sendable {
 ///
 /// `description` is the reason alone; `debugDescription` adds the code and the throw site.
 /// Errors compare equal when their codes do.
-public struct TenantDirectoryError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct TenantDirectoryError: CodedError, Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case invalidDocument
@@ -135,9 +135,4 @@ public struct TenantDirectoryError: Error, Hashable, Sendable, CustomStringConve
 
     public var description: String { self.reason }
 
-    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
-
-    public static func == (lhs: TenantDirectoryError, rhs: TenantDirectoryError) -> Bool { lhs.code == rhs.code }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }

@@ -157,7 +157,7 @@ extension ClientDraft {
 ///
 /// `description` is the reason alone (what users read); `debugDescription` adds the code and
 /// the throw site. Errors compare equal when their codes do.
-public struct ClientsFileError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct ClientsFileError: CodedError, Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case unknownClient
@@ -242,9 +242,6 @@ public struct ClientsFileError: Error, Hashable, Sendable, CustomStringConvertib
 
     public var debugDescription: String { "\(self.code): \(self.reason) (\(self.file):\(self.line))" }
 
-    public static func == (lhs: ClientsFileError, rhs: ClientsFileError) -> Bool { lhs.code == rhs.code }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }
 
 /// The editor of the `clients:` list of a config directory, shared by `portcullis client` and

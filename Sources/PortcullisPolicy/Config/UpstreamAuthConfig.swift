@@ -109,7 +109,7 @@ public enum UpstreamAuthConfig: Sendable, Equatable {
 ///
 /// `description` is the reason alone; `debugDescription` adds the code and the throw site.
 /// Errors compare equal when their codes do.
-public struct CredentialFileError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct CredentialFileError: CodedError, Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case tooLarge
@@ -148,9 +148,4 @@ public struct CredentialFileError: Error, Hashable, Sendable, CustomStringConver
 
     public var description: String { self.reason }
 
-    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
-
-    public static func == (lhs: CredentialFileError, rhs: CredentialFileError) -> Bool { lhs.code == rhs.code }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }

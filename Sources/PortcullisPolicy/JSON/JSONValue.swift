@@ -132,7 +132,7 @@ public struct JSONObject: Sendable, Equatable, RandomAccessCollection, Expressib
 /// Why bytes are not one strict JSON value; `offset` is the byte where parsing stopped.
 ///
 /// Errors compare equal when their codes do.
-public struct JSONError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct JSONError: CodedError, Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case unexpectedEnd
@@ -179,11 +179,6 @@ public struct JSONError: Error, Hashable, Sendable, CustomStringConvertible, Cus
 
     public var description: String { "invalid JSON (\(self.code)) at byte \(self.offset)" }
 
-    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
-
-    public static func == (lhs: JSONError, rhs: JSONError) -> Bool { lhs.code == rhs.code }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }
 
 /// A recursive-descent parser over a borrowed buffer; `index` only moves forward.

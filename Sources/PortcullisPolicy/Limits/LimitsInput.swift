@@ -5,7 +5,7 @@ import Foundation
 ///
 /// `description` is `field: reason`, what the admin API and the CLI answer; `debugDescription`
 /// adds the code and the throw site. Errors compare equal when their codes do.
-public struct LimitsInputError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct LimitsInputError: CodedError, Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case invalidValue
@@ -48,11 +48,6 @@ public struct LimitsInputError: Error, Hashable, Sendable, CustomStringConvertib
 
     public var description: String { "\(self.field): \(self.reason)" }
 
-    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
-
-    public static func == (lhs: LimitsInputError, rhs: LimitsInputError) -> Bool { lhs.code == rhs.code }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }
 
 /// An edit of a client's own limits: `set` over what it has (or over nothing with `clear`).

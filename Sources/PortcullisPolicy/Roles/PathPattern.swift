@@ -252,7 +252,7 @@ func asciiLower(_ byte: UInt8) -> UInt8 {
 /// Why a path pattern was refused, in words fit for a config error.
 ///
 /// Errors compare equal when their codes do.
-public struct PathPatternError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct PathPatternError: CodedError, Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case notAbsolute
@@ -307,9 +307,4 @@ public struct PathPatternError: Error, Hashable, Sendable, CustomStringConvertib
 
     public var description: String { self.reason }
 
-    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
-
-    public static func == (lhs: PathPatternError, rhs: PathPatternError) -> Bool { lhs.code == rhs.code }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }

@@ -140,7 +140,7 @@ public struct PermissionCatalog: Sendable {
 ///
 /// `description` joins the problems (what the config error shows); `debugDescription` adds the
 /// code and the throw site. Errors compare equal when their codes do.
-public struct CatalogError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct CatalogError: CodedError, Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case unreadable
@@ -189,7 +189,4 @@ public struct CatalogError: Error, Hashable, Sendable, CustomStringConvertible, 
 
     public var debugDescription: String { "\(self.code): \(self.reason) (\(self.file):\(self.line))" }
 
-    public static func == (lhs: CatalogError, rhs: CatalogError) -> Bool { lhs.code == rhs.code }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }

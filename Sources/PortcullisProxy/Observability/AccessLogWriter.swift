@@ -1,4 +1,5 @@
 import Atomics
+import PortcullisPolicy
 import Dispatch
 import Logging
 
@@ -376,7 +377,7 @@ struct FileSet {
 
 /// Why an access log file cannot be used; `description` is the reason alone, `debugDescription`
 /// adds the code and the throw site. Errors compare equal when their codes do.
-struct AccessLogError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+struct AccessLogError: CodedError, Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case cannotCreateDirectory
@@ -411,9 +412,4 @@ struct AccessLogError: Error, Hashable, Sendable, CustomStringConvertible, Custo
 
     var description: String { self.reason }
 
-    var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
-
-    static func == (lhs: AccessLogError, rhs: AccessLogError) -> Bool { lhs.code == rhs.code }
-
-    func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }

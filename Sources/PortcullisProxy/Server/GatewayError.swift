@@ -1,8 +1,9 @@
+import PortcullisPolicy
 /// Why the gateway could not start, reload or stop as asked, worded for the operator (the CLI
 /// prints `description`, the reason alone; `debugDescription` adds the code and the throw site).
 ///
 /// Errors compare equal when their codes do.
-public struct GatewayError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct GatewayError: CodedError, Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
             case invalidSetting
@@ -56,9 +57,4 @@ public struct GatewayError: Error, Hashable, Sendable, CustomStringConvertible, 
 
     public var description: String { self.reason }
 
-    public var debugDescription: String { "\(self.code): \(self.description) (\(self.file):\(self.line))" }
-
-    public static func == (lhs: GatewayError, rhs: GatewayError) -> Bool { lhs.code == rhs.code }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(self.code) }
 }
