@@ -87,6 +87,11 @@ struct ConnectionMemoryTests {
             usleep(50_000)
             descriptorsAfter = descriptors()
         }
+        // The pool itself is bounded: at most `max_idle_connections` (128) on the one loop.
+        if let backendPort {
+            let pooled = gateway.connections(toPort: backendPort)
+            #expect(pooled <= 128, "\(pooled) upstream connections open after \(label)")
+        }
         #expect(descriptorsAfter <= descriptorsBefore + margin, "open descriptors \(descriptorsBefore) before, \(descriptorsAfter) after \(label)")
         let cpu = gateway.cpuSeconds - cpuBefore
         #expect(measured.connections == measuredCount && measured.errors == 0, "\(measured)")

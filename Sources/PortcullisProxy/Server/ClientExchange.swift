@@ -53,11 +53,6 @@ struct ClientExchange {
     init() {}
 
     /// A request head arrived: the exchange starts, nothing of the one before it is kept.
-    init(starting head: ParsedRequestHead, requestID: String) {
-        self.start(head, requestID: requestID)
-    }
-
-    /// As `init(starting:requestID:)`, in place.
     mutating func start(_ head: ParsedRequestHead, requestID: String) {
         self.request = .streamingBody
         self.response = .waiting
