@@ -23,12 +23,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var heldLimit: ClientLimiter?
     /// This exchange holds one of `upstream.max_concurrent`'s slots.
     private var holdsBackendSlot = false
-    private var timerTask: Scheduled<Void>?
     private var parsing = false
-    /// The actions being run, as a stack: an event handled while another one's actions run
-    /// pushes its own above them and pops them when they have run.
-    private var actions: [Action] = []
     var flushDeferred = false
+    /// This connection's place in the loop's deadline heap (`LoopContext.deadlines`).
+    var deadlineSlot = DeadlineHeapSlot()
+    /// This connection's place in the loop's list of open connections.
+    var connectionSlot = -1
 
     init(loop: LoopContext, forwardedProto: String, maxHeadBytes: Int) {
         self.loop = loop
@@ -39,22 +39,25 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.path = RequestPath(loop: loop, peer: .v4(0), peerText: "", forwardedProto: forwardedProto, allocator: ByteBufferAllocator())
     }
 
-    /// Runs one event through the state machine, then the actions it returned, in order.
+    /// Runs one event through the state machine, then the actions it returned, in order. The
+    /// actions go on the loop's action stack: an event handled while another one's actions run
+    /// (on this connection or another of the loop) pushes its own above them and pops them
+    /// when they have run.
     private func handle<Result>(_ event: (inout ConnectionStateMachine, inout [Action]) -> Result) -> Result {
-        let start = self.actions.count
-        let result = event(&self.machine, &self.actions)
-        if self.actions.count > start { self.runActions(from: start) }
+        let start = self.loop.actions.count
+        let result = event(&self.machine, &self.loop.actions)
+        if self.loop.actions.count > start { self.runActions(from: start) }
         return result
     }
 
     private func runActions(from start: Int) {
         var index = start
-        while index < self.actions.count {
-            let action = self.actions[index]
+        while index < self.loop.actions.count {
+            let action = self.loop.actions[index]
             index += 1
             self.run(action)
         }
-        while self.actions.count > start { self.actions.removeLast() }
+        while self.loop.actions.count > start { self.loop.actions.removeLast() }
     }
 
     private func run(_ action: Action) {
@@ -98,11 +101,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .read:
             self.context.read()
         case .armTimer(let deadline):
-            self.timerTask?.cancel()
-            let handler = NIOLoopBound(self, eventLoop: self.context.eventLoop)
-            self.timerTask = self.context.eventLoop.scheduleTask(deadline: deadline) {
-                handler.value.timerFired()
-            }
+            self.loop.setDeadline(deadline, for: self)
         case .endExchange:
             self.endExchange()
         case .parse:
@@ -158,8 +157,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         self.handle { $0.closed(into: &$1) }
         self.loop.unregister(self)
-        self.timerTask?.cancel()
-        self.timerTask = nil
+        self.loop.clearDeadline(for: self)
         context.fireChannelInactive()
     }
 
@@ -272,8 +270,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     // MARK: - Timer and exchange end
 
-    private func timerFired() {
-        self.timerTask = nil
+    /// The deadline set by the last `armTimer` came (`LoopContext.deadlines`).
+    func timerFired() {
         guard self.context != nil else { return }
         let (now, isWritable) = (self.now, self.context.channel.isWritable)
         self.handle { $0.timerFired(now: now, isWritable: isWritable, ids: &self.loop.requestIDs, into: &$1) }
@@ -300,6 +298,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 }
 
 // MARK: - The upstream's events
+
+extension ClientConnectionHandler: DeadlineHeapElement {}
 
 extension ClientConnectionHandler: UpstreamExchange {
     var downstreamIsWritable: Bool { self.context.channel.isWritable }

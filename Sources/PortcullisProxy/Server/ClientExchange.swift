@@ -41,7 +41,7 @@ struct ClientExchange {
     /// A request whose decision needs its body: the body read so far (at most
     /// `max_inspect_body`), what to check, and the request as the policy saw it.
     var inspectedBody: ByteBuffer?
-    var inspection: (request: RequestPolicy.Request, check: RequestDecision.BodyCheck)?
+    var inspection: PendingInspection?
     /// A token or revocation request of the built-in issuer, its form body being read.
     var localRequest: LocalRequest?
     /// `RateLimit-Policy` and `RateLimit` for the response of a limited client.
@@ -186,3 +186,18 @@ extension ClientExchange {
         if self.responseFraming == .untilClose || self.request != .complete { self.closeAfterResponse = true }
     }
 }
+
+/// What a request whose decision needs its body is checked against once the body is read;
+/// a reference, so that the many exchanges without one carry a pointer, not the request.
+final class PendingInspection {
+    let request: RequestPolicy.Request
+    let check: RequestDecision.BodyCheck
+
+    init(request: RequestPolicy.Request, check: RequestDecision.BodyCheck) {
+        self.request = request
+        self.check = check
+    }
+}
+
+@available(*, unavailable)
+extension PendingInspection: Sendable {}

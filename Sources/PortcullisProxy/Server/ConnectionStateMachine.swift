@@ -287,7 +287,7 @@ struct ConnectionStateMachine {
             self.exchange.rateLimitLines = forward.rateLimitLines
             if forward.upgrade { self.exchange.closeAfterResponse = true }
             if let inspection = forward.inspection {
-                self.exchange.inspection = (inspection.request, inspection.check)
+                self.exchange.inspection = PendingInspection(request: inspection.request, check: inspection.check)
                 self.exchange.inspectedBody = inspection.buffer
             }
             self.timers.exchange = now + self.config.exchangeTimeout
@@ -336,9 +336,9 @@ struct ConnectionStateMachine {
         if self.isClosing && self.exchange.request == .idle { return nil }
         self.exchange.request = .complete
         self.timers.bodyProgress.stop()
-        if let (request, check) = self.exchange.inspection, let body = self.exchange.inspectedBody.take() {
+        if let inspection = self.exchange.inspection, let body = self.exchange.inspectedBody.take() {
             self.exchange.inspection = nil
-            return .inspectedBody(request, check, body)
+            return .inspectedBody(inspection.request, inspection.check, body)
         }
         if let local = self.exchange.localRequest.take() {
             return .localRequest(local)

@@ -129,6 +129,7 @@ public final class GatewayServer: Sendable {
                     .serverChannelOption(.backlog, value: 1024)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelOption(.recvAllocator, value: Self.clientReceiveBuffers)
                 if clientSendBuffer > 0 {
                     // Bounds what a slow reader holds in the kernel (Limits.defaultClientSendBuffer);
                     // the channel stops being writable at the bound, which holds the upstream read.
@@ -303,6 +304,12 @@ public final class GatewayServer: Sendable {
 
     /// The client side of the request path: one handler, which parses requests itself
     /// (`RequestParser`) and writes responses as bytes.
+    /// A client connection's receive buffer starts at 1 KiB, as nginx's
+    /// `client_header_buffer_size`, and doubles after a read that fills it: NIO keeps the
+    /// buffer for the connection's life, so an idle connection with a short head holds 1 KiB,
+    /// not NIO's default 2 KiB.
+    static let clientReceiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536)
+
     static func addClientHandlers(
         to sync: ChannelPipeline.SynchronousOperations,
         loop: LoopContext,

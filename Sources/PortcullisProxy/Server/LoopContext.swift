@@ -42,9 +42,17 @@ final class LoopContext {
     static let logBatchInterval = TimeAmount.milliseconds(50)
     static let logBatchLimit = 4096
     private(set) var isDraining = false
-    /// The open client connections of this loop, for graceful stop.
-    private var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
+    /// The open client connections of this loop, for graceful stop; each knows its index
+    /// (`connectionSlot`).
+    private var connections: [ClientConnectionHandler] = []
     private var drained: EventLoopPromise<Void>?
+    /// The connections' deadlines, behind one scheduled task for the earliest.
+    private var deadlines = DeadlineHeap<ClientConnectionHandler>()
+    private var deadlineTask: Scheduled<Void>?
+    private var deadlineTaskAt: NIODeadline?
+    /// The action stack of this loop's connections (`ClientConnectionHandler.handle`): one
+    /// array for the loop instead of one per connection.
+    var actions: [ConnectionStateMachine.Action] = []
 
     init(eventLoop: EventLoop, settings: ProxySettings, accessLog: AccessLogWriter? = nil, connector: any UpstreamConnector = SocketConnector()) {
         self.eventLoop = eventLoop
@@ -94,11 +102,21 @@ final class LoopContext {
     }
 
     func register(_ connection: ClientConnectionHandler) {
-        self.connections[ObjectIdentifier(connection)] = connection
+        precondition(connection.connectionSlot < 0, "a connection registered twice")
+        connection.connectionSlot = self.connections.count
+        self.connections.append(connection)
     }
 
     func unregister(_ connection: ClientConnectionHandler) {
-        self.connections.removeValue(forKey: ObjectIdentifier(connection))
+        let index = connection.connectionSlot
+        guard index >= 0 else { return }
+        precondition(self.connections[index] === connection, "a connection's slot points at another connection")
+        connection.connectionSlot = -1
+        let last = self.connections.removeLast()
+        if index < self.connections.count {
+            self.connections[index] = last
+            last.connectionSlot = index
+        }
         if self.connections.isEmpty, let drained = self.drained {
             self.drained = nil
             drained.succeed()
@@ -112,10 +130,44 @@ final class LoopContext {
         guard !self.connections.isEmpty else { return self.eventLoop.makeSucceededVoidFuture() }
         let promise = self.eventLoop.makePromise(of: Void.self)
         self.drained = promise
-        for connection in Array(self.connections.values) {
+        for connection in self.connections {
             connection.quiesce()
         }
         return promise.futureResult
+    }
+
+    // MARK: - Deadlines
+
+    /// `connection`'s timer fires at `deadline` (`ClientConnectionHandler.timerFired`); the
+    /// deadline it had is replaced.
+    func setDeadline(_ deadline: NIODeadline, for connection: ClientConnectionHandler) {
+        self.deadlines.set(deadline, for: connection)
+        self.armDeadlineTask()
+    }
+
+    /// `connection` has no deadline any more (it closed). A task armed for it finds nothing
+    /// due and arms for the next.
+    func clearDeadline(for connection: ClientConnectionHandler) {
+        self.deadlines.remove(connection)
+    }
+
+    private func armDeadlineTask() {
+        guard let earliest = self.deadlines.earliest else { return }
+        if let armed = self.deadlineTaskAt, armed <= earliest { return }
+        self.deadlineTask?.cancel()
+        self.deadlineTaskAt = earliest
+        let loop = NIOLoopBound(self, eventLoop: self.eventLoop)
+        self.deadlineTask = self.eventLoop.scheduleTask(deadline: earliest) { loop.value.deadlinesDue() }
+    }
+
+    private func deadlinesDue() {
+        self.deadlineTask = nil
+        self.deadlineTaskAt = nil
+        let now = self.eventLoop.now
+        while let connection = self.deadlines.popDue(at: now) {
+            connection.timerFired()
+        }
+        self.armDeadlineTask()
     }
 
     // MARK: - Flushes at the end of the loop tick
@@ -184,7 +236,7 @@ final class LoopContext {
 
     /// Closes every client connection now (after the drain timeout).
     func closeAllConnections() {
-        for connection in Array(self.connections.values) {
+        for connection in self.connections {
             connection.closeNow()
         }
     }
