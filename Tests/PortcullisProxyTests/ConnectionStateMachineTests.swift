@@ -26,6 +26,7 @@ import Testing
     struct Connection {
         var machine = ConnectionStateMachine(config: config, parser: RequestParser(maxHeadBytes: 8192), allocator: ByteBufferAllocator())
         var ids = RequestIDGenerator(seed: 7)
+        var logPool = ExchangeLogPool()
         var now = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
         var logs: [ExchangeRecord] = []
         /// Bytes written to the client.
@@ -45,7 +46,7 @@ import Testing
             event(&self.machine, &actions, self.now)
             var lines: [String] = []
             for action in actions {
-                if case .endExchange = action, let log = self.machine.takeLog() { self.logs.append(log) }
+                if case .endExchange = action, let log = self.machine.takeLog() { self.logs.append(log.record) }
                 if case .write(let bytes) = action { self.written += bytes.readableBytes }
                 if case .writeAndClose(let bytes) = action { self.written += bytes.readableBytes }
                 if case .parse = action {
@@ -71,9 +72,9 @@ import Testing
             var lines: [String] = []
             while true {
                 var parsed = ConnectionStateMachine.Parsed.none
-                var ids = self.ids
-                lines += self.on { machine, actions, now in parsed = machine.nextParsed(ids: &ids, now: now, into: &actions) }
-                self.ids = ids
+                var (ids, logPool) = (self.ids, self.logPool)
+                lines += self.on { machine, actions, now in parsed = machine.nextParsed(ids: &ids, logs: &logPool, now: now, into: &actions) }
+                (self.ids, self.logPool) = (ids, logPool)
                 guard case .head(let head) = parsed else { break }
                 self.heads.append("\(head.method.rawValue) \(head.uri)")
                 let verdict = ConnectionStateMachine.HeadVerdict.forward(

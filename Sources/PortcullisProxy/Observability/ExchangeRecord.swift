@@ -45,3 +45,51 @@ struct ExchangeRecord: Sendable {
     /// 1 for 1xx ... 5xx.
     var statusClass: Int { max(1, min(5, self.status / 100)) }
 }
+
+/// The access-log line of an exchange in flight, by reference: a connection between requests
+/// holds none, and a loop reuses them (`ExchangeLogPool`) instead of allocating one a request.
+final class ExchangeLog {
+    var record: ExchangeRecord
+
+    init(_ record: ExchangeRecord) {
+        self.record = record
+    }
+}
+
+@available(*, unavailable)
+extension ExchangeLog: Sendable {}
+
+/// A loop's spare `ExchangeLog`s.
+struct ExchangeLogPool {
+    private var spare: [ExchangeLog] = []
+    /// Spares kept at most: as many as the exchanges a loop had in flight at once, up to this.
+    static let capacity = 1024
+
+    mutating func make(_ record: ExchangeRecord) -> ExchangeLog {
+        guard let log = self.spare.popLast() else { return ExchangeLog(record) }
+        log.record = record
+        return log
+    }
+
+    /// `log`'s line has been handed on: its strings are let go and it is kept for the next.
+    mutating func recycle(_ log: ExchangeLog) {
+        log.record = .blank
+        if self.spare.count < Self.capacity { self.spare.append(log) }
+    }
+}
+
+extension ExchangeRecord {
+    /// A spare log's contents: nothing held.
+    static let blank = ExchangeRecord(
+        startMillis: 0,
+        requestID: "",
+        sourceIP: "",
+        method: "",
+        path: "",
+        status: 0,
+        decision: .allow,
+        reason: .allowed,
+        bytesIn: 0,
+        bytesOut: 0
+    )
+}

@@ -167,16 +167,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.parsing = true
         parsing: while true {
             let now = self.now
-            let parsed = self.handle { $0.nextParsed(ids: &self.loop.requestIDs, now: now, into: &$1) }
+            let parsed = self.handle { $0.nextParsed(ids: &self.loop.requestIDs, logs: &self.loop.exchangeLogs, now: now, into: &$1) }
             let nanos = now.uptimeNanoseconds
             switch parsed {
             case .none:
                 break parsing
             case .head(let head):
                 self.settings = self.loop.settings
-                self.machine.log!.startMillis = self.loop.wallMillis(uptimeNanos: nanos)
+                self.machine.log!.record.startMillis = self.loop.wallMillis(uptimeNanos: nanos)
                 let id = self.machine.exchange.requestID
-                let verdict = self.path.head(head, settings: self.settings, requestID: id, log: &self.machine.log!, heldLimit: &self.heldLimit, nowNanos: nanos)
+                let verdict = self.path.head(head, settings: self.settings, requestID: id, log: &self.machine.log!.record, heldLimit: &self.heldLimit, nowNanos: nanos)
                 self.handle { $0.headDecided(verdict, now: now, into: &$1) }
             case .inspectedBody(let request, let check, let body):
                 let verdict = self.path.inspected(
@@ -184,13 +184,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                     check: check,
                     body: body,
                     settings: self.settings,
-                    log: &self.machine.log,
+                    log: self.machine.log,
                     heldLimit: &self.heldLimit,
                     nowNanos: nanos
                 )
                 self.handle { $0.inspectionDecided(verdict, now: now, into: &$1) }
             case .localRequest(let local):
-                let answer = self.path.local(local, log: &self.machine.log)
+                let answer = self.path.local(local, log: self.machine.log)
                 self.handle { $0.localAnswered(answer, now: now, into: &$1) }
             }
         }
@@ -285,15 +285,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.holdsBackendSlot = false
             self.loop.backendGate?.release()
         }
-        guard var record = self.machine.takeLog() else { return }
+        guard let log = self.machine.takeLog() else { return }
         let now = self.now.uptimeNanoseconds
         // A line made by the machine itself (a head that never came whole) starts now.
-        if record.startMillis == 0 { record.startMillis = self.loop.wallMillis(uptimeNanos: record.startUptimeNanos) }
-        if let start = record.upstreamStartUptimeNanos {
-            record.upstreamNanos = Int64((record.upstreamEndUptimeNanos ?? now) &- start)
+        if log.record.startMillis == 0 { log.record.startMillis = self.loop.wallMillis(uptimeNanos: log.record.startUptimeNanos) }
+        if let start = log.record.upstreamStartUptimeNanos {
+            log.record.upstreamNanos = Int64((log.record.upstreamEndUptimeNanos ?? now) &- start)
         }
-        record.totalNanos = Int64(now &- record.startUptimeNanos)
-        self.loop.record(record)
+        log.record.totalNanos = Int64(now &- log.record.startUptimeNanos)
+        self.loop.record(log.record)
+        self.loop.exchangeLogs.recycle(log)
     }
 }
 

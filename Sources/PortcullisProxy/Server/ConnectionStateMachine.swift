@@ -111,7 +111,7 @@ struct ConnectionStateMachine {
     private(set) var timers = ConnectionTimers()
     /// The access-log line of the exchange in flight; the request path fills in what it
     /// learns (client, rule, tenant).
-    var log: ExchangeRecord?
+    var log: ExchangeLog?
 
     private var config: Config
     private let allocator: ByteBufferAllocator
@@ -142,7 +142,7 @@ struct ConnectionStateMachine {
     var isAwaitingConnection: Bool { self.upstream == .connecting && self.isOpen && self.exchange.response == .waiting }
 
     /// The log line of an exchange that ended (`Action.endExchange`).
-    mutating func takeLog() -> ExchangeRecord? { self.log.take() }
+    mutating func takeLog() -> ExchangeLog? { self.log.take() }
 
     // MARK: - Reading requests
 
@@ -187,7 +187,7 @@ struct ConnectionStateMachine {
 
     /// Parses up to the next thing that needs a decision; a pipelined request stays unparsed
     /// until the exchange before it has ended.
-    mutating func nextParsed(ids: inout RequestIDGenerator, now: NIODeadline, into actions: inout [Action]) -> Parsed {
+    mutating func nextParsed(ids: inout RequestIDGenerator, logs: inout ExchangeLogPool, now: NIODeadline, into actions: inout [Action]) -> Parsed {
         while !self.isClosing && self.exchange.request != .complete && self.inbound != nil {
             let event: RequestParser.Event?
             do throws(RequestParseError) {
@@ -200,7 +200,7 @@ struct ConnectionStateMachine {
             case .none:
                 return .none
             case .head(let head):
-                self.startExchange(head, requestID: ids.make(), now: now)
+                self.startExchange(head, requestID: ids.make(), logs: &logs, now: now)
                 return .head(head)
             case .body(let buffer):
                 if let parsed = self.requestBody(buffer, now: now, into: &actions) { return parsed }
@@ -250,14 +250,14 @@ struct ConnectionStateMachine {
         if self.exchangesStarted > 0 { self.timers.head = now + self.config.clientHeaderTimeout }
     }
 
-    private mutating func startExchange(_ head: ParsedRequestHead, requestID: String, now: NIODeadline) {
+    private mutating func startExchange(_ head: ParsedRequestHead, requestID: String, logs: inout ExchangeLogPool, now: NIODeadline) {
         precondition(!self.isClosing && self.exchange.request == .idle, "request head in \(self.phase), request \(self.exchange.request)")
         self.exchangesStarted += 1
         self.exchange.start(head, requestID: requestID)
         self.phase = .exchange
         self.timers.head = nil
         self.timers.bodyProgress.stop()
-        self.log = ExchangeRecord(
+        self.log = logs.make(ExchangeRecord(
             startMillis: 0,
             requestID: requestID,
             sourceIP: self.peerText,
@@ -271,7 +271,7 @@ struct ConnectionStateMachine {
             userAgent: head.userAgent,
             traceID: head.traceID ?? requestID,
             startUptimeNanos: now.uptimeNanoseconds
-        )
+        ))
     }
 
     mutating func headDecided(_ verdict: HeadVerdict, now: NIODeadline, into actions: inout [Action]) {
@@ -302,7 +302,7 @@ struct ConnectionStateMachine {
 
     private mutating func requestBody(_ buffer: ByteBuffer, now: NIODeadline, into actions: inout [Action]) -> Parsed? {
         if self.exchange.request == .idle || buffer.readableBytes == 0 { return nil }
-        self.log?.bytesIn += buffer.readableBytes
+        self.log?.record.bytesIn += buffer.readableBytes
         if self.exchange.inspectedBody != nil {
             guard self.exchange.inspectedBody!.readableBytes + buffer.readableBytes <= self.config.maxInspectBody else {
                 self.respondLocally(.bodyTooLarge, close: true, reason: .bodyTooLarge, now: now, into: &actions)
@@ -382,7 +382,7 @@ struct ConnectionStateMachine {
         self.inbound = nil
         if self.exchange.request == .idle {
             self.exchange.failedBeforeHead(requestID: ids.make())
-            self.log = self.failureLog(requestID: self.exchange.requestID, now: now)
+            self.log = ExchangeLog(self.failureLog(requestID: self.exchange.requestID, now: now))
         }
         guard self.exchange.response == .waiting else { return self.abort(.badRequest, into: &actions) }
         self.releaseUpstream(reusable: false, into: &actions)
@@ -447,7 +447,7 @@ struct ConnectionStateMachine {
     }
 
     private mutating func markUpstreamStart(_ now: NIODeadline) {
-        if self.log != nil && self.log!.upstreamStartUptimeNanos == nil { self.log!.upstreamStartUptimeNanos = now.uptimeNanoseconds }
+        if self.log != nil && self.log!.record.upstreamStartUptimeNanos == nil { self.log!.record.upstreamStartUptimeNanos = now.uptimeNanoseconds }
     }
 
     mutating func upstreamConnectFailed(now: NIODeadline, into actions: inout [Action]) {
@@ -515,7 +515,7 @@ struct ConnectionStateMachine {
 
     mutating func responseHead(_ head: UpstreamResponseHead) {
         guard self.exchange.response == .waiting else { return }
-        self.log?.status = head.status
+        self.log?.record.status = head.status
         var encoding: ContentCoding?
         if let coding = self.exchange.compressionCoding(for: head, self.config.compression),
             let compressor = ResponseCompressor(coding, allocator: self.allocator)
@@ -539,7 +539,7 @@ struct ConnectionStateMachine {
         )
         // Held until the first body bytes, so that a small response leaves in one buffer.
         self.exchange.heldHead = bytes
-        self.log?.bytesOut += bytes.readableBytes
+        self.log?.record.bytesOut += bytes.readableBytes
     }
 
     /// Bodies up to this size ride in the head's buffer.
@@ -551,7 +551,7 @@ struct ConnectionStateMachine {
             // Written compressed at the end of the read burst (`upstreamReadComplete`).
             return compressor.write(buffer)
         }
-        self.log?.bytesOut += buffer.readableBytes
+        self.log?.record.bytesOut += buffer.readableBytes
         if var head = self.exchange.heldHead, self.exchange.responseFraming == .asReceived, buffer.readableBytes <= Self.coalescedBodyLimit {
             self.exchange.heldHead = nil
             var body = buffer
@@ -565,10 +565,10 @@ struct ConnectionStateMachine {
 
     mutating func responseEnd(now: NIODeadline, into actions: inout [Action]) {
         guard self.exchange.response == .streaming else { return }
-        self.log?.upstreamEndUptimeNanos = now.uptimeNanoseconds
+        self.log?.record.upstreamEndUptimeNanos = now.uptimeNanoseconds
         self.writeHeldHead(&actions)
         if let compressor = self.exchange.compressor.take(), let last = compressor.finish() {
-            self.log?.bytesOut += last.readableBytes
+            self.log?.record.bytesOut += last.readableBytes
             self.writeBody(last, into: &actions)
         }
         self.exchange.response = .complete
@@ -583,7 +583,7 @@ struct ConnectionStateMachine {
         self.writeHeldHead(&actions)
         // What this burst brought, decodable by the client now: streaming still streams.
         if let compressor = self.exchange.compressor, self.exchange.response == .streaming, let bytes = compressor.flush() {
-            self.log?.bytesOut += bytes.readableBytes
+            self.log?.record.bytesOut += bytes.readableBytes
             self.writeBody(bytes, into: &actions)
         }
         actions.append(.flushAtTickEnd)
@@ -606,7 +606,7 @@ struct ConnectionStateMachine {
         case .answer(let close):
             if let head = self.exchange.heldHead.take() {
                 self.exchange.compressor = nil
-                self.log?.bytesOut -= head.readableBytes
+                self.log?.record.bytesOut -= head.readableBytes
                 self.exchange.response = .waiting
             }
             self.respondLocally(.badGateway, close: close, reason: .upstreamError, now: now, into: &actions)
@@ -684,11 +684,11 @@ struct ConnectionStateMachine {
         if self.upstream == .queued { actions.append(.leaveBackendQueue) }
         self.timers.backendQueue = nil
         if self.log != nil {
-            self.log!.status = Int(error.status.code)
-            self.log!.reason = reason
+            self.log!.record.status = Int(error.status.code)
+            self.log!.record.reason = reason
             // The gateway refused (not the upstream failing an allowed request, nor the
             // built-in issuer answering).
-            if !reason.isUpstreamFailure && error.status.code >= 400 { self.log!.decision = .deny }
+            if !reason.isUpstreamFailure && error.status.code >= 400 { self.log!.record.decision = .deny }
         }
         self.releaseUpstream(reusable: false, into: &actions)
         self.pendingParts.removeAll()
@@ -705,7 +705,7 @@ struct ConnectionStateMachine {
             omitBody: self.exchange.isHEAD,
             allocator: self.allocator
         )
-        self.log?.bytesOut += bytes.readableBytes
+        self.log?.record.bytesOut += bytes.readableBytes
         actions.append(.write(bytes))
         if self.exchange.request == .complete { self.finishExchange(now: now, into: &actions) }
         self.writeEnd(nil, now: now, into: &actions)
@@ -714,7 +714,7 @@ struct ConnectionStateMachine {
 
     /// Cuts the connection: the exchange in flight, if any, ends with `reason`.
     private mutating func abort(_ reason: AccessLogReason, into actions: inout [Action]) {
-        if self.log != nil && self.log!.reason == .allowed { self.log!.reason = reason }
+        if self.log != nil && self.log!.record.reason == .allowed { self.log!.record.reason = reason }
         self.endExchange(&actions)
         self.startClosing()
         self.releaseUpstream(reusable: false, into: &actions)
@@ -768,7 +768,7 @@ struct ConnectionStateMachine {
 
     /// The client's connection is gone.
     mutating func closed(into actions: inout [Action]) {
-        if self.log != nil && self.log!.reason == .allowed { self.log!.reason = .clientClosed }
+        if self.log != nil && self.log!.record.reason == .allowed { self.log!.record.reason = .clientClosed }
         self.endExchange(&actions)
         self.phase = .closed
         self.timers.disarmed()
@@ -832,7 +832,7 @@ struct ConnectionStateMachine {
                 log.status = 408
                 log.reason = .clientTimeout
                 log.bytesOut = bytes.readableBytes
-                self.log = log
+                self.log = ExchangeLog(log)
                 self.endExchange(&actions)
                 self.writeAndClose(bytes, now: now, into: &actions)
             } else if self.phase == .idle {

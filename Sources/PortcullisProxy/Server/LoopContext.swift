@@ -15,6 +15,8 @@ final class LoopContext {
     private(set) var settings: ProxySettings
     let pool: UpstreamPool
     var requestIDs = RequestIDGenerator()
+    /// Access-log lines of exchanges in flight, reused.
+    var exchangeLogs = ExchangeLogPool()
     /// Tokens verified on this loop under the current settings.
     var tokenCache: VerifiedTokenCache
     /// The tenant directory last fetched from the upstream (`tenant_directory: {upstream:}`),

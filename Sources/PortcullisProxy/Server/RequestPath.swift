@@ -113,19 +113,19 @@ struct RequestPath {
         check: RequestDecision.BodyCheck,
         body: ByteBuffer,
         settings: ProxySettings,
-        log: inout ExchangeRecord?,
+        log: ExchangeLog?,
         heldLimit: inout ClientLimiter?,
         nowNanos: UInt64
     ) -> ConnectionStateMachine.InspectionVerdict {
         switch RequestPolicy.decide(request, body: body, check: check, settings: settings, directory: self.loop.tenantDirectory) {
         case .allow(let outcome):
-            log?.record(outcome, settings: settings)
+            log?.record.record(outcome, settings: settings)
             switch self.admitLimits(request.client, cost: outcome.cost, settings: settings, heldLimit: &heldLimit, nowNanos: nowNanos) {
             case .proceed(let lines): return .forward(body, rateLimitLines: lines)
             case .answer(let answer): return .answer(answer)
             }
         case .deny(let error, let outcome):
-            log?.record(outcome, settings: settings)
+            log?.record.record(outcome, settings: settings)
             return .answer(Answer(response: error, close: false, reason: outcome.reason))
         case .readBody:
             return .answer(Answer(response: .badRequest("the request cannot be decided"), close: true, reason: .badRequest))
@@ -133,12 +133,12 @@ struct RequestPath {
     }
 
     /// The form body of a token or revocation request arrived whole: its answer.
-    func local(_ local: LocalRequest, log: inout ExchangeRecord?) -> Answer {
+    func local(_ local: LocalRequest, log: ExchangeLog?) -> Answer {
         var request = local.request
         request.body = Array(local.body.readableBytesView)
         let now = self.loop.nowSeconds
         let result = local.route == .token ? local.service.token(request, now: now) : local.service.revoke(request, now: now)
-        if let id = result.clientID { log?.clientID = id }
+        if let id = result.clientID { log?.record.clientID = id }
         return Answer(response: ErrorResponse(result), close: false, reason: .tokenEndpoint(result.reason))
     }
 
