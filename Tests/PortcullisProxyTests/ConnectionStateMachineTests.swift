@@ -153,6 +153,19 @@ import Testing
 
     // MARK: - Pipelining
 
+    /// Every idle keep-alive connection carries one machine inline in its handler: what is
+    /// needed only during an exchange (its log line, a pending inspection) is held by reference.
+    @Test func theMachineStaysSmallForIdleConnections() {
+        #expect(MemoryLayout<ConnectionStateMachine>.size <= 1024, "\(MemoryLayout<ConnectionStateMachine>.size) bytes")
+        #expect(MemoryLayout<ClientExchange>.size <= 192, "\(MemoryLayout<ClientExchange>.size) bytes")
+        var connection = Connection()
+        _ = connection.read("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        _ = connection.attach(reused: true)
+        _ = connection.respond()
+        #expect(connection.machine.log == nil, "an idle connection holds no log line")
+        #expect(connection.machine.exchange.inspection == nil)
+    }
+
     @Test func aPipelinedRequestWaitsUnparsedUntilTheExchangeBeforeItEnds() {
         var connection = Connection()
         let first = connection.read(Self.get + "GET /b HTTP/1.1\r\nHost: gw\r\n\r\n")
