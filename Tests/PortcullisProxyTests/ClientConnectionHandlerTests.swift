@@ -429,6 +429,36 @@ import Testing
         try harness.finish()
     }
 
+    /// The loop keeps every connection's deadline in one heap behind one task: each closes at
+    /// its own deadline, and one that leaves early takes only its own with it.
+    @Test func connectionsOfOneLoopCloseEachAtItsOwnDeadline() throws {
+        let harness = try Harness(limits: "  client_header_timeout: 10s\n")
+        let loop = harness.channel.embeddedEventLoop
+        func connect() throws -> EmbeddedChannel {
+            let channel = EmbeddedChannel(loop: loop)
+            channel.remoteAddress = try SocketAddress(ipAddress: "203.0.113.10", port: 40_001)
+            try channel.connect(to: channel.remoteAddress!).wait()
+            try GatewayServer.addClientHandlers(to: channel.pipeline.syncOperations, loop: harness.loop, maxHeadBytes: 8192)
+            return channel
+        }
+        loop.advanceTime(by: .seconds(4))
+        let second = try connect()
+        loop.advanceTime(by: .seconds(2))
+        let third = try connect()
+        _ = try third.close().wait()
+        loop.advanceTime(by: .seconds(4) - .milliseconds(1))
+        #expect(harness.channel.isActive && second.isActive)
+        loop.advanceTime(by: .milliseconds(2))
+        #expect(!harness.channel.isActive, "the first closes 10 s after its accept")
+        #expect(second.isActive)
+        loop.advanceTime(by: .seconds(4) - .milliseconds(2))
+        #expect(second.isActive)
+        loop.advanceTime(by: .milliseconds(2))
+        #expect(!second.isActive, "the second closes 10 s after its own accept")
+        _ = try second.finish(acceptAlreadyClosed: true)
+        try harness.finish()
+    }
+
     @Test func connectionIsNotClosedBeforeTheHeaderTimeout() throws {
         let harness = try Harness(limits: "  client_header_timeout: 10s\n")
         harness.channel.embeddedEventLoop.advanceTime(by: .seconds(9))

@@ -51,7 +51,7 @@ struct ExchangeRecord: Sendable {
 final class ExchangeLog {
     var record: ExchangeRecord
 
-    init(_ record: ExchangeRecord) {
+    init(_ record: consuming ExchangeRecord) {
         self.record = record
     }
 }
@@ -65,16 +65,18 @@ struct ExchangeLogPool {
     /// Spares kept at most: as many as the exchanges a loop had in flight at once, up to this.
     static let capacity = 1024
 
-    mutating func make(_ record: ExchangeRecord) -> ExchangeLog {
+    mutating func make(_ record: consuming ExchangeRecord) -> ExchangeLog {
         guard let log = self.spare.popLast() else { return ExchangeLog(record) }
         log.record = record
         return log
     }
 
-    /// `log`'s line has been handed on: its strings are let go and it is kept for the next.
-    mutating func recycle(_ log: ExchangeLog) {
-        log.record = .blank
+    /// The exchange has ended: its line, moved out (no copy), and `log`, blank, kept for the next.
+    mutating func finish(_ log: ExchangeLog) -> ExchangeRecord {
+        var record = ExchangeRecord.blank
+        swap(&record, &log.record)
         if self.spare.count < Self.capacity { self.spare.append(log) }
+        return record
     }
 }
 

@@ -293,8 +293,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             log.record.upstreamNanos = Int64((log.record.upstreamEndUptimeNanos ?? now) &- start)
         }
         log.record.totalNanos = Int64(now &- log.record.startUptimeNanos)
-        self.loop.record(log.record)
-        self.loop.exchangeLogs.recycle(log)
+        self.loop.record(self.loop.exchangeLogs.finish(log))
     }
 }
 

@@ -52,6 +52,8 @@ final class LoopContext {
     private var deadlines = DeadlineHeap<ClientConnectionHandler>()
     private var deadlineTask: Scheduled<Void>?
     private var deadlineTaskAt: NIODeadline?
+    /// Set while due deadlines are handed out: the task is armed once, after them.
+    private var firingDeadlines = false
     /// The action stack of this loop's connections (`ClientConnectionHandler.handle`): one
     /// array for the loop instead of one per connection.
     var actions: [ConnectionStateMachine.Action] = []
@@ -154,7 +156,7 @@ final class LoopContext {
     }
 
     private func armDeadlineTask() {
-        guard let earliest = self.deadlines.earliest else { return }
+        guard !self.firingDeadlines, let earliest = self.deadlines.earliest else { return }
         if let armed = self.deadlineTaskAt, armed <= earliest { return }
         self.deadlineTask?.cancel()
         self.deadlineTaskAt = earliest
@@ -166,9 +168,11 @@ final class LoopContext {
         self.deadlineTask = nil
         self.deadlineTaskAt = nil
         let now = self.eventLoop.now
+        self.firingDeadlines = true
         while let connection = self.deadlines.popDue(at: now) {
             connection.timerFired()
         }
+        self.firingDeadlines = false
         self.armDeadlineTask()
     }
 
@@ -212,7 +216,7 @@ final class LoopContext {
     }
 
     /// A request has ended: counted now, logged in this loop's next batch.
-    func record(_ record: ExchangeRecord) {
+    func record(_ record: consuming ExchangeRecord) {
         self.metrics.record(record)
         guard self.accessLog != nil else { return }
         self.pendingLines.append(record)
