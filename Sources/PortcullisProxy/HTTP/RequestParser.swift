@@ -196,9 +196,11 @@ struct RequestParser {
     private let maxFields: Int
     private var state: State = .head
     private var chunked: ChunkedBodyDecoder
-    /// The head being read; its lines are judged as they complete, so a bad one is refused
-    /// without waiting for the rest of the head.
-    private var builder: HeadBuilder
+    /// A head split across reads, as far as it has been read. Its lines are judged as they
+    /// complete, so a bad one is refused without waiting for the rest of the head. A head read
+    /// whole in one read (most are) is built on the stack: between requests, and while a head
+    /// comes in one piece, the parser holds no builder.
+    private var splitHead: SplitHead?
     /// An incomplete line of a head split across reads (rare: most heads come in one read).
     private var partialLine: ByteBuffer?
     /// Bytes of `partialLine` already scanned for its end: a line fed a byte at a time is
@@ -211,7 +213,7 @@ struct RequestParser {
     /// `Accept-Encoding` is read only when compression is on (the handler sets this from the
     /// settings between requests), so clients that send it cost nothing more otherwise.
     var readsAcceptEncoding = false {
-        didSet { self.builder.readsAcceptEncoding = self.readsAcceptEncoding }
+        didSet { self.splitHead?.builder.readsAcceptEncoding = self.readsAcceptEncoding }
     }
 
     /// `maxFields`: header fields one head may have (`limits.max_header_count`); trailers,
@@ -219,13 +221,12 @@ struct RequestParser {
     init(maxHeadBytes: Int, maxFields: Int = Limits.defaultMaxHeaderCount) {
         self.maxHeadBytes = maxHeadBytes
         self.maxFields = maxFields
-        self.builder = HeadBuilder(readsAcceptEncoding: false, maxFields: maxFields)
         self.chunked = ChunkedBodyDecoder(lenient: false, maxTrailerBytes: maxHeadBytes)
     }
 
     /// Between requests, with no byte of the next one read.
     var isAtMessageBoundary: Bool {
-        if case .head = self.state { return self.partialLine == nil && self.builder.bytes == 0 }
+        if case .head = self.state { return self.partialLine == nil && self.splitHead == nil }
         return false
     }
 
@@ -299,6 +300,7 @@ struct RequestParser {
         ownStorage: Bool
     ) throws(RequestParseError) -> ParsedRequestHead? {
         let limit = self.maxHeadBytes
+        var builder = self.splitHead.take()?.builder ?? HeadBuilder(readsAcceptEncoding: self.readsAcceptEncoding, maxFields: self.maxFields)
         let outcome: Result<(consumed: Int, scanned: Int, complete: Bool), HTTPFramingError> = buffer.withUnsafeReadableBytes { p in
             // Lines end at CR (which must be followed by LF); a bare LF inside a line is refused
             // by the line's own checks, since no line may contain a control byte.
@@ -312,9 +314,9 @@ struct RequestParser {
                 let line = UnsafeRawBufferPointer(rebasing: p[lineStart..<index])
                 index += 2
                 do throws(HTTPFramingError) {
-                    self.builder.bytes += index - lineStart
-                    guard self.builder.bytes <= limit else { return .failure(HTTPFramingError(.headTooLarge, reason: "")) }
-                    if try self.builder.line(line) { return .success((index, index, true)) }
+                    builder.bytes += index - lineStart
+                    guard builder.bytes <= limit else { return .failure(HTTPFramingError(.headTooLarge, reason: "")) }
+                    if try builder.line(line) { return .success((index, index, true)) }
                 } catch {
                     return .failure(error)
                 }
@@ -330,7 +332,7 @@ struct RequestParser {
             // than after a timeout. Long tails wait for their end (no rescans of a slow line).
             if index - lineStart <= 1024 {
                 do throws(HTTPFramingError) {
-                    try self.builder.checkIncompleteLine(UnsafeRawBufferPointer(rebasing: p[lineStart..<index]))
+                    try builder.checkIncompleteLine(UnsafeRawBufferPointer(rebasing: p[lineStart..<index]))
                 } catch {
                     return .failure(error)
                 }
@@ -343,12 +345,9 @@ struct RequestParser {
         case .success(let result):
             if result.complete {
                 buffer.moveReaderIndex(forwardBy: result.consumed)
-                defer {
-                    self.lastFields = self.builder.fieldStorage
-                    self.builder = HeadBuilder(readsAcceptEncoding: self.readsAcceptEncoding, maxFields: self.maxFields)
-                }
+                defer { self.lastFields = builder.fieldStorage }
                 do throws(HTTPFramingError) {
-                    return try self.builder.finish()
+                    return try builder.finish()
                 } catch {
                     throw RequestParseError(.malformed, error)
                 }
@@ -356,17 +355,20 @@ struct RequestParser {
             consumed = result.consumed
             scanned = result.scanned
         case .failure(let error):
-            if self.builder.bytes > limit {
+            if builder.bytes > limit {
                 throw RequestParseError(.headTooLarge, reason: "request head larger than", limit: limit, unit: "bytes")
             }
-            if self.builder.hasTooManyFields {
+            if builder.hasTooManyFields {
                 throw RequestParseError(.tooManyFields, error)
             }
             throw RequestParseError(.malformed, error)
         }
         buffer.moveReaderIndex(forwardBy: consumed)
+        // Not whole yet: the lines read so far wait for the rest (the first bytes of a head,
+        // even blank lines before its request line, count against `max_header_bytes`).
+        if builder.bytes > 0 { self.splitHead = SplitHead(builder) }
         if buffer.readableBytes > 0 {
-            if self.builder.bytes + buffer.readableBytes > limit {
+            if builder.bytes + buffer.readableBytes > limit {
                 throw RequestParseError(.headTooLarge, reason: "request head larger than", limit: limit, unit: "bytes")
             }
             if ownStorage {
@@ -386,6 +388,15 @@ struct RequestParser {
             self.partialScanned = scanned - consumed
         }
         return nil
+    }
+}
+
+/// A head being read across reads (`RequestParser.splitHead`).
+private final class SplitHead {
+    var builder: HeadBuilder
+
+    init(_ builder: HeadBuilder) {
+        self.builder = builder
     }
 }
 

@@ -35,7 +35,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.settings = loop.settings
         var parser = RequestParser(maxHeadBytes: maxHeadBytes, maxFields: loop.settings.maxHeaderCount)
         parser.readsAcceptEncoding = loop.settings.compression != nil
-        self.machine = ConnectionStateMachine(config: .init(loop.settings), parser: parser, allocator: ByteBufferAllocator())
+        self.machine = ConnectionStateMachine(config: loop.settings.connection, parser: parser, allocator: ByteBufferAllocator())
         self.path = RequestPath(loop: loop, peer: .v4(0), peerText: "", forwardedProto: forwardedProto, allocator: ByteBufferAllocator())
     }
 
@@ -163,7 +163,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Parses what has been read, handing each decision to `RequestPath`.
     private func parse() {
-        guard !self.parsing, self.machine.startParsing(config: .init(self.loop.settings)) else { return }
+        guard !self.parsing, self.machine.startParsing(config: self.loop.settings.connection) else { return }
         self.parsing = true
         parsing: while true {
             let now = self.now

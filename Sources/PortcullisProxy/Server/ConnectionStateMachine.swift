@@ -13,17 +13,40 @@ import PortcullisPolicy
 /// hands out each head, inspected body and built-in issuer request, and the verdict comes back
 /// through `headDecided`, `inspectionDecided` or `localAnswered`.
 struct ConnectionStateMachine {
-    /// What the connection takes from the gateway's settings at each request head.
-    struct Config {
-        var clientHeaderTimeout: TimeAmount
-        var idleTimeout: TimeAmount
-        var exchangeTimeout: TimeAmount
-        var clientBodyTimeout: TimeAmount
-        var bodyCheckInterval: TimeAmount
-        var sendTimeout: TimeAmount
-        var backendQueueTimeout: TimeAmount
-        var maxInspectBody: Int
-        var compression: CompressionSettings?
+    /// What the connection takes from the gateway's settings at each request head: one
+    /// instance per configuration (`ProxySettings.connection`), which every connection points at.
+    final class Config: Sendable {
+        let clientHeaderTimeout: TimeAmount
+        let idleTimeout: TimeAmount
+        let exchangeTimeout: TimeAmount
+        let clientBodyTimeout: TimeAmount
+        let bodyCheckInterval: TimeAmount
+        let sendTimeout: TimeAmount
+        let backendQueueTimeout: TimeAmount
+        let maxInspectBody: Int
+        let compression: CompressionSettings?
+
+        init(
+            clientHeaderTimeout: TimeAmount,
+            idleTimeout: TimeAmount,
+            exchangeTimeout: TimeAmount,
+            clientBodyTimeout: TimeAmount,
+            bodyCheckInterval: TimeAmount,
+            sendTimeout: TimeAmount,
+            backendQueueTimeout: TimeAmount,
+            maxInspectBody: Int,
+            compression: CompressionSettings?
+        ) {
+            self.clientHeaderTimeout = clientHeaderTimeout
+            self.idleTimeout = idleTimeout
+            self.exchangeTimeout = exchangeTimeout
+            self.clientBodyTimeout = clientBodyTimeout
+            self.bodyCheckInterval = bodyCheckInterval
+            self.sendTimeout = sendTimeout
+            self.backendQueueTimeout = backendQueueTimeout
+            self.maxInspectBody = maxInspectBody
+            self.compression = compression
+        }
     }
 
     enum Action {
@@ -886,21 +909,5 @@ struct ConnectionStateMachine {
         if self.exchange.request == .streamingBody && self.exchange.requestHasBody && !self.timers.bodyProgress.isRunning && !self.isClosing {
             self.timers.bodyProgress.start(now: now, interval: self.config.bodyCheckInterval)
         }
-    }
-}
-
-extension ConnectionStateMachine.Config {
-    init(_ settings: ProxySettings) {
-        self.init(
-            clientHeaderTimeout: settings.clientHeaderTimeout,
-            idleTimeout: settings.idleTimeout,
-            exchangeTimeout: settings.exchangeTimeout,
-            clientBodyTimeout: settings.clientBodyTimeout,
-            bodyCheckInterval: settings.bodyCheckInterval,
-            sendTimeout: settings.sendTimeout,
-            backendQueueTimeout: settings.backendQueueTimeout,
-            maxInspectBody: settings.maxInspectBody,
-            compression: settings.compression
-        )
     }
 }

@@ -6,6 +6,8 @@ import PortcullisPolicy
 /// a class so that each exchange takes it with one retain.
 final class ProxySettings: Sendable {
     let upstream: UpstreamTarget
+    /// The connection state machine's share of these settings.
+    let connection: ConnectionStateMachine.Config
     let exchangeTimeout: TimeAmount
     let clientHeaderTimeout: TimeAmount
     let idleTimeout: TimeAmount
@@ -67,13 +69,25 @@ final class ProxySettings: Sendable {
         let headerName = upstreamCredential?.headerName
         self.credentialHeaderName = headerName == "authorization" ? nil : headerName
         self.upstream = try UpstreamTarget(config.upstream)
-        self.exchangeTimeout = .nanoseconds(config.upstream.timeout.nanoseconds)
-        self.clientHeaderTimeout = .nanoseconds(config.limits.clientHeaderTimeout.nanoseconds)
-        self.idleTimeout = .nanoseconds(config.limits.idleTimeout.nanoseconds)
-        self.clientBodyTimeout = .nanoseconds(config.limits.clientBodyTimeout.nanoseconds)
-        // A gap is noticed between client_body_timeout and 1.25 times it.
-        self.bodyCheckInterval = .nanoseconds(max(config.limits.clientBodyTimeout.nanoseconds / 4, 1))
-        self.sendTimeout = .nanoseconds(config.limits.sendTimeout.nanoseconds)
+        let connection = ConnectionStateMachine.Config(
+            clientHeaderTimeout: .nanoseconds(config.limits.clientHeaderTimeout.nanoseconds),
+            idleTimeout: .nanoseconds(config.limits.idleTimeout.nanoseconds),
+            exchangeTimeout: .nanoseconds(config.upstream.timeout.nanoseconds),
+            clientBodyTimeout: .nanoseconds(config.limits.clientBodyTimeout.nanoseconds),
+            // A gap is noticed between client_body_timeout and 1.25 times it.
+            bodyCheckInterval: .nanoseconds(max(config.limits.clientBodyTimeout.nanoseconds / 4, 1)),
+            sendTimeout: .nanoseconds(config.limits.sendTimeout.nanoseconds),
+            backendQueueTimeout: .nanoseconds(config.upstream.queueTimeout.nanoseconds),
+            maxInspectBody: config.limits.maxInspectBody,
+            compression: CompressionSettings(config.compression)
+        )
+        self.connection = connection
+        self.exchangeTimeout = connection.exchangeTimeout
+        self.clientHeaderTimeout = connection.clientHeaderTimeout
+        self.idleTimeout = connection.idleTimeout
+        self.clientBodyTimeout = connection.clientBodyTimeout
+        self.bodyCheckInterval = connection.bodyCheckInterval
+        self.sendTimeout = connection.sendTimeout
         self.trustedProxies = config.trustedProxies.isEmpty ? nil : config.trustedProxies
         self.tokenService = try TokenAuthenticator.compileBuiltin(config, runtime: builtin)
         self.authenticator = try TokenAuthenticator.compile(config, keys: issuerKeys, builtin: self.tokenService, usage: usage)
@@ -82,14 +96,14 @@ final class ProxySettings: Sendable {
         self.cipp = config.upstream.profile == .cipp ? CIPPSettings(config) : nil
         self.pathFirewall = config.pathFirewall
         self.dropsUnderscoredHeaderNames = config.upstream.dropHeadersWithUnderscores
-        self.maxInspectBody = config.limits.maxInspectBody
+        self.maxInspectBody = connection.maxInspectBody
         self.maxHeaderCount = config.limits.maxHeaderCount
-        self.compression = CompressionSettings(config.compression)
+        self.compression = connection.compression
         self.clientLimits = ClientLimitSlot.compile(config, registry: limiters)
         self.hasClientLimits = self.clientLimits.contains { $0 != nil }
         self.maxConcurrent = config.upstream.maxConcurrent
         self.backendQueueSize = config.upstream.queueSize
-        self.backendQueueTimeout = .nanoseconds(config.upstream.queueTimeout.nanoseconds)
+        self.backendQueueTimeout = connection.backendQueueTimeout
         self.ruleNames = config.policy.rules.map { rule in
             [rule.roleName, rule.location.map { "\($0)" }, rule.key].compactMap { $0 }.joined(separator: " ")
         }
