@@ -175,6 +175,7 @@ let package = Package(
                 "PortcullisProxy",
                 "PortcullisAuth",
                 "PrometheusTestSupport",
+                "SharedTestData",
                 "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import SharedTestData
 import Testing
 
 @testable import PortcullisPolicy
@@ -212,20 +213,3 @@ import Testing
 }
 
 struct ParseUnexpectedlySucceeded: Error {}
-
-/// A small deterministic generator so randomised tests fail the same way every run.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) {
-        self.state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9e37_79b9_7f4a_7c15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}

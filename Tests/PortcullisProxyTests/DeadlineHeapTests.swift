@@ -1,4 +1,5 @@
 import NIOCore
+import SharedTestData
 import Testing
 
 @testable import PortcullisProxy
@@ -60,7 +61,7 @@ struct DeadlineHeapTests {
     /// Random sets, removes and pops against a plain dictionary, checking every slot after
     /// each step.
     @Test func agreesWithAModelOverRandomOperations() {
-        var rng = SplitMix(seed: 0x5eed)
+        var rng = SplitMix64(seed: 0x5eed)
         var heap = DeadlineHeap<Element>()
         let elements = (0..<64).map(Element.init)
         var model: [Int: Int64] = [:]
@@ -91,17 +92,5 @@ struct DeadlineHeapTests {
                 #expect(heap.deadline(of: element) == model[element.id].map(Self.at))
             }
         }
-    }
-}
-
-private struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { self.state = seed }
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

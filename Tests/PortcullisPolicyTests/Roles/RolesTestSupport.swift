@@ -38,23 +38,6 @@ struct TemporaryFolder {
     }
 }
 
-/// A small deterministic generator (SplitMix64) so property tests repeat exactly.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) {
-        self.state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9e37_79b9_7f4a_7c15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}
-
 extension GatewayConfig {
     /// The decision for the client with `id`; records an issue when there is no such client.
     func decide(_ id: String, _ method: String, _ path: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) -> AccessDecision {
