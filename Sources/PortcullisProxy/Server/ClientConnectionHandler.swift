@@ -34,7 +34,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.loop = loop
         self.settings = loop.settings
         var parser = RequestParser(maxHeadBytes: maxHeadBytes, maxFields: loop.settings.maxHeaderCount)
-        parser.readsAcceptEncoding = loop.settings.compression != nil
+        parser.readsAcceptEncoding = loop.settings.connection.compression != nil
         self.machine = ConnectionStateMachine(config: loop.settings.connection, parser: parser, allocator: ByteBufferAllocator())
         self.path = RequestPath(loop: loop, peer: .v4(0), peerText: "", forwardedProto: forwardedProto, allocator: ByteBufferAllocator())
     }

@@ -6,16 +6,11 @@ import PortcullisPolicy
 /// a class so that each exchange takes it with one retain.
 final class ProxySettings: Sendable {
     let upstream: UpstreamTarget
-    /// The connection state machine's share of these settings.
+    /// The timeouts (`upstream.timeout`, `upstream.queue.timeout`, `limits.client_header_timeout`,
+    /// `idle_timeout`, `client_body_timeout` and the interval of its check, `send_timeout`),
+    /// `limits.max_inspect_body` (the most body bytes read to decide a request) and
+    /// `compression:` (nil when off): the connection state machine's share of these settings.
     let connection: ConnectionStateMachine.Config
-    let exchangeTimeout: TimeAmount
-    let clientHeaderTimeout: TimeAmount
-    let idleTimeout: TimeAmount
-    /// `limits.client_body_timeout`, and the interval of the check that enforces it.
-    let clientBodyTimeout: TimeAmount
-    let bodyCheckInterval: TimeAmount
-    /// `limits.send_timeout`.
-    let sendTimeout: TimeAmount
     /// Nil when none are configured (the usual case): the request path then reads no set,
     /// which it would copy (seven references) to read.
     let trustedProxies: CIDRSet?
@@ -29,8 +24,6 @@ final class ProxySettings: Sendable {
     let pathFirewall: PathFirewall
     /// `upstream.drop_headers_with_underscores`.
     let dropsUnderscoredHeaderNames: Bool
-    /// The most body bytes read to decide a request (tenant in a JSON body, `$batch`).
-    let maxInspectBody: Int
     /// `limits.max_header_count`, for connections accepted under these settings.
     let maxHeaderCount: Int
     /// For the access log's `rule`, by index into `policy.rules`: `role file:line key`.
@@ -50,9 +43,6 @@ final class ProxySettings: Sendable {
     /// `upstream.max_concurrent` and its queue; nil for no cap.
     let maxConcurrent: Int?
     let backendQueueSize: Int
-    let backendQueueTimeout: TimeAmount
-    /// `compression:`; nil when off (one check per response).
-    let compression: CompressionSettings?
 
     init(
         _ config: GatewayConfig,
@@ -69,7 +59,7 @@ final class ProxySettings: Sendable {
         let headerName = upstreamCredential?.headerName
         self.credentialHeaderName = headerName == "authorization" ? nil : headerName
         self.upstream = try UpstreamTarget(config.upstream)
-        let connection = ConnectionStateMachine.Config(
+        self.connection = ConnectionStateMachine.Config(
             clientHeaderTimeout: .nanoseconds(config.limits.clientHeaderTimeout.nanoseconds),
             idleTimeout: .nanoseconds(config.limits.idleTimeout.nanoseconds),
             exchangeTimeout: .nanoseconds(config.upstream.timeout.nanoseconds),
@@ -81,13 +71,6 @@ final class ProxySettings: Sendable {
             maxInspectBody: config.limits.maxInspectBody,
             compression: CompressionSettings(config.compression)
         )
-        self.connection = connection
-        self.exchangeTimeout = connection.exchangeTimeout
-        self.clientHeaderTimeout = connection.clientHeaderTimeout
-        self.idleTimeout = connection.idleTimeout
-        self.clientBodyTimeout = connection.clientBodyTimeout
-        self.bodyCheckInterval = connection.bodyCheckInterval
-        self.sendTimeout = connection.sendTimeout
         self.trustedProxies = config.trustedProxies.isEmpty ? nil : config.trustedProxies
         self.tokenService = try TokenAuthenticator.compileBuiltin(config, runtime: builtin)
         self.authenticator = try TokenAuthenticator.compile(config, keys: issuerKeys, builtin: self.tokenService, usage: usage)
@@ -96,14 +79,11 @@ final class ProxySettings: Sendable {
         self.cipp = config.upstream.profile == .cipp ? CIPPSettings(config) : nil
         self.pathFirewall = config.pathFirewall
         self.dropsUnderscoredHeaderNames = config.upstream.dropHeadersWithUnderscores
-        self.maxInspectBody = connection.maxInspectBody
         self.maxHeaderCount = config.limits.maxHeaderCount
-        self.compression = connection.compression
         self.clientLimits = ClientLimitSlot.compile(config, registry: limiters)
         self.hasClientLimits = self.clientLimits.contains { $0 != nil }
         self.maxConcurrent = config.upstream.maxConcurrent
         self.backendQueueSize = config.upstream.queueSize
-        self.backendQueueTimeout = connection.backendQueueTimeout
         self.ruleNames = config.policy.rules.map { rule in
             [rule.roleName, rule.location.map { "\($0)" }, rule.key].compactMap { $0 }.joined(separator: " ")
         }

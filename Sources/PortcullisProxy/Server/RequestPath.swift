@@ -82,7 +82,7 @@ struct RequestPath {
             return .answer(Answer(response: error, close: false, reason: outcome.reason))
         case .readBody(let check):
             let expected = parsed.contentLength ?? 4096
-            inspection = (request, check, self.allocator.buffer(capacity: min(expected, settings.maxInspectBody)))
+            inspection = (request, check, self.allocator.buffer(capacity: min(expected, settings.connection.maxInspectBody)))
         }
 
         let credentialLine: [UInt8]?
