@@ -58,7 +58,7 @@ import Testing
             channel.remoteAddress = try SocketAddress(ipAddress: "203.0.113.9", port: 40_000)
             try channel.connect(to: channel.remoteAddress!).wait()
             let loop = LoopContext(eventLoop: channel.embeddedEventLoop, settings: settings, connector: connector)
-            try GatewayServer.addClientHandlers(to: channel.pipeline.syncOperations, loop: loop, maxHeadBytes: config.limits.maxHeaderBytes)
+            try GatewayServer.addClientHandlers(to: channel.pipeline.syncOperations, loop: loop, peer: channel.remoteAddress, maxHeadBytes: config.limits.maxHeaderBytes)
             self.channel = channel
             self.loop = loop
         }
@@ -438,7 +438,7 @@ import Testing
             let channel = EmbeddedChannel(loop: loop)
             channel.remoteAddress = try SocketAddress(ipAddress: "203.0.113.10", port: 40_001)
             try channel.connect(to: channel.remoteAddress!).wait()
-            try GatewayServer.addClientHandlers(to: channel.pipeline.syncOperations, loop: harness.loop, maxHeadBytes: 8192)
+            try GatewayServer.addClientHandlers(to: channel.pipeline.syncOperations, loop: harness.loop, peer: channel.remoteAddress, maxHeadBytes: 8192)
             return channel
         }
         loop.advanceTime(by: .seconds(4))

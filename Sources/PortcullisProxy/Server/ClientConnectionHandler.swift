@@ -15,7 +15,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private let loop: LoopContext
     private var context: ChannelHandlerContext!
     private var machine: ConnectionStateMachine
-    private var path: RequestPath
+    /// A constant: its methods are called on it in place, not on a copy.
+    private let path: RequestPath
     /// The settings of the exchange in flight, taken at its head.
     private var settings: ProxySettings
     private var upstreamConnection: UpstreamConnection?
@@ -30,13 +31,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// This connection's place in the loop's list of open connections.
     var connectionSlot = -1
 
-    init(loop: LoopContext, forwardedProto: String, maxHeadBytes: Int) {
+    /// `peer`: the client's address, as the accepted socket gives it.
+    init(loop: LoopContext, peer: SocketAddress?, forwardedProto: String, maxHeadBytes: Int) {
         self.loop = loop
         self.settings = loop.settings
         var parser = RequestParser(maxHeadBytes: maxHeadBytes, maxFields: loop.settings.maxHeaderCount)
         parser.readsAcceptEncoding = loop.settings.connection.compression != nil
         self.machine = ConnectionStateMachine(config: loop.settings.connection, parser: parser, allocator: ByteBufferAllocator())
-        self.path = RequestPath(loop: loop, peer: .v4(0), peerText: "", forwardedProto: forwardedProto, allocator: ByteBufferAllocator())
+        let address = peer?.ipAddress.flatMap { IPAddress(parsing: $0) }?.unmappedIPv4
+        self.path = RequestPath(
+            loop: loop,
+            peer: address ?? .v4(0),
+            peerText: address?.description ?? "",
+            forwardedProto: forwardedProto,
+            allocator: ByteBufferAllocator()
+        )
     }
 
     /// Runs one event through the state machine, then the actions it returned, in order. The
@@ -53,7 +62,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func runActions(from start: Int) {
         var index = start
         while index < self.loop.actions.count {
-            let action = self.loop.actions[index]
+            // Moved out, a payload-free action left in its place: the bytes an action carries
+            // are not retained for a copy and released twice.
+            var action = Action.read
+            swap(&action, &self.loop.actions[index])
             index += 1
             self.run(action)
         }
@@ -116,10 +128,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.loop.register(self)
-        if let remote = context.channel.remoteAddress, let text = remote.ipAddress, let address = IPAddress(parsing: text) {
-            self.path.peer = address.unmappedIPv4
-            self.path.peerText = self.path.peer.description
-        }
         let (peerText, now) = (self.path.peerText, self.now)
         self.handle { $0.accepted(peerText: peerText, now: now, into: &$1) }
     }

@@ -158,6 +158,7 @@ public final class GatewayServer: Sendable {
                             try Self.addClientHandlers(
                                 to: sync,
                                 loop: loop.value,
+                                peer: channel.remoteAddress,
                                 forwardedProto: tls == nil ? "http" : "https",
                                 maxHeadBytes: maxHeadBytes
                             )
@@ -313,10 +314,11 @@ public final class GatewayServer: Sendable {
     static func addClientHandlers(
         to sync: ChannelPipeline.SynchronousOperations,
         loop: LoopContext,
+        peer: SocketAddress?,
         forwardedProto: String = "http",
         maxHeadBytes: Int
     ) throws {
-        try sync.addHandler(ClientConnectionHandler(loop: loop, forwardedProto: forwardedProto, maxHeadBytes: maxHeadBytes))
+        try sync.addHandler(ClientConnectionHandler(loop: loop, peer: peer, forwardedProto: forwardedProto, maxHeadBytes: maxHeadBytes))
     }
 
     /// Over `max_connections`: a 503 with `Retry-After`, written below HTTP, then close.

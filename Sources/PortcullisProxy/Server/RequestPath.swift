@@ -8,8 +8,8 @@ import PortcullisPolicy
 /// the exchange's log line as they learn the path, the client and the rule.
 struct RequestPath {
     let loop: LoopContext
-    var peer: IPAddress
-    var peerText: String
+    let peer: IPAddress
+    let peerText: String
     let forwardedProto: String
     let allocator: ByteBufferAllocator
 
