@@ -258,6 +258,12 @@ final class PortcullisProcess: @unchecked Sendable {
         self.procStatusField("VmRSS")
     }
 
+    /// The anonymous part of the RSS (heap, stacks): the process's own memory, without the
+    /// pages of its executable.
+    var anonymousKiB: Int? {
+        self.procStatusField("RssAnon")
+    }
+
     /// Open file descriptors (/proc/PID/fd); nil once the process has gone.
     var openDescriptors: Int? {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(self.pid)/fd"))?.count
