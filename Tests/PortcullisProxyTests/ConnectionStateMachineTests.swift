@@ -156,7 +156,7 @@ import Testing
     /// Every idle keep-alive connection carries one machine inline in its handler: what is
     /// needed only during an exchange (its log line, a pending inspection) is held by reference.
     @Test func theMachineStaysSmallForIdleConnections() {
-        #expect(MemoryLayout<ConnectionStateMachine>.size <= 640, "\(MemoryLayout<ConnectionStateMachine>.size) bytes")
+        #expect(MemoryLayout<ConnectionStateMachine>.size <= 576, "\(MemoryLayout<ConnectionStateMachine>.size) bytes")
         #expect(MemoryLayout<ClientExchange>.size <= 192, "\(MemoryLayout<ClientExchange>.size) bytes")
         var connection = Connection()
         _ = connection.read("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")

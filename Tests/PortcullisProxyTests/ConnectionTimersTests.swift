@@ -63,4 +63,18 @@ import Testing
         #expect(head)
         #expect(timers.earliest == nil)
     }
+
+    /// The body check counts with the deadlines; a deadline that overflowed to
+    /// `distantFuture` is never due and arms nothing.
+    @Test func theBodyCheckCountsAndDistantFutureIsNoDeadline() {
+        var timers = ConnectionTimers()
+        timers.exchange = .distantFuture
+        #expect(timers.earliest == nil)
+        #expect(timers.rearm() == nil)
+        timers.bodyProgress.start(now: Self.t0, interval: .seconds(5))
+        timers.head = Self.t0 + .seconds(10)
+        #expect(timers.earliest == Self.t0 + .seconds(5))
+        #expect(timers.rearm() == Self.t0 + .seconds(5))
+        #expect(MemoryLayout<ConnectionTimers>.size <= 80, "\(MemoryLayout<ConnectionTimers>.size) bytes")
+    }
 }
