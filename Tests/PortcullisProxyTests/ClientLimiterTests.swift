@@ -8,6 +8,22 @@ import Testing
 @Suite struct ClientLimiterTests {
     static let now: UInt64 = 10_000_000_000
 
+    /// The lines of an admitted response, written byte by byte, read as the interpolated text would.
+    @Test func admittedLinesAreThePolicyAndTheRemainingAllowance() {
+        let slot = ClientLimitSlot(clientID: "q", limits: ClientLimits(quota: QuotaSpec(count: 30, window: .day)), limiter: ClientLimiter(shared: true))
+        #expect(slot.admittedLines(nil) == slot.policyLine)
+        let numbers: [(Int, Int64)] = [
+            (0, 0), (7, 59), (9, 10), (10, 99), (29, 86_399), (-1, 1), (1_000_000, 999_999),
+            (Int.max, Int64.max), (Int.min + 1, Int64.min),
+        ]
+        for policy in ["quota", "rate", "other"] {
+            for (remaining, reset) in numbers {
+                let allowance = ClientLimiter.Allowance(policy: policy, remaining: remaining, resetSeconds: reset)
+                #expect(slot.admittedLines(allowance) == slot.policyLine + "RateLimit: \"\(policy)\";r=\(remaining);t=\(reset)\r\n")
+            }
+        }
+    }
+
     @Test func manyThreadsTogetherAreAdmittedExactlyTheLimit() {
         let limiter = ClientLimiter()
         let limits = ClientLimits(rate: RateSpec(count: 100, period: .minute), burst: 100)

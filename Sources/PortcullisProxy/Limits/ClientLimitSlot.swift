@@ -24,8 +24,9 @@ final class LimiterRegistry: Sendable {
 }
 
 /// One limited client in a settings snapshot: its limits, resolved once per load, and its
-/// counters.
-struct ClientLimitSlot: Sendable {
+/// counters. A reference: the request path takes it from the snapshot's array without copying
+/// its strings.
+final class ClientLimitSlot: Sendable {
     let clientID: String
     let limits: ClientLimits
     let limiter: ClientLimiter
@@ -33,6 +34,10 @@ struct ClientLimitSlot: Sendable {
     let policyHeader: String
     /// The same as a header line, for admitted responses.
     let policyLine: String
+    /// `policyLine` and the start of the `RateLimit` line, for each policy an allowance can
+    /// name (`ClientLimiter.Allowance.policy`): the request path adds only the numbers.
+    private let ratePrefix: [UInt8]
+    private let quotaPrefix: [UInt8]
 
     init(clientID: String, limits: ClientLimits, limiter: ClientLimiter) {
         self.clientID = clientID
@@ -46,8 +51,11 @@ struct ClientLimitSlot: Sendable {
             policies.append("\"quota\";q=\(quota.count);w=\(quota.window == .day ? 86_400 : 2_592_000)")
         }
         if let concurrency = limits.concurrency { policies.append("\"concurrency\";q=\(concurrency)") }
-        self.policyHeader = policies.joined(separator: ", ")
-        self.policyLine = "RateLimit-Policy: \(self.policyHeader)\r\n"
+        let policyHeader = policies.joined(separator: ", ")
+        self.policyHeader = policyHeader
+        self.policyLine = "RateLimit-Policy: \(policyHeader)\r\n"
+        self.ratePrefix = Array("RateLimit-Policy: \(policyHeader)\r\nRateLimit: \"rate\";r=".utf8)
+        self.quotaPrefix = Array("RateLimit-Policy: \(policyHeader)\r\nRateLimit: \"quota\";r=".utf8)
     }
 
     /// Every client's slot by policy index (nil: no limit applies), from the config's
@@ -98,10 +106,56 @@ extension ErrorResponse {
     }
 }
 
-extension ClientLimiter.Allowance {
-    /// The `RateLimit` field of an admitted response.
-    var headerLine: String {
-        "RateLimit: \"\(self.policy)\";r=\(self.remaining);t=\(self.resetSeconds)\r\n"
+extension ClientLimitSlot {
+    /// `RateLimit-Policy` and, when a rate or quota applies, `RateLimit`
+    /// (`"rate";r=REMAINING;t=RESET`) for an admitted response: the slot's prefix and two
+    /// numbers written byte by byte (no string interpolation or concatenation per request).
+    func admittedLines(_ allowance: ClientLimiter.Allowance?) -> String {
+        guard let allowance else { return self.policyLine }
+        let prefix: [UInt8]
+        switch allowance.policy {
+        case "rate": prefix = self.ratePrefix
+        case "quota": prefix = self.quotaPrefix
+        default: prefix = Array("\(self.policyLine)RateLimit: \"\(allowance.policy)\";r=".utf8)
+        }
+        return String(unsafeUninitializedCapacity: prefix.count + 2 * 20 + 6) { out in
+            var count = prefix.withUnsafeBufferPointer { bytes in
+                _ = UnsafeMutableBufferPointer(rebasing: out[..<bytes.count]).initialize(fromContentsOf: bytes)
+                return bytes.count
+            }
+            Self.writeDecimal(Int64(allowance.remaining), into: out, at: &count)
+            out[count] = UInt8(ascii: ";")
+            out[count + 1] = UInt8(ascii: "t")
+            out[count + 2] = UInt8(ascii: "=")
+            count += 3
+            Self.writeDecimal(allowance.resetSeconds, into: out, at: &count)
+            out[count] = 0x0D
+            out[count + 1] = 0x0A
+            return count + 2
+        }
+    }
+
+    /// `value` in decimal at `out[index...]`; `index` moves past it (at most 20 bytes).
+    @inline(__always)
+    private static func writeDecimal(_ value: Int64, into out: UnsafeMutableBufferPointer<UInt8>, at index: inout Int) {
+        if value < 0 {
+            out[index] = UInt8(ascii: "-")
+            index += 1
+        }
+        var magnitude = value.magnitude
+        var digits = 1
+        var scale: UInt64 = 10
+        while digits < 20 && magnitude >= scale {
+            digits += 1
+            scale = digits < 20 ? scale &* 10 : scale
+        }
+        var end = index + digits
+        index = end
+        repeat {
+            end -= 1
+            out[end] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10)
+            magnitude /= 10
+        } while magnitude > 0
     }
 }
 

@@ -156,7 +156,7 @@ enum RequestStages {
             return .proceed(
                 LimitAdmission(
                     heldLimit: slot.limits.concurrency != nil ? slot.limiter : nil,
-                    rateLimitLines: slot.policyLine + (allowance?.headerLine ?? "")
+                    rateLimitLines: slot.admittedLines(allowance)
                 )
             )
         case .failure(let refusal):
