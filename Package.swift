@@ -5,8 +5,17 @@ import PackageDescription
 import Glibc
 #endif
 
+/// This manifest's directory: the ordering file below is named by absolute path.
+let packageDirectory = String(#filePath.dropLast("/Package.swift".count))
+
 /// How the release build of the gateway is linked on Linux. Each flag takes file-backed pages
 /// out of the running gateway's RSS (measured in Benchmarks/RESULTS-memory.md):
+/// - `Sources/portcullis/link.order` (made by `Benchmarks/link-order`): the functions a serving
+///   gateway runs, placed first and together, so the code it never runs is never paged in.
+///   Functions of the static Swift runtime move one by one; a module SwiftPM compiles is one
+///   section and moves whole, unless built with `-Xswiftc -Xfrontend -Xswiftc -function-sections`
+///   (both measured). SwiftPM does not see the file as an input: after changing it, delete
+///   `.build/release/portcullis` so the next build links again;
 /// - `--no-export-dynamic`: the static Swift runtime's link arguments export every symbol of the
 ///   executable (46,000 in `.dynsym`, 3.9 MB with their names and hash table, read at start-up);
 ///   nothing looks the gateway's own symbols up at run time, and backtraces read `.symtab`;
@@ -15,12 +24,17 @@ import Glibc
 ///   whole at every start) become 27 KB. The loader must know them, so only where this machine's
 ///   glibc is 2.36 or later; a binary runs only on the glibc it was built against or a newer one.
 let releaseLinkerFlags: [String] = {
-    var flags = ["-use-ld=lld", "-Xlinker", "--no-export-dynamic"]
+    var flags = [
+        "-use-ld=lld", "-Xlinker", "--no-export-dynamic",
+        "-Xlinker", "--symbol-ordering-file=\(packageDirectory)/Sources/portcullis/link.order",
+        "-Xlinker", "--no-warn-symbol-ordering",
+    ]
     #if canImport(Glibc)
     // "glibc 2.36"
     var text = [CChar](repeating: 0, count: 64)
     _ = confstr(Int32(_CS_GNU_LIBC_VERSION), &text, text.count)
-    let version = String(cString: text).split(separator: " ").last?.split(separator: ".").compactMap { Int($0) } ?? []
+    let name = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let version = name.split(separator: " ").last?.split(separator: ".").compactMap { Int($0) } ?? []
     if version.count >= 2, (version[0], version[1]) >= (2, 36) {
         flags += ["-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"]
     }
@@ -142,6 +156,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
+            exclude: ["link.order"],
             linkerSettings: [.unsafeFlags(releaseLinkerFlags, .when(platforms: [.linux], configuration: .release))]
         ),
         // Microbenchmarks of the compiled matchers (CIDR set, route matcher); run in release.
