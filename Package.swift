@@ -5,9 +5,6 @@ import PackageDescription
 import Glibc
 #endif
 
-/// This manifest's directory: the ordering file below is named by absolute path.
-let packageDirectory = String(#filePath.dropLast("/Package.swift".count))
-
 /// How the release build of the gateway is linked on Linux. Each flag takes file-backed pages
 /// out of the running gateway's RSS (measured in Benchmarks/RESULTS-memory.md):
 /// - `Sources/portcullis/link.order` (made by `Benchmarks/link-order`): the functions a serving
@@ -26,7 +23,7 @@ let packageDirectory = String(#filePath.dropLast("/Package.swift".count))
 let releaseLinkerFlags: [String] = {
     var flags = [
         "-use-ld=lld", "-Xlinker", "--no-export-dynamic",
-        "-Xlinker", "--symbol-ordering-file=\(packageDirectory)/Sources/portcullis/link.order",
+        "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Sources/portcullis/link.order",
         "-Xlinker", "--no-warn-symbol-ordering",
     ]
     #if canImport(Glibc)
