@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Verifies compact JWS tokens against a key set, with the algorithms pinned per issuer.
 ///
 /// Built once per issuer at config (re)load and called synchronously on the event loop for
@@ -59,19 +65,11 @@ public struct JWSVerifier: Sendable {
         guard token.count <= self.maximumTokenBytes else {
             throw JWSError(.tokenTooLarge, reason: "token is longer than the limit")
         }
-        var firstDot = -1
-        var secondDot = -1
-        for index in 0..<token.count where token[index] == UInt8(ascii: ".") {
-            if firstDot < 0 {
-                firstDot = index
-            } else if secondDot < 0 {
-                secondDot = index
-            } else {
-                throw JWSError(.malformed, reason: "more than three parts")
-            }
-        }
-        guard secondDot >= 0 else {
+        guard let firstDot = Self.dot(in: token, from: 0), let secondDot = Self.dot(in: token, from: firstDot + 1) else {
             throw JWSError(.malformed, reason: "fewer than three parts")
+        }
+        guard Self.dot(in: token, from: secondDot + 1) == nil else {
+            throw JWSError(.malformed, reason: "more than three parts")
         }
         let encodedHeader = UnsafeRawBufferPointer(rebasing: token[0..<firstDot])
         let encodedPayload = UnsafeRawBufferPointer(rebasing: token[(firstDot + 1)..<secondDot])
@@ -126,6 +124,15 @@ public struct JWSVerifier: Sendable {
             }
         }
         return VerifiedToken(header: header, payload: payload)
+    }
+
+    /// The offset of the first `.` at or after `start` (libc's vectorised `memchr`: a token is
+    /// hundreds of bytes, read once per cache miss).
+    private static func dot(in token: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard start < token.count, let base = token.baseAddress,
+            let found = memchr(base + start, Int32(UInt8(ascii: ".")), token.count - start)
+        else { return nil }
+        return UnsafeRawPointer(found) - base
     }
 }
 

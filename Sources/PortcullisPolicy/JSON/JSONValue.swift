@@ -188,6 +188,7 @@ private struct JSONParser {
     var index = 0
 
     static let linearDuplicateCheckLimit = 32
+    static let initialMemberCapacity = 16
 
     init(bytes: UnsafeRawBufferPointer, maximumDepth: Int) {
         self.bytes = bytes
@@ -205,6 +206,7 @@ private struct JSONParser {
         JSONError(code, offset: self.index)
     }
 
+    @inline(__always)
     private mutating func skipWhitespace() {
         while self.index < self.bytes.count {
             switch self.bytes[self.index] {
@@ -216,6 +218,7 @@ private struct JSONParser {
         }
     }
 
+    @inline(__always)
     private mutating func peek() throws(JSONError) -> UInt8 {
         guard self.index < self.bytes.count else { throw self.error(.unexpectedEnd) }
         return self.bytes[self.index]
@@ -268,6 +271,8 @@ private struct JSONParser {
             self.index += 1
             return .object(JSONObject())
         }
+        // A JOSE header or a JWT's claims in one allocation instead of five growths.
+        members.reserveCapacity(Self.initialMemberCapacity)
         while true {
             self.skipWhitespace()
             guard try self.peek() == UInt8(ascii: "\"") else { throw self.error(.unexpectedByte) }
