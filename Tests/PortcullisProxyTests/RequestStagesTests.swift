@@ -137,12 +137,21 @@ import Testing
         let settings = try Self.settings()
         var cache = VerifiedTokenCache(capacity: 16)
         var tokenID: String?
-        let cases: [(String, String)] = [
-            ("", "missing_token"),
-            ("Authorization: Basic YTpi\r\n", "malformed_token"),
-            ("Authorization: Bearer a.b.c\r\nAuthorization: Bearer a.b.c\r\n", "malformed_token"),
+        let notBearer = AuthFailure.malformedCredential.description
+        let badToken = "the token's signature or header is not acceptable"
+        let cases: [(String, String, String)] = [
+            ("", "missing_token", "a bearer token is required"),
+            ("Authorization: Basic YTpi\r\n", "malformed_token", notBearer),
+            ("Authorization: Bearer a.b.c\r\nAuthorization: Bearer a.b.c\r\n", "malformed_token", notBearer),
+            // Not a b64token: not a bearer credential, whatever the JWS check says.
+            ("Authorization: Bearer a.b.c!\r\n", "malformed_token", notBearer),
+            ("Authorization: Bearer =abc\r\n", "malformed_token", notBearer),
+            ("Authorization: Bearer eyJhbGciOiJub25lIn0.e30.c2ln*\r\n", "malformed_token", notBearer),
+            // A b64token that is no acceptable JWS: the JWS check's reason.
+            ("Authorization: Bearer a.b.c\r\n", "malformed_token", badToken),
+            ("Authorization: Bearer eyJhbGciOiJub25lIn0.e30.c2ln\r\n", "alg_none", badToken),
         ]
-        for (fields, code) in cases {
+        for (fields, code, description) in cases {
             let head = try Self.head("GET /a HTTP/1.1\r\nHost: x\r\n\(fields)\r\n")
             let answer = try #require(
                 Self.answer(RequestStages.authenticate(head, authenticator: settings.authenticator, cache: &cache, now: 0, tokenID: &tokenID))
@@ -151,6 +160,7 @@ import Testing
             #expect(!answer.close, "a 401 keeps the connection")
             #expect(answer.reason == .unauthenticated(code))
             #expect(answer.reason.code == code)
+            #expect(answer.response.description == description, "\(fields)")
         }
     }
 

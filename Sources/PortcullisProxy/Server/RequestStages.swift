@@ -123,13 +123,16 @@ enum RequestStages {
             tokenID = identity.tokenID
             return authenticator.client(for: identity)
         }
-        guard BearerToken.isWellFormed(token) else { return .failure(.malformedCredential) }
+        // The b64token alphabet is checked only to say why a token failed: one that verifies is
+        // three strict base64url parts, which that alphabet holds, and one outside it fails
+        // before any signature check.
         switch authenticator.verify(token, now: now) {
         case .success(let identity):
             cache.insert(token, identity)
             tokenID = identity.tokenID
             return authenticator.client(for: identity)
         case .failure(let failure):
+            guard BearerToken.isWellFormed(token) else { return .failure(.malformedCredential) }
             tokenID = failure.tokenID
             return .failure(failure)
         }
