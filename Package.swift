@@ -21,12 +21,12 @@ import Glibc
 ///   whole at every start) become 27 KB. The loader must know them, so only where this machine's
 ///   glibc is 2.36 or later; a binary runs only on the glibc it was built against or a newer one.
 let releaseLinkerFlags: [String] = {
-    var flags = [
-        "-use-ld=lld", "-Xlinker", "--no-export-dynamic",
-        "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Sources/portcullis/link.order",
-        "-Xlinker", "--no-warn-symbol-ordering",
-    ]
+    var flags = ["-use-ld=lld", "-Xlinker", "--no-export-dynamic"]
     #if canImport(Glibc)
+    let order = "\(Context.packageDirectory)/Sources/portcullis/link.order"
+    if access(order, R_OK) == 0 {
+        flags += ["-Xlinker", "--symbol-ordering-file=\(order)", "-Xlinker", "--no-warn-symbol-ordering"]
+    }
     // "glibc 2.36"
     var text = [CChar](repeating: 0, count: 64)
     _ = confstr(Int32(_CS_GNU_LIBC_VERSION), &text, text.count)
