@@ -314,6 +314,30 @@ struct DeployTests {
     }
 }
 
+// MARK: - The release link
+
+@Suite("Release link")
+struct ReleaseLinkTests {
+    @Test("Package.swift hands lld Sources/portcullis/link.order, a list of this gateway's functions")
+    func theLinkOrderIsThereAndUsed() throws {
+        let manifest = try Repo.read("Package.swift")
+        #expect(manifest.contains("--symbol-ordering-file="))
+        #expect(manifest.contains("/Sources/portcullis/link.order"))
+        #expect(manifest.contains("exclude: [\"link.order\"]"), "the list is no source of the target")
+
+        let text = try Repo.read("Sources/portcullis/link.order")
+        let names = text.split(separator: "\n").map(String.init)
+        #expect(names.count > 1000, "\(names.count) functions: Benchmarks/link-order lists every function a serving gateway runs")
+        #expect(Set(names).count == names.count, "a function listed twice")
+        let malformed = names.filter { $0.contains(" ") || $0.contains("/") || $0.contains("[") }
+        #expect(malformed.isEmpty, "not symbol names: \(malformed.prefix(3))")
+        // Made from a gateway that served requests: the request path is near the top.
+        #expect(names.prefix(200).contains { $0.hasPrefix("$s15PortcullisProxy") })
+        #expect(names.contains { $0.hasPrefix("$s14PortcullisAuth18TokenAuthenticator") })
+        #expect(FileManager.default.isExecutableFile(atPath: Repo.root + "/Benchmarks/link-order"))
+    }
+}
+
 // MARK: - The repository
 
 enum Repo {
