@@ -68,8 +68,8 @@ import Testing
         }
 
         /// Everything written to the socket so far, as one string. Runs the loop's pending
-        /// tasks first: a response that keeps the connection open is flushed at the end of the
-        /// loop tick (`LoopContext.flushAtTickEnd`).
+        /// tasks first: on a busy loop a response that keeps the connection open is flushed at
+        /// the end of the loop tick (`LoopContext.flushAtTickEnd`).
         func written() throws -> String {
             self.channel.embeddedEventLoop.run()
             var all = ByteBuffer()
@@ -257,6 +257,8 @@ import Testing
     /// the tick: the idle connection it leaves must not be closed with the response unsent.
     @Test func aDrainRightAfterAResponseStillSendsIt() throws {
         let harness = try Harness()
+        // A busy loop, whose flushes wait for the end of the tick (a quiet one flushes at once).
+        harness.loop.averageFlushRequests = 8 * LoopContext.batchingThreshold
         try harness.send("GET /api/ListUsers HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
         // Same tick: the response's flush has not run yet when the drain closes idle connections.
         _ = harness.loop.startDraining()

@@ -54,7 +54,7 @@ struct ConnectionStateMachine {
         case write(ByteBuffer)
         /// Bytes for the client, sent now (`100 Continue`).
         case writeAndFlush(ByteBuffer)
-        /// Flush the client's writes once this event-loop tick ends.
+        /// Flush the client's writes: at once on a quiet loop, else when this event-loop tick ends.
         case flushAtTickEnd
         /// The connection's last bytes: write, flush, close once they are written.
         case writeAndClose(ByteBuffer)

@@ -179,24 +179,43 @@ final class LoopContext {
     // MARK: - Flushes at the end of the loop tick
 
     /// Connections with writes to flush once every I/O event of this loop tick has been
-    /// handled (an immediate task runs after them): the responses and upstream requests of
-    /// one epoll batch leave together, so the processes they wake (clients, upstream) get
-    /// them in one burst instead of being woken once per message.
+    /// handled (an immediate task runs after them): on a busy loop the responses and upstream
+    /// requests of one epoll batch leave together, so the processes they wake (clients,
+    /// upstream) get them in one burst instead of being woken once per message.
     private var deferredFlushes: [any TickFlushing] = []
     private var flushing: [any TickFlushing] = []
+    /// Whether this tick's end-of-tick task is queued.
+    private var tickEndQueued = false
+    /// Flushes asked for in this tick, and their running average over recent ticks (in
+    /// eighths; each tick weighs a quarter). Below `batchingThreshold` the loop is quiet: a
+    /// flush would leave alone anyway, and holding it to the tick's end only adds latency
+    /// (at half of nginx's maximum rate, the median request took 0.22 ms instead of 0.15).
+    private var tickFlushRequests = 0
+    var averageFlushRequests = 0
+    static let batchingThreshold = 4 * 8
 
-    /// Flushes `connection` after this tick's I/O events; asking again before then does nothing.
+    /// Flushes `connection` now on a quiet loop, else after this tick's I/O events; asking
+    /// again before then does nothing.
     func flushAtTickEnd<Connection: TickFlushing>(_ connection: Connection) {
         guard !connection.flushDeferred else { return }
-        connection.flushDeferred = true
-        if self.deferredFlushes.isEmpty {
+        self.tickFlushRequests += 1
+        if !self.tickEndQueued {
+            self.tickEndQueued = true
             let loop = NIOLoopBound(self, eventLoop: self.eventLoop)
             self.eventLoop.execute { loop.value.runDeferredFlushes() }
         }
+        guard self.averageFlushRequests >= Self.batchingThreshold else {
+            connection.flushNow()
+            return
+        }
+        connection.flushDeferred = true
         self.deferredFlushes.append(connection)
     }
 
     private func runDeferredFlushes() {
+        self.tickEndQueued = false
+        self.averageFlushRequests += (self.tickFlushRequests * 8 - self.averageFlushRequests) / 4
+        self.tickFlushRequests = 0
         swap(&self.deferredFlushes, &self.flushing)
         for connection in self.flushing { connection.flushIfDeferred() }
         self.flushing.removeAll(keepingCapacity: true)
