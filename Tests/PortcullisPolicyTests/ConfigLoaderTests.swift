@@ -152,6 +152,38 @@ import Testing
         #expect(off.logging.accessLog == nil)
     }
 
+    /// Scalars are read as the loader's own types, not by YAML tag resolution: booleans in the
+    /// YAML 1.1 spellings (unquoted), anything else refused with what was expected.
+    @Test(arguments: [
+        ("true", true), ("True", true), ("TRUE", true), ("yes", true), ("Yes", true), ("on", true), ("ON", true),
+        ("false", false), ("False", false), ("no", false), ("NO", false), ("off", false), ("Off", false),
+    ])
+    func booleansTakeTheYAML11Spellings(_ spelling: String, _ expected: Bool) throws {
+        let config = try Self.load(Self.minimal + "\n" + Self.entra + "\nclients:\n  - id: script\n    issuer: entra\n    enabled: \(spelling)\n")
+        #expect(config.clients.map(\.enabled) == [expected])
+    }
+
+    @Test(arguments: ["\"true\"", "'no'", "tRue", "1", "y", "\"\""])
+    func quotedOrOtherBooleansAreRefused(_ spelling: String) throws {
+        let error = try Self.onlyError(
+            Self.minimal + "\n" + Self.entra + "\nclients:\n  - id: script\n    issuer: entra\n    enabled: \(spelling)\n",
+            key: "clients[0].enabled"
+        )
+        #expect(error.message.contains("expected true or false"), "\(error)")
+    }
+
+    @Test(arguments: ["off", "Off", "no", "false", "\"off\"", "~", "null"])
+    func accessLogOffInItsSpellings(_ spelling: String) throws {
+        let config = try Self.load(Self.minimal + "\nlogging:\n  access_log: \(spelling)\n")
+        #expect(config.logging.accessLog == nil)
+    }
+
+    @Test func numbersAndDatesStayTextWhereTextIsExpected() throws {
+        let config = try Self.load(Self.minimal + "\n" + Self.entra + "\nclients:\n  - id: 2026-12-07\n    name: 0x10\n    issuer: entra\n")
+        #expect(config.clients.map(\.id) == ["2026-12-07"])
+        #expect(config.clients.map(\.name) == ["0x10"])
+    }
+
     @Test func topLevelKeysMergeAcrossFiles() throws {
         let config = try Self.load([
             ("a.yaml", "listen:\n  - address: \"127.0.0.1:8080\"\n"),

@@ -53,7 +53,7 @@ extension ConfigLoader {
         var errors: [ConfigError] = []
         var sections: [String: ConfigNode] = [:]
         for (file, text) in sources {
-            guard let root = try? Yams.compose(yaml: text) else {
+            guard let root = try? ConfigYAML.compose(text) else {
                 // Only what these sections need is reported; the file may hold none of them.
                 if text.contains("store:") || text.contains("issuers:") {
                     errors.append(ConfigError(SourceLocation(file: file, line: 1, column: 1), key: "", "not valid YAML"))
@@ -89,7 +89,7 @@ extension ConfigLoader {
         var entry = ClientsFile.Entry(draft)
         entry.lastModified = lastModified
         let text = ClientsFile.render([entry])
-        guard case .mapping(let mapping)? = try? Yams.compose(yaml: text), let list = mapping["clients"] else {
+        guard case .mapping(let mapping)? = try? ConfigYAML.compose(text), let list = mapping["clients"] else {
             throw ConfigErrors([ConfigError(nil, key: "clients", "the client cannot be written as YAML")])
         }
         var errors: [ConfigError] = []

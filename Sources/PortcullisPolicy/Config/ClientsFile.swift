@@ -470,7 +470,7 @@ public enum ClientsFile {
 
     static func target(sources: [(file: String, text: String)], directory: String) throws -> Target {
         for (file, text) in sources {
-            guard case .mapping(let mapping)? = try? Yams.compose(yaml: text) else { continue }
+            guard case .mapping(let mapping)? = try? ConfigYAML.compose(text) else { continue }
             let keys = mapping.map(\.key)
             guard let position = keys.firstIndex(where: { $0.string == "clients" }) else { continue }
             guard let mark = keys[position].mark, mark.column == 1 else {

@@ -69,7 +69,7 @@ public enum ConfigLoader {
         for (file, text) in sources {
             let root: Node?
             do {
-                root = try Yams.compose(yaml: text)
+                root = try ConfigYAML.compose(text)
             } catch let error as YamlError {
                 errors.append(contentsOf: Self.describe(error, file: file, text: text))
                 unparsedFiles += 1
@@ -396,7 +396,7 @@ public enum ConfigLoader {
         for entry in entries {
             switch entry.key {
             case "access_log":
-                if entry.value.node.bool == false || entry.value.node.string == "off" || entry.value.node.null != nil {
+                if ConfigYAML.bool(entry.value.node) == false || entry.value.node.string == "off" || entry.value.node.null != nil {
                     logging.accessLog = nil
                 } else if let text = entry.value.string(&errors) {
                     if text.isEmpty {

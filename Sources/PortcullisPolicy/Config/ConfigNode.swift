@@ -1,5 +1,26 @@
 import Yams
 
+/// YAML text to nodes, every scalar left a string: the loader reads booleans, numbers and
+/// durations itself (`ConfigNode.bool`, `integer`, `duration`). Yams' default resolver would
+/// match each plain scalar against seven regular expressions to tag it, which starts
+/// Foundation's regular-expression engine and ICU in every gateway for tags nothing reads.
+enum ConfigYAML {
+    static func compose(_ text: String) throws -> Node? {
+        try Yams.compose(yaml: text, .basic)
+    }
+
+    /// A YAML 1.1 boolean, spelled as Yams' default resolver accepts one, in a plain (unquoted)
+    /// scalar: `"true"` in quotes is a string, as it was with that resolver.
+    static func bool(_ node: Node) -> Bool? {
+        guard case .scalar(let scalar) = node, scalar.style == .plain else { return nil }
+        switch scalar.string {
+        case "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON": return true
+        case "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF": return false
+        default: return nil
+        }
+    }
+}
+
 /// A YAML node with the file it came from, so every value can report `file:line:col`.
 struct ConfigNode {
     let node: Node
@@ -88,7 +109,7 @@ struct ConfigNode {
     }
 
     func bool(_ errors: inout [ConfigError]) -> Bool? {
-        guard case .scalar(let scalar) = self.node, let value = Bool.construct(from: scalar) else {
+        guard let value = ConfigYAML.bool(self.node) else {
             errors.append(self.error("expected true or false"))
             return nil
         }
