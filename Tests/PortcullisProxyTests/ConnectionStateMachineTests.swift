@@ -24,7 +24,7 @@ import Testing
     /// A machine and what it has done: each event's actions, as short lines (timer arming and
     /// flushes left out), and the log lines of the exchanges that ended.
     struct Connection {
-        var machine = ConnectionStateMachine(config: config, parser: RequestParser(maxHeadBytes: 8192), allocator: ByteBufferAllocator())
+        var machine = ConnectionStateMachine(config: config, parser: RequestParser(maxHeadBytes: 8192), peerText: "192.0.2.7")
         var ids = RequestIDGenerator(seed: 7)
         var logPool = ExchangeLogPool()
         var now = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
@@ -36,7 +36,7 @@ import Testing
 
         init() {
             var actions: [Action] = []
-            self.machine.accepted(peerText: "192.0.2.7", now: self.now, into: &actions)
+            self.machine.accepted(now: self.now, into: &actions)
         }
 
         /// Runs `event` and returns its actions as lines; an `endExchange` takes the log line,

@@ -4,6 +4,9 @@ import Testing
 
 @testable import PortcullisProxy
 
+/// glibc's size of a heap block (`malloc.h`, which the Glibc module does not bring in).
+@_silgen_name("malloc_usable_size") private func mallocUsableSize(_ pointer: UnsafeMutableRawPointer) -> Int
+
 /// A connection's handler is freed once its channel has closed: a handler that outlived its
 /// channel would keep its memory for the life of the process, connection after connection.
 @Suite struct HandlerLifetimeTests {
@@ -29,6 +32,19 @@ import Testing
             try harness.finish()
         }()
         #expect(handler == nil, "the handler outlived its channel")
+    }
+
+    /// What one idle keep-alive connection costs the gateway beyond NIO's channel: its handler,
+    /// which holds the connection's state machine and request path inline. Things every
+    /// connection of a loop shares (the allocator, the loop, the settings) are not copied in.
+    @Test func anIdleConnectionsHandlerStaysSmall() throws {
+        let harness = try ClientConnectionHandlerTests.Harness()
+        try harness.send("GET /api/ListUsers HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
+        #expect(try harness.response().statusLine == "HTTP/1.1 401 Unauthorized")
+        let handler = try harness.channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
+        let bytes = mallocUsableSize(Unmanaged.passUnretained(handler).toOpaque())
+        #expect(bytes > 0 && bytes <= 640, "the handler takes \(bytes) bytes of the heap")
+        try harness.finish()
     }
 
     @Test func upstreamConnectionIsFreedWhenItsChannelCloses() throws {

@@ -32,20 +32,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     var connectionSlot = -1
 
     /// `peer`: the client's address, as the accepted socket gives it.
-    init(loop: LoopContext, peer: SocketAddress?, forwardedProto: String, maxHeadBytes: Int) {
+    init(loop: LoopContext, peer: SocketAddress?, isTLS: Bool, maxHeadBytes: Int) {
         self.loop = loop
         self.settings = loop.settings
         var parser = RequestParser(maxHeadBytes: maxHeadBytes, maxFields: loop.settings.maxHeaderCount)
         parser.readsAcceptEncoding = loop.settings.connection.compression != nil
-        self.machine = ConnectionStateMachine(config: loop.settings.connection, parser: parser, allocator: ByteBufferAllocator())
         let address = peer?.ipAddress.flatMap { IPAddress(parsing: $0) }?.unmappedIPv4
-        self.path = RequestPath(
-            loop: loop,
-            peer: address ?? .v4(0),
-            peerText: address?.description ?? "",
-            forwardedProto: forwardedProto,
-            allocator: ByteBufferAllocator()
-        )
+        self.machine = ConnectionStateMachine(config: loop.settings.connection, parser: parser, peerText: address?.description ?? "")
+        self.path = RequestPath(loop: loop, peer: address ?? .v4(0), isTLS: isTLS)
     }
 
     /// Runs one event through the state machine, then the actions it returned, in order. The
@@ -128,8 +122,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.loop.register(self)
-        let (peerText, now) = (self.path.peerText, self.now)
-        self.handle { $0.accepted(peerText: peerText, now: now, into: &$1) }
+        let now = self.now
+        self.handle { $0.accepted(now: now, into: &$1) }
     }
 
     /// The context holds this handler and this handler holds the context: letting go of it
@@ -184,7 +178,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 self.settings = self.loop.settings
                 self.machine.log!.record.startMillis = self.loop.wallMillis(uptimeNanos: nanos)
                 let id = self.machine.exchange.requestID
-                let verdict = self.path.head(head, settings: self.settings, requestID: id, log: &self.machine.log!.record, heldLimit: &self.heldLimit, nowNanos: nanos)
+                let verdict = self.path.head(head, peerText: self.machine.peerText, settings: self.settings, requestID: id, log: &self.machine.log!.record, heldLimit: &self.heldLimit, nowNanos: nanos)
                 self.handle { $0.headDecided(verdict, now: now, into: &$1) }
             case .inspectedBody(let request, let check, let body):
                 let verdict = self.path.inspected(

@@ -137,8 +137,12 @@ struct ConnectionStateMachine {
     var log: ExchangeLog?
 
     private var config: Config
-    private let allocator: ByteBufferAllocator
-    private var peerText = ""
+    /// One for every connection: a stored copy would be 32 bytes in each connection's handler.
+    private static let allocator = ByteBufferAllocator()
+    private var allocator: ByteBufferAllocator { Self.allocator }
+    /// The client's address as text, for the log lines (those of requests that never came
+    /// whole too).
+    let peerText: String
     private var parser: RequestParser
     /// Bytes read but not parsed: a pipelined request waiting for the exchange in flight.
     private var inbound: ByteBuffer?
@@ -152,10 +156,10 @@ struct ConnectionStateMachine {
     private var readPending = false
     private var exchangesStarted = 0
 
-    init(config: Config, parser: RequestParser, allocator: ByteBufferAllocator) {
+    init(config: Config, parser: RequestParser, peerText: String) {
         self.config = config
         self.parser = parser
-        self.allocator = allocator
+        self.peerText = peerText
     }
 
     var isOpen: Bool { self.phase != .closed }
@@ -170,9 +174,7 @@ struct ConnectionStateMachine {
     // MARK: - Reading requests
 
     /// The first request head must arrive within `client_header_timeout` of the accept.
-    /// `peerText`: the client's address, for the log lines of requests that never came whole.
-    mutating func accepted(peerText: String, now: NIODeadline, into actions: inout [Action]) {
-        self.peerText = peerText
+    mutating func accepted(now: NIODeadline, into actions: inout [Action]) {
         self.timers.head = now + self.config.clientHeaderTimeout
         self.armTimer(&actions)
     }

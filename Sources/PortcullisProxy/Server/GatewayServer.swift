@@ -159,7 +159,7 @@ public final class GatewayServer: Sendable {
                                 to: sync,
                                 loop: loop.value,
                                 peer: channel.remoteAddress,
-                                forwardedProto: tls == nil ? "http" : "https",
+                                isTLS: tls != nil,
                                 maxHeadBytes: maxHeadBytes
                             )
                         }
@@ -315,10 +315,10 @@ public final class GatewayServer: Sendable {
         to sync: ChannelPipeline.SynchronousOperations,
         loop: LoopContext,
         peer: SocketAddress?,
-        forwardedProto: String = "http",
+        isTLS: Bool = false,
         maxHeadBytes: Int
     ) throws {
-        try sync.addHandler(ClientConnectionHandler(loop: loop, peer: peer, forwardedProto: forwardedProto, maxHeadBytes: maxHeadBytes))
+        try sync.addHandler(ClientConnectionHandler(loop: loop, peer: peer, isTLS: isTLS, maxHeadBytes: maxHeadBytes))
     }
 
     /// Over `max_connections`: a 503 with `Retry-After`, written below HTTP, then close.

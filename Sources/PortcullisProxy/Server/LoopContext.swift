@@ -14,6 +14,8 @@ final class LoopContext {
     let eventLoop: EventLoop
     private(set) var settings: ProxySettings
     let pool: UpstreamPool
+    /// For the buffers the request path builds (bodies read to decide, local requests).
+    let allocator = ByteBufferAllocator()
     var requestIDs = RequestIDGenerator()
     /// Access-log lines of exchanges in flight, reused.
     var exchangeLogs = ExchangeLogPool()

@@ -9,9 +9,11 @@ import PortcullisPolicy
 struct RequestPath {
     let loop: LoopContext
     let peer: IPAddress
-    let peerText: String
-    let forwardedProto: String
-    let allocator: ByteBufferAllocator
+    /// Accepted on a TLS listener: `X-Forwarded-Proto: https`.
+    let isTLS: Bool
+
+    private var forwardedProto: String { self.isTLS ? "https" : "http" }
+    private var allocator: ByteBufferAllocator { self.loop.allocator }
 
     typealias Answer = RequestStages.Answer
     typealias Verdict = ConnectionStateMachine.HeadVerdict
@@ -20,6 +22,7 @@ struct RequestPath {
     /// concurrency slots until the exchange ends.
     func head(
         _ parsed: ParsedRequestHead,
+        peerText: String,
         settings: ProxySettings,
         requestID: String,
         log: inout ExchangeRecord,
@@ -44,7 +47,7 @@ struct RequestPath {
         // RFC 9110 10.1.1: no interim response to an HTTP/1.0 client.
         let expectContinue = parsed.expectsContinue && parsed.version.minor >= 1
 
-        let client = RequestStages.clientAddress(parsed, peer: self.peer, peerText: self.peerText, trusted: settings.trustedProxies)
+        let client = RequestStages.clientAddress(parsed, peer: self.peer, peerText: peerText, trusted: settings.trustedProxies)
         if client.address != self.peer { log.sourceIP = client.address.description }
         if let service = settings.tokenService, let route = LocalRoute(path: target.path) {
             switch RequestStages.localRoute(route, service: service, parsed, address: client.address) {
