@@ -280,6 +280,73 @@ import Testing
         #expect(self.code(prefix + Base64URL.encode(raw.dropLast()), keys: keys, allowing: [.es256]) == .invalidSignature)
     }
 
+    // MARK: The remembered header
+
+    /// A verifier reading headers through a memo (one per event loop) answers every token as
+    /// one that parses each header afresh, whatever the memo holds: each token of a corpus of
+    /// good and refused ones, after every other token of it.
+    @Test func aRememberedHeaderChangesNoVerdict() throws {
+        let keys = try TestKeys.set(TestKeys.rsaJWK(alg: nil), TestKeys.p256JWK())
+        let good = self.rs256Token()
+        let parts = good.split(separator: ".").map(String.init)
+        func with(_ index: Int, _ text: String) -> String {
+            var copy = parts
+            copy[index] = text
+            return copy.joined(separator: ".")
+        }
+        func header(_ json: String) -> String { Base64URL.encode(Array(json.utf8)) }
+        let corpus = [
+            good,
+            self.rs256Token(header: #"{"alg":"RS256","kid":"rsa-1","typ":"JWT"}"#),
+            TestTokens.compact(header: #"{"alg":"ES256","kid":"ec-1"}"#, payload: Self.payload, sign: TestTokens.es256),
+            TestTokens.compact(header: #"{"alg":"PS256","kid":"rsa-1"}"#, payload: Self.payload, sign: TestTokens.ps256),
+            with(1, Base64URL.encode(Array(Self.payload.replacingOccurrences(of: "client-1", with: "client-2").utf8))),
+            with(1, parts[1] + "="), with(2, parts[2] + "+"), with(2, ""), with(0, parts[0] + "="),
+            with(0, header(#"{"alg":"none","kid":"rsa-1"}"#)), with(0, header(#"{"alg":"RS256","kid":"rsa-1","crit":["b64"]}"#)),
+            with(0, header(#"{"alg":"RS256","kid":"rsa-2"}"#)), with(0, header(#"{"alg":"RS256","kid":"rsa-1","jwk":{}}"#)),
+            with(0, header(#"{"alg":"RS256","kid":"rsa-1"} "#)), with(0, String(parts[0].dropLast())),
+            parts[0] + "." + parts[1], good + ".x",
+        ]
+        let verifier = JWSVerifier(allowedAlgorithms: [.rs256, .es256])
+        func code(_ token: String, _ headers: inout JOSEHeaderMemo) -> JWSError.Code? {
+            do {
+                _ = try verifier.verify(Array(token.utf8), keys: keys, headers: &headers)
+                return nil
+            } catch {
+                return error.code
+            }
+        }
+        var fresh = JOSEHeaderMemo()
+        let expected = corpus.map { token -> JWSError.Code? in
+            fresh = JOSEHeaderMemo()
+            return code(token, &fresh)
+        }
+        #expect(expected[0] == nil && expected[2] == nil && expected[4] == .invalidSignature && expected[9] == .algorithmNone)
+        for (before, primer) in corpus.enumerated() {
+            for (index, token) in corpus.enumerated() {
+                var shared = JOSEHeaderMemo()
+                _ = code(primer, &shared)
+                #expect(code(token, &shared) == expected[index], "token \(index) after token \(before)")
+            }
+        }
+    }
+
+    @Test func theMemoHoldsTheLastAcceptableHeaderByItsExactText() throws {
+        let keys = try TestKeys.set(TestKeys.rsaJWK(alg: nil))
+        let token = self.rs256Token()
+        let encodedHeader = Array(token.split(separator: ".")[0].utf8)
+        var headers = JOSEHeaderMemo()
+        _ = try JWSVerifier(allowedAlgorithms: [.rs256]).verify(Array(token.utf8), keys: keys, headers: &headers)
+        let remembered = encodedHeader.withUnsafeBytes { headers.header(for: $0) }
+        #expect(remembered == JOSEHeader(algorithm: .rs256, keyID: "rsa-1"))
+        let longer = (encodedHeader + Array("AA".utf8)).withUnsafeBytes { headers.header(for: $0) }
+        #expect(longer == nil)
+        // A refused header is not remembered: the last acceptable one stays.
+        let none = Base64URL.encode(Array(#"{"alg":"none"}"#.utf8)) + "." + token.split(separator: ".")[1] + "."
+        #expect(throws: JWSError.self) { try JWSVerifier(allowedAlgorithms: [.rs256]).verify(Array(none.utf8), keys: keys, headers: &headers) }
+        #expect(encodedHeader.withUnsafeBytes { headers.header(for: $0) } != nil)
+    }
+
     @Test func errorsCompareOnCodeAndNameThemselvesForLogs() {
         let a = JWSError(.invalidSignature, reason: "one")
         let b = JWSError(.invalidSignature, reason: "two")

@@ -62,6 +62,34 @@ public struct JWSVerifier: Sendable {
 
     /// Verifies the compact token in `token`.
     public func verify(_ token: UnsafeRawBufferPointer, keys: JWKSet) throws(JWSError) -> VerifiedToken {
+        var headers = JOSEHeaderMemo()
+        return try self.verify(token, keys: keys, headers: &headers)
+    }
+
+    /// Verifies the compact token `token`, reading its header from `headers` when it is the
+    /// header parsed last (an issuer signs its tokens under a handful of headers).
+    public func verify<Bytes: Collection>(
+        _ token: Bytes,
+        keys: JWKSet,
+        headers: inout JOSEHeaderMemo
+    ) throws(JWSError) -> VerifiedToken where Bytes.Element == UInt8 {
+        let result = token.withContiguousStorageIfAvailable { buffer in
+            Result { () throws(JWSError) -> VerifiedToken in
+                try self.verify(UnsafeRawBufferPointer(buffer), keys: keys, headers: &headers)
+            }
+        }
+        if let result {
+            return try result.get()
+        }
+        let copy = Array(token)
+        let copied = copy.withUnsafeBytes { buffer in
+            Result { () throws(JWSError) -> VerifiedToken in try self.verify(buffer, keys: keys, headers: &headers) }
+        }
+        return try copied.get()
+    }
+
+    /// Verifies the compact token in `token`; `headers` as above.
+    public func verify(_ token: UnsafeRawBufferPointer, keys: JWKSet, headers: inout JOSEHeaderMemo) throws(JWSError) -> VerifiedToken {
         guard token.count <= self.maximumTokenBytes else {
             throw JWSError(.tokenTooLarge, reason: "token is longer than the limit")
         }
@@ -76,8 +104,15 @@ public struct JWSVerifier: Sendable {
         let encodedSignature = UnsafeRawBufferPointer(rebasing: token[(secondDot + 1)...])
         let signingInput = UnsafeRawBufferPointer(rebasing: token[0..<secondDot])
 
-        guard let headerJSON = Base64URL.decode(encodedHeader) else {
-            throw JWSError(.malformed, reason: "header is not strict base64url")
+        // The checks keep their order whether or not the header is remembered: a remembered
+        // header was strict base64url and an acceptable JOSE header when it was parsed.
+        let remembered = headers.header(for: encodedHeader)
+        var headerJSON: [UInt8] = []
+        if remembered == nil {
+            guard let decoded = Base64URL.decode(encodedHeader) else {
+                throw JWSError(.malformed, reason: "header is not strict base64url")
+            }
+            headerJSON = decoded
         }
         guard let payload = Base64URL.decode(encodedPayload) else {
             throw JWSError(.malformed, reason: "payload is not strict base64url")
@@ -85,7 +120,13 @@ public struct JWSVerifier: Sendable {
         guard let signature = Base64URL.decode(encodedSignature) else {
             throw JWSError(.malformed, reason: "signature is not strict base64url")
         }
-        let header = try JOSEHeader(json: headerJSON)
+        let header: JOSEHeader
+        if let remembered {
+            header = remembered
+        } else {
+            header = try JOSEHeader(json: headerJSON)
+            headers.remember(header, for: encodedHeader)
+        }
         guard self.allowedAlgorithms.contains(header.algorithm) else {
             throw JWSError(.algorithmNotAllowed, reason: "alg is not in the issuer's pinned list")
         }
@@ -147,4 +188,33 @@ public struct VerifiedToken: Sendable {
         self.header = header
         self.payload = payload
     }
+}
+
+/// The last JOSE header a verifier parsed, by its exact base64url text: an issuer signs its
+/// tokens under a handful of headers, so most tokens skip the header's base64 and JSON. Kept
+/// per event loop (`VerifiedTokenCache`), never shared between threads.
+public struct JOSEHeaderMemo: Sendable {
+    private var encoded: [UInt8] = []
+    private var parsed: JOSEHeader?
+
+    public init() {}
+
+    /// The header parsed from exactly these bytes, if it is the one remembered.
+    func header(for encodedHeader: UnsafeRawBufferPointer) -> JOSEHeader? {
+        guard let parsed = self.parsed, self.encoded.count == encodedHeader.count else { return nil }
+        let same = self.encoded.withUnsafeBytes { remembered in
+            memcmp(remembered.baseAddress!, encodedHeader.baseAddress!, encodedHeader.count) == 0
+        }
+        return same ? parsed : nil
+    }
+
+    /// Remembers a header that parsed and passed `JOSEHeader`'s rules.
+    mutating func remember(_ header: JOSEHeader, for encodedHeader: UnsafeRawBufferPointer) {
+        guard encodedHeader.count > 0, encodedHeader.count <= Self.maximumBytes else { return }
+        self.encoded = Array(encodedHeader)
+        self.parsed = header
+    }
+
+    /// Headers longer than this are parsed every time rather than kept.
+    static let maximumBytes = 1024
 }

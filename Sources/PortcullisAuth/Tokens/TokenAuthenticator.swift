@@ -140,6 +140,13 @@ public final class TokenAuthenticator: Sendable {
 
     /// Checks signature and claims. `now` is seconds since the epoch.
     public func verify(_ token: Substring, now: Int64) -> Result<VerifiedIdentity, AuthFailure> {
+        var headers = JOSEHeaderMemo()
+        return self.verify(token, now: now, headers: &headers)
+    }
+
+    /// As `verify(_:now:)`, with the caller's memo of the last JOSE header parsed (one per
+    /// event loop, in `VerifiedTokenCache`).
+    public func verify(_ token: Substring, now: Int64, headers: inout JOSEHeaderMemo) -> Result<VerifiedIdentity, AuthFailure> {
         let issuer: TrustedIssuer
         if let only = self.onlyIssuer {
             issuer = only
@@ -153,7 +160,7 @@ public final class TokenAuthenticator: Sendable {
         let keys = issuer.keys.current
         let verified: VerifiedToken
         do {
-            verified = try issuer.verifier.verify(token.utf8, keys: keys)
+            verified = try issuer.verifier.verify(token.utf8, keys: keys, headers: &headers)
         } catch {
             if error.code == .unknownKeyID, let kid = Self.unverifiedKeyID(token) {
                 issuer.keys.unknownKeyID(kid)

@@ -16,6 +16,9 @@ import Darwin
 /// instead of evicting every entry before its next use; a token used once never displaces one
 /// in use.
 public struct VerifiedTokenCache {
+    /// The last JOSE header this loop parsed, for the verifier (not a cache of verdicts).
+    public var headers = JOSEHeaderMemo()
+
     struct Key: Hashable {
         /// A slice of the request's `Authorization` value, kept alive by the entry.
         let token: Substring

@@ -126,7 +126,7 @@ enum RequestStages {
         // The b64token alphabet is checked only to say why a token failed: one that verifies is
         // three strict base64url parts, which that alphabet holds, and one outside it fails
         // before any signature check.
-        switch authenticator.verify(token, now: now) {
+        switch authenticator.verify(token, now: now, headers: &cache.headers) {
         case .success(let identity):
             cache.insert(token, identity)
             tokenID = identity.tokenID
