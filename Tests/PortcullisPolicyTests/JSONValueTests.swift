@@ -86,6 +86,26 @@ import Testing
         #expect(self.code(#"{"a":1,"A":1}"#) == nil)
     }
 
+    /// Names are told apart by their length and first bytes before any String comparison;
+    /// what decides is still String equality, which holds canonically equivalent names equal
+    /// (KELVIN SIGN is K), so a lookup or a duplicate involving a non-ASCII name is never missed.
+    @Test func namesSharingLengthAndPrefixOrEquivalentAcrossScriptsAreToldApartAsStrings() throws {
+        let object = try #require(
+            try self.parse(#"{"iss":1,"iat":2,"client_id":3,"client_ix":4,"client_i":5,"clientXid":6,"K":7,"é":8}"#).objectValue
+        )
+        #expect(object["iss"] == .number(1) && object["iat"] == .number(2) && object["isz"] == nil)
+        #expect(object["client_id"] == .number(3) && object["client_ix"] == .number(4) && object["client_i"] == .number(5))
+        #expect(object["clientXid"] == .number(6) && object["client_iy"] == nil && object["client_"] == nil)
+        #expect(object["K"] == .number(7), "KELVIN SIGN and K are equal Strings")
+        #expect(object["e\u{301}"] == .number(8), "a decomposed é finds the composed one")
+        #expect(object[""] == nil)
+        #expect(self.code(#"{"K":1,"K":2}"#) == .duplicateKey)
+        #expect(self.code(#"{"K":1,"K":2}"#) == .duplicateKey)
+        #expect(self.code(#"{"client_id":1,"client_ix":2,"client_id":3}"#) == .duplicateKey)
+        #expect(self.code(#"{"":1,"":2}"#) == .duplicateKey)
+        #expect(self.code(#"{"client_id":1,"client_ix":2}"#) == nil)
+    }
+
     @Test func duplicatesAreFoundInLargeObjectsToo() throws {
         let members = (0..<200).map { #""k\#($0)":\#($0)"# }
         let object = try #require(try self.parse("{" + members.joined(separator: ",") + "}").objectValue)

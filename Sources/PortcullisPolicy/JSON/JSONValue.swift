@@ -85,6 +85,45 @@ public struct JSONObject: Sendable, Equatable, RandomAccessCollection, Expressib
     struct Member: Sendable {
         var key: String
         var value: JSONValue
+        /// `KeyPrint` of `key`.
+        var keyPrint: UInt64
+
+        init(key: String, value: JSONValue) {
+            self.key = key
+            self.value = value
+            self.keyPrint = KeyPrint.of(key)
+        }
+    }
+
+    /// A name's length and first seven bytes, when it is ASCII (0 otherwise): two ASCII names
+    /// with different prints are different names, so a lookup or the duplicate check compares
+    /// Strings only where the prints match. Names that are not ASCII always compare as Strings,
+    /// which is what decides equality (canonical equivalence included) in every case.
+    enum KeyPrint {
+        static func of(_ key: String) -> UInt64 {
+            var key = key
+            return key.withUTF8 { Self.of(UnsafeRawBufferPointer($0)) }
+        }
+
+        @inline(__always)
+        static func of(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+            guard bytes.count > 0 else { return 0 }
+            var print = UInt64(Swift.min(bytes.count, 255)) << 56
+            var shift: UInt64 = 0
+            var ascii: UInt8 = 0
+            for byte in bytes.prefix(7) {
+                print |= UInt64(byte) << shift
+                shift += 8
+            }
+            for byte in bytes { ascii |= byte }
+            return ascii < 0x80 ? print : 0
+        }
+
+        /// False only when the names are certainly different.
+        @inline(__always)
+        static func mayMatch(_ a: UInt64, _ b: UInt64) -> Bool {
+            a == b || a == 0 || b == 0
+        }
     }
 
     private var members: [Member]
@@ -108,10 +147,13 @@ public struct JSONObject: Sendable, Equatable, RandomAccessCollection, Expressib
 
     /// The value of the member named `key`.
     public subscript(key: String) -> JSONValue? {
-        for member in self.members where member.key == key {
-            return member.value
+        let print = KeyPrint.of(key)
+        return self.members.withUnsafeBufferPointer { members in
+            for index in members.indices where KeyPrint.mayMatch(members[index].keyPrint, print) && members[index].key == key {
+                return members[index].value
+            }
+            return nil
         }
-        return nil
     }
 
     public var keys: [String] { self.members.map(\.key) }
@@ -285,16 +327,17 @@ private struct JSONParser {
             if names == nil && members.count >= Self.linearDuplicateCheckLimit {
                 names = Set(members.map(\.key))
             }
+            let member = JSONObject.Member(key: key, value: value)
             let duplicate: Bool
             if names != nil {
                 duplicate = !names!.insert(key).inserted
             } else {
-                duplicate = members.contains { $0.key == key }
+                duplicate = members.contains { JSONObject.KeyPrint.mayMatch($0.keyPrint, member.keyPrint) && $0.key == key }
             }
             guard !duplicate else {
                 throw JSONError(.duplicateKey, offset: keyOffset)
             }
-            members.append(JSONObject.Member(key: key, value: value))
+            members.append(member)
             self.skipWhitespace()
             switch try self.peek() {
             case UInt8(ascii: ","):
