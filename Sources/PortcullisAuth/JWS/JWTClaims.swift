@@ -27,13 +27,13 @@ public struct JWTClaims: Sendable {
             throw ClaimsError(.invalidClaims, claim: nil, reason: "payload is not a strict JSON object")
         }
         self.members = members
-        self.issuer = try Self.string(members, "iss")
-        self.subject = try Self.string(members, "sub")
-        self.jwtID = try Self.string(members, "jti")
-        self.expiresAt = try Self.numericDate(members, "exp")
-        self.notBefore = try Self.numericDate(members, "nbf")
-        self.issuedAt = try Self.numericDate(members, "iat")
-        switch members["aud"] {
+        self.issuer = try Self.string(members, Self.iss)
+        self.subject = try Self.string(members, Self.sub)
+        self.jwtID = try Self.string(members, Self.jti)
+        self.expiresAt = try Self.numericDate(members, Self.exp)
+        self.notBefore = try Self.numericDate(members, Self.nbf)
+        self.issuedAt = try Self.numericDate(members, Self.iat)
+        switch members[Self.aud] {
         case nil:
             self.audience = nil
         case .string(let single)?:
@@ -59,32 +59,45 @@ public struct JWTClaims: Sendable {
         self.members[name]?.stringValue
     }
 
+    /// As `string(named:)`, for a name looked up for every token (an issuer's client claim).
+    public func string(named name: JSONObject.Name) -> String? {
+        self.members[name]?.stringValue
+    }
+
+    private static let iss = JSONObject.Name("iss")
+    private static let sub = JSONObject.Name("sub")
+    private static let jti = JSONObject.Name("jti")
+    private static let exp = JSONObject.Name("exp")
+    private static let nbf = JSONObject.Name("nbf")
+    private static let iat = JSONObject.Name("iat")
+    private static let aud = JSONObject.Name("aud")
+
     /// The top-level claim `name`, of any JSON type.
     public subscript(name: String) -> JSONValue? {
         self.members[name]
     }
 
-    private static func string(_ members: JSONObject, _ name: String) throws(ClaimsError) -> String? {
+    private static func string(_ members: JSONObject, _ name: JSONObject.Name) throws(ClaimsError) -> String? {
         switch members[name] {
         case nil: return nil
         case .string(let value)?: return value
-        default: throw ClaimsError(.invalidClaims, claim: name, reason: "claim is not a string")
+        default: throw ClaimsError(.invalidClaims, claim: name.text, reason: "claim is not a string")
         }
     }
 
     private static let numericDateLimit: Double = 9_007_199_254_740_992  // 2^53
 
-    private static func numericDate(_ members: JSONObject, _ name: String) throws(ClaimsError) -> Int64? {
+    private static func numericDate(_ members: JSONObject, _ name: JSONObject.Name) throws(ClaimsError) -> Int64? {
         switch members[name] {
         case nil:
             return nil
         case .number(let value)?:
             guard value.magnitude <= Self.numericDateLimit else {
-                throw ClaimsError(.invalidClaims, claim: name, reason: "NumericDate is out of range")
+                throw ClaimsError(.invalidClaims, claim: name.text, reason: "NumericDate is out of range")
             }
             return Int64(value.rounded(.down))
         default:
-            throw ClaimsError(.invalidClaims, claim: name, reason: "NumericDate is not a number")
+            throw ClaimsError(.invalidClaims, claim: name.text, reason: "NumericDate is not a number")
         }
     }
 }

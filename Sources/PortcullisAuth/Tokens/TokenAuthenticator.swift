@@ -21,6 +21,8 @@ public struct TrustedIssuer: Sendable {
     public let claims: ClaimsPolicy
     /// The claim naming the client (`appid`, `azp`, `client_id`, `sub`).
     public let clientClaim: String
+    /// `clientClaim`, ready for the lookup in every token's claims.
+    let clientClaimName: JSONObject.Name
     public let keys: any IssuerKeyProvider
     /// Portcullis's own issuer: its tokens must carry `jti` and `cv` (``BuiltinIssuer``).
     public let builtin: Bool
@@ -37,6 +39,7 @@ public struct TrustedIssuer: Sendable {
         self.verifier = verifier
         self.claims = claims
         self.clientClaim = clientClaim
+        self.clientClaimName = JSONObject.Name(clientClaim)
         self.keys = keys
         self.builtin = builtin
     }
@@ -177,12 +180,12 @@ public final class TokenAuthenticator: Sendable {
             try issuer.claims.validate(claims, now: now)
         } catch {
             // The signature is good: an expired or early token still says whose it is.
-            let named = claims.string(named: issuer.clientClaim).flatMap { id in
+            let named = claims.string(named: issuer.clientClaimName).flatMap { id in
                 self.clients[id].flatMap { $0.issuer == issuer.name ? id : nil }
             }
             return .failure(AuthFailure(error.code.identifier, Self.describe(error)).naming(named, tokenID: claims.jwtID))
         }
-        guard let clientID = claims.string(named: issuer.clientClaim), !clientID.isEmpty else {
+        guard let clientID = claims.string(named: issuer.clientClaimName), !clientID.isEmpty else {
             return .failure(AuthFailure("missing_claim", "the token has no \(issuer.clientClaim) claim"))
         }
         var tokenID: String?

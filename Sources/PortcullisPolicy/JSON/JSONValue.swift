@@ -89,9 +89,25 @@ public struct JSONObject: Sendable, Equatable, RandomAccessCollection, Expressib
         var keyPrint: UInt64
 
         init(key: String, value: JSONValue) {
+            self.init(key: key, value: value, keyPrint: KeyPrint.of(key))
+        }
+
+        init(key: String, value: JSONValue, keyPrint: UInt64) {
             self.key = key
             self.value = value
-            self.keyPrint = KeyPrint.of(key)
+            self.keyPrint = keyPrint
+        }
+    }
+
+    /// A member name with its print worked out once, for names looked up again and again
+    /// (a JWT's registered claims, an issuer's client claim).
+    public struct Name: Sendable, Hashable {
+        public let text: String
+        let print: UInt64
+
+        public init(_ text: String) {
+            self.text = text
+            self.print = KeyPrint.of(text)
         }
     }
 
@@ -147,9 +163,14 @@ public struct JSONObject: Sendable, Equatable, RandomAccessCollection, Expressib
 
     /// The value of the member named `key`.
     public subscript(key: String) -> JSONValue? {
-        let print = KeyPrint.of(key)
-        return self.members.withUnsafeBufferPointer { members in
-            for index in members.indices where KeyPrint.mayMatch(members[index].keyPrint, print) && members[index].key == key {
+        self[Name(key)]
+    }
+
+    /// The value of the member named `name`.
+    public subscript(name: Name) -> JSONValue? {
+        self.members.withUnsafeBufferPointer { members in
+            for index in members.indices
+            where KeyPrint.mayMatch(members[index].keyPrint, name.print) && members[index].key == name.text {
                 return members[index].value
             }
             return nil
@@ -320,6 +341,10 @@ private struct JSONParser {
             guard try self.peek() == UInt8(ascii: "\"") else { throw self.error(.unexpectedByte) }
             let keyOffset = self.index
             let key = try self.parseString()
+            // Without escapes (a name is its bytes between the quotes) the print is read from
+            // the input; an escape always shortens the text, so the lengths tell.
+            let rawKey = UnsafeRawBufferPointer(rebasing: self.bytes[(keyOffset + 1)..<(self.index - 1)])
+            let keyPrint = rawKey.count == key.utf8.count ? JSONObject.KeyPrint.of(rawKey) : JSONObject.KeyPrint.of(key)
             self.skipWhitespace()
             guard try self.peek() == UInt8(ascii: ":") else { throw self.error(.unexpectedByte) }
             self.index += 1
@@ -327,7 +352,7 @@ private struct JSONParser {
             if names == nil && members.count >= Self.linearDuplicateCheckLimit {
                 names = Set(members.map(\.key))
             }
-            let member = JSONObject.Member(key: key, value: value)
+            let member = JSONObject.Member(key: key, value: value, keyPrint: keyPrint)
             let duplicate: Bool
             if names != nil {
                 duplicate = !names!.insert(key).inserted
