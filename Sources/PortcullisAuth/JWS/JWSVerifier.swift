@@ -42,22 +42,8 @@ public struct JWSVerifier: Sendable {
         _ token: Bytes,
         keys: JWKSet
     ) throws(JWSError) -> VerifiedToken where Bytes.Element == UInt8 {
-        guard token.count <= self.maximumTokenBytes else {
-            throw JWSError(.tokenTooLarge, reason: "token is longer than the limit")
-        }
-        let result = token.withContiguousStorageIfAvailable { buffer in
-            Result { () throws(JWSError) -> VerifiedToken in
-                try self.verify(UnsafeRawBufferPointer(buffer), keys: keys)
-            }
-        }
-        if let result {
-            return try result.get()
-        }
-        let copy = Array(token)
-        let copied = copy.withUnsafeBytes { buffer in
-            Result { () throws(JWSError) -> VerifiedToken in try self.verify(buffer, keys: keys) }
-        }
-        return try copied.get()
+        var headers = JOSEHeaderMemo()
+        return try self.verify(token, keys: keys, headers: &headers)
     }
 
     /// Verifies the compact token in `token`.
@@ -73,6 +59,9 @@ public struct JWSVerifier: Sendable {
         keys: JWKSet,
         headers: inout JOSEHeaderMemo
     ) throws(JWSError) -> VerifiedToken where Bytes.Element == UInt8 {
+        guard token.count <= self.maximumTokenBytes else {
+            throw JWSError(.tokenTooLarge, reason: "token is longer than the limit")
+        }
         let result = token.withContiguousStorageIfAvailable { buffer in
             Result { () throws(JWSError) -> VerifiedToken in
                 try self.verify(UnsafeRawBufferPointer(buffer), keys: keys, headers: &headers)
