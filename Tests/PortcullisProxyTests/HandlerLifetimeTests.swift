@@ -34,6 +34,64 @@ import Testing
         #expect(handler == nil, "the handler outlived its channel")
     }
 
+    /// The upstream connection holds the exchange that leases it strongly: these three hold
+    /// the handler to being freed while the upstream's channel lives on (leased, failed, or
+    /// back in the pool), so a lease is never what keeps a handler alive.
+    @Test func clientHandlerThatLeavesMidExchangeIsFreedWhileItsUpstreamLivesOn() throws {
+        let upstreams = FakeUpstreams()
+        weak var handler: ClientConnectionHandler?
+        try {
+            let harness = try ClientConnectionHandlerTests.Harness.withClient(connector: upstreams)
+            handler = try harness.channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
+            try harness.send(ExchangeLifecycleTests.get("/slow", try harness.token()))
+            #expect(try upstreams.received(0).hasPrefix("GET /slow HTTP/1.1\r\n"))
+            try harness.channel.close().wait()
+            try harness.finish()
+        }()
+        #expect(upstreams.channels.count == 1)
+        #expect(handler == nil, "the leased upstream connection kept the handler alive")
+    }
+
+    @Test func clientHandlerWhoseUpstreamFailedMidExchangeIsFreed() throws {
+        let upstreams = FakeUpstreams()
+        weak var handler: ClientConnectionHandler?
+        try {
+            let harness = try ClientConnectionHandlerTests.Harness.withClient(connector: upstreams)
+            handler = try harness.channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
+            try harness.send(ExchangeLifecycleTests.get("/slow", try harness.token()))
+            _ = try upstreams.received(0)
+            upstreams.close(0)
+            #expect(try harness.response().statusLine == "HTTP/1.1 502 Bad Gateway")
+            try harness.channel.close().wait()
+            try harness.finish()
+        }()
+        #expect(handler == nil, "the failed upstream connection kept the handler alive")
+    }
+
+    @Test func clientHandlerIsFreedWhileItsUpstreamConnectionWaitsInThePool() throws {
+        let upstreams = FakeUpstreams()
+        weak var handler: ClientConnectionHandler?
+        let harness = try ClientConnectionHandlerTests.Harness.withClient(connector: upstreams)
+        try {
+            let channel = EmbeddedChannel(loop: harness.channel.embeddedEventLoop)
+            try channel.connect(to: SocketAddress(ipAddress: "203.0.113.10", port: 40_001)).wait()
+            try GatewayServer.addClientHandlers(to: channel.pipeline.syncOperations, loop: harness.loop, peer: channel.remoteAddress, maxHeadBytes: 8192)
+            handler = try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
+            try channel.writeInbound(ByteBuffer(string: ExchangeLifecycleTests.get("/fast", try harness.token())))
+            _ = try upstreams.received(0)
+            try upstreams.answer(0, ExchangeLifecycleTests.ok)
+            channel.embeddedEventLoop.run()
+            var written = ByteBuffer()
+            while let buffer = try channel.readOutbound(as: ByteBuffer.self) { written.writeImmutableBuffer(buffer) }
+            #expect(String(buffer: written).hasPrefix("HTTP/1.1 200 OK\r\n"))
+            try channel.close().wait()
+            _ = try channel.finish(acceptAlreadyClosed: true)
+        }()
+        #expect(harness.loop.pool.idleConnections == 1, "the upstream connection went back to the pool")
+        #expect(handler == nil, "the pooled upstream connection kept the handler alive")
+        try harness.finish()
+    }
+
     /// What one idle keep-alive connection costs the gateway beyond NIO's channel: its handler,
     /// which holds the connection's state machine and request path inline. Things every
     /// connection of a loop shares (the allocator, the loop, the settings) are not copied in.

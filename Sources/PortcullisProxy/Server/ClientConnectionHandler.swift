@@ -127,9 +127,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     /// The context holds this handler and this handler holds the context: letting go of it
-    /// here is what frees both once the channel has closed.
+    /// here is what frees both once the channel has closed. An upstream connection still
+    /// leased (the machine releases it on every close; this is the backstop) holds this
+    /// handler too: it is closed, which lets go of it.
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        if let connection = self.upstreamConnection.take() { connection.close() }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -22,8 +22,11 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     private unowned let pool: UpstreamPool
     private var context: ChannelHandlerContext!
-    /// The exchange using the connection; nil while idle in the pool.
-    private weak var exchange: UpstreamExchange?
+    /// The exchange using the connection; nil while idle in the pool. Held strongly: the
+    /// exchange lets go of it (`detach`, `close`) when it ends, and both let go when either
+    /// channel goes away. A weak reference would give the exchange's handler a side table, and
+    /// every retain and release of it would take the runtime's slow path.
+    private var exchange: UpstreamExchange?
     private var parser = UpstreamResponseParser()
     /// False once the connection saw an error, a partial exchange, an EOF-framed body or
     /// `Connection: close`: it is closed instead of pooled.
@@ -52,6 +55,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
     /// here is what frees both once the channel has closed.
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        self.exchange = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {

@@ -19,6 +19,8 @@ final class UpstreamPool {
     private var sweeper: RepeatedTask?
     /// Connections open now, idle or leased (for the metrics).
     private(set) var openConnections = 0
+    /// Connections waiting in the pool for an exchange.
+    var idleConnections: Int { self.idle.count }
 
     init(eventLoop: EventLoop, target: UpstreamTarget, connector: any UpstreamConnector = SocketConnector()) {
         self.eventLoop = eventLoop
