@@ -181,21 +181,26 @@ public final class AccessLogWriter: AccessLogStats, @unchecked Sendable {
         }
         var count = 0
         var recentEntries: [RecentRequests.Entry] = []
+        let perClient = files.writesPerClientFiles
         for batch in batches.reversed() {
-            for record in batch.records {
-                encoder.withLine(record) { line in
-                    files.appendMain(line)
-                    if let client = record.clientID { files.appendClient(client, line) }
-                    if self.recent != nil {
-                        recentEntries.append(
-                            RecentRequests.Entry(
-                                clientID: record.clientID ?? RecentRequests.anonymous,
-                                millis: record.startMillis,
-                                statusClass: record.statusClass,
-                                tokenID: record.tokenID,
-                                line: String(decoding: UnsafeRawBufferPointer(rebasing: line.dropLast()), as: UTF8.self)
+            // Borrowed in place: a line's strings are not retained for a copy and released.
+            batch.records.withUnsafeBufferPointer { records in
+                for index in records.indices {
+                    encoder.withLine(records[index]) { line in
+                        files.appendMain(line)
+                        if perClient, let client = records[index].clientID { files.appendClient(client, line) }
+                        if self.recent != nil {
+                            let record = records[index]
+                            recentEntries.append(
+                                RecentRequests.Entry(
+                                    clientID: record.clientID ?? RecentRequests.anonymous,
+                                    millis: record.startMillis,
+                                    statusClass: record.statusClass,
+                                    tokenID: record.tokenID,
+                                    line: String(decoding: UnsafeRawBufferPointer(rebasing: line.dropLast()), as: UTF8.self)
+                                )
                             )
-                        )
+                        }
                     }
                 }
             }
@@ -267,6 +272,9 @@ struct FileSet {
         self.main!.buffer.append(contentsOf: line)
         self.main!.lines += 1
     }
+
+    /// Lines go to a file per client as well.
+    var writesPerClientFiles: Bool { self.clientDirectory != nil }
 
     mutating func appendClient(_ clientID: String, _ line: UnsafeRawBufferPointer) {
         guard let directory = self.clientDirectory else { return }

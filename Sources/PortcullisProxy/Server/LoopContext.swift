@@ -256,9 +256,12 @@ final class LoopContext {
     /// Gives the waiting lines to the writer (also at graceful stop).
     func handOverLines() {
         guard let log = self.accessLog, !self.pendingLines.isEmpty else { return }
+        let count = self.pendingLines.count
         log.submit(self.pendingLines)
+        // The next batch is about as long as this one: its memory is taken once, not grown
+        // into by doubling (each doubling a copy of every line so far).
         self.pendingLines = []
-        self.pendingLines.reserveCapacity(64)
+        self.pendingLines.reserveCapacity(min(Self.logBatchLimit, max(64, count + count / 4)))
     }
 
     /// Closes every client connection now (after the drain timeout).
