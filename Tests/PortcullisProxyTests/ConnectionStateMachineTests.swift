@@ -27,6 +27,7 @@ import Testing
         var machine = ConnectionStateMachine(config: config, parser: RequestParser(maxHeadBytes: 8192), peerText: "192.0.2.7")
         var ids = RequestIDGenerator(seed: 7)
         var logPool = ExchangeLogPool()
+        let fieldsPool = RequestFieldsPool()
         var now = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
         var logs: [ExchangeRecord] = []
         /// Bytes written to the client.
@@ -73,7 +74,8 @@ import Testing
             while true {
                 var parsed = ConnectionStateMachine.Parsed.none
                 var (ids, logPool) = (self.ids, self.logPool)
-                lines += self.on { machine, actions, now in parsed = machine.nextParsed(ids: &ids, logs: &logPool, now: now, into: &actions) }
+                let fields = self.fieldsPool
+                lines += self.on { machine, actions, now in parsed = machine.nextParsed(ids: &ids, logs: &logPool, fields: fields, now: now, into: &actions) }
                 (self.ids, self.logPool) = (ids, logPool)
                 guard case .head(let head) = parsed else { break }
                 self.heads.append("\(head.method.rawValue) \(head.uri)")

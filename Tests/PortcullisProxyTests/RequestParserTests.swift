@@ -273,3 +273,11 @@ extension RequestParserTests {
         #expect(try Self.parse(input).events.isEmpty)
     }
 }
+
+extension RequestParser {
+    /// The next event, the head's field memory from a pool of its own (a gateway passes its
+    /// loop's, `LoopContext.fieldsPool`).
+    mutating func next(_ buffer: inout ByteBuffer) throws(RequestParseError) -> Event? {
+        try self.next(&buffer, fields: RequestFieldsPool())
+    }
+}

@@ -103,8 +103,8 @@ struct RequestFields {
     }
 }
 
-/// The field memory of the request heads being read on one thread (an event loop), shared by
-/// its connections: a head takes storage when its request line comes and the parser gives it
+/// The field memory of the request heads being read on one event loop (`LoopContext`), shared
+/// by its connections: a head takes storage when its request line comes and the parser gives it
 /// back when the request has ended, so an idle keep-alive connection holds none (it held
 /// about 1.3 KiB per connection, `Benchmarks/idle-memory`), and a busy one still allocates
 /// nothing per request.
@@ -129,14 +129,7 @@ final class RequestFieldsPool {
     }
 
     var count: Int { self.free.count }
-
-    private static let perThread = ThreadSpecificVariable<RequestFieldsPool>()
-
-    /// This thread's pool: connections of one event loop share it, and nothing else touches it.
-    static var current: RequestFieldsPool {
-        if let pool = Self.perThread.currentValue { return pool }
-        let pool = RequestFieldsPool()
-        Self.perThread.currentValue = pool
-        return pool
-    }
 }
+
+@available(*, unavailable)
+extension RequestFieldsPool: Sendable {}

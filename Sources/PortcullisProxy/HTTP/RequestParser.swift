@@ -230,11 +230,13 @@ struct RequestParser {
         return false
     }
 
-    /// The next event from `buffer`, or nil when more bytes are needed.
-    mutating func next(_ buffer: inout ByteBuffer) throws(RequestParseError) -> Event? {
+    /// The next event from `buffer`, or nil when more bytes are needed. A head takes the memory
+    /// of its fields from `fields` (the loop's, shared by its connections) and gives it back
+    /// there when its request has ended.
+    mutating func next(_ buffer: inout ByteBuffer, fields pool: RequestFieldsPool) throws(RequestParseError) -> Event? {
         switch self.state {
         case .head:
-            guard let head = try self.readHead(&buffer) else { return nil }
+            guard let head = try self.readHead(&buffer, pool) else { return nil }
             if head.chunked {
                 self.state = .chunked
                 self.chunked = ChunkedBodyDecoder(lenient: false, maxTrailerBytes: self.maxHeadBytes)
@@ -246,7 +248,7 @@ struct RequestParser {
         case .fixed(let remaining):
             if remaining == 0 {
                 self.state = .head
-                self.messageEnded()
+                self.messageEnded(pool)
                 return .end
             }
             let count = min(remaining, buffer.readableBytes)
@@ -265,28 +267,28 @@ struct RequestParser {
             case .data(let bytes): return .body(bytes)
             case .end:
                 self.state = .head
-                self.messageEnded()
+                self.messageEnded(pool)
                 return .end
             case nil: return nil
             }
         }
     }
 
-    /// The request has been read whole: the memory of its fields goes back to the thread's
-    /// pool (`RequestFieldsPool`), so a connection between requests holds none.
-    private mutating func messageEnded() {
-        if let fields = self.lastFields.take() { RequestFieldsPool.current.give(fields) }
+    /// The request has been read whole: the memory of its fields goes back to the pool
+    /// (`RequestFieldsPool`), so a connection between requests holds none.
+    private mutating func messageEnded(_ pool: RequestFieldsPool) {
+        if let fields = self.lastFields.take() { pool.give(fields) }
     }
 
     // MARK: - Head
 
-    private mutating func readHead(_ buffer: inout ByteBuffer) throws(RequestParseError) -> ParsedRequestHead? {
+    private mutating func readHead(_ buffer: inout ByteBuffer, _ pool: RequestFieldsPool) throws(RequestParseError) -> ParsedRequestHead? {
         guard var partial = self.partialLine else {
-            return try self.readLines(&buffer, scanFrom: 0, ownStorage: false)
+            return try self.readLines(&buffer, scanFrom: 0, ownStorage: false, pool)
         }
         self.partialLine = nil
         partial.writeBuffer(&buffer)
-        let head = try self.readLines(&partial, scanFrom: self.partialScanned, ownStorage: true)
+        let head = try self.readLines(&partial, scanFrom: self.partialScanned, ownStorage: true, pool)
         buffer = partial  // what follows the head, if it ended
         return head
     }
@@ -297,7 +299,8 @@ struct RequestParser {
     private mutating func readLines(
         _ buffer: inout ByteBuffer,
         scanFrom: Int,
-        ownStorage: Bool
+        ownStorage: Bool,
+        _ pool: RequestFieldsPool
     ) throws(RequestParseError) -> ParsedRequestHead? {
         let limit = self.maxHeadBytes
         var builder = self.splitHead.take()?.builder ?? HeadBuilder(readsAcceptEncoding: self.readsAcceptEncoding, maxFields: self.maxFields)
@@ -316,7 +319,7 @@ struct RequestParser {
                 do throws(HTTPFramingError) {
                     builder.bytes += index - lineStart
                     guard builder.bytes <= limit else { return .failure(HTTPFramingError(.headTooLarge, reason: "")) }
-                    if try builder.line(line) { return .success((index, index, true)) }
+                    if try builder.line(line, pool: pool) { return .success((index, index, true)) }
                 } catch {
                     return .failure(error)
                 }
@@ -430,7 +433,7 @@ private struct HeadBuilder {
     /// The head was refused for having more than `maxFields` fields (431, not 400).
     private(set) var hasTooManyFields = false
 
-    /// `fields` takes its memory from the thread's `RequestFieldsPool` when the request line
+    /// `fields` takes its memory from the parser's `RequestFieldsPool` when the request line
     /// comes; until then the builder holds none.
     init(readsAcceptEncoding: Bool, maxFields: Int) {
         self.fields = RequestFields()
@@ -442,13 +445,13 @@ private struct HeadBuilder {
     var fieldStorage: RequestFields { self.fields }
 
     /// One line, without its CRLF. True when it is the empty line that ends the head.
-    mutating func line(_ p: UnsafeRawBufferPointer) throws(HTTPFramingError) -> Bool {
+    mutating func line(_ p: UnsafeRawBufferPointer, pool: RequestFieldsPool) throws(HTTPFramingError) -> Bool {
         if !self.hasRequestLine {
             // RFC 9112 2.2: empty lines before a request line are ignored.
             if p.isEmpty { return false }
             try self.requestLine(p)
             self.hasRequestLine = true
-            self.fields = RequestFieldsPool.current.take()
+            self.fields = pool.take()
             return false
         }
         if p.isEmpty { return true }

@@ -172,7 +172,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.parsing = true
         parsing: while true {
             let now = self.now
-            let parsed = self.handle { $0.nextParsed(ids: &self.loop.requestIDs, logs: &self.loop.exchangeLogs, now: now, into: &$1) }
+            let parsed = self.handle { $0.nextParsed(ids: &self.loop.requestIDs, logs: &self.loop.exchangeLogs, fields: self.loop.fieldsPool, now: now, into: &$1) }
             let nanos = now.uptimeNanoseconds
             switch parsed {
             case .none:

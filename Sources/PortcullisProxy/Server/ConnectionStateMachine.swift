@@ -212,11 +212,17 @@ struct ConnectionStateMachine {
 
     /// Parses up to the next thing that needs a decision; a pipelined request stays unparsed
     /// until the exchange before it has ended.
-    mutating func nextParsed(ids: inout RequestIDGenerator, logs: inout ExchangeLogPool, now: NIODeadline, into actions: inout [Action]) -> Parsed {
+    mutating func nextParsed(
+        ids: inout RequestIDGenerator,
+        logs: inout ExchangeLogPool,
+        fields: RequestFieldsPool,
+        now: NIODeadline,
+        into actions: inout [Action]
+    ) -> Parsed {
         while !self.isClosing && self.exchange.request != .complete && self.inbound != nil {
             let event: RequestParser.Event?
             do throws(RequestParseError) {
-                event = try self.parser.next(&self.inbound!)
+                event = try self.parser.next(&self.inbound!, fields: fields)
             } catch {
                 self.parseFailed(error, ids: &ids, now: now, into: &actions)
                 return .none

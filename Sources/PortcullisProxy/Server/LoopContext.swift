@@ -19,6 +19,8 @@ final class LoopContext {
     var requestIDs = RequestIDGenerator()
     /// Access-log lines of exchanges in flight, reused.
     var exchangeLogs = ExchangeLogPool()
+    /// The header fields' memory of the heads being read on this loop.
+    let fieldsPool = RequestFieldsPool()
     /// Tokens verified on this loop under the current settings.
     var tokenCache: VerifiedTokenCache
     /// The tenant directory last fetched from the upstream (`tenant_directory: {upstream:}`),
