@@ -149,24 +149,44 @@ enum HTTPSyntax {
         byte == 0x09 || (byte >= 0x20 && byte != 0x7F)
     }
 
-    /// Every byte of `p[start..<end]` is a field byte. Eight bytes at a time: a word with no
-    /// byte below 0x20 and none equal to 0x7F needs no closer look (header values are mostly
-    /// long tokens).
+    /// Every byte of `p[start..<end]` is a field byte. Words of eight bytes, four to a step,
+    /// their flags gathered and tested once at the end: a value with no CTL and no DEL (header
+    /// values are mostly long tokens) gets no closer look; one with a flag (an HTAB, or a byte
+    /// refused) is checked byte by byte.
     @inline(__always)
     static func allFieldBytes(_ p: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
+        guard end - start >= 8 else { return Self.allFieldBytesOneByOne(p, from: start, to: end) }
+        var flags: UInt64 = 0
         var index = start
+        while index + 32 <= end {
+            flags |= Self.controlFlags(p.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                | Self.controlFlags(p.loadUnaligned(fromByteOffset: index + 8, as: UInt64.self))
+                | Self.controlFlags(p.loadUnaligned(fromByteOffset: index + 16, as: UInt64.self))
+                | Self.controlFlags(p.loadUnaligned(fromByteOffset: index + 24, as: UInt64.self))
+            index += 32
+        }
         while index + 8 <= end {
-            let word = p.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-            let below20 = (word &- ones &* 0x20) & ~word & highs
-            let del = word ^ (ones &* 0x7F)
-            let isDEL = (del &- ones) & ~del & highs
-            if below20 | isDEL != 0 {
-                for offset in index..<index + 8 where !Self.isFieldByte(p[offset]) { return false }
-            }
+            flags |= Self.controlFlags(p.loadUnaligned(fromByteOffset: index, as: UInt64.self))
             index += 8
         }
+        // The last bytes: the value's last word, overlapping what was read.
+        flags |= Self.controlFlags(p.loadUnaligned(fromByteOffset: end - 8, as: UInt64.self))
+        return flags == 0 || Self.allFieldBytesOneByOne(p, from: start, to: end)
+    }
+
+    /// The high bit of each byte of `word` that is a CTL (below 0x20) or DEL, exactly: on
+    /// its low seven bits, +0x60 stays below 0x80 only under 0x20, +0x01 reaches 0x80 only at
+    /// 0x7F, and neither carries out of its byte.
+    @inline(__always)
+    private static func controlFlags(_ word: UInt64) -> UInt64 {
+        let low = word & 0x7F7F_7F7F_7F7F_7F7F
+        let belowSpace = ~(low &+ 0x6060_6060_6060_6060)
+        let isDEL = low &+ 0x0101_0101_0101_0101
+        return (belowSpace | isDEL) & ~word & 0x8080_8080_8080_8080
+    }
+
+    private static func allFieldBytesOneByOne(_ p: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Bool {
+        var index = start
         while index < end {
             if !Self.isFieldByte(p[index]) { return false }
             index += 1
