@@ -191,6 +191,26 @@ import Testing
         #expect(!outcome.ended)
     }
 
+    /// The end of the head is found from LF to LF: a bare LF anywhere, and the blank line,
+    /// are seen whatever the reads' boundaries.
+    @Test(arguments: [1, 2, 3, 5, 64])
+    func endOfHeadAndBareLFsWhateverTheSplit(step: Int) {
+        let good = Self.parse("HTTP/1.1 204 No Content\r\nX-A: 1\r\nX-B: 22\r\n\r\n", step: step)
+        #expect(good.error == nil)
+        #expect(good.heads.map(\.status) == [204])
+        #expect(good.ended)
+        for text in [
+            "HTTP/1.1 204 No Content\nX-A: 1\r\n\r\n",
+            "HTTP/1.1 204 No Content\r\nX-A: 1\n\r\n",
+            "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\n",
+            "\nHTTP/1.1 204 No Content\r\n\r\n",
+        ] {
+            let outcome = Self.parse(text, step: step)
+            #expect(outcome.error != nil, "accepted in pieces of \(step): \(text.debugDescription)")
+            #expect(outcome.heads.isEmpty)
+        }
+    }
+
     @Test(arguments: [
         "0x5\r\nhello\r\n0\r\n\r\n",
         "-5\r\nhello\r\n0\r\n\r\n",

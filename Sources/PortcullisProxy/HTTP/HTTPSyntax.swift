@@ -213,12 +213,12 @@ enum HTTPSyntax {
     /// once rather than waited past (a head that never has CRLF CRLF would wait for a timeout).
     static func endOfHead(_ buffer: ByteBuffer, from: Int) throws(HTTPFramingError) -> Int? {
         let found = buffer.withUnsafeReadableBytes { bytes -> Int? in
+            // From LF to LF (memchr): a head's lines are checked for their CR and the blank line.
             var index = from
-            while index < bytes.count {
-                if bytes[index] == 0x0A {
-                    if index == 0 || bytes[index - 1] != 0x0D { return -1 }
-                    if index >= 3 && bytes[index - 2] == 0x0A && bytes[index - 3] == 0x0D { return index + 1 }
-                }
+            while index < bytes.count, let lf = memchr(bytes.baseAddress! + index, 0x0A, bytes.count - index) {
+                index = UnsafeRawPointer(lf) - bytes.baseAddress!
+                if index == 0 || bytes[index - 1] != 0x0D { return -1 }
+                if index >= 3 && bytes[index - 2] == 0x0A && bytes[index - 3] == 0x0D { return index + 1 }
                 index += 1
             }
             return nil
