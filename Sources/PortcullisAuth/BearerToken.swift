@@ -16,19 +16,22 @@ public enum BearerToken {
     /// checked. Nil when nothing follows the spaces.
     public static func candidate(from authorization: String) -> Substring? {
         let utf8 = authorization.utf8
-        guard utf8.count > 7 else { return nil }
-        var index = utf8.startIndex
-        for expected in "bearer".utf8 {
-            guard utf8[index] | 0x20 == expected else { return nil }
-            index = utf8.index(after: index)
-        }
-        guard utf8[index] == UInt8(ascii: " ") else { return nil }
-        // RFC 6750 2.1: `"Bearer" 1*SP b64token`.
-        repeat {
-            index = utf8.index(after: index)
-        } while index < utf8.endIndex && utf8[index] == UInt8(ascii: " ")
-        guard index < utf8.endIndex else { return nil }
-        return authorization[index...]
+        let offset = utf8.withContiguousStorageIfAvailable { Self.tokenOffset($0) } ?? Array(utf8).withUnsafeBufferPointer { Self.tokenOffset($0) }
+        guard let offset else { return nil }
+        return authorization[utf8.index(utf8.startIndex, offsetBy: offset)...]
+    }
+
+    /// Where the token starts: after `bearer` (any case) and `1*SP` (RFC 6750 2.1); nil when
+    /// the scheme differs or nothing follows the spaces.
+    private static func tokenOffset(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard bytes.count > 7,
+            bytes[0] | 0x20 == UInt8(ascii: "b"), bytes[1] | 0x20 == UInt8(ascii: "e"), bytes[2] | 0x20 == UInt8(ascii: "a"),
+            bytes[3] | 0x20 == UInt8(ascii: "r"), bytes[4] | 0x20 == UInt8(ascii: "e"), bytes[5] | 0x20 == UInt8(ascii: "r"),
+            bytes[6] == UInt8(ascii: " ")
+        else { return nil }
+        var index = 7
+        while index < bytes.count && bytes[index] == UInt8(ascii: " ") { index += 1 }
+        return index < bytes.count ? index : nil
     }
 
     /// `token` is a `b64token`: the alphabet, then only `=` padding, not empty, no `=` first.

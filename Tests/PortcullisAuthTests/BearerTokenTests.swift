@@ -31,4 +31,14 @@ import Testing
     func anythingElseIsNoToken(header: String) {
         #expect(BearerToken.extract(from: header) == nil)
     }
+
+    /// The candidate a cache is searched with: the scheme in any case and its spaces, nothing
+    /// more checked.
+    @Test func theCandidateIsWhatFollowsTheSchemeAndItsSpaces() {
+        #expect(BearerToken.candidate(from: "bEaReR x") == "x")
+        #expect(BearerToken.candidate(from: "Bearer a,b c") == "a,b c")
+        for header in ["", "Bearer", "Bearer ", "Bearer   ", "Bearerabc", "Bearer\tabc", "Basic dXNlcjpwYXNz", "Token abc", "B\u{E9}arer abc", " Bearer abc"] {
+            #expect(BearerToken.candidate(from: header) == nil, "\(header.debugDescription)")
+        }
+    }
 }
