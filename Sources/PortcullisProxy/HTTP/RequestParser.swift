@@ -433,7 +433,7 @@ private struct HeadBuilder {
     /// The head was refused for having more than `maxFields` fields (431, not 400).
     private(set) var hasTooManyFields = false
 
-    /// `fields` takes its memory from the parser's `RequestFieldsPool` when the request line
+    /// `fields` takes its memory from the loop's `RequestFieldsPool` when the request line
     /// comes; until then the builder holds none.
     init(readsAcceptEncoding: Bool, maxFields: Int) {
         self.fields = RequestFields()
